@@ -1,0 +1,37 @@
+import fs from 'node:fs';
+import type { Writable } from 'node:stream';
+import type { Config } from './config.ts';
+import { createIdentity, type Identity } from './identity/identity.module.ts';
+import { authPlugin } from './platform/auth/auth.plugin.ts';
+import type { Keyring } from './platform/crypto/keyring.ts';
+import type { Database } from './platform/db/database.ts';
+import { idempotencyPlugin } from './platform/http/idempotency.ts';
+import { createServer } from './platform/http/server.ts';
+
+export const version: string = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
+
+export type AppDeps = { config: Config; database: Database; keyring: Keyring; logStream?: Writable };
+
+export type Modules = { identity: Identity };
+
+export function createModules(deps: AppDeps): Modules {
+  return { identity: createIdentity({ db: deps.database.db, keyring: deps.keyring, config: deps.config, version }) };
+}
+
+/** The HTTP server with every module mounted under its prefix. */
+export async function buildApp(deps: AppDeps, modules: Modules = createModules(deps)) {
+  const { config, database, keyring } = deps;
+  const app = await createServer({
+    logLevel: config.logLevel,
+    logStream: deps.logStream,
+    bodyLimitBytes: config.bodyLimitBytes,
+    publicUrl: config.publicUrl,
+    version,
+  });
+  await app.register(authPlugin, modules.identity.authenticators);
+  await app.register(idempotencyPlugin, { db: database.db, keyring });
+  await app.register(modules.identity.routes, { prefix: '/identity' });
+  if (modules.identity.demoRoutes) await app.register(modules.identity.demoRoutes, { prefix: '/demo-idp' });
+  return app;
+}

@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyError, FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Db } from '../../platform/db/database.ts';
+import { postgresRateLimitStore } from '../../platform/http/rate-limit-store.ts';
+import { classifyError } from '../../platform/http/server.ts';
+import { exchangeBody, jwksResponse, oauthError, refreshBody, tokenResponse } from './auth.schemas.ts';
+import { OAuthError, type AuthService } from './auth.service.ts';
+
+const oauthErrors = { 400: oauthError, 401: oauthError, 429: oauthError };
+
+/** Token routes answer in OAuth2 style (`{ error, error_description }`), not the envelope. */
+export async function authRoutes(app: FastifyInstance, options: { auth: AuthService; db: Db; exchangeRateLimitPerMinute: number }) {
+  const { auth } = options;
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+
+  await app.register(rateLimit, {
+    global: false,
+    store: postgresRateLimitStore(options.db, 'auth'),
+    errorResponseBuilder: (_request, context) =>
+      new OAuthError(429, 'rate_limited', `Too many requests; retry in ${Math.ceil(context.ttl / 1000)} s`),
+  });
+
+  app.setErrorHandler((error: FastifyError | OAuthError, request, reply) => {
+    if (error instanceof OAuthError) {
+      return reply.code(error.statusCode).send({ error: error.error, error_description: error.description });
+    }
+    const { status, message } = classifyError(error);
+    if (status >= 500) {
+      request.log.error({ err: error }, 'token request failed');
+      return reply.code(500).send({ error: 'server_error', error_description: 'Internal server error' });
+    }
+    return reply.code(status === 413 || status === 415 ? status : 400).send({ error: 'invalid_request', error_description: message });
+  });
+
+  routes.post(
+    '/auth/exchange',
+    {
+      config: {
+        idempotent: false,
+        rateLimit: {
+          max: options.exchangeRateLimitPerMinute,
+          timeWindow: 60_000,
+          keyGenerator: (request) => {
+            const key = request.headers['x-api-key'];
+            return typeof key === 'string' ? `key:${createHash('sha256').update(key).digest('hex')}` : `ip:${request.ip}`;
+          },
+        },
+      },
+      schema: {
+        tags: ['identity'],
+        summary: 'Exchange an IdP ID token for Tranche access and refresh tokens',
+        security: [{ apiKey: [] }],
+        body: exchangeBody,
+        response: { 200: tokenResponse, ...oauthErrors },
+      },
+    },
+    async (request) => {
+      const apiKey = request.headers['x-api-key'];
+      return auth.exchange(typeof apiKey === 'string' ? apiKey : undefined, request.body.token);
+    },
+  );
+
+  routes.post(
+    '/auth/refresh',
+    {
+      config: {
+        idempotent: false,
+        rateLimit: { max: options.exchangeRateLimitPerMinute, timeWindow: 60_000, keyGenerator: (request) => `refresh:${request.ip}` },
+      },
+      schema: {
+        tags: ['identity'],
+        summary: 'Rotate a refresh token for a new access token',
+        body: refreshBody,
+        response: { 200: tokenResponse, ...oauthErrors },
+      },
+    },
+    async (request) => auth.refresh(request.body.refreshToken),
+  );
+
+  routes.get(
+    '/.well-known/jwks.json',
+    { schema: { tags: ['identity'], summary: 'Public keys that sign Tranche access tokens', response: { 200: jwksResponse } } },
+    async (_request, reply) => {
+      reply.header('cache-control', 'public, max-age=300');
+      return auth.jwks();
+    },
+  );
+}

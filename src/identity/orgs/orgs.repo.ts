@@ -1,0 +1,44 @@
+import { and, eq, isNull } from 'drizzle-orm';
+import type { Executor } from '../../platform/db/database.ts';
+import { apiKeys, orgs } from '../identity.tables.ts';
+
+export type OrgRow = typeof orgs.$inferSelect;
+export type NewOrg = typeof orgs.$inferInsert;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
+
+export function orgsRepo(db: Executor) {
+  return {
+    async insert(org: NewOrg, tx: Executor = db): Promise<OrgRow> {
+      const [row] = await tx.insert(orgs).values(org).returning();
+      return row!;
+    },
+    async findById(id: string, tx: Executor = db): Promise<OrgRow | undefined> {
+      const [row] = await tx.select().from(orgs).where(eq(orgs.id, id));
+      return row;
+    },
+    async count(tx: Executor = db): Promise<number> {
+      return tx.$count(orgs);
+    },
+    async insertApiKey(key: typeof apiKeys.$inferInsert, tx: Executor = db): Promise<ApiKeyRow> {
+      const [row] = await tx.insert(apiKeys).values(key).returning();
+      return row!;
+    },
+    async findActiveApiKeyByDigest(digest: string, tx: Executor = db): Promise<ApiKeyRow | undefined> {
+      const [row] = await tx
+        .select()
+        .from(apiKeys)
+        .where(and(eq(apiKeys.digest, digest), isNull(apiKeys.revokedAt)));
+      return row;
+    },
+    async revokeApiKey(id: string, tx: Executor = db): Promise<ApiKeyRow | undefined> {
+      const [row] = await tx
+        .update(apiKeys)
+        .set({ revokedAt: new Date() })
+        .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+        .returning();
+      return row;
+    },
+  };
+}
+
+export type OrgsRepo = ReturnType<typeof orgsRepo>;

@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import type { ApiKeyPrincipal } from '../../platform/auth/principal.ts';
+import { keyedHash } from '../../platform/crypto/envelope.ts';
+import type { Keyring } from '../../platform/crypto/keyring.ts';
+import { randomBase62 } from '../../platform/crypto/random.ts';
+import { AppError } from '../../platform/http/errors.ts';
+import type { OrgRow, OrgsRepo } from './orgs.repo.ts';
+
+const API_KEY_PATTERN = /^rialto_ak_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_([0-9A-Za-z]{32})$/;
+
+export const orgInputSchema = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    idpIssuer: z.url().optional(),
+    idpJwksUrl: z.url().optional(),
+    idpAudience: z.string().min(1).max(500),
+    adminEmails: z.array(z.email()).default([]),
+  })
+  .refine((org) => org.idpIssuer !== undefined || org.idpJwksUrl !== undefined, {
+    message: 'register the identity provider by issuer URL or JWKS URL',
+    path: ['idpIssuer'],
+  });
+export type OrgInput = z.input<typeof orgInputSchema>;
+
+export type CreatedApiKey = { id: string; orgId: string; key: string; hint: string };
+
+export function orgsService(deps: { repo: OrgsRepo; keyring: Keyring; allowInsecureHttp: boolean }) {
+  const { repo, keyring } = deps;
+
+  function assertUrlScheme(url: string | undefined, field: string) {
+    if (url === undefined) return;
+    const protocol = new URL(url).protocol;
+    if (protocol === 'https:' || (protocol === 'http:' && deps.allowInsecureHttp)) return;
+    throw new AppError('VALIDATION_ERROR', `${field} must be an https:// URL`, [{ field, message: 'must be an https:// URL' }]);
+  }
+
+  return {
+    async createOrg(input: OrgInput): Promise<OrgRow> {
+      const parsed = orgInputSchema.safeParse(input);
+      if (!parsed.success) {
+        const details = parsed.error.issues.map((issue) => ({ field: issue.path.join('.'), message: issue.message }));
+        throw new AppError('VALIDATION_ERROR', details.map((d) => `${d.field}: ${d.message}`).join('; '), details);
+      }
+      const org = parsed.data;
+      assertUrlScheme(org.idpIssuer, 'idpIssuer');
+      assertUrlScheme(org.idpJwksUrl, 'idpJwksUrl');
+      return repo.insert({
+        name: org.name,
+        idpIssuer: org.idpIssuer?.replace(/\/$/, '') ?? null,
+        idpJwksUrl: org.idpJwksUrl ?? null,
+        idpAudience: org.idpAudience,
+        adminEmails: org.adminEmails.map((email) => email.toLowerCase()),
+      });
+    },
+
+    getOrg: (id: string) => repo.findById(id),
+    countOrgs: () => repo.count(),
+
+    /** The key is returned once; only its keyed digest is stored. */
+    async createApiKey(orgId: string, label?: string): Promise<CreatedApiKey> {
+      if (!(await repo.findById(orgId))) throw new AppError('NOT_FOUND', `org ${orgId} not found`);
+      const key = `rialto_ak_${orgId}_${randomBase62(32)}`;
+      const hint = `rialto_ak_${orgId}_…${key.slice(-4)}`;
+      const row = await repo.insertApiKey({ orgId, digest: keyedHash(keyring, 'api-key', key), hint, label: label ?? null });
+      return { id: row.id, orgId, key, hint };
+    },
+
+    async revokeApiKey(apiKeyId: string): Promise<void> {
+      if (!(await repo.revokeApiKey(apiKeyId))) throw new AppError('NOT_FOUND', `active API key ${apiKeyId} not found`);
+    },
+
+    async authenticateApiKey(key: string): Promise<ApiKeyPrincipal | null> {
+      const match = API_KEY_PATTERN.exec(key);
+      if (!match) return null;
+      const row = await repo.findActiveApiKeyByDigest(keyedHash(keyring, 'api-key', key));
+      if (!row || row.orgId !== match[1]) return null;
+      return { kind: 'api_key', orgId: row.orgId, apiKeyId: row.id };
+    },
+  };
+}
+
+export type OrgsService = ReturnType<typeof orgsService>;

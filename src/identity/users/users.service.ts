@@ -1,0 +1,69 @@
+import type { Principal } from '../../platform/auth/principal.ts';
+import { AppError, notFound } from '../../platform/http/errors.ts';
+import type { UserRow, UsersRepo } from './users.repo.ts';
+
+export type User = Omit<UserRow, 'externalSubject'>;
+export type UserChanges = { onboardingCompleted?: boolean; role?: UserRow['role'] };
+
+function present(row: UserRow): User {
+  const { externalSubject: _subject, ...user } = row;
+  return user;
+}
+
+/**
+ * A principal sees a user when it is that user, an org_admin of the user's org, or the org's API
+ * key. Anyone else, and every other org, gets 404: existence is not disclosed.
+ */
+function canAccess(principal: Principal, user: UserRow): boolean {
+  if (principal.orgId !== user.orgId) return false;
+  if (principal.kind === 'api_key') return true;
+  return principal.userId === user.id || principal.role === 'org_admin';
+}
+
+export function usersService(deps: { repo: UsersRepo }) {
+  const { repo } = deps;
+
+  async function visibleUser(principal: Principal, userId: string): Promise<UserRow> {
+    const user = await repo.findInOrg(principal.orgId, userId);
+    if (!user || !canAccess(principal, user)) throw notFound('user');
+    return user;
+  }
+
+  return {
+    visibleUser,
+
+    async get(principal: Principal, userId: string): Promise<User> {
+      return present(await visibleUser(principal, userId));
+    },
+
+    async update(principal: Principal, userId: string, changes: UserChanges): Promise<User> {
+      const user = await visibleUser(principal, userId);
+      const isAdmin = principal.kind === 'api_key' || principal.role === 'org_admin';
+      if (changes.role !== undefined && changes.role !== user.role && !isAdmin) {
+        throw new AppError('FORBIDDEN', 'Only an org_admin can change roles');
+      }
+      const updated = await repo.update(user.id, changes);
+      if (!updated) throw notFound('user');
+      return present(updated);
+    },
+
+    /** Deletes the user; PII and refresh tokens go with it (foreign keys cascade). */
+    async delete(principal: Principal, userId: string): Promise<void> {
+      const user = await visibleUser(principal, userId);
+      if (!(await repo.delete(user.id))) throw notFound('user');
+    },
+
+    async upsertFromIdentity(org: { id: string; adminEmails: string[] }, identity: { subject: string; email: string }): Promise<UserRow> {
+      return repo.upsertBySubject({
+        orgId: org.id,
+        externalSubject: identity.subject,
+        email: identity.email,
+        role: org.adminEmails.includes(identity.email) ? 'org_admin' : 'user',
+      });
+    },
+
+    findById: (id: string) => repo.findById(id),
+  };
+}
+
+export type UsersService = ReturnType<typeof usersService>;

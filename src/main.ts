@@ -1,0 +1,185 @@
+import { parseArgs } from 'node:util';
+import { buildApp, createModules, version } from './app.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { DEMO_AUDIENCE } from './identity/demo-idp/demo-idp.ts';
+import type { Identity } from './identity/identity.module.ts';
+import { addMasterKeyToFile, loadKeyring, type Keyring } from './platform/crypto/keyring.ts';
+import { DataDirLockedError, openDatabase, type Database } from './platform/db/database.ts';
+import { AppError } from './platform/http/errors.ts';
+import { rewrapIdempotencyResponses } from './platform/http/idempotency.ts';
+
+const usage = `tranche ${version}
+
+Usage: tranche <command> [options]
+
+  serve                                   run the HTTP server (migrates first)
+  migrate                                 apply database migrations and exit
+  org create --name N --audience A (--issuer URL | --jwks-url URL) [--admin-email E ...]
+  api-key create --org ORG_ID [--label L] print a new org API key (shown once)
+  api-key revoke --id API_KEY_ID
+  keys rotate                             new master key (data-dir keyring) and re-wrap every data key
+  demo                                    demo org, API key and ID token from the built-in demo IdP
+
+Configuration comes from the environment (see README): PORT, DATA_DIR, DATABASE_URL, ...`;
+
+type Context = { config: Config; database: Database; identity: Identity; keyring: Keyring };
+
+async function withDatabase<T>(config: Config, run: (context: Context) => Promise<T>): Promise<T> {
+  const database = await openDatabase(config);
+  try {
+    await database.migrate();
+    const keyring = loadKeyring({ masterKeys: config.masterKeys, hashSecret: config.hashSecret, dataDir: config.dataDir });
+    const { identity } = createModules({ config, database, keyring });
+    return await run({ config, database, identity, keyring });
+  } finally {
+    await database.close();
+  }
+}
+
+async function createDemo({ config, identity }: Context) {
+  const org = await identity.orgs.createOrg({
+    name: 'Demo Org',
+    idpIssuer: identity.demo.issuer,
+    idpAudience: DEMO_AUDIENCE,
+    adminEmails: ['demo.admin@example.com'],
+  });
+  const apiKey = await identity.orgs.createApiKey(org.id, 'demo');
+  const idToken = await identity.demo.mintIdToken('demo.investor@example.com');
+  return {
+    org,
+    apiKey,
+    text: [
+      `Demo org ${org.id} trusts the built-in demo IdP (${identity.demo.issuer}).`,
+      `API key (shown once): ${apiKey.key}`,
+      '',
+      'Exchange a demo ID token (valid 1 h) for Tranche tokens:',
+      `  curl -s -X POST ${config.publicUrl}/identity/auth/exchange \\`,
+      `    -H 'content-type: application/json' -H 'x-api-key: ${apiKey.key}' \\`,
+      `    -d '{"token":"${idToken}"}'`,
+      '',
+      `More ID tokens: curl -s -X POST ${config.publicUrl}/demo-idp/token -H 'content-type: application/json' -d '{"email":"someone@example.com"}'`,
+      '(demo.admin@example.com signs in as org_admin)',
+    ].join('\n'),
+  };
+}
+
+async function serve(config: Config) {
+  const database = await openDatabase(config);
+  await database.migrate();
+  const keyring = loadKeyring({ masterKeys: config.masterKeys, hashSecret: config.hashSecret, dataDir: config.dataDir });
+  const modules = createModules({ config, database, keyring });
+  const app = await buildApp({ config, database, keyring }, modules);
+  const close = async () => {
+    await app.close();
+    await database.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void close());
+  process.once('SIGTERM', () => void close());
+  await app.listen({ port: config.port, host: config.host });
+
+  const lines = [
+    '',
+    `Tranche ${version} listening on ${config.publicUrl} (${database.kind === 'embedded' ? `embedded database in ${config.dataDir}` : 'PostgreSQL'})`,
+    `API docs: ${config.publicUrl}/docs   OpenAPI: ${config.publicUrl}/openapi.json`,
+  ];
+  if (config.demoIdp && (await modules.identity.orgs.countOrgs()) === 0) {
+    lines.push('', 'First start: created a demo org.', (await createDemo({ config, database, identity: modules.identity, keyring })).text);
+  } else {
+    lines.push('Create an org and its first API key (with the server stopped when on the embedded database):');
+    lines.push('  npm run tranche -- org create --name "Acme" --issuer https://idp.example.com --audience my-client-id');
+    lines.push('  npm run tranche -- api-key create --org <org id>');
+  }
+  console.log(lines.join('\n'));
+}
+
+async function main(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      name: { type: 'string' },
+      issuer: { type: 'string' },
+      'jwks-url': { type: 'string' },
+      audience: { type: 'string' },
+      'admin-email': { type: 'string', multiple: true },
+      org: { type: 'string' },
+      label: { type: 'string' },
+      id: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const command = positionals.join(' ');
+  if (values.help || command === '' || command === 'help') {
+    console.log(usage);
+    return;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'serve':
+      return serve(config);
+    case 'migrate':
+      await withDatabase(config, async () => console.log('Migrations applied.'));
+      return;
+    case 'org create':
+      await withDatabase(config, async ({ identity }) => {
+        const org = await identity.orgs.createOrg({
+          name: values.name ?? '',
+          idpIssuer: values.issuer,
+          idpJwksUrl: values['jwks-url'],
+          idpAudience: values.audience ?? '',
+          adminEmails: values['admin-email'] ?? [],
+        });
+        console.log(`Created org ${org.id} (${org.name}).\nNext: tranche api-key create --org ${org.id}`);
+      });
+      return;
+    case 'api-key create':
+      await withDatabase(config, async ({ identity }) => {
+        const key = await identity.orgs.createApiKey(values.org ?? '', values.label);
+        console.log(`API key ${key.id} for org ${key.orgId} (store it now; it is not shown again):\n${key.key}`);
+      });
+      return;
+    case 'api-key revoke':
+      await withDatabase(config, async ({ identity }) => {
+        await identity.orgs.revokeApiKey(values.id ?? '');
+        console.log(`Revoked API key ${values.id}.`);
+      });
+      return;
+    case 'keys rotate': {
+      const keyring = loadKeyring({ masterKeys: config.masterKeys, hashSecret: config.hashSecret, dataDir: config.dataDir });
+      if (keyring.source === 'file') console.log(`New active master key ${addMasterKeyToFile(config.dataDir)} in ${config.dataDir}.`);
+      else console.log(`Re-wrapping under ${keyring.activeKeyId}, the first key of MASTER_KEYS.`);
+      await withDatabase(config, async ({ database, identity, keyring: rotated }) => {
+        const counts = await database.db.transaction(async (tx) => ({
+          ...(await identity.rewrap(tx)),
+          idempotencyResponses: await rewrapIdempotencyResponses(tx, rotated),
+        }));
+        console.log(
+          `Re-wrapped: ${Object.entries(counts)
+            .map(([what, count]) => `${count} ${what}`)
+            .join(', ')}.`,
+        );
+      });
+      return;
+    }
+    case 'demo':
+      await withDatabase(config, async (context) => console.log((await createDemo(context)).text));
+      return;
+    default:
+      throw new UsageError(`Unknown command "${command}".`);
+  }
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError || error instanceof DataDirLockedError || error instanceof UsageError) {
+    console.error(error.message);
+    if (error instanceof UsageError) console.error(`\n${usage}`);
+  } else if (error instanceof AppError) {
+    console.error(`${error.code}: ${error.message}`);
+  } else {
+    console.error(error);
+  }
+  process.exit(1);
+});

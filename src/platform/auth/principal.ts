@@ -1,0 +1,39 @@
+import type { FastifyRequest, onRequestHookHandler } from 'fastify';
+import { AppError } from '../http/errors.ts';
+
+export type Role = 'user' | 'org_admin';
+
+/** A person signed in through token exchange, calling with our access token. */
+export type UserPrincipal = { kind: 'user'; orgId: string; userId: string; role: Role; email: string };
+/** An integrator's backend calling with its org API key. */
+export type ApiKeyPrincipal = { kind: 'api_key'; orgId: string; apiKeyId: string };
+export type Principal = UserPrincipal | ApiKeyPrincipal;
+
+export type AuthMethod = 'bearer' | 'api_key';
+
+/** How credentials are checked; identity provides it, the platform only calls it. */
+export type Authenticators = {
+  bearer(token: string): Promise<UserPrincipal | null>;
+  apiKey(key: string): Promise<ApiKeyPrincipal | null>;
+};
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+  interface FastifyInstance {
+    /** An onRequest hook admitting requests that present one of `methods`. */
+    authenticate(methods: AuthMethod[]): onRequestHookHandler;
+  }
+}
+
+export function requireUser(request: FastifyRequest): UserPrincipal {
+  const principal = request.principal;
+  if (principal?.kind !== 'user') throw new AppError('UNAUTHORIZED', 'A Bearer access token is required');
+  return principal;
+}
+
+export function requirePrincipal(request: FastifyRequest): Principal {
+  if (!request.principal) throw new AppError('UNAUTHORIZED', 'Authentication required');
+  return request.principal;
+}

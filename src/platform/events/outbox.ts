@@ -1,0 +1,21 @@
+import { sql } from 'drizzle-orm';
+import type { Executor } from '../db/database.ts';
+import { outboxEvents } from '../platform.tables.ts';
+
+export const OUTBOX_CHANNEL = 'tranche_outbox';
+
+/** `data` carries ids and statuses only, never PII: it leaves the system in webhook payloads. */
+export type DomainEvent = { orgId: string | null; type: string; data: Record<string, unknown> };
+
+/**
+ * Records an event in the caller's transaction, so it exists exactly when the change that caused
+ * it commits. The notification wakes listening workers on commit (PostgreSQL defers NOTIFY).
+ */
+export async function publish(tx: Executor, event: DomainEvent): Promise<string> {
+  const [row] = await tx
+    .insert(outboxEvents)
+    .values({ orgId: event.orgId, type: event.type, data: event.data })
+    .returning({ id: outboxEvents.id });
+  await tx.execute(sql`select pg_notify(${OUTBOX_CHANNEL}, ${row!.id})`);
+  return row!.id;
+}

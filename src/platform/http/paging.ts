@@ -1,0 +1,42 @@
+import { z } from 'zod';
+
+/** Identity style: `?limit&offset`. */
+export const offsetPagingQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+export type OffsetPaging = z.infer<typeof offsetPagingQuery>;
+
+export const offsetPageMeta = z.object({ limit: z.number(), offset: z.number(), total: z.number() });
+
+/** Issuance style: `?page&limit` with page meta. */
+export const pagePagingQuery = z.object({
+  page: z.coerce.number().int().min(1).default(1),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+});
+export type PagePaging = z.infer<typeof pagePagingQuery>;
+
+export const pageMeta = z.object({
+  page: z.number(),
+  limit: z.number(),
+  total: z.number(),
+  total_pages: z.number(),
+  has_next_page: z.boolean(),
+  has_previous_page: z.boolean(),
+});
+
+export function pageMetaFor(paging: PagePaging, total: number): z.infer<typeof pageMeta> {
+  const totalPages = Math.ceil(total / paging.limit);
+  return {
+    page: paging.page,
+    limit: paging.limit,
+    total,
+    total_pages: totalPages,
+    has_next_page: paging.page < totalPages,
+    has_previous_page: paging.page > 1,
+  };
+}
+
+export function pageOffset(paging: PagePaging): number {
+  return (paging.page - 1) * paging.limit;
+}

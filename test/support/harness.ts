@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { buildApp, createModules } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { loadKeyring, type Keyring } from '../../src/platform/crypto/keyring.ts';
+import { openEmbedded, openPostgres, type Database } from '../../src/platform/db/database.ts';
+import { withDatabaseName } from './global-setup.ts';
+import { startIdp, type TestIdp } from './idp.ts';
+
+/** A fresh copy of the migrated test database for one test file. */
+export async function openTestDatabase(): Promise<Database> {
+  const target = inject('database');
+  if (target.kind === 'embedded') {
+    return openEmbedded({ loadDataDir: new Blob([fs.readFileSync(target.snapshotFile)]) });
+  }
+  const name = `${target.prefix}${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: target.serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${name} template ${target.template}`);
+  } finally {
+    await admin.end();
+  }
+  const database = openPostgres(withDatabaseName(target.serverUrl, name), 5);
+  return {
+    ...database,
+    async close() {
+      await database.close();
+      const cleanup = new pg.Client({ connectionString: target.serverUrl });
+      await cleanup.connect();
+      await cleanup.query(`drop database if exists ${name} with (force)`);
+      await cleanup.end();
+    },
+  };
+}
+
+export function testKeyring(): Keyring {
+  return loadKeyring({
+    masterKeys: `test-k1:${randomBytes(32).toString('base64')}`,
+    hashSecret: randomBytes(32).toString('hex'),
+    dataDir: '/nonexistent',
+  });
+}
+
+export type ApiResponse<T = any> = { status: number; body: T; headers: Headers; text: string };
+
+export type TestApp = Awaited<ReturnType<typeof startTestApp>>;
+
+/**
+ * The whole server on a real socket and a real database, with a local IdP, one org trusting it
+ * and that org's API key. `logs` holds every log line the server wrote.
+ */
+export async function startTestApp(overrides: Partial<Config> = {}) {
+  const database = await openTestDatabase();
+  const keyring = testKeyring();
+  const logs: string[] = [];
+  const logStream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      logs.push(chunk.toString());
+      done();
+    },
+  });
+  const config: Config = {
+    ...loadConfig({}),
+    publicUrl: 'http://tranche.test',
+    logLevel: 'info',
+    allowInsecureHttp: true,
+    demoIdp: false,
+    jwksRefetchCooldownSeconds: 0,
+    ...overrides,
+  };
+  const modules = createModules({ config, database, keyring });
+  const app = await buildApp({ config, database, keyring, logStream }, modules);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  const idp = await startIdp();
+
+  async function request<T = any>(
+    method: string,
+    path: string,
+    options: { body?: unknown; headers?: Record<string, string>; rawBody?: string } = {},
+  ): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = { ...options.headers };
+    let body: string | undefined = options.rawBody;
+    if (options.body !== undefined) {
+      body = JSON.stringify(options.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const response = await fetch(`${url}${path}`, { method, headers, body });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: response.status, body: parsed as T, headers: response.headers, text };
+  }
+
+  async function createOrg(options: { name?: string; adminEmails?: string[] } = {}) {
+    const org = await modules.identity.orgs.createOrg({
+      name: options.name ?? 'Test Org',
+      idpIssuer: idp.issuer,
+      idpAudience: idp.audience,
+      adminEmails: options.adminEmails ?? ['admin@example.com'],
+    });
+    const apiKey = await modules.identity.orgs.createApiKey(org.id);
+    return { org, apiKey: apiKey.key, apiKeyId: apiKey.id };
+  }
+
+  const primary = await createOrg();
+
+  /** Exchanges an ID token for `email` and returns the tokens and the user id. */
+  async function signIn(email: string, org: { apiKey: string } = primary) {
+    const response = await request('POST', '/identity/auth/exchange', {
+      headers: { 'x-api-key': org.apiKey },
+      body: { token: await idp.idToken(email) },
+    });
+    if (response.status !== 200) throw new Error(`sign-in failed: ${response.status} ${response.text}`);
+    const claims = JSON.parse(Buffer.from(response.body.access_token.split('.')[1], 'base64url').toString()) as Record<string, unknown>;
+    return {
+      accessToken: response.body.access_token as string,
+      refreshToken: response.body.refresh_token as string,
+      userId: claims.user_id as string,
+      claims,
+      auth: { authorization: `Bearer ${response.body.access_token as string}` },
+    };
+  }
+
+  return {
+    url,
+    app,
+    config,
+    database,
+    db: database.db,
+    keyring,
+    modules,
+    idp: idp as TestIdp,
+    logs,
+    org: primary.org,
+    apiKey: primary.apiKey,
+    apiKeyId: primary.apiKeyId,
+    createOrg,
+    signIn,
+    request,
+    get: <T = any>(path: string, headers?: Record<string, string>) => request<T>('GET', path, { headers }),
+    post: <T = any>(path: string, body?: unknown, headers?: Record<string, string>) => request<T>('POST', path, { body, headers }),
+    patch: <T = any>(path: string, body?: unknown, headers?: Record<string, string>) => request<T>('PATCH', path, { body, headers }),
+    delete: <T = any>(path: string, headers?: Record<string, string>) => request<T>('DELETE', path, { headers }),
+    async close() {
+      await app.close();
+      await idp.close();
+      await database.close();
+    },
+  };
+}
