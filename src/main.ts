@@ -163,6 +163,10 @@ async function main(argv: string[]) {
       return;
     }
     case 'demo':
+      if (!config.demoIdp)
+        throw new UsageError(
+          'The demo needs the built-in demo IdP: set DEMO_IDP=true (it is on by default only for the embedded database).',
+        );
       await withDatabase(config, async (context) => console.log((await createDemo(context)).text));
       return;
     default:

@@ -72,11 +72,12 @@ export function createIdentity(deps: IdentityDeps) {
   return {
     orgs,
     users,
+    pii,
     auth,
     demo,
     routes,
     demoRoutes: config.demoIdp ? demo.routes.bind(demo) : undefined,
-    authenticators: { bearer: auth.verifyAccessToken, apiKey: orgs.authenticateApiKey },
+    authenticators: { bearer: (token: string) => auth.verifyAccessToken(token), apiKey: (key: string) => orgs.authenticateApiKey(key) },
     /** Re-wraps identity's sealed data under the active master key. */
     async rewrap(tx: Executor) {
       return { pii: await rewrapPii(piiRepo(db), keyring, tx), signingKeys: await rewrapSigningKeys(tx, keyring) };

@@ -9,14 +9,14 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import { loadKeyring, type Keyring } from '../../src/platform/crypto/keyring.ts';
 import { openEmbedded, openPostgres, type Database } from '../../src/platform/db/database.ts';
 import { withDatabaseName } from './global-setup.ts';
-import { startIdp, type TestIdp } from './idp.ts';
+import { startIdp } from './idp.ts';
 
-/** A fresh copy of the migrated test database for one test file. */
-export async function openTestDatabase(): Promise<Database> {
+export const usingPostgres = () => inject('database').kind === 'postgres';
+
+/** On a PostgreSQL test run: a new database copied from the migrated template, and its disposal. */
+export async function createPostgresTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const target = inject('database');
-  if (target.kind === 'embedded') {
-    return openEmbedded({ loadDataDir: new Blob([fs.readFileSync(target.snapshotFile)]) });
-  }
+  if (target.kind !== 'postgres') throw new Error('not a PostgreSQL test run');
   const name = `${target.prefix}${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: target.serverUrl });
   await admin.connect();
@@ -25,15 +25,30 @@ export async function openTestDatabase(): Promise<Database> {
   } finally {
     await admin.end();
   }
-  const database = openPostgres(withDatabaseName(target.serverUrl, name), 5);
   return {
-    ...database,
-    async close() {
-      await database.close();
+    url: withDatabaseName(target.serverUrl, name),
+    async drop() {
       const cleanup = new pg.Client({ connectionString: target.serverUrl });
       await cleanup.connect();
       await cleanup.query(`drop database if exists ${name} with (force)`);
       await cleanup.end();
+    },
+  };
+}
+
+/** A fresh copy of the migrated test database for one test file. */
+export async function openTestDatabase(): Promise<Database> {
+  const target = inject('database');
+  if (target.kind === 'embedded') {
+    return openEmbedded({ loadDataDir: new Blob([fs.readFileSync(target.snapshotFile)]) });
+  }
+  const created = await createPostgresTestDatabase();
+  const database = openPostgres(created.url, 5);
+  return {
+    ...database,
+    async close() {
+      await database.close();
+      await created.drop();
     },
   };
 }
@@ -139,7 +154,7 @@ export async function startTestApp(overrides: Partial<Config> = {}) {
     db: database.db,
     keyring,
     modules,
-    idp: idp as TestIdp,
+    idp,
     logs,
     org: primary.org,
     apiKey: primary.apiKey,

@@ -4,7 +4,7 @@ import type { UserPrincipal } from '../../platform/auth/principal.ts';
 import { keyedHash } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import { randomBase62 } from '../../platform/crypto/random.ts';
-import type { Db } from '../../platform/db/database.ts';
+import type { Db, Executor } from '../../platform/db/database.ts';
 import type { OrgsService } from '../orgs/orgs.service.ts';
 import type { UserRow } from '../users/users.repo.ts';
 import type { UsersService } from '../users/users.service.ts';
@@ -55,15 +55,10 @@ export type AuthDeps = {
 export function authService(deps: AuthDeps) {
   const { db, repo, keys, keyring } = deps;
 
-  async function issueTokens(
-    user: UserRow,
-    orgName: string,
-    familyId: string,
-    tx: Parameters<AuthRepo['insertRefreshToken']>[1],
-  ): Promise<TokenResponse> {
+  async function signAccessToken(user: UserRow, orgName: string): Promise<string> {
     const eligibility = await deps.eligibilityClaims(user);
     const { kid, privateKey } = await keys.activeKey('access_token');
-    const accessToken = await new SignJWT({
+    return new SignJWT({
       user_id: user.id,
       org_id: user.orgId,
       org_name: orgName,
@@ -82,18 +77,24 @@ export function authService(deps: AuthDeps) {
       .setIssuedAt()
       .setExpirationTime(`${deps.accessTokenTtlSeconds}s`)
       .sign(privateKey);
+  }
 
+  async function storeRefreshToken(owner: { userId: string; orgId: string }, familyId: string, tx: Executor): Promise<string> {
     const refreshToken = `rt_${randomBase62(48)}`;
     await repo.insertRefreshToken(
       {
         familyId,
-        userId: user.id,
-        orgId: user.orgId,
+        userId: owner.userId,
+        orgId: owner.orgId,
         digest: keyedHash(keyring, 'refresh-token', refreshToken),
         expiresAt: new Date(Date.now() + deps.refreshTokenTtlSeconds * 1000),
       },
       tx,
     );
+    return refreshToken;
+  }
+
+  function tokenResponse(accessToken: string, refreshToken: string, user: UserRow): TokenResponse {
     return {
       access_token: accessToken,
       token_type: 'Bearer',
@@ -119,7 +120,8 @@ export function authService(deps: AuthDeps) {
         throw error;
       }
       const user = await deps.users.upsertFromIdentity(org, identity);
-      return issueTokens(user, org.name, randomUUID(), db);
+      const refreshToken = await storeRefreshToken({ userId: user.id, orgId: user.orgId }, randomUUID(), db);
+      return tokenResponse(await signAccessToken(user, org.name), refreshToken, user);
     },
 
     /**
@@ -136,14 +138,14 @@ export function authService(deps: AuthDeps) {
           return { ok: false as const, reason: 'refresh token was already used; the session has been revoked' };
         }
         if (row.expiresAt.getTime() <= Date.now()) return { ok: false as const, reason: 'refresh token has expired' };
-        const user = await deps.users.findById(row.userId);
-        const org = user ? await deps.orgs.getOrg(user.orgId) : undefined;
-        if (!user || !org) return { ok: false as const, reason: 'refresh token is invalid or revoked' };
         await repo.markUsed(row.id, tx);
-        return { ok: true as const, tokens: await issueTokens(user, org.name, row.familyId, tx) };
+        return { ok: true as const, userId: row.userId, refreshToken: await storeRefreshToken(row, row.familyId, tx) };
       });
       if (!outcome.ok) throw new OAuthError(400, 'invalid_grant', outcome.reason);
-      return outcome.tokens;
+      const user = await deps.users.findById(outcome.userId);
+      const org = user ? await deps.orgs.getOrg(user.orgId) : undefined;
+      if (!user || !org) throw new OAuthError(400, 'invalid_grant', 'refresh token is invalid or revoked');
+      return tokenResponse(await signAccessToken(user, org.name), outcome.refreshToken, user);
     },
 
     async verifyAccessToken(token: string): Promise<UserPrincipal | null> {

@@ -69,7 +69,7 @@ const subkeys = new WeakMap<Keyring, Map<HashPurpose, Buffer>>();
 
 function subkeyFor(keyring: Keyring, purpose: HashPurpose): Buffer {
   let byPurpose = subkeys.get(keyring);
-  if (!byPurpose) subkeys.set(keyring, (byPurpose = new Map()));
+  if (!byPurpose) subkeys.set(keyring, (byPurpose = new Map<HashPurpose, Buffer>()));
   let subkey = byPurpose.get(purpose);
   if (!subkey) {
     subkey = Buffer.from(hkdfSync('sha256', keyring.hashSecret, Buffer.alloc(0), `tranche:${purpose}`, 32));

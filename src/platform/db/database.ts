@@ -124,6 +124,6 @@ export async function ping(db: Executor): Promise<void> {
 
 /** Raw SQL for the few statements the query builder cannot express; both drivers return `rows`. */
 export async function queryRows<T>(db: Executor, query: SQL): Promise<T[]> {
-  const result = (await db.execute(query)) as unknown as { rows: T[] };
-  return result.rows;
+  const result: unknown = await db.execute(query);
+  return (result as { rows: T[] }).rows;
 }

@@ -4,7 +4,7 @@ import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   isResponseSerializationError,
@@ -26,8 +26,6 @@ export type ServerOptions = {
 };
 
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
-
-export type App = FastifyInstance & { withTypeProvider<T extends ZodTypeProvider>(): App };
 
 /** Fastify with our conventions: zod schemas, the error envelope, request ids, OpenAPI, metrics. */
 export async function createServer(options: ServerOptions) {

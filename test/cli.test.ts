@@ -1,0 +1,175 @@
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createModules } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { userPii } from '../src/identity/identity.tables.ts';
+import { unseal } from '../src/platform/crypto/envelope.ts';
+import { loadKeyring } from '../src/platform/crypto/keyring.ts';
+import { openDatabase } from '../src/platform/db/database.ts';
+import { createPostgresTestDatabase, usingPostgres } from './support/harness.ts';
+
+const run = promisify(execFile);
+const root = path.resolve(import.meta.dirname, '..');
+let dataDir: string;
+let env: NodeJS.ProcessEnv;
+let dropDatabase: (() => Promise<void>) | undefined;
+
+beforeAll(async () => {
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-cli-'));
+  env = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+  delete env.DATABASE_URL;
+  if (usingPostgres()) {
+    const database = await createPostgresTestDatabase();
+    env.DATABASE_URL = database.url;
+    dropDatabase = () => database.drop();
+  }
+});
+afterAll(async () => {
+  await dropDatabase?.();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function tranche(...args: string[]) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: root, env });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failure = error as { code: number; stdout: string; stderr: string };
+    return { code: failure.code, stdout: failure.stdout, stderr: failure.stderr };
+  }
+}
+
+async function withModules<T>(
+  work: (modules: ReturnType<typeof createModules>, database: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>,
+) {
+  const config = loadConfig(env);
+  const database = await openDatabase(config);
+  try {
+    const keyring = loadKeyring({ dataDir, masterKeys: undefined, hashSecret: undefined });
+    return await work(createModules({ config, database, keyring }), database);
+  } finally {
+    await database.close();
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('tranche CLI', () => {
+  it('migrates, creates an org and API keys, revokes a key, and refuses bad input', async () => {
+    expect((await tranche('migrate')).stdout).toContain('Migrations applied.');
+
+    const bad = await tranche('org', 'create', '--name', 'Acme', '--audience', 'client');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/VALIDATION_ERROR: idpIssuer: register the identity provider/);
+
+    const org = await tranche(
+      'org',
+      'create',
+      '--name',
+      'Acme',
+      '--issuer',
+      'https://idp.acme.example',
+      '--audience',
+      'client',
+      '--admin-email',
+      'ops@acme.example',
+    );
+    const orgId = /Created org ([0-9a-f-]{36})/.exec(org.stdout)![1]!;
+
+    const created = await tranche('api-key', 'create', '--org', orgId, '--label', 'ci');
+    const key = /(rialto_ak_[0-9a-f-]{36}_[0-9A-Za-z]{32})/.exec(created.stdout)![1]!;
+    const keyId = /API key ([0-9a-f-]{36})/.exec(created.stdout)![1]!;
+    expect(key).toContain(orgId);
+
+    expect((await withModules((m) => m.identity.orgs.authenticateApiKey(key)))?.orgId).toBe(orgId);
+    expect((await tranche('api-key', 'revoke', '--id', keyId)).stdout).toContain('Revoked');
+    expect(await withModules((m) => m.identity.orgs.authenticateApiKey(key))).toBeNull();
+    expect((await tranche('api-key', 'revoke', '--id', keyId)).code).toBe(1);
+
+    const unknown = await tranche('frobnicate');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('Unknown command');
+  });
+
+  it('keys rotate re-wraps PII data keys under a new master key', async () => {
+    const userId = await withModules(async (modules) => {
+      const demo = await modules.identity.orgs.createOrg({ name: 'Rotate', idpJwksUrl: 'https://idp.example/jwks', idpAudience: 'a' });
+      const user = await modules.identity.users.upsertFromIdentity(
+        { id: demo.id, adminEmails: [] },
+        { subject: 's', email: 'r@example.com' },
+      );
+      await modules.identity.pii.create({ kind: 'user', orgId: demo.id, userId: user.id, role: 'user', email: user.email }, undefined, {
+        firstName: 'Rot',
+        lastName: 'Ate',
+        ssn: '111223333',
+      });
+      return user.id;
+    });
+    const before = loadKeyring({ dataDir }).activeKeyId;
+    const rotated = await tranche('keys', 'rotate');
+    expect(rotated.stdout).toMatch(/Re-wrapped: \d+ pii/);
+    const keyring = loadKeyring({ dataDir });
+    expect(keyring.activeKeyId).not.toBe(before);
+    await withModules(async (_modules, database) => {
+      const [row] = await database.db.select().from(userPii).where(eq(userPii.userId, userId));
+      expect(row!.keyId).toBe(keyring.activeKeyId);
+      expect(JSON.parse(unseal(keyring, row!, `user_pii:${userId}`))).toMatchObject({ firstName: 'Rot', ssn: '111223333' });
+    });
+  });
+
+  it('demo prints an API key and a ready-to-paste exchange curl', async () => {
+    if (usingPostgres()) {
+      const refused = await tranche('demo');
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('DEMO_IDP=true');
+      env = { ...env, DEMO_IDP: 'true', ALLOW_INSECURE_HTTP: 'true' };
+    }
+    const demo = await tranche('demo');
+    expect(demo.stdout).toMatch(/API key \(shown once\): rialto_ak_/);
+    expect(demo.stdout).toMatch(/curl -s -X POST http:\/\/localhost:3000\/identity\/auth\/exchange/);
+    expect(demo.stdout).toMatch(/"token":"eyJ/);
+  });
+
+  it('serve answers on PORT and prints the URL and the docs URL', async () => {
+    const port = await freePort();
+    const server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+      cwd: root,
+      env: { ...env, PORT: String(port), HOST: '127.0.0.1' },
+    });
+    let output = '';
+    server.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`serve did not start: ${output}`)), 30_000);
+        server.stdout.on('data', () => output.includes('API docs:') && (clearTimeout(timer), resolve()));
+        server.on('exit', (code) => reject(new Error(`serve exited ${code}: ${output}`)));
+      });
+      expect(output).toContain(`listening on http://localhost:${port}`);
+      expect(output).toContain(`API docs: http://localhost:${port}/docs`);
+      const health = await fetch(`http://127.0.0.1:${port}/identity/health`);
+      expect(health.status).toBe(200);
+
+      if (!usingPostgres()) {
+        const second = await tranche('migrate');
+        expect(second.code).toBe(1);
+        expect(second.stderr).toMatch(/in use by process \d+/);
+      }
+    } finally {
+      server.kill('SIGTERM');
+      await new Promise((resolve) => server.once('exit', resolve));
+    }
+  });
+});

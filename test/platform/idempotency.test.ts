@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../support/harness.ts';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp();
+});
+afterAll(() => t.close());
+
+describe('Idempotency-Key', () => {
+  it('replays the first response for the same key and body, without running the write again', async () => {
+    const me = await t.signIn('idem@example.com');
+    const headers = { ...me.auth, 'idempotency-key': 'create-pii-1' };
+    const first = await t.post('/identity/user-pii', { firstName: 'Ida', lastName: 'Em' }, headers);
+    const second = await t.post('/identity/user-pii', { firstName: 'Ida', lastName: 'Em' }, headers);
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(201);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expect(second.body).toEqual(first.body);
+    const withoutKey = await t.post('/identity/user-pii', { firstName: 'Ida', lastName: 'Em' }, me.auth);
+    expect(withoutKey.status).toBe(409);
+  });
+
+  it('refuses the same key with a different body (422)', async () => {
+    const me = await t.signIn('idem-mismatch@example.com');
+    const headers = { ...me.auth, 'idempotency-key': 'k-1' };
+    await t.patch(`/identity/users/${me.userId}`, { onboardingCompleted: true }, headers);
+    const other = await t.patch(`/identity/users/${me.userId}`, { onboardingCompleted: false }, headers);
+    expect(other.status).toBe(422);
+    expect(other.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+  });
+
+  it('replays 4xx answers of the handler too, but keys are scoped per caller', async () => {
+    const a = await t.signIn('idem-a@example.com');
+    const b = await t.signIn('idem-b@example.com');
+    const missing = '00000000-0000-4000-8000-000000000000';
+    const failing = await t.post(
+      '/identity/user-pii',
+      { userId: missing, firstName: 'A', lastName: 'A' },
+      { ...a.auth, 'idempotency-key': 'shared' },
+    );
+    expect(failing.status).toBe(404);
+    const replay = await t.post(
+      '/identity/user-pii',
+      { userId: missing, firstName: 'A', lastName: 'A' },
+      { ...a.auth, 'idempotency-key': 'shared' },
+    );
+    expect(replay.status).toBe(404);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    const otherCaller = await t.post('/identity/user-pii', { firstName: 'B', lastName: 'B' }, { ...b.auth, 'idempotency-key': 'shared' });
+    expect(otherCaller.status).toBe(201);
+    expect(otherCaller.headers.get('idempotent-replayed')).toBeNull();
+  });
+
+  it('lets exactly one of two concurrent identical requests run', async () => {
+    const me = await t.signIn('idem-race@example.com');
+    const headers = { ...me.auth, 'idempotency-key': 'race' };
+    const body = { firstName: 'Ra', lastName: 'Ce' };
+    const results = await Promise.all([t.post('/identity/user-pii', body, headers), t.post('/identity/user-pii', body, headers)]);
+    const statuses = results.map((r) => r.status).sort();
+    expect([
+      [201, 201],
+      [201, 409],
+    ]).toContainEqual(statuses);
+    expect(results.filter((r) => r.status === 201 && r.headers.get('idempotent-replayed') === null)).toHaveLength(1);
+  });
+
+  it('validates the key', async () => {
+    const me = await t.signIn('idem-bad@example.com');
+    const response = await t.patch(
+      `/identity/users/${me.userId}`,
+      { onboardingCompleted: true },
+      { ...me.auth, 'idempotency-key': 'x'.repeat(300) },
+    );
+    expect(response.status).toBe(400);
+    expect(response.body.error.field).toBe('Idempotency-Key');
+  });
+});
