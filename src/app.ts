@@ -7,16 +7,22 @@ import type { Keyring } from './platform/crypto/keyring.ts';
 import type { Database } from './platform/db/database.ts';
 import { idempotencyPlugin } from './platform/http/idempotency.ts';
 import { createServer } from './platform/http/server.ts';
+import { createStorage, LOCAL_STORAGE_PREFIX, type StorageSetup } from './platform/storage/create-storage.ts';
+import { adminRoutes } from './admin/admin.routes.ts';
 
 export const version: string = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
 
 export type AppDeps = { config: Config; database: Database; keyring: Keyring; logStream?: Writable };
 
-export type Modules = { identity: Identity };
+export type Modules = { identity: Identity; storage: StorageSetup };
 
 export function createModules(deps: AppDeps): Modules {
-  return { identity: createIdentity({ db: deps.database.db, keyring: deps.keyring, config: deps.config, version }) };
+  const storage = createStorage(deps.config, deps.keyring);
+  return {
+    storage,
+    identity: createIdentity({ db: deps.database.db, keyring: deps.keyring, storage: storage.storage, config: deps.config, version }),
+  };
 }
 
 /** The HTTP server with every module mounted under its prefix. */
@@ -32,6 +38,8 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
   await app.register(authPlugin, modules.identity.authenticators);
   await app.register(idempotencyPlugin, { db: database.db, keyring });
   await app.register(modules.identity.routes, { prefix: '/identity' });
+  await app.register(adminRoutes, { prefix: '/admin', identity: modules.identity });
+  if (modules.storage.routes) await app.register(modules.storage.routes, { prefix: LOCAL_STORAGE_PREFIX });
   if (modules.identity.demoRoutes) await app.register(modules.identity.demoRoutes, { prefix: '/demo-idp' });
   return app;
 }

@@ -25,6 +25,15 @@ const envSchema = z.object({
   EXCHANGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
   JWKS_REFETCH_COOLDOWN_SECONDS: z.coerce.number().min(0).max(3600).default(30),
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  S3_BUCKET: z.string().min(3).optional(),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_ENDPOINT: z.url().optional(),
+  S3_FORCE_PATH_STYLE: booleanFlag.default(false),
+  S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  KYC_VERIFICATION_TTL_HOURS: z.coerce.number().min(0.001).default(72),
+  KYC_SANDBOX_ASYNC_DELAY_MS: z.coerce.number().int().min(0).default(3000),
+  ACCREDITATION_VALIDITY_DAYS: z.coerce.number().int().min(1).default(90),
   ALLOW_INSECURE_HTTP: booleanFlag.optional(),
   DEMO_IDP: booleanFlag.optional(),
 });
@@ -44,6 +53,14 @@ export type Config = {
   bodyLimitBytes: number;
   /** Minimum time between two fetches of an IdP's JWKS (an unknown kid triggers a refetch). */
   jwksRefetchCooldownSeconds: number;
+  /** S3 settings; without a bucket, objects go to DATA_DIR/objects behind our own signed URLs. */
+  s3:
+    | { bucket: string; region: string; endpoint?: string; forcePathStyle: boolean; accessKeyId?: string; secretAccessKey?: string }
+    | undefined;
+  kycVerificationTtlHours: number;
+  /** How long the sandbox KYC provider takes before its asynchronous callback. */
+  kycSandboxAsyncDelayMs: number;
+  accreditationValidityDays: number;
   /** Accept http:// (not only https://) for IdP and other outbound URLs: development only. */
   allowInsecureHttp: boolean;
   /** Serve the built-in demo identity provider under /demo-idp. */
@@ -74,6 +91,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     exchangeRateLimitPerMinute: e.EXCHANGE_RATE_LIMIT_PER_MINUTE,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     jwksRefetchCooldownSeconds: e.JWKS_REFETCH_COOLDOWN_SECONDS,
+    s3: e.S3_BUCKET
+      ? {
+          bucket: e.S3_BUCKET,
+          region: e.S3_REGION,
+          endpoint: e.S3_ENDPOINT,
+          forcePathStyle: e.S3_FORCE_PATH_STYLE,
+          accessKeyId: e.S3_ACCESS_KEY_ID,
+          secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+        }
+      : undefined,
+    kycVerificationTtlHours: e.KYC_VERIFICATION_TTL_HOURS,
+    kycSandboxAsyncDelayMs: e.KYC_SANDBOX_ASYNC_DELAY_MS,
+    accreditationValidityDays: e.ACCREDITATION_VALIDITY_DAYS,
     allowInsecureHttp: e.ALLOW_INSECURE_HTTP ?? embedded,
     demoIdp: e.DEMO_IDP ?? embedded,
   };

@@ -17,6 +17,7 @@ Usage: tranche <command> [options]
   org create --name N --audience A (--issuer URL | --jwks-url URL) [--admin-email E ...]
   api-key create --org ORG_ID [--label L] print a new org API key (shown once)
   api-key revoke --id API_KEY_ID
+  admin-key create [--label L]            print a platform admin key (back-office review across orgs)
   keys rotate                             new master key (data-dir keyring) and re-wrap every data key
   demo                                    demo org, API key and ID token from the built-in demo IdP
 
@@ -143,6 +144,12 @@ async function main(argv: string[]) {
       await withDatabase(config, async ({ identity }) => {
         await identity.orgs.revokeApiKey(values.id ?? '');
         console.log(`Revoked API key ${values.id}.`);
+      });
+      return;
+    case 'admin-key create':
+      await withDatabase(config, async ({ identity }) => {
+        const key = await identity.orgs.createAdminKey(values.label);
+        console.log(`Platform admin key ${key.id} (send as X-Admin-Key; store it now, it is not shown again):\n${key.key}`);
       });
       return;
     case 'keys rotate': {

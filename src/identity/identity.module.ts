@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
+import { keyedHash } from '../platform/crypto/envelope.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
+import type { ObjectStorage } from '../platform/storage/storage.ts';
 import { ping, type Db, type Executor } from '../platform/db/database.ts';
 import { registerServiceInfo } from '../platform/http/service-info.ts';
 import { authRepo } from './auth/auth.repo.ts';
@@ -11,6 +13,13 @@ import { rewrapSigningKeys, signingKeyStore } from './auth/signing-keys.ts';
 import { demoIdp } from './demo-idp/demo-idp.ts';
 import { orgsRepo } from './orgs/orgs.repo.ts';
 import { orgsService } from './orgs/orgs.service.ts';
+import { accreditationRepo } from './accreditation/accreditation.repo.ts';
+import { accreditationRoutes } from './accreditation/accreditation.routes.ts';
+import { accreditationService, type AccreditationEligibility } from './accreditation/accreditation.service.ts';
+import { kycRepo } from './kyc/kyc.repo.ts';
+import { kycRoutes } from './kyc/kyc.routes.ts';
+import { kycService, type KycService } from './kyc/kyc.service.ts';
+import { sandboxProvider } from './kyc/sandbox.provider.ts';
 import { piiRepo } from './pii/pii.repo.ts';
 import { piiRoutes } from './pii/pii.routes.ts';
 import { piiService, rewrapPii } from './pii/pii.service.ts';
@@ -21,6 +30,7 @@ import { usersService } from './users/users.service.ts';
 export type IdentityDeps = {
   db: Db;
   keyring: Keyring;
+  storage: ObjectStorage;
   config: Pick<
     Config,
     | 'publicUrl'
@@ -30,9 +40,17 @@ export type IdentityDeps = {
     | 'allowInsecureHttp'
     | 'demoIdp'
     | 'jwksRefetchCooldownSeconds'
+    | 'kycVerificationTtlHours'
+    | 'kycSandboxAsyncDelayMs'
+    | 'accreditationValidityDays'
   >;
   version: string;
 };
+
+/** Live KYC and accreditation state of a user, for issuance's eligibility checks. */
+export type Eligibility = { kycStatus: Awaited<ReturnType<KycService['effective']>>['status']; accreditation: AccreditationEligibility };
+
+const SANDBOX_CALLBACK_PATH = '/kyc/providers/sandbox/callback';
 
 /** Wires the identity module: its services (for the CLI and other modules) and its routes. */
 export function createIdentity(deps: IdentityDeps) {
@@ -42,6 +60,25 @@ export function createIdentity(deps: IdentityDeps) {
   const orgs = orgsService({ repo: orgsRepo(db), keyring, allowInsecureHttp: config.allowInsecureHttp });
   const users = usersService({ repo: usersRepo(db) });
   const pii = piiService({ repo: piiRepo(db), users, keyring });
+  const sandbox = sandboxProvider({
+    secret: Buffer.from(keyedHash(keyring, 'kyc-sandbox', 'callbacks'), 'hex'),
+    scanBaseUrl: `${config.publicUrl}/identity/kyc/sandbox`,
+    asyncDelayMs: config.kycSandboxAsyncDelayMs,
+    deliverCallback: (headers, body) => kyc.handleProviderCallback(headers, body),
+  });
+  const kyc = kycService({ db, repo: kycRepo(db), pii, users, provider: sandbox, ttlHours: config.kycVerificationTtlHours });
+  const accreditation = accreditationService({
+    db,
+    repo: accreditationRepo(db),
+    storage: deps.storage,
+    validityDays: config.accreditationValidityDays,
+  });
+
+  async function eligibility(orgId: string, userId: string): Promise<Eligibility> {
+    const [kycState, accreditationState] = await Promise.all([kyc.effective(orgId, userId), accreditation.eligibility(orgId, userId)]);
+    return { kycStatus: kycState.status, accreditation: accreditationState };
+  }
+
   const auth = authService({
     db,
     repo: authRepo(db),
@@ -50,7 +87,14 @@ export function createIdentity(deps: IdentityDeps) {
     idp: idpVerifier({ ownIssuer: issuer, jwksRefetchCooldownSeconds: config.jwksRefetchCooldownSeconds }),
     keys,
     keyring,
-    eligibilityClaims: async () => ({ kycCompleted: false, accredited: false, accreditationVerified: false }),
+    eligibilityClaims: async (user) => {
+      const state = await eligibility(user.orgId, user.id);
+      return {
+        kycCompleted: state.kycStatus === 'approved',
+        accredited: state.accreditation.status === 'accredited' && state.accreditation.verified,
+        accreditationVerified: state.accreditation.verified,
+      };
+    },
     issuer,
     accessTokenTtlSeconds: config.accessTokenTtlSeconds,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
@@ -67,12 +111,19 @@ export function createIdentity(deps: IdentityDeps) {
     await app.register(authRoutes, { auth, db, exchangeRateLimitPerMinute: config.exchangeRateLimitPerMinute });
     await app.register(usersRoutes, { users });
     await app.register(piiRoutes, { pii });
+    await app.register(kycRoutes, { kyc, callbackPath: SANDBOX_CALLBACK_PATH });
+    await app.register(sandbox.routes, { prefix: '/kyc/sandbox' });
+    await app.register(accreditationRoutes, { accreditation });
   }
 
   return {
     orgs,
     users,
     pii,
+    kyc,
+    accreditation,
+    eligibility,
+    sandbox,
     auth,
     demo,
     routes,

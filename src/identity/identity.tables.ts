@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { boolean, index, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 export const orgs = pgTable('orgs', {
   id: uuid('id')
@@ -112,3 +112,107 @@ export const signingKeys = pgTable('signing_keys', {
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   retiredAt: timestamp('retired_at', { withTimezone: true }),
 });
+
+/** Keys for platform administrators (back office across orgs), created by `tranche admin-key create`. */
+export const adminKeys = pgTable(
+  'admin_keys',
+  {
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
+    digest: text('digest').notNull(),
+    label: text('label'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  },
+  (table) => [uniqueIndex('admin_keys_digest_idx').on(table.digest)],
+);
+
+export const kycVerifications = pgTable(
+  'kyc_verifications',
+  {
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
+    orgId: uuid('org_id').notNull(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    status: text('status', {
+      enum: ['pending', 'action_required', 'needs_review', 'approved', 'rejected', 'expired', 'error'],
+    }).notNull(),
+    identityCheck: text('identity_check', { enum: ['not_attempted', 'pending', 'passed', 'failed', 'needs_review'] }).notNull(),
+    documentCheck: text('document_check', { enum: ['not_attempted', 'pending', 'passed', 'failed', 'needs_review'] }).notNull(),
+    requiredAction: jsonb('required_action').$type<{ type: 'document_scan'; url: string } | null>(),
+    provider: text('provider').notNull(),
+    providerReference: text('provider_reference'),
+    reviewedBy: text('reviewed_by'),
+    reviewReason: text('review_reason'),
+    submittedAt: timestamp('submitted_at', { withTimezone: true }).notNull().defaultNow(),
+    completedAt: timestamp('completed_at', { withTimezone: true }),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [
+    index('kyc_verifications_user_idx').on(table.userId, table.createdAt),
+    index('kyc_verifications_org_status_idx').on(table.orgId, table.status),
+    uniqueIndex('kyc_verifications_provider_ref_idx').on(table.provider, table.providerReference),
+    uniqueIndex('kyc_verifications_one_open_idx')
+      .on(table.userId)
+      .where(sql`status in ('pending', 'action_required', 'needs_review')`),
+  ],
+);
+
+export const accreditations = pgTable(
+  'accreditations',
+  {
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
+    orgId: uuid('org_id').notNull(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    status: text('status', {
+      enum: ['pending', 'accredited', 'non_accredited', 'qualified_purchaser', 'qualified_client', 'expired'],
+    }).notNull(),
+    basis: text('basis', { enum: ['income', 'net_worth', 'license_7_65_82', 'entity', 'not_accredited'] }),
+    reviewStatus: text('review_status', {
+      enum: ['not_required', 'pending_review', 'under_review', 'more_info_needed', 'approved', 'denied', 'expired'],
+    }).notNull(),
+    reviewedBy: text('reviewed_by'),
+    reviewReason: text('review_reason'),
+    submittedAt: timestamp('submitted_at', { withTimezone: true }),
+    reviewedAt: timestamp('reviewed_at', { withTimezone: true }),
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [
+    uniqueIndex('accreditations_user_idx').on(table.orgId, table.userId),
+    index('accreditations_review_idx').on(table.orgId, table.reviewStatus),
+  ],
+);
+
+export const accreditationDocuments = pgTable(
+  'accreditation_documents',
+  {
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
+    accreditationId: uuid('accreditation_id')
+      .notNull()
+      .references(() => accreditations.id, { onDelete: 'cascade' }),
+    documentType: text('document_type', { enum: ['income_proof', 'net_worth_proof', 'license_proof', 'entity_proof'] }).notNull(),
+    fileName: text('file_name').notNull(),
+    contentType: text('content_type').notNull(),
+    fileSizeBytes: integer('file_size_bytes').notNull(),
+    storageKey: text('storage_key').notNull(),
+    status: text('status', { enum: ['upload_pending', 'uploaded', 'upload_failed'] }).notNull(),
+    failureReason: text('failure_reason'),
+    uploadedAt: timestamp('uploaded_at', { withTimezone: true }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [index('accreditation_documents_accreditation_idx').on(table.accreditationId)],
+);

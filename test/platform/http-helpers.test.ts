@@ -35,4 +35,10 @@ describe('toSnake', () => {
       nested: [{ first_name: 'Ann', ssn_last4: null }],
     });
   });
+
+  it('leaves keys that are not camelCase identifiers alone', () => {
+    expect(toSnake({ uploadHeaders: { 'Content-Type': 'application/pdf', 'x-amz-acl': 'private' } })).toEqual({
+      upload_headers: { 'Content-Type': 'application/pdf', 'x-amz-acl': 'private' },
+    });
+  });
 });

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import pg from 'pg';
@@ -72,6 +74,7 @@ export type TestApp = Awaited<ReturnType<typeof startTestApp>>;
 export async function startTestApp(overrides: Partial<Config> = {}) {
   const database = await openTestDatabase();
   const keyring = testKeyring();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-app-'));
   const logs: string[] = [];
   const logStream = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -86,6 +89,8 @@ export async function startTestApp(overrides: Partial<Config> = {}) {
     allowInsecureHttp: true,
     demoIdp: false,
     jwksRefetchCooldownSeconds: 0,
+    kycSandboxAsyncDelayMs: 100,
+    dataDir,
     ...overrides,
   };
   const modules = createModules({ config, database, keyring });
@@ -170,6 +175,7 @@ export async function startTestApp(overrides: Partial<Config> = {}) {
       await app.close();
       await idp.close();
       await database.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

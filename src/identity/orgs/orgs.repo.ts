@@ -1,6 +1,6 @@
 import { and, eq, isNull } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
-import { apiKeys, orgs } from '../identity.tables.ts';
+import { adminKeys, apiKeys, orgs } from '../identity.tables.ts';
 
 export type OrgRow = typeof orgs.$inferSelect;
 export type NewOrg = typeof orgs.$inferInsert;
@@ -28,6 +28,17 @@ export function orgsRepo(db: Executor) {
         .select()
         .from(apiKeys)
         .where(and(eq(apiKeys.digest, digest), isNull(apiKeys.revokedAt)));
+      return row;
+    },
+    async insertAdminKey(key: typeof adminKeys.$inferInsert, tx: Executor = db) {
+      const [row] = await tx.insert(adminKeys).values(key).returning();
+      return row!;
+    },
+    async findActiveAdminKeyByDigest(digest: string, tx: Executor = db) {
+      const [row] = await tx
+        .select()
+        .from(adminKeys)
+        .where(and(eq(adminKeys.digest, digest), isNull(adminKeys.revokedAt)));
       return row;
     },
     async revokeApiKey(id: string, tx: Executor = db): Promise<ApiKeyRow | undefined> {

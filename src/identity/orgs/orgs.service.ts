@@ -69,6 +69,19 @@ export function orgsService(deps: { repo: OrgsRepo; keyring: Keyring; allowInsec
       if (!(await repo.revokeApiKey(apiKeyId))) throw new AppError('NOT_FOUND', `active API key ${apiKeyId} not found`);
     },
 
+    /** A platform administrator's key, for back-office routes across orgs. Shown once. */
+    async createAdminKey(label?: string): Promise<{ id: string; key: string }> {
+      const key = `tranche_admin_${randomBase62(40)}`;
+      const row = await repo.insertAdminKey({ digest: keyedHash(keyring, 'admin-key', key), label: label ?? null });
+      return { id: row.id, key };
+    },
+
+    async authenticateAdminKey(key: string): Promise<{ adminKeyId: string } | null> {
+      if (!/^tranche_admin_[0-9A-Za-z]{40}$/.test(key)) return null;
+      const row = await repo.findActiveAdminKeyByDigest(keyedHash(keyring, 'admin-key', key));
+      return row ? { adminKeyId: row.id } : null;
+    },
+
     async authenticateApiKey(key: string): Promise<ApiKeyPrincipal | null> {
       const match = API_KEY_PATTERN.exec(key);
       if (!match) return null;

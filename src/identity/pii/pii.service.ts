@@ -111,6 +111,19 @@ export function piiService(deps: { repo: PiiRepo; users: Pick<UsersService, 'vis
       return present(updated, record);
     },
 
+    /** Merges `changes` into the user's record (creating it if needed) and returns the full record. */
+    async upsert(user: { id: string; orgId: string }, changes: PiiRecord): Promise<PiiRecord> {
+      const row = await repo.find(user.id);
+      const record: PiiRecord = { ...(row ? open(row) : {}), ...changes };
+      if (changes.ssn !== undefined) delete record.ssnLast4;
+      if (changes.ssnLast4 !== undefined) delete record.ssn;
+      assertValid(record);
+      const sealed = sealRecord(user.id, record);
+      const stored = row ? await repo.update(user.id, sealed) : await repo.insert({ userId: user.id, orgId: user.orgId, ...sealed });
+      if (!stored) throw new AppError('CONFLICT', 'PII changed concurrently; retry');
+      return record;
+    },
+
     async delete(principal: Principal, userId: string): Promise<void> {
       const user = await deps.users.visibleUser(principal, userId);
       if (!(await repo.delete(user.id))) throw notFound('PII record');

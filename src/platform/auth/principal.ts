@@ -37,3 +37,11 @@ export function requirePrincipal(request: FastifyRequest): Principal {
   if (!request.principal) throw new AppError('UNAUTHORIZED', 'Authentication required');
   return request.principal;
 }
+
+/** Who performs a back-office review: an org_admin (their org only) or a platform admin (any org). */
+export type Reviewer = { kind: 'org_admin'; orgId: string; userId: string } | { kind: 'platform_admin'; adminKeyId: string };
+
+/** The org a reviewer is confined to; undefined for a platform admin. */
+export const reviewerOrg = (reviewer: Reviewer): string | undefined => (reviewer.kind === 'org_admin' ? reviewer.orgId : undefined);
+export const reviewerLabel = (reviewer: Reviewer): string =>
+  reviewer.kind === 'org_admin' ? `user:${reviewer.userId}` : `admin_key:${reviewer.adminKeyId}`;

@@ -13,7 +13,9 @@ export type Snake<T> = T extends Date
       ? { [K in keyof T as K extends string ? SnakeCaseString<K> : K]: Snake<T[K]> }
       : T;
 
+/** camelCase identifiers become snake_case; anything else (such as a header name) stays as it is. */
 export function snakeCase(key: string): string {
+  if (!/^[a-z][a-zA-Z0-9]*$/.test(key)) return key;
   return key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 }
 

@@ -1,0 +1,137 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Reviewer } from '../platform/auth/principal.ts';
+import { toSnake } from '../platform/http/case.ts';
+import { envelope, ok } from '../platform/http/envelope.ts';
+import { AppError, errorResponses } from '../platform/http/errors.ts';
+import { offsetPageMeta, offsetPagingQuery } from '../platform/http/paging.ts';
+import type { Identity } from '../identity/identity.module.ts';
+import { accreditationResponse, reviewStatus } from '../identity/accreditation/accreditation.schemas.ts';
+import type { ReviewAction } from '../identity/accreditation/accreditation.service.ts';
+import { kycStatus, verificationResponse } from '../identity/kyc/kyc.schemas.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    reviewer: Reviewer | null;
+  }
+}
+
+const idParams = z.object({ id: z.uuid() });
+const reasonBody = z.strictObject({ reason: z.string().trim().min(1).max(2000).optional() }).optional();
+const security: Record<string, string[]>[] = [{ bearer: [] }, { adminKey: [] }];
+const common = { tags: ['admin: review'], security };
+
+/**
+ * Back-office review queues. A reviewer is an org_admin (Bearer; their org only) or a platform
+ * admin (`X-Admin-Key` from `tranche admin-key create`; every org).
+ */
+export async function adminRoutes(app: FastifyInstance, options: { identity: Identity }) {
+  const { identity } = options;
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  app.decorateRequest('reviewer', null);
+
+  async function onRequest(request: FastifyRequest) {
+    const adminKey = request.headers['x-admin-key'];
+    if (typeof adminKey === 'string') {
+      const admin = await identity.orgs.authenticateAdminKey(adminKey);
+      if (!admin) throw new AppError('UNAUTHORIZED', 'Admin key is invalid or revoked');
+      request.reviewer = { kind: 'platform_admin', adminKeyId: admin.adminKeyId };
+      return;
+    }
+    const header = request.headers.authorization;
+    const token = header && /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+    if (!token) throw new AppError('UNAUTHORIZED', 'Send Authorization: Bearer (an org_admin) or X-Admin-Key');
+    const principal = await identity.auth.verifyAccessToken(token);
+    if (!principal) throw new AppError('UNAUTHORIZED', 'Access token is invalid or expired');
+    if (principal.role !== 'org_admin') throw new AppError('FORBIDDEN', 'Review needs an org_admin or a platform admin key');
+    request.reviewer = { kind: 'org_admin', orgId: principal.orgId, userId: principal.userId };
+  }
+  const reviewer = (request: FastifyRequest) => request.reviewer!;
+
+  routes.get(
+    '/kyc-verifications',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'KYC review queue (default status needs_review)',
+        querystring: offsetPagingQuery.extend({ status: kycStatus.optional() }),
+        response: {
+          200: envelope(z.object({ items: z.array(verificationResponse), meta: offsetPageMeta })),
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const { status, limit, offset } = request.query;
+      const { items, total } = await identity.kyc.listForReview(reviewer(request), { status }, { limit, offset });
+      return ok({ items: toSnake(items), meta: { limit, offset, total } });
+    },
+  );
+
+  for (const [path, decision] of [
+    ['approve', 'approved'],
+    ['reject', 'rejected'],
+  ] as const) {
+    routes.post(
+      `/kyc-verifications/:id/${path}`,
+      {
+        onRequest,
+        schema: {
+          ...common,
+          summary: `${path === 'approve' ? 'Approve' : 'Reject'} a KYC verification in needs_review`,
+          params: idParams,
+          body: reasonBody,
+          response: { 200: envelope(verificationResponse), ...errorResponses(400, 401, 403, 404, 409) },
+        },
+      },
+      async (request) => ok(toSnake(await identity.kyc.review(reviewer(request), request.params.id, decision, request.body?.reason))),
+    );
+  }
+
+  routes.get(
+    '/accreditations',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Accreditation review queue (default review_status pending_review)',
+        querystring: offsetPagingQuery.extend({ review_status: reviewStatus.default('pending_review') }),
+        response: {
+          200: envelope(z.object({ items: z.array(accreditationResponse), meta: offsetPageMeta })),
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const { review_status: status, limit, offset } = request.query;
+      const { items, total } = await identity.accreditation.listForReview(reviewer(request), status, { limit, offset });
+      return ok({ items: toSnake(items), meta: { limit, offset, total } });
+    },
+  );
+
+  const actions: Record<string, ReviewAction> = {
+    'start-review': 'start_review',
+    'request-info': 'request_info',
+    approve: 'approve',
+    deny: 'deny',
+  };
+  for (const [path, action] of Object.entries(actions)) {
+    routes.post(
+      `/accreditations/:id/${path}`,
+      {
+        onRequest,
+        schema: {
+          ...common,
+          summary: `Accreditation review: ${path}`,
+          params: idParams,
+          body: reasonBody,
+          response: { 200: envelope(accreditationResponse), ...errorResponses(400, 401, 403, 404, 409) },
+        },
+      },
+      async (request) =>
+        ok(toSnake(await identity.accreditation.review(reviewer(request), request.params.id, action, request.body?.reason))),
+    );
+  }
+}

@@ -1,0 +1,95 @@
+import { and, asc, count, desc, eq } from 'drizzle-orm';
+import type { Executor } from '../../platform/db/database.ts';
+import { accreditationDocuments, accreditations } from '../identity.tables.ts';
+
+export type AccreditationRow = typeof accreditations.$inferSelect;
+export type DocumentRow = typeof accreditationDocuments.$inferSelect;
+export type ReviewStatus = AccreditationRow['reviewStatus'];
+
+export function accreditationRepo(db: Executor) {
+  return {
+    /** The user's record, created as the baseline `pending` one on first use. */
+    async getOrCreate(owner: { orgId: string; userId: string }, tx: Executor = db): Promise<AccreditationRow> {
+      await tx
+        .insert(accreditations)
+        .values({ ...owner, status: 'pending', reviewStatus: 'not_required' })
+        .onConflictDoNothing();
+      const [row] = await tx
+        .select()
+        .from(accreditations)
+        .where(and(eq(accreditations.orgId, owner.orgId), eq(accreditations.userId, owner.userId)));
+      return row!;
+    },
+    async find(id: string, tx: Executor = db): Promise<AccreditationRow | undefined> {
+      const [row] = await tx.select().from(accreditations).where(eq(accreditations.id, id));
+      return row;
+    },
+    async findForUser(orgId: string, userId: string, tx: Executor = db): Promise<AccreditationRow | undefined> {
+      const [row] = await tx
+        .select()
+        .from(accreditations)
+        .where(and(eq(accreditations.orgId, orgId), eq(accreditations.userId, userId)));
+      return row;
+    },
+    async lock(id: string, tx: Executor): Promise<AccreditationRow | undefined> {
+      const [row] = await tx.select().from(accreditations).where(eq(accreditations.id, id)).for('update');
+      return row;
+    },
+    async update(id: string, changes: Partial<typeof accreditations.$inferInsert>, tx: Executor = db): Promise<AccreditationRow> {
+      const [row] = await tx
+        .update(accreditations)
+        .set({ ...changes, updatedAt: new Date() })
+        .where(eq(accreditations.id, id))
+        .returning();
+      return row!;
+    },
+    async listForReview(
+      filter: { orgId?: string; reviewStatus: ReviewStatus },
+      paging: { limit: number; offset: number },
+      tx: Executor = db,
+    ) {
+      const where = and(
+        filter.orgId ? eq(accreditations.orgId, filter.orgId) : undefined,
+        eq(accreditations.reviewStatus, filter.reviewStatus),
+      );
+      const rows = await tx
+        .select()
+        .from(accreditations)
+        .where(where)
+        .orderBy(asc(accreditations.submittedAt))
+        .limit(paging.limit)
+        .offset(paging.offset);
+      const [total] = await tx.select({ n: count() }).from(accreditations).where(where);
+      return { rows, total: total!.n };
+    },
+    async insertDocument(row: typeof accreditationDocuments.$inferInsert, tx: Executor = db): Promise<DocumentRow> {
+      const [inserted] = await tx.insert(accreditationDocuments).values(row).returning();
+      return inserted!;
+    },
+    async lockDocument(id: string, tx: Executor): Promise<DocumentRow | undefined> {
+      const [row] = await tx.select().from(accreditationDocuments).where(eq(accreditationDocuments.id, id)).for('update');
+      return row;
+    },
+    async findDocument(id: string, tx: Executor = db): Promise<DocumentRow | undefined> {
+      const [row] = await tx.select().from(accreditationDocuments).where(eq(accreditationDocuments.id, id));
+      return row;
+    },
+    async updateDocument(
+      id: string,
+      changes: Partial<typeof accreditationDocuments.$inferInsert>,
+      tx: Executor = db,
+    ): Promise<DocumentRow> {
+      const [row] = await tx.update(accreditationDocuments).set(changes).where(eq(accreditationDocuments.id, id)).returning();
+      return row!;
+    },
+    async documents(accreditationId: string, tx: Executor = db): Promise<DocumentRow[]> {
+      return tx
+        .select()
+        .from(accreditationDocuments)
+        .where(eq(accreditationDocuments.accreditationId, accreditationId))
+        .orderBy(desc(accreditationDocuments.createdAt));
+    },
+  };
+}
+
+export type AccreditationRepo = ReturnType<typeof accreditationRepo>;

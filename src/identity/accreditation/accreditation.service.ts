@@ -1,0 +1,349 @@
+import { randomUUID } from 'node:crypto';
+import { reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
+import type { Db, Executor } from '../../platform/db/database.ts';
+import { publish } from '../../platform/events/outbox.ts';
+import { AppError, notFound } from '../../platform/http/errors.ts';
+import type { OffsetPaging } from '../../platform/http/paging.ts';
+import { MAX_UPLOAD_BYTES, type ObjectStorage, type PresignedUpload } from '../../platform/storage/storage.ts';
+import type { AccreditationRepo, AccreditationRow, DocumentRow, ReviewStatus } from './accreditation.repo.ts';
+
+type Basis = NonNullable<AccreditationRow['basis']>;
+type DocumentType = DocumentRow['documentType'];
+export type ReviewAction = 'start_review' | 'request_info' | 'approve' | 'deny';
+
+const PROOF_FOR_BASIS: Record<Exclude<Basis, 'not_accredited'>, DocumentType> = {
+  income: 'income_proof',
+  net_worth: 'net_worth_proof',
+  license_7_65_82: 'license_proof',
+  entity: 'entity_proof',
+};
+const UPLOAD_URL_TTL_SECONDS = 15 * 60;
+const RESUBMITTABLE: ReviewStatus[] = ['not_required', 'pending_review', 'more_info_needed', 'denied', 'expired'];
+const ACCEPTS_DOCUMENTS: ReviewStatus[] = ['pending_review', 'more_info_needed'];
+
+/** Review transitions: which review statuses each action may start from, and where it leads. */
+const TRANSITIONS: Record<
+  ReviewAction,
+  { from: ReviewStatus[]; to: ReviewStatus; event?: string; needsDocument?: boolean; needsReason?: boolean }
+> = {
+  start_review: { from: ['pending_review'], to: 'under_review', needsDocument: true },
+  request_info: {
+    from: ['pending_review', 'under_review'],
+    to: 'more_info_needed',
+    event: 'accreditation.more_info_needed',
+    needsReason: true,
+  },
+  approve: { from: ['pending_review', 'under_review'], to: 'approved', event: 'accreditation.approved', needsDocument: true },
+  deny: { from: ['pending_review', 'under_review', 'more_info_needed'], to: 'denied', event: 'accreditation.denied', needsReason: true },
+};
+
+export type Accreditation = {
+  id: string;
+  userId: string;
+  orgId: string;
+  accreditationStatus: AccreditationRow['status'];
+  accreditationBasis: AccreditationRow['basis'];
+  reviewStatus: ReviewStatus;
+  verified: boolean;
+  reviewReason: string | null;
+  submittedAt: Date | null;
+  reviewedAt: Date | null;
+  expiresAt: Date | null;
+  documents: ReturnType<typeof presentDocument>[];
+  createdAt: Date;
+  updatedAt: Date;
+};
+
+export type AccreditationEligibility = {
+  status: AccreditationRow['status'];
+  basis: AccreditationRow['basis'];
+  reviewStatus: ReviewStatus;
+  verified: boolean;
+  expiresAt: Date | null;
+};
+
+function presentDocument(row: DocumentRow) {
+  return {
+    id: row.id,
+    accreditationId: row.accreditationId,
+    documentType: row.documentType,
+    fileName: row.fileName,
+    contentType: row.contentType,
+    fileSizeBytes: row.fileSizeBytes,
+    status: row.status,
+    uploadedAt: row.uploadedAt,
+    createdAt: row.createdAt,
+  };
+}
+
+const isVerified = (row: AccreditationRow) => row.reviewStatus === 'approved' && row.expiresAt !== null && row.expiresAt > new Date();
+
+export function accreditationService(deps: { db: Db; repo: AccreditationRepo; storage: ObjectStorage; validityDays: number }) {
+  const { db, repo, storage } = deps;
+
+  /** An approved accreditation past its end date becomes expired, in the database too. */
+  async function withExpiry(row: AccreditationRow, tx: Executor = db): Promise<AccreditationRow> {
+    if (row.reviewStatus !== 'approved' || !row.expiresAt || row.expiresAt > new Date()) return row;
+    return repo.update(row.id, { status: 'expired', reviewStatus: 'expired' }, tx);
+  }
+
+  async function present(row: AccreditationRow): Promise<Accreditation> {
+    return {
+      id: row.id,
+      userId: row.userId,
+      orgId: row.orgId,
+      accreditationStatus: row.status,
+      accreditationBasis: row.basis,
+      reviewStatus: row.reviewStatus,
+      verified: isVerified(row),
+      reviewReason: row.reviewReason,
+      submittedAt: row.submittedAt,
+      reviewedAt: row.reviewedAt,
+      expiresAt: row.expiresAt,
+      documents: (await repo.documents(row.id)).map(presentDocument),
+      createdAt: row.createdAt,
+      updatedAt: row.updatedAt,
+    };
+  }
+
+  async function own(principal: UserPrincipal): Promise<AccreditationRow> {
+    return withExpiry(await repo.getOrCreate({ orgId: principal.orgId, userId: principal.userId }));
+  }
+
+  async function ownById(principal: UserPrincipal, id: string): Promise<AccreditationRow> {
+    const row = await repo.find(id);
+    if (!row || row.orgId !== principal.orgId || (row.userId !== principal.userId && principal.role !== 'org_admin'))
+      throw notFound('accreditation');
+    return withExpiry(row);
+  }
+
+  function assertAcceptsDocuments(row: AccreditationRow, documentType: DocumentType) {
+    if (row.status !== 'accredited' || !ACCEPTS_DOCUMENTS.includes(row.reviewStatus)) {
+      throw new AppError(
+        'INVALID_STATE',
+        `Documents are accepted after an accredited self-certification, while review is pending; review is ${row.reviewStatus}`,
+      );
+    }
+    const expected = PROOF_FOR_BASIS[row.basis as Exclude<Basis, 'not_accredited'>];
+    if (documentType !== expected) {
+      throw new AppError('VALIDATION_ERROR', `documentType must be ${expected} for basis ${row.basis}`, [
+        { field: 'documentType', message: `must be ${expected} for basis ${row.basis}` },
+      ]);
+    }
+  }
+
+  async function recordUpload(accreditation: AccreditationRow, document: DocumentRow, tx: Executor) {
+    if (accreditation.reviewStatus === 'more_info_needed') await repo.update(accreditation.id, { reviewStatus: 'pending_review' }, tx);
+    await publish(tx, {
+      orgId: accreditation.orgId,
+      type: 'accreditation.document.uploaded',
+      data: {
+        accreditation_id: accreditation.id,
+        user_id: accreditation.userId,
+        document_id: document.id,
+        document_type: document.documentType,
+      },
+    });
+  }
+
+  const storageKey = (row: AccreditationRow, documentId: string, fileName: string) =>
+    `accreditation/${row.orgId}/${row.userId}/${documentId}/${fileName.replace(/[^\w.-]/g, '_')}`;
+
+  return {
+    get: async (principal: UserPrincipal) => present(await own(principal)),
+    getById: async (principal: UserPrincipal, id: string) => present(await ownById(principal, id)),
+
+    async submit(
+      principal: UserPrincipal,
+      input: { accreditationStatus: 'accredited' | 'non_accredited'; accreditationBasis: Basis },
+    ): Promise<Accreditation> {
+      const { accreditationStatus: status, accreditationBasis: basis } = input;
+      if ((status === 'non_accredited') !== (basis === 'not_accredited')) {
+        const message =
+          status === 'non_accredited'
+            ? 'must be not_accredited for non_accredited'
+            : 'must be income, net_worth, license_7_65_82 or entity';
+        throw new AppError('VALIDATION_ERROR', `accreditationBasis ${message}`, [{ field: 'accreditationBasis', message }]);
+      }
+      const current = await own(principal);
+      const updated = await db.transaction(async (tx) => {
+        const row = (await repo.lock(current.id, tx))!;
+        if (!RESUBMITTABLE.includes(row.reviewStatus)) {
+          throw new AppError('INVALID_STATE', `Accreditation cannot be re-certified while review is ${row.reviewStatus}`);
+        }
+        const next = await repo.update(
+          row.id,
+          {
+            status,
+            basis,
+            reviewStatus: status === 'accredited' ? 'pending_review' : 'not_required',
+            submittedAt: new Date(),
+            reviewedAt: null,
+            reviewedBy: null,
+            reviewReason: null,
+            expiresAt: null,
+          },
+          tx,
+        );
+        await publish(tx, {
+          orgId: next.orgId,
+          type: 'accreditation.submitted',
+          data: {
+            accreditation_id: next.id,
+            user_id: next.userId,
+            accreditation_status: status,
+            accreditation_basis: basis,
+            review_status: next.reviewStatus,
+          },
+        });
+        return next;
+      });
+      return present(updated);
+    },
+
+    async requestUpload(
+      principal: UserPrincipal,
+      input: { documentType: DocumentType; fileName: string; contentType: string; fileSizeBytes: number },
+    ): Promise<ReturnType<typeof presentDocument> & { upload: PresignedUpload }> {
+      const accreditation = await own(principal);
+      assertAcceptsDocuments(accreditation, input.documentType);
+      const id = randomUUID();
+      const key = storageKey(accreditation, id, input.fileName);
+      const upload = await storage.presignPut(key, {
+        contentType: input.contentType,
+        contentLength: input.fileSizeBytes,
+        expiresInSeconds: UPLOAD_URL_TTL_SECONDS,
+      });
+      const document = await repo.insertDocument({
+        id,
+        accreditationId: accreditation.id,
+        ...input,
+        storageKey: key,
+        status: 'upload_pending',
+      });
+      return { ...presentDocument(document), upload };
+    },
+
+    /** HEAD-checks the uploaded object; a missing, oversized or mismatched object fails the document. */
+    async finalizeUpload(principal: UserPrincipal, documentId: string) {
+      const document = await repo.findDocument(documentId);
+      const accreditation = document ? await repo.find(document.accreditationId) : undefined;
+      if (!document || !accreditation || accreditation.orgId !== principal.orgId || accreditation.userId !== principal.userId)
+        throw notFound('document');
+      if (document.status !== 'upload_pending') throw new AppError('INVALID_STATE', `Document is already ${document.status}`);
+      const object = await storage.head(document.storageKey);
+      const failure = !object
+        ? 'no file was uploaded'
+        : object.size > MAX_UPLOAD_BYTES
+          ? 'file exceeds 10 MB'
+          : object.size !== document.fileSizeBytes
+            ? `file is ${object.size} bytes, ${document.fileSizeBytes} were declared`
+            : object.contentType !== document.contentType
+              ? `file type is ${object.contentType}, ${document.contentType} was declared`
+              : undefined;
+      const finalized = await db.transaction(async (tx) => {
+        const locked = await repo.lockDocument(document.id, tx);
+        if (locked?.status !== 'upload_pending') throw new AppError('INVALID_STATE', `Document is already ${locked?.status}`);
+        if (failure) return repo.updateDocument(document.id, { status: 'upload_failed', failureReason: failure }, tx);
+        const uploaded = await repo.updateDocument(document.id, { status: 'uploaded', uploadedAt: new Date() }, tx);
+        await recordUpload((await repo.lock(accreditation.id, tx))!, uploaded, tx);
+        return uploaded;
+      });
+      if (failure) throw new AppError('UPLOAD_FAILED', `Upload failed: ${failure}; request a new upload URL`);
+      return presentDocument(finalized);
+    },
+
+    /** The older base64 route: the file arrives in the request body and is stored by us. */
+    async uploadBase64(
+      principal: UserPrincipal,
+      accreditationId: string,
+      input: { documentType: DocumentType; fileName: string; contentType: string; content: string },
+    ) {
+      const accreditation = await ownById(principal, accreditationId);
+      if (accreditation.userId !== principal.userId) throw notFound('accreditation');
+      assertAcceptsDocuments(accreditation, input.documentType);
+      const bytes = Buffer.from(input.content, 'base64');
+      if (bytes.length > MAX_UPLOAD_BYTES) {
+        throw new AppError('VALIDATION_ERROR', 'content must be at most 10 MB', [
+          { field: 'content', message: 'must be at most 10 MB once decoded' },
+        ]);
+      }
+      const id = randomUUID();
+      const key = storageKey(accreditation, id, input.fileName);
+      await storage.put(key, bytes, input.contentType);
+      const document = await db.transaction(async (tx) => {
+        const row = await repo.insertDocument(
+          {
+            id,
+            accreditationId,
+            documentType: input.documentType,
+            fileName: input.fileName,
+            contentType: input.contentType,
+            fileSizeBytes: bytes.length,
+            storageKey: key,
+            status: 'uploaded',
+            uploadedAt: new Date(),
+          },
+          tx,
+        );
+        await recordUpload((await repo.lock(accreditationId, tx))!, row, tx);
+        return row;
+      });
+      return presentDocument(document);
+    },
+
+    async listForReview(reviewer: Reviewer, reviewStatus: ReviewStatus, paging: OffsetPaging) {
+      const { rows, total } = await repo.listForReview({ orgId: reviewerOrg(reviewer), reviewStatus }, paging);
+      return { items: await Promise.all(rows.map(present)), total };
+    },
+
+    async review(reviewer: Reviewer, id: string, action: ReviewAction, reason: string | undefined): Promise<Accreditation> {
+      const transition = TRANSITIONS[action];
+      if (transition.needsReason && !reason)
+        throw new AppError('VALIDATION_ERROR', 'reason is required', [{ field: 'reason', message: 'is required' }]);
+      const reviewed = await db.transaction(async (tx) => {
+        const locked = await repo.lock(id, tx);
+        const scope = reviewerOrg(reviewer);
+        if (!locked || (scope !== undefined && locked.orgId !== scope)) throw notFound('accreditation');
+        const row = await withExpiry(locked, tx);
+        if (!transition.from.includes(row.reviewStatus)) {
+          throw new AppError('INVALID_STATE', `Cannot ${action.replace('_', ' ')} an accreditation whose review is ${row.reviewStatus}`);
+        }
+        if (transition.needsDocument && !(await repo.documents(row.id, tx)).some((document) => document.status === 'uploaded')) {
+          throw new AppError('INVALID_STATE', 'No supporting document has been uploaded yet');
+        }
+        const now = new Date();
+        const next = await repo.update(
+          row.id,
+          {
+            reviewStatus: transition.to,
+            reviewedBy: reviewerLabel(reviewer),
+            reviewReason: reason ?? null,
+            reviewedAt: now,
+            ...(action === 'approve' ? { expiresAt: new Date(now.getTime() + deps.validityDays * 86_400_000) } : {}),
+          },
+          tx,
+        );
+        if (transition.event) {
+          await publish(tx, {
+            orgId: next.orgId,
+            type: transition.event,
+            data: { accreditation_id: next.id, user_id: next.userId, review_status: next.reviewStatus },
+          });
+        }
+        return next;
+      });
+      return present(reviewed);
+    },
+
+    /** Live accreditation state for eligibility checks and token claims. */
+    async eligibility(orgId: string, userId: string): Promise<AccreditationEligibility> {
+      const found = await repo.findForUser(orgId, userId);
+      if (!found) return { status: 'pending', basis: null, reviewStatus: 'not_required', verified: false, expiresAt: null };
+      const row = await withExpiry(found);
+      return { status: row.status, basis: row.basis, reviewStatus: row.reviewStatus, verified: isVerified(row), expiresAt: row.expiresAt };
+    },
+  };
+}
+
+export type AccreditationService = ReturnType<typeof accreditationService>;

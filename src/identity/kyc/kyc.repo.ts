@@ -1,0 +1,75 @@
+import { and, count, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import type { Executor } from '../../platform/db/database.ts';
+import { kycVerifications } from '../identity.tables.ts';
+
+export type KycRow = typeof kycVerifications.$inferSelect;
+export type KycStatus = KycRow['status'];
+export const OPEN_STATUSES: KycStatus[] = ['pending', 'action_required', 'needs_review'];
+const EXPIRABLE: KycStatus[] = ['pending', 'action_required'];
+
+export function kycRepo(db: Executor) {
+  return {
+    async insert(row: typeof kycVerifications.$inferInsert, tx: Executor = db): Promise<KycRow> {
+      const [inserted] = await tx.insert(kycVerifications).values(row).returning();
+      return inserted!;
+    },
+    async find(id: string, tx: Executor = db): Promise<KycRow | undefined> {
+      const [row] = await tx.select().from(kycVerifications).where(eq(kycVerifications.id, id));
+      return row;
+    },
+    async lock(id: string, tx: Executor): Promise<KycRow | undefined> {
+      const [row] = await tx.select().from(kycVerifications).where(eq(kycVerifications.id, id)).for('update');
+      return row;
+    },
+    async findByReference(provider: string, reference: string, tx: Executor = db): Promise<KycRow | undefined> {
+      const [row] = await tx
+        .select()
+        .from(kycVerifications)
+        .where(and(eq(kycVerifications.provider, provider), eq(kycVerifications.providerReference, reference)));
+      return row;
+    },
+    async update(id: string, changes: Partial<typeof kycVerifications.$inferInsert>, tx: Executor = db): Promise<KycRow> {
+      const [row] = await tx
+        .update(kycVerifications)
+        .set({ ...changes, updatedAt: new Date() })
+        .where(eq(kycVerifications.id, id))
+        .returning();
+      return row!;
+    },
+    async listForUser(userId: string, tx: Executor = db): Promise<KycRow[]> {
+      return tx.select().from(kycVerifications).where(eq(kycVerifications.userId, userId)).orderBy(desc(kycVerifications.createdAt));
+    },
+    async listForOrg(filter: { orgId?: string; status?: KycStatus }, paging: { limit: number; offset: number }, tx: Executor = db) {
+      const where = and(
+        filter.orgId ? eq(kycVerifications.orgId, filter.orgId) : undefined,
+        filter.status ? eq(kycVerifications.status, filter.status) : undefined,
+      );
+      const rows = await tx
+        .select()
+        .from(kycVerifications)
+        .where(where)
+        .orderBy(desc(kycVerifications.createdAt))
+        .limit(paging.limit)
+        .offset(paging.offset);
+      const [total] = await tx.select({ n: count() }).from(kycVerifications).where(where);
+      return { rows, total: total!.n };
+    },
+    /** Marks checks nobody finished in time as expired. */
+    async expireStale(filter: { userId?: string; orgId?: string; id?: string }, tx: Executor = db): Promise<void> {
+      await tx
+        .update(kycVerifications)
+        .set({ status: 'expired', requiredAction: null, completedAt: sql`now()`, updatedAt: sql`now()` })
+        .where(
+          and(
+            inArray(kycVerifications.status, EXPIRABLE),
+            lt(kycVerifications.expiresAt, sql`now()`),
+            filter.userId ? eq(kycVerifications.userId, filter.userId) : undefined,
+            filter.orgId ? eq(kycVerifications.orgId, filter.orgId) : undefined,
+            filter.id ? eq(kycVerifications.id, filter.id) : undefined,
+          ),
+        );
+    },
+  };
+}
+
+export type KycRepo = ReturnType<typeof kycRepo>;

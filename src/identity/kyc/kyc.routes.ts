@@ -1,0 +1,153 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { requireUser } from '../../platform/auth/principal.ts';
+import { toSnake } from '../../platform/http/case.ts';
+import { envelope, ok } from '../../platform/http/envelope.ts';
+import { errorResponses } from '../../platform/http/errors.ts';
+import { offsetPageMeta } from '../../platform/http/paging.ts';
+import {
+  createKycBody,
+  effectiveResponse,
+  kycSessionResponse,
+  listQuery,
+  sanitizedVerification,
+  sessionIdParams,
+  verificationIdParams,
+  verificationResponse,
+} from './kyc.schemas.ts';
+import type { KycService, KycVerification } from './kyc.service.ts';
+
+const asSession = (v: KycVerification) => ({
+  session_id: v.verificationId,
+  user_id: v.userId,
+  org_id: v.orgId,
+  status: v.status,
+  verification_url: v.requiredAction?.url ?? null,
+  checks: v.checks,
+  created_at: v.createdAt,
+  updated_at: v.updatedAt,
+  completed_at: v.completedAt,
+});
+
+export async function kycRoutes(app: FastifyInstance, options: { kyc: KycService; callbackPath: string }) {
+  const { kyc } = options;
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const onRequest = app.authenticate(['bearer']);
+  const common = { tags: ['identity: kyc'], security: [{ bearer: [] }] };
+
+  routes.post(
+    '/kyc-verifications',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Submit PII (upserted, encrypted) and start a KYC verification',
+        body: createKycBody,
+        response: { 201: envelope(verificationResponse), ...errorResponses(400, 401, 409) },
+      },
+    },
+    async (request, reply) => reply.code(201).send(ok(toSnake(await kyc.create(requireUser(request), request.body)))),
+  );
+
+  routes.get(
+    '/kyc-verifications/:id',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Get a KYC verification',
+        params: verificationIdParams,
+        response: { 200: envelope(verificationResponse), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => ok(toSnake(await kyc.get(requireUser(request), request.params.id))),
+  );
+
+  routes.get(
+    '/kyc',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: "The caller's effective KYC status (not_started if none)",
+        response: { 200: envelope(effectiveResponse), ...errorResponses(401) },
+      },
+    },
+    async (request) => {
+      const user = requireUser(request);
+      return ok(toSnake(await kyc.effective(user.orgId, user.userId)));
+    },
+  );
+
+  routes.get(
+    '/kyc-verifications',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: "org_admin: the org's verifications, sanitized",
+        querystring: listQuery,
+        response: {
+          200: envelope(z.object({ items: z.array(sanitizedVerification), meta: offsetPageMeta })),
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const { status, limit, offset } = request.query;
+      const { items, total } = await kyc.listForOrg(requireUser(request), { status }, { limit, offset });
+      return ok({ items: items.map(({ requiredAction: _action, ...rest }) => toSnake(rest)), meta: { limit, offset, total } });
+    },
+  );
+
+  routes.post(
+    '/kyc-sessions',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Create a KYC session (older API; a KYC verification)',
+        body: createKycBody,
+        response: { 201: envelope(kycSessionResponse), ...errorResponses(400, 401, 409) },
+      },
+    },
+    async (request, reply) => reply.code(201).send(ok(asSession(await kyc.create(requireUser(request), request.body)))),
+  );
+
+  routes.get(
+    '/kyc-sessions/user',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: "The caller's KYC sessions (older API)",
+        response: { 200: envelope(z.array(kycSessionResponse)), ...errorResponses(401) },
+      },
+    },
+    async (request) => ok((await kyc.listOwn(requireUser(request))).map(asSession)),
+  );
+
+  routes.get(
+    '/kyc-sessions/:sessionId',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'A KYC session (older API)',
+        params: sessionIdParams,
+        response: { 200: envelope(kycSessionResponse), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => ok(asSession(await kyc.get(requireUser(request), request.params.sessionId))),
+  );
+
+  await app.register(async (callbacks) => {
+    callbacks.removeContentTypeParser('application/json');
+    callbacks.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    callbacks.post(options.callbackPath, { config: { idempotent: false }, schema: { hide: true } }, async (request) => {
+      await kyc.handleProviderCallback(request.headers, request.body as Buffer);
+      return ok({ received: true });
+    });
+  });
+}

@@ -1,0 +1,251 @@
+import { AppError, notFound } from '../../platform/http/errors.ts';
+import { reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
+import type { Db, Executor } from '../../platform/db/database.ts';
+import { publish } from '../../platform/events/outbox.ts';
+import type { OffsetPaging } from '../../platform/http/paging.ts';
+import type { PiiRecord } from '../pii/pii.schemas.ts';
+import type { PiiService } from '../pii/pii.service.ts';
+import type { UsersService } from '../users/users.service.ts';
+import { OPEN_STATUSES, type KycRepo, type KycRow, type KycStatus } from './kyc.repo.ts';
+import type { KycProvider, ProviderOutcome } from './provider.ts';
+
+export type KycVerification = {
+  verificationId: string;
+  userId: string;
+  orgId: string;
+  status: KycStatus;
+  checks: { identity: KycRow['identityCheck']; document: KycRow['documentCheck'] };
+  requiredAction: { type: 'document_scan'; url: string } | null;
+  submittedAt: Date;
+  completedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+};
+
+export type EffectiveKyc = Omit<KycVerification, 'verificationId' | 'status' | 'submittedAt' | 'createdAt' | 'updatedAt'> & {
+  verificationId: string | null;
+  status: KycStatus | 'not_started';
+  submittedAt: Date | null;
+  createdAt: Date | null;
+  updatedAt: Date | null;
+};
+
+const TERMINAL: KycStatus[] = ['approved', 'rejected', 'expired', 'error'];
+const EVENT_FOR_STATUS: Partial<Record<KycStatus, string>> = {
+  action_required: 'kyc.verification.action_required',
+  needs_review: 'kyc.verification.needs_review',
+  approved: 'kyc.verification.approved',
+  rejected: 'kyc.verification.rejected',
+};
+
+export function present(row: KycRow): KycVerification {
+  return {
+    verificationId: row.id,
+    userId: row.userId,
+    orgId: row.orgId,
+    status: row.status,
+    checks: { identity: row.identityCheck, document: row.documentCheck },
+    requiredAction: row.requiredAction ?? null,
+    submittedAt: row.submittedAt,
+    completedAt: row.completedAt,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: string; cause?: { code?: string } }).code ?? (error as { cause?: { code?: string } }).cause?.code;
+  return code === '23505';
+}
+
+export function kycService(deps: {
+  db: Db;
+  repo: KycRepo;
+  pii: Pick<PiiService, 'upsert'>;
+  users: Pick<UsersService, 'visibleUser'>;
+  provider: KycProvider;
+  ttlHours: number;
+}) {
+  const { db, repo, provider } = deps;
+
+  async function changeStatus(row: KycRow, changes: Partial<KycRow>, tx: Executor): Promise<KycRow> {
+    const updated = await repo.update(row.id, changes, tx);
+    const event = updated.status !== row.status ? EVENT_FOR_STATUS[updated.status] : undefined;
+    if (event) {
+      await publish(tx, {
+        orgId: updated.orgId,
+        type: event,
+        data: { verification_id: updated.id, user_id: updated.userId, status: updated.status },
+      });
+    }
+    return updated;
+  }
+
+  /** Applies a provider's answer to a still-open verification; answers for closed ones are ignored. */
+  async function applyOutcome(id: string, outcome: ProviderOutcome): Promise<KycRow> {
+    return db.transaction(async (tx) => {
+      const row = await repo.lock(id, tx);
+      if (!row) throw notFound('KYC verification');
+      if (TERMINAL.includes(row.status) || (row.status === 'needs_review' && outcome.status === 'needs_review')) return row;
+      const terminal = TERMINAL.includes(outcome.status);
+      return changeStatus(
+        row,
+        {
+          status: outcome.status,
+          identityCheck: outcome.checks.identity,
+          documentCheck: outcome.checks.document,
+          requiredAction: outcome.requiredAction,
+          completedAt: terminal ? new Date() : null,
+        },
+        tx,
+      );
+    });
+  }
+
+  async function visibleVerification(principal: UserPrincipal, id: string): Promise<KycRow> {
+    await repo.expireStale({ id });
+    const row = await repo.find(id);
+    if (!row || row.orgId !== principal.orgId || (row.userId !== principal.userId && principal.role !== 'org_admin')) {
+      throw notFound('KYC verification');
+    }
+    return row;
+  }
+
+  /** Polls the provider for a verification still waiting on it. */
+  async function refresh(row: KycRow): Promise<KycRow> {
+    if (row.status !== 'pending' || !row.providerReference) return row;
+    const outcome = await provider.fetchResult(row.providerReference);
+    return outcome.status === 'pending' ? row : applyOutcome(row.id, outcome);
+  }
+
+  return {
+    async create(principal: UserPrincipal, pii: PiiRecord): Promise<KycVerification> {
+      const user = await deps.users.visibleUser(principal, principal.userId);
+      const record = await deps.pii.upsert(user, pii);
+      await repo.expireStale({ userId: user.id });
+      let row: KycRow;
+      try {
+        row = await db.transaction(async (tx) => {
+          const inserted = await repo.insert(
+            {
+              orgId: user.orgId,
+              userId: user.id,
+              status: 'pending',
+              identityCheck: 'pending',
+              documentCheck: 'not_attempted',
+              provider: provider.name,
+              expiresAt: new Date(Date.now() + deps.ttlHours * 3600_000),
+            },
+            tx,
+          );
+          await publish(tx, {
+            orgId: inserted.orgId,
+            type: 'kyc.verification.created',
+            data: { verification_id: inserted.id, user_id: inserted.userId, status: inserted.status },
+          });
+          return inserted;
+        });
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new AppError('CONFLICT', 'This user already has a KYC verification in progress');
+        throw error;
+      }
+
+      let submitted: Awaited<ReturnType<KycProvider['submit']>>;
+      try {
+        submitted = await provider.submit({ verificationId: row.id, pii: record });
+      } catch {
+        return present(
+          await db.transaction(async (tx) =>
+            changeStatus(row, { status: 'error', identityCheck: 'not_attempted', completedAt: new Date() }, tx),
+          ),
+        );
+      }
+      await repo.update(row.id, { providerReference: submitted.reference });
+      return present(await applyOutcome(row.id, submitted.outcome));
+    },
+
+    async get(principal: UserPrincipal, id: string): Promise<KycVerification> {
+      return present(await refresh(await visibleVerification(principal, id)));
+    },
+
+    async listOwn(principal: UserPrincipal): Promise<KycVerification[]> {
+      await repo.expireStale({ userId: principal.userId });
+      const rows = await repo.listForUser(principal.userId);
+      return Promise.all(rows.map(async (row) => present(await refresh(row))));
+    },
+
+    /** An approved check stays effective; otherwise the newest check speaks. */
+    async effective(orgId: string, userId: string): Promise<EffectiveKyc> {
+      await repo.expireStale({ userId });
+      const rows = (await repo.listForUser(userId)).filter((row) => row.orgId === orgId);
+      const chosen = rows.find((row) => row.status === 'approved') ?? rows[0];
+      if (!chosen) {
+        return {
+          verificationId: null,
+          userId,
+          orgId,
+          status: 'not_started',
+          checks: { identity: 'not_attempted', document: 'not_attempted' },
+          requiredAction: null,
+          submittedAt: null,
+          completedAt: null,
+          createdAt: null,
+          updatedAt: null,
+        };
+      }
+      return present(await refresh(chosen));
+    },
+
+    async listForOrg(principal: UserPrincipal, filter: { status?: KycStatus }, paging: OffsetPaging) {
+      if (principal.role !== 'org_admin') throw new AppError('FORBIDDEN', 'Only an org_admin can list verifications');
+      await repo.expireStale({ orgId: principal.orgId });
+      const { rows, total } = await repo.listForOrg({ orgId: principal.orgId, ...filter }, paging);
+      return { items: rows.map(present), total };
+    },
+
+    async handleProviderCallback(headers: Record<string, string | string[] | undefined>, rawBody: Buffer): Promise<void> {
+      let callback;
+      try {
+        callback = provider.parseCallback(headers, rawBody);
+      } catch {
+        throw new AppError('UNAUTHORIZED', 'Callback signature is invalid');
+      }
+      const row = await repo.findByReference(provider.name, callback.reference);
+      if (!row) throw notFound('KYC verification');
+      await applyOutcome(row.id, callback.outcome);
+    },
+
+    async listForReview(reviewer: Reviewer, filter: { status?: KycStatus }, paging: OffsetPaging) {
+      const { rows, total } = await repo.listForOrg({ orgId: reviewerOrg(reviewer), status: filter.status ?? 'needs_review' }, paging);
+      return { items: rows.map(present), total };
+    },
+
+    async review(reviewer: Reviewer, id: string, decision: 'approved' | 'rejected', reason: string | undefined): Promise<KycVerification> {
+      return present(
+        await db.transaction(async (tx) => {
+          const row = await repo.lock(id, tx);
+          const scope = reviewerOrg(reviewer);
+          if (!row || (scope !== undefined && row.orgId !== scope)) throw notFound('KYC verification');
+          if (row.status !== 'needs_review')
+            throw new AppError('INVALID_STATE', `Only a verification in needs_review can be reviewed; this one is ${row.status}`);
+          return changeStatus(
+            row,
+            {
+              status: decision,
+              identityCheck: decision === 'approved' ? 'passed' : 'failed',
+              requiredAction: null,
+              completedAt: new Date(),
+              reviewedBy: reviewerLabel(reviewer),
+              reviewReason: reason ?? null,
+            },
+            tx,
+          );
+        }),
+      );
+    },
+
+    isOpen: (status: KycStatus) => OPEN_STATUSES.includes(status),
+  };
+}
+
+export type KycService = ReturnType<typeof kycService>;
