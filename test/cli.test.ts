@@ -99,6 +99,10 @@ describe('tranche CLI', () => {
     expect(await withModules((m) => m.identity.orgs.authenticateApiKey(key))).toBeNull();
     expect((await tranche('api-key', 'revoke', '--id', keyId)).code).toBe(1);
 
+    const admin = await tranche('admin-key', 'create', '--label', 'ops');
+    const adminKey = /(tranche_admin_[0-9A-Za-z]{40})/.exec(admin.stdout)![1]!;
+    expect(await withModules((m) => m.identity.orgs.authenticateAdminKey(adminKey))).not.toBeNull();
+
     const unknown = await tranche('frobnicate');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('Unknown command');

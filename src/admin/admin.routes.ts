@@ -111,6 +111,20 @@ export async function adminRoutes(app: FastifyInstance, options: { identity: Ide
     },
   );
 
+  routes.get(
+    '/accreditations/documents/:id/download',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'A five-minute download link for a supporting document',
+        params: idParams,
+        response: { 200: envelope(z.object({ url: z.string(), expires_at: z.date() })), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => ok(toSnake(await identity.accreditation.documentDownload(reviewer(request), request.params.id))),
+  );
+
   const actions: Record<string, ReviewAction> = {
     'start-review': 'start_review',
     'request-info': 'request_info',

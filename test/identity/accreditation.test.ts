@@ -222,6 +222,22 @@ describe('accreditation error', () => {
 });
 
 describe('accreditation security', () => {
+  it('a reviewer of the org downloads the uploaded file; others cannot', async () => {
+    const owner = await certified('download@example.com');
+    const doc = await upload(owner.user);
+    await t.post(`/identity/accreditations/documents/${doc.documentId}/upload`, undefined, owner.user.auth);
+    const admin = await t.signIn('admin@example.com');
+    const link = await t.get(`/admin/accreditations/documents/${doc.documentId}/download`, admin.auth);
+    expect(link.status).toBe(200);
+    const url = new URL(link.body.data.url);
+    const download = await fetch(`${t.url}${url.pathname}${url.search}`);
+    expect(Buffer.from(await download.arrayBuffer()).equals(file)).toBe(true);
+    const rival = await t.createOrg({ name: 'Rival Download', adminEmails: ['admin@rival-dl.com'] });
+    const rivalAdmin = await t.signIn('admin@rival-dl.com', rival);
+    expect((await t.get(`/admin/accreditations/documents/${doc.documentId}/download`, rivalAdmin.auth)).status).toBe(404);
+    expect((await t.get(`/admin/accreditations/documents/${doc.documentId}/download`, owner.user.auth)).status).toBe(403);
+  });
+
   it('review by an admin of another org is 404; by a plain user 403', async () => {
     const { id } = await certified('guarded@example.com');
     const rival = await t.createOrg({ name: 'Rival Acc', adminEmails: ['admin@rival-acc.com'] });

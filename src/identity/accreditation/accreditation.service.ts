@@ -292,6 +292,20 @@ export function accreditationService(deps: { db: Db; repo: AccreditationRepo; st
       return presentDocument(document);
     },
 
+    /** A short-lived download link, so a reviewer can read the document. */
+    async documentDownload(reviewer: Reviewer, documentId: string): Promise<{ url: string; expiresAt: Date }> {
+      const document = await repo.findDocument(documentId);
+      const accreditation = document ? await repo.find(document.accreditationId) : undefined;
+      const scope = reviewerOrg(reviewer);
+      if (!document || !accreditation || (scope !== undefined && accreditation.orgId !== scope)) throw notFound('document');
+      if (document.status !== 'uploaded') throw new AppError('INVALID_STATE', `Document is ${document.status}`);
+      const expiresInSeconds = 300;
+      return {
+        url: await storage.presignGet(document.storageKey, { expiresInSeconds }),
+        expiresAt: new Date(Date.now() + expiresInSeconds * 1000),
+      };
+    },
+
     async listForReview(reviewer: Reviewer, reviewStatus: ReviewStatus, paging: OffsetPaging) {
       const { rows, total } = await repo.listForReview({ orgId: reviewerOrg(reviewer), reviewStatus }, paging);
       return { items: await Promise.all(rows.map(present)), total };
