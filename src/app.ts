@@ -9,19 +9,23 @@ import { idempotencyPlugin } from './platform/http/idempotency.ts';
 import { createServer } from './platform/http/server.ts';
 import { createStorage, LOCAL_STORAGE_PREFIX, type StorageSetup } from './platform/storage/create-storage.ts';
 import { adminRoutes } from './admin/admin.routes.ts';
+import { createNotifications, type Notifications } from './notifications/notifications.module.ts';
+import { systemClock, type Clock } from './platform/clock.ts';
 
 export const version: string = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
 
-export type AppDeps = { config: Config; database: Database; keyring: Keyring; logStream?: Writable };
+export type AppDeps = { config: Config; database: Database; keyring: Keyring; logStream?: Writable; clock?: Clock };
 
-export type Modules = { identity: Identity; storage: StorageSetup };
+export type Modules = { identity: Identity; notifications: Notifications; storage: StorageSetup };
 
 export function createModules(deps: AppDeps): Modules {
   const storage = createStorage(deps.config, deps.keyring);
+  const clock = deps.clock ?? systemClock;
   return {
     storage,
     identity: createIdentity({ db: deps.database.db, keyring: deps.keyring, storage: storage.storage, config: deps.config, version }),
+    notifications: createNotifications({ database: deps.database, keyring: deps.keyring, clock, config: deps.config, version }),
   };
 }
 
@@ -38,7 +42,9 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
   await app.register(authPlugin, modules.identity.authenticators);
   await app.register(idempotencyPlugin, { db: database.db, keyring });
   await app.register(modules.identity.routes, { prefix: '/identity' });
+  await app.register((scope) => modules.notifications.routes(scope), { prefix: '/notifications' });
   await app.register(adminRoutes, { prefix: '/admin', identity: modules.identity });
+  app.addHook('onClose', () => modules.notifications.close());
   if (modules.storage.routes) await app.register(modules.storage.routes, { prefix: LOCAL_STORAGE_PREFIX });
   if (modules.identity.demoRoutes) await app.register(modules.identity.demoRoutes, { prefix: '/demo-idp' });
   return app;

@@ -34,6 +34,15 @@ const envSchema = z.object({
   KYC_VERIFICATION_TTL_HOURS: z.coerce.number().min(0.001).default(72),
   KYC_SANDBOX_ASYNC_DELAY_MS: z.coerce.number().int().min(0).default(3000),
   ACCREDITATION_VALIDITY_DAYS: z.coerce.number().int().min(1).default(90),
+  WEBHOOK_EGRESS_ALLOWLIST: z.string().optional(),
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
+  WEBHOOK_RETRY_SCHEDULE_SECONDS: z
+    .string()
+    .regex(/^\d+(\.\d+)?(,\d+(\.\d+)?)*$/, 'expected comma-separated seconds')
+    .default('5,300,1800,7200,18000,36000,36000'),
+  WEBHOOK_SECRET_GRACE_SECONDS: z.coerce.number().int().min(0).max(604_800).default(86_400),
+  WEBHOOK_DISABLE_AFTER_HOURS: z.coerce.number().min(0.001).default(120),
+  WORKER_POLL_MS: z.coerce.number().int().min(10).default(1000),
   ALLOW_INSECURE_HTTP: booleanFlag.optional(),
   DEMO_IDP: booleanFlag.optional(),
 });
@@ -61,6 +70,14 @@ export type Config = {
   /** How long the sandbox KYC provider takes before its asynchronous callback. */
   kycSandboxAsyncDelayMs: number;
   accreditationValidityDays: number;
+  /** CIDRs webhooks may reach although they are not public (tests, local development). */
+  webhookEgressAllowlist: string | undefined;
+  webhookTimeoutMs: number;
+  webhookRetryScheduleSeconds: number[];
+  webhookSecretGraceSeconds: number;
+  webhookDisableAfterHours: number;
+  /** How often an idle worker looks for work when no NOTIFY woke it. */
+  workerPollMs: number;
   /** Accept http:// (not only https://) for IdP and other outbound URLs: development only. */
   allowInsecureHttp: boolean;
   /** Serve the built-in demo identity provider under /demo-idp. */
@@ -104,6 +121,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kycVerificationTtlHours: e.KYC_VERIFICATION_TTL_HOURS,
     kycSandboxAsyncDelayMs: e.KYC_SANDBOX_ASYNC_DELAY_MS,
     accreditationValidityDays: e.ACCREDITATION_VALIDITY_DAYS,
+    webhookEgressAllowlist: e.WEBHOOK_EGRESS_ALLOWLIST,
+    webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
+    webhookRetryScheduleSeconds: e.WEBHOOK_RETRY_SCHEDULE_SECONDS.split(',').map(Number),
+    webhookSecretGraceSeconds: e.WEBHOOK_SECRET_GRACE_SECONDS,
+    webhookDisableAfterHours: e.WEBHOOK_DISABLE_AFTER_HOURS,
+    workerPollMs: e.WORKER_POLL_MS,
     allowInsecureHttp: e.ALLOW_INSECURE_HTTP ?? embedded,
     demoIdp: e.DEMO_IDP ?? embedded,
   };

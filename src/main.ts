@@ -12,7 +12,7 @@ const usage = `tranche ${version}
 
 Usage: tranche <command> [options]
 
-  serve                                   run the HTTP server (migrates first)
+  serve [--role all|api|worker]           run the HTTP server and/or the webhook worker (migrates first)
   migrate                                 apply database migrations and exit
   org create --name N --audience A (--issuer URL | --jwks-url URL) [--admin-email E ...]
   api-key create --org ORG_ID [--label L] print a new org API key (shown once)
@@ -64,13 +64,30 @@ async function createDemo({ config, identity }: Context) {
   };
 }
 
-async function serve(config: Config) {
+type Role = 'all' | 'api' | 'worker';
+
+async function serve(config: Config, role: Role) {
   const database = await openDatabase(config);
   await database.migrate();
   const keyring = loadKeyring({ masterKeys: config.masterKeys, hashSecret: config.hashSecret, dataDir: config.dataDir });
   const modules = createModules({ config, database, keyring });
+  if (role === 'worker') {
+    const worker = await modules.notifications.startWorker();
+    const stop = async () => {
+      await worker.stop();
+      await modules.notifications.close();
+      await database.close();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void stop());
+    process.once('SIGTERM', () => void stop());
+    console.log(`Tranche ${version} webhook worker started (${database.kind === 'embedded' ? 'embedded database' : 'PostgreSQL'})`);
+    return;
+  }
   const app = await buildApp({ config, database, keyring }, modules);
+  const worker = role === 'all' ? await modules.notifications.startWorker(app.log) : undefined;
   const close = async () => {
+    await worker?.stop();
     await app.close();
     await database.close();
     process.exit(0);
@@ -107,6 +124,7 @@ async function main(argv: string[]) {
       org: { type: 'string' },
       label: { type: 'string' },
       id: { type: 'string' },
+      role: { type: 'string', default: 'all' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -118,7 +136,8 @@ async function main(argv: string[]) {
   const config = loadConfig();
   switch (command) {
     case 'serve':
-      return serve(config);
+      if (!['all', 'api', 'worker'].includes(values.role)) throw new UsageError('--role must be all, api or worker');
+      return serve(config, values.role as Role);
     case 'migrate':
       await withDatabase(config, async () => console.log('Migrations applied.'));
       return;

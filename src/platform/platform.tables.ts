@@ -12,8 +12,15 @@ export const outboxEvents = pgTable(
     type: text('type').notNull(),
     data: jsonb('data').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    /** Set when notifications has turned the event into deliveries. */
+    dispatchedAt: timestamp('dispatched_at', { withTimezone: true }),
   },
-  (table) => [index('outbox_events_created_at_idx').on(table.createdAt)],
+  (table) => [
+    index('outbox_events_created_at_idx').on(table.createdAt),
+    index('outbox_events_undispatched_idx')
+      .on(table.createdAt)
+      .where(sql`dispatched_at is null`),
+  ],
 );
 
 export const idempotencyKeys = pgTable(

@@ -63,6 +63,17 @@ export function testKeyring(): Keyring {
   });
 }
 
+/** Real time plus an offset the test moves forward. */
+export function testClock() {
+  let offsetMs = 0;
+  return {
+    now: () => new Date(Date.now() + offsetMs),
+    advance(ms: number) {
+      offsetMs += ms;
+    },
+  };
+}
+
 export type ApiResponse<T = any> = { status: number; body: T; headers: Headers; text: string };
 
 export type TestApp = Awaited<ReturnType<typeof startTestApp>>;
@@ -90,11 +101,13 @@ export async function startTestApp(overrides: Partial<Config> = {}) {
     demoIdp: false,
     jwksRefetchCooldownSeconds: 0,
     kycSandboxAsyncDelayMs: 100,
+    webhookEgressAllowlist: '127.0.0.0/8,::1/128',
     dataDir,
     ...overrides,
   };
-  const modules = createModules({ config, database, keyring });
-  const app = await buildApp({ config, database, keyring, logStream }, modules);
+  const clock = testClock();
+  const modules = createModules({ config, database, keyring, clock });
+  const app = await buildApp({ config, database, keyring, logStream, clock }, modules);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const idp = await startIdp();
@@ -154,6 +167,7 @@ export async function startTestApp(overrides: Partial<Config> = {}) {
   return {
     url,
     app,
+    clock,
     config,
     database,
     db: database.db,

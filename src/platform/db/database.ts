@@ -19,6 +19,8 @@ export type Database = {
   db: Db;
   kind: 'embedded' | 'postgres';
   migrate(): Promise<void>;
+  /** Calls `onNotify` on every NOTIFY to one of `channels`; returns the unsubscribe. */
+  listen(channels: string[], onNotify: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 };
 
@@ -44,6 +46,14 @@ export function openPostgres(connectionString: string, poolSize = 10): Database 
         client.release();
       }
     },
+    async listen(channels, onNotify) {
+      const client = new pg.Client({ connectionString });
+      await client.connect();
+      client.on('notification', onNotify);
+      client.on('error', () => undefined);
+      for (const channel of channels) await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+      return () => client.end();
+    },
     close: () => pool.end(),
   };
 }
@@ -63,6 +73,12 @@ export async function openEmbedded(options: EmbeddedOptions = {}): Promise<Datab
       pglite,
       kind: 'embedded',
       migrate: () => migratePglite(drizzlePglite(pglite), { migrationsFolder }),
+      async listen(channels, onNotify) {
+        const unsubscribes = await Promise.all(channels.map((channel) => pglite.listen(channel, onNotify)));
+        return async () => {
+          for (const unsubscribe of unsubscribes) await unsubscribe();
+        };
+      },
       async close() {
         await pglite.close();
         releaseLock();

@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { asc, inArray, isNull, sql } from 'drizzle-orm';
 import type { Executor } from '../db/database.ts';
 import { outboxEvents } from '../platform.tables.ts';
 
@@ -18,4 +18,25 @@ export async function publish(tx: Executor, event: DomainEvent): Promise<string>
     .returning({ id: outboxEvents.id });
   await tx.execute(sql`select pg_notify(${OUTBOX_CHANNEL}, ${row!.id})`);
   return row!.id;
+}
+
+export type OutboxEvent = typeof outboxEvents.$inferSelect;
+
+/** Locks a batch of events not yet dispatched; concurrent dispatchers skip each other's rows. */
+export async function claimUndispatched(tx: Executor, limit: number): Promise<OutboxEvent[]> {
+  return tx
+    .select()
+    .from(outboxEvents)
+    .where(isNull(outboxEvents.dispatchedAt))
+    .orderBy(asc(outboxEvents.createdAt))
+    .limit(limit)
+    .for('update', { skipLocked: true });
+}
+
+export async function markDispatched(tx: Executor, ids: string[]): Promise<void> {
+  if (ids.length > 0)
+    await tx
+      .update(outboxEvents)
+      .set({ dispatchedAt: sql`now()` })
+      .where(inArray(outboxEvents.id, ids));
 }

@@ -1,0 +1,109 @@
+import { and, asc, count, desc, eq, gte, inArray, lte, or, sql } from 'drizzle-orm';
+import type { Executor } from '../../platform/db/database.ts';
+import { webhookAttempts, webhookDeliveries } from '../notifications.tables.ts';
+
+export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+export type AttemptRow = typeof webhookAttempts.$inferSelect;
+export type DeliveryStatus = DeliveryRow['status'];
+export type DeliveryFilter = { orgId: string; endpointId?: string; eventType?: string; status?: DeliveryStatus; from?: Date; to?: Date };
+
+export function deliveriesRepo(db: Executor) {
+  return {
+    async insertMany(rows: (typeof webhookDeliveries.$inferInsert)[], tx: Executor): Promise<DeliveryRow[]> {
+      return rows.length === 0 ? [] : tx.insert(webhookDeliveries).values(rows).returning();
+    },
+    /** Takes due deliveries (and ones whose worker died mid-send) under a lease. */
+    async claimDue(now: Date, leaseUntil: Date, limit: number, tx: Executor): Promise<DeliveryRow[]> {
+      const due = await tx
+        .select({ id: webhookDeliveries.id })
+        .from(webhookDeliveries)
+        .where(
+          or(
+            and(eq(webhookDeliveries.status, 'pending'), lte(webhookDeliveries.nextAttemptAt, now)),
+            and(eq(webhookDeliveries.status, 'sending'), lte(webhookDeliveries.leaseUntil, now)),
+          ),
+        )
+        .orderBy(asc(webhookDeliveries.nextAttemptAt))
+        .limit(limit)
+        .for('update', { skipLocked: true });
+      if (due.length === 0) return [];
+      return tx
+        .update(webhookDeliveries)
+        .set({ status: 'sending', leaseUntil, updatedAt: now })
+        .where(
+          inArray(
+            webhookDeliveries.id,
+            due.map((row) => row.id),
+          ),
+        )
+        .returning();
+    },
+    async find(orgId: string, id: string, tx: Executor = db): Promise<DeliveryRow | undefined> {
+      const [row] = await tx
+        .select()
+        .from(webhookDeliveries)
+        .where(and(eq(webhookDeliveries.orgId, orgId), eq(webhookDeliveries.id, id)));
+      return row;
+    },
+    async lock(id: string, tx: Executor): Promise<DeliveryRow | undefined> {
+      const [row] = await tx.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id)).for('update');
+      return row;
+    },
+    async update(id: string, changes: Partial<typeof webhookDeliveries.$inferInsert>, tx: Executor): Promise<void> {
+      await tx.update(webhookDeliveries).set(changes).where(eq(webhookDeliveries.id, id));
+    },
+    async insertAttempt(attempt: Omit<typeof webhookAttempts.$inferInsert, 'attemptNumber'>, tx: Executor): Promise<AttemptRow> {
+      const [row] = await tx
+        .insert(webhookAttempts)
+        .values({
+          ...attempt,
+          attemptNumber: sql`(select count(*) + 1 from webhook_attempts where delivery_id = ${attempt.deliveryId})`,
+        })
+        .returning();
+      return row!;
+    },
+    async attempts(deliveryId: string, tx: Executor = db): Promise<AttemptRow[]> {
+      return tx
+        .select()
+        .from(webhookAttempts)
+        .where(eq(webhookAttempts.deliveryId, deliveryId))
+        .orderBy(asc(webhookAttempts.attemptNumber));
+    },
+    async list(filter: DeliveryFilter, paging: { limit: number; offset: number }, tx: Executor = db) {
+      const where = and(
+        eq(webhookDeliveries.orgId, filter.orgId),
+        filter.endpointId ? eq(webhookDeliveries.endpointId, filter.endpointId) : undefined,
+        filter.eventType ? eq(webhookDeliveries.eventType, filter.eventType) : undefined,
+        filter.status ? eq(webhookDeliveries.status, filter.status) : undefined,
+        filter.from ? gte(webhookDeliveries.createdAt, filter.from) : undefined,
+        filter.to ? lte(webhookDeliveries.createdAt, filter.to) : undefined,
+      );
+      const rows = await tx
+        .select()
+        .from(webhookDeliveries)
+        .where(where)
+        .orderBy(desc(webhookDeliveries.createdAt))
+        .limit(paging.limit)
+        .offset(paging.offset);
+      const [total] = await tx.select({ n: count() }).from(webhookDeliveries).where(where);
+      return { rows, total: total!.n };
+    },
+    /** Failed deliveries of an endpoint since a time go back in the queue. */
+    async requeueFailed(endpointId: string, since: Date, now: Date, tx: Executor = db): Promise<number> {
+      const rows = await tx
+        .update(webhookDeliveries)
+        .set({ status: 'pending', attemptCount: 0, nextAttemptAt: now, leaseUntil: null, updatedAt: now })
+        .where(
+          and(
+            eq(webhookDeliveries.endpointId, endpointId),
+            inArray(webhookDeliveries.status, ['exhausted', 'cancelled']),
+            gte(webhookDeliveries.createdAt, since),
+          ),
+        )
+        .returning({ id: webhookDeliveries.id });
+      return rows.length;
+    },
+  };
+}
+
+export type DeliveriesRepo = ReturnType<typeof deliveriesRepo>;

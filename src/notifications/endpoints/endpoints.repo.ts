@@ -1,0 +1,90 @@
+import { and, arrayOverlaps, count, desc, eq, gt, isNull, or } from 'drizzle-orm';
+import type { Sealed } from '../../platform/crypto/envelope.ts';
+import type { Executor } from '../../platform/db/database.ts';
+import { webhookDeliveries, webhookEndpoints, webhookSecrets } from '../notifications.tables.ts';
+
+export type EndpointRow = typeof webhookEndpoints.$inferSelect;
+export type SecretRow = typeof webhookSecrets.$inferSelect;
+
+export function endpointsRepo(db: Executor) {
+  return {
+    async insert(row: typeof webhookEndpoints.$inferInsert, secret: Sealed & { id: string }, tx: Executor): Promise<EndpointRow> {
+      const [endpoint] = await tx.insert(webhookEndpoints).values(row).returning();
+      await tx.insert(webhookSecrets).values({ ...secret, endpointId: endpoint!.id });
+      return endpoint!;
+    },
+    async find(orgId: string, id: string, tx: Executor = db): Promise<EndpointRow | undefined> {
+      const [row] = await tx
+        .select()
+        .from(webhookEndpoints)
+        .where(and(eq(webhookEndpoints.orgId, orgId), eq(webhookEndpoints.id, id)));
+      return row;
+    },
+    async findById(id: string, tx: Executor = db): Promise<EndpointRow | undefined> {
+      const [row] = await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, id));
+      return row;
+    },
+    async lock(id: string, tx: Executor): Promise<EndpointRow | undefined> {
+      const [row] = await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, id)).for('update');
+      return row;
+    },
+    async list(orgId: string, paging: { limit: number; offset: number }, tx: Executor = db) {
+      const rows = await tx
+        .select()
+        .from(webhookEndpoints)
+        .where(eq(webhookEndpoints.orgId, orgId))
+        .orderBy(desc(webhookEndpoints.createdAt))
+        .limit(paging.limit)
+        .offset(paging.offset);
+      const [total] = await tx.select({ n: count() }).from(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId));
+      return { rows, total: total!.n };
+    },
+    async update(id: string, changes: Partial<typeof webhookEndpoints.$inferInsert>, tx: Executor = db): Promise<EndpointRow> {
+      const [row] = await tx
+        .update(webhookEndpoints)
+        .set({ ...changes, updatedAt: new Date() })
+        .where(eq(webhookEndpoints.id, id))
+        .returning();
+      return row!;
+    },
+    async delete(id: string, tx: Executor = db): Promise<void> {
+      await tx.delete(webhookEndpoints).where(eq(webhookEndpoints.id, id));
+    },
+    /** The secrets that sign now: the current one and rotated ones still in their grace period. */
+    async activeSecrets(endpointId: string, now: Date, tx: Executor = db): Promise<SecretRow[]> {
+      return tx
+        .select()
+        .from(webhookSecrets)
+        .where(and(eq(webhookSecrets.endpointId, endpointId), or(isNull(webhookSecrets.expiresAt), gt(webhookSecrets.expiresAt, now))))
+        .orderBy(desc(webhookSecrets.createdAt));
+    },
+    async rotateSecret(endpointId: string, secret: Sealed & { id: string }, previousExpiresAt: Date, tx: Executor): Promise<void> {
+      await tx
+        .update(webhookSecrets)
+        .set({ expiresAt: previousExpiresAt })
+        .where(and(eq(webhookSecrets.endpointId, endpointId), isNull(webhookSecrets.expiresAt)));
+      await tx.insert(webhookSecrets).values({ ...secret, endpointId });
+    },
+    async subscribed(orgId: string, eventType: string, tx: Executor): Promise<EndpointRow[]> {
+      return tx
+        .select()
+        .from(webhookEndpoints)
+        .where(
+          and(
+            eq(webhookEndpoints.orgId, orgId),
+            eq(webhookEndpoints.status, 'active'),
+            arrayOverlaps(webhookEndpoints.eventTypes, [eventType, '*']),
+          ),
+        );
+    },
+    /** Stops what is queued for a disabled endpoint. */
+    async cancelPending(endpointId: string, tx: Executor): Promise<void> {
+      await tx
+        .update(webhookDeliveries)
+        .set({ status: 'cancelled', nextAttemptAt: null, leaseUntil: null, updatedAt: new Date() })
+        .where(and(eq(webhookDeliveries.endpointId, endpointId), eq(webhookDeliveries.status, 'pending')));
+    },
+  };
+}
+
+export type EndpointsRepo = ReturnType<typeof endpointsRepo>;

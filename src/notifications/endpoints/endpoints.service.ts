@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import type { Principal } from '../../platform/auth/principal.ts';
+import type { Clock } from '../../platform/clock.ts';
+import { seal } from '../../platform/crypto/envelope.ts';
+import type { Keyring } from '../../platform/crypto/keyring.ts';
+import type { Db } from '../../platform/db/database.ts';
+import { AppError, notFound } from '../../platform/http/errors.ts';
+import type { DeliveriesRepo } from '../deliveries/deliveries.repo.ts';
+import { secretAad } from '../dispatcher.ts';
+import { newSigningSecret } from '../signing.ts';
+import type { EndpointRow, EndpointsRepo } from './endpoints.repo.ts';
+
+const RECOVER_WINDOW_MS = 14 * 86_400_000;
+
+export type Endpoint = Omit<EndpointRow, 'failingSince'>;
+const present = ({ failingSince: _failingSince, ...endpoint }: EndpointRow): Endpoint => endpoint;
+
+/** Webhooks are managed with the org's API key or by an org_admin. */
+export function assertManager(principal: Principal) {
+  if (principal.kind === 'user' && principal.role !== 'org_admin')
+    throw new AppError('FORBIDDEN', 'Webhooks are managed by an org_admin or with the org API key');
+}
+
+export function endpointsService(deps: {
+  db: Db;
+  repo: EndpointsRepo;
+  deliveries: DeliveriesRepo;
+  keyring: Keyring;
+  clock: Clock;
+  allowInsecureHttp: boolean;
+  secretGraceSeconds: number;
+  wake: () => Promise<void>;
+}) {
+  const { db, repo, keyring } = deps;
+
+  function assertUrl(url: string) {
+    const parsed = new URL(url);
+    if (parsed.protocol === 'https:' || (parsed.protocol === 'http:' && deps.allowInsecureHttp)) {
+      if (parsed.username || parsed.password)
+        throw new AppError('VALIDATION_ERROR', 'url must not carry credentials', [{ field: 'url', message: 'must not carry credentials' }]);
+      return;
+    }
+    throw new AppError('VALIDATION_ERROR', 'url must be an https:// URL', [{ field: 'url', message: 'must be an https:// URL' }]);
+  }
+
+  function sealSecret(secret: string) {
+    const id = randomUUID();
+    return { id, ...seal(keyring, secret, secretAad(id)) };
+  }
+
+  async function managed(principal: Principal, id: string): Promise<EndpointRow> {
+    assertManager(principal);
+    const endpoint = await repo.find(principal.orgId, id);
+    if (!endpoint) throw notFound('webhook');
+    return endpoint;
+  }
+
+  return {
+    managed,
+
+    async create(principal: Principal, input: { url: string; description?: string; eventTypes: string[] }) {
+      assertManager(principal);
+      assertUrl(input.url);
+      const secret = newSigningSecret();
+      const endpoint = await db.transaction((tx) =>
+        repo.insert(
+          { orgId: principal.orgId, url: input.url, description: input.description ?? null, eventTypes: [...new Set(input.eventTypes)] },
+          sealSecret(secret),
+          tx,
+        ),
+      );
+      return { ...present(endpoint), signingSecret: secret };
+    },
+
+    async list(principal: Principal, paging: { limit: number; offset: number }) {
+      assertManager(principal);
+      const { rows, total } = await repo.list(principal.orgId, paging);
+      return { items: rows.map(present), total };
+    },
+
+    get: async (principal: Principal, id: string) => present(await managed(principal, id)),
+
+    async update(principal: Principal, id: string, changes: { url?: string; description?: string | null; status?: 'active' | 'disabled' }) {
+      const endpoint = await managed(principal, id);
+      if (changes.url) assertUrl(changes.url);
+      return present(
+        await db.transaction(async (tx) => {
+          const statusChange =
+            changes.status === 'disabled' && endpoint.status === 'active'
+              ? { disabledReason: 'disabled by the org', disabledAt: deps.clock.now() }
+              : changes.status === 'active' && endpoint.status === 'disabled'
+                ? { disabledReason: null, disabledAt: null, failingSince: null }
+                : {};
+          if (changes.status === 'disabled') await repo.cancelPending(endpoint.id, tx);
+          return repo.update(endpoint.id, { ...changes, ...statusChange }, tx);
+        }),
+      );
+    },
+
+    async delete(principal: Principal, id: string) {
+      await repo.delete((await managed(principal, id)).id);
+    },
+
+    /** A new secret, returned once; the old one keeps signing for the grace period. */
+    async rotateSecret(principal: Principal, id: string, gracePeriodSeconds = deps.secretGraceSeconds) {
+      const endpoint = await managed(principal, id);
+      const secret = newSigningSecret();
+      const previousExpiresAt = new Date(deps.clock.now().getTime() + gracePeriodSeconds * 1000);
+      await db.transaction((tx) => repo.rotateSecret(endpoint.id, sealSecret(secret), previousExpiresAt, tx));
+      return { id: endpoint.id, signingSecret: secret, previousSecretExpiresAt: previousExpiresAt };
+    },
+
+    async setSubscriptions(principal: Principal, id: string, eventTypes: string[]) {
+      const endpoint = await managed(principal, id);
+      const updated = await repo.update(endpoint.id, { eventTypes: [...new Set(eventTypes)] });
+      return { id: updated.id, eventTypes: updated.eventTypes };
+    },
+
+    async subscriptions(principal: Principal, id: string) {
+      const endpoint = await managed(principal, id);
+      return { id: endpoint.id, eventTypes: endpoint.eventTypes };
+    },
+
+    /** Queues a `test.ping` for this endpoint only, whatever it subscribes to. */
+    async sendTest(principal: Principal, id: string) {
+      const endpoint = await managed(principal, id);
+      if (endpoint.status !== 'active') throw new AppError('INVALID_STATE', 'The webhook is disabled; enable it first');
+      const eventId = randomUUID();
+      const now = deps.clock.now();
+      const [delivery] = await db.transaction((tx) =>
+        deps.deliveries.insertMany(
+          [
+            {
+              orgId: endpoint.orgId,
+              endpointId: endpoint.id,
+              eventId,
+              eventType: 'test.ping',
+              payload: {
+                id: eventId,
+                type: 'test.ping',
+                created_at: now.toISOString(),
+                org_id: endpoint.orgId,
+                data: { webhook_id: endpoint.id, message: 'ping' },
+              },
+              status: 'pending',
+              nextAttemptAt: now,
+            },
+          ],
+          tx,
+        ),
+      );
+      await deps.wake();
+      return { deliveryId: delivery!.id, eventId };
+    },
+
+    /** Re-sends the endpoint's failed deliveries since `since` (at most 14 days back). */
+    async recover(principal: Principal, id: string, since: Date) {
+      const endpoint = await managed(principal, id);
+      const now = deps.clock.now();
+      if (since.getTime() < now.getTime() - RECOVER_WINDOW_MS) {
+        throw new AppError('VALIDATION_ERROR', 'since must be within the last 14 days', [
+          { field: 'since', message: 'must be within the last 14 days' },
+        ]);
+      }
+      if (endpoint.status !== 'active') throw new AppError('INVALID_STATE', 'The webhook is disabled; enable it first');
+      const recovered = await deps.deliveries.requeueFailed(endpoint.id, since, now);
+      await deps.wake();
+      return { id: endpoint.id, recovered };
+    },
+  };
+}
+
+export type EndpointsService = ReturnType<typeof endpointsService>;

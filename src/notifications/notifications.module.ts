@@ -1,0 +1,115 @@
+import { sql } from 'drizzle-orm';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Config } from '../config.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Keyring } from '../platform/crypto/keyring.ts';
+import { ping, type Database } from '../platform/db/database.ts';
+import { OUTBOX_CHANNEL } from '../platform/events/outbox.ts';
+import { registerServiceInfo } from '../platform/http/service-info.ts';
+import { deliveriesRepo } from './deliveries/deliveries.repo.ts';
+import { deliveriesRoutes } from './deliveries/deliveries.routes.ts';
+import { DELIVERIES_CHANNEL, dispatcher as createDispatcher } from './dispatcher.ts';
+import { egressPolicy } from './egress-guard.ts';
+import { endpointsRepo } from './endpoints/endpoints.repo.ts';
+import { endpointsRoutes } from './endpoints/endpoints.routes.ts';
+import { endpointsService } from './endpoints/endpoints.service.ts';
+import { httpSender } from './http-sender.ts';
+
+export type NotificationsDeps = {
+  database: Database;
+  keyring: Keyring;
+  clock: Clock;
+  config: Pick<
+    Config,
+    | 'allowInsecureHttp'
+    | 'webhookEgressAllowlist'
+    | 'webhookTimeoutMs'
+    | 'webhookRetryScheduleSeconds'
+    | 'webhookSecretGraceSeconds'
+    | 'webhookDisableAfterHours'
+    | 'workerPollMs'
+  >;
+  version: string;
+};
+
+export function createNotifications(deps: NotificationsDeps) {
+  const { database, keyring, clock, config } = deps;
+  const db = database.db;
+  const endpoints = endpointsRepo(db);
+  const deliveries = deliveriesRepo(db);
+  const sender = httpSender({ policy: egressPolicy(config.webhookEgressAllowlist), timeoutMs: config.webhookTimeoutMs });
+  const wake = async () => {
+    await db.execute(sql`select pg_notify(${DELIVERIES_CHANNEL}, '')`);
+  };
+  const service = endpointsService({
+    db,
+    repo: endpoints,
+    deliveries,
+    keyring,
+    clock,
+    allowInsecureHttp: config.allowInsecureHttp,
+    secretGraceSeconds: config.webhookSecretGraceSeconds,
+    wake,
+  });
+  const dispatcher = createDispatcher({
+    db,
+    endpoints,
+    deliveries,
+    sender,
+    keyring,
+    clock,
+    retryScheduleSeconds: config.webhookRetryScheduleSeconds,
+    disableAfterMs: config.webhookDisableAfterHours * 3_600_000,
+  });
+
+  return {
+    endpoints: service,
+    deliveries,
+    dispatcher,
+    async routes(app: FastifyInstance) {
+      registerServiceInfo(app, {
+        name: 'notifications',
+        description: 'Webhook endpoints, signed and retried deliveries',
+        version: deps.version,
+        checkDatabase: () => ping(db),
+      });
+      await app.register(endpointsRoutes, { endpoints: service });
+      await app.register(deliveriesRoutes, { deliveries, dispatcher });
+    },
+
+    /** The delivery worker: woken by NOTIFY on commit, polling as a fallback. */
+    async startWorker(log?: FastifyBaseLogger) {
+      let running = true;
+      let wakeUp: (() => void) | undefined;
+      const nudge = () => wakeUp?.();
+      const unlisten = await database.listen([OUTBOX_CHANNEL, DELIVERIES_CHANNEL], nudge);
+      const loop = (async () => {
+        while (running) {
+          let busy = false;
+          try {
+            busy = await dispatcher.runOnce();
+          } catch (error) {
+            log?.error({ err: error }, 'dispatcher pass failed');
+          }
+          if (busy || !running) continue;
+          await new Promise<void>((resolve) => {
+            wakeUp = resolve;
+            setTimeout(resolve, config.workerPollMs).unref();
+          });
+          wakeUp = undefined;
+        }
+      })();
+      return {
+        async stop() {
+          running = false;
+          nudge();
+          await loop;
+          await unlisten();
+        },
+      };
+    },
+    close: () => sender.close(),
+  };
+}
+
+export type Notifications = ReturnType<typeof createNotifications>;
