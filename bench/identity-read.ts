@@ -7,7 +7,7 @@ import { buildApp, createModules } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { users } from '../src/identity/identity.tables.ts';
 import { loadKeyring } from '../src/platform/crypto/keyring.ts';
-import { openEmbedded, openPostgres, type Database } from '../src/platform/db/database.ts';
+import { benchDatabase } from './database.ts';
 import { startIdp } from '../test/support/idp.ts';
 
 export type BenchResult = { name: string; requestsPerSecond: number; p50Ms: number; p99Ms: number; errors: number };
@@ -30,8 +30,7 @@ async function load(
  * the same RS256 verify and the same SELECT on the same database.
  */
 export async function benchIdentityRead(options: { seconds: number; connections: number; databaseUrl?: string }) {
-  const database: Database = options.databaseUrl ? openPostgres(options.databaseUrl) : await openEmbedded();
-  await database.migrate();
+  const database = await benchDatabase(options.databaseUrl);
   const config = { ...loadConfig({}), logLevel: 'warn' as const, allowInsecureHttp: true, demoIdp: false, publicUrl: 'http://bench.local' };
   const keyring = loadKeyring({
     masterKeys: `bench:${Buffer.alloc(32, 7).toString('base64')}`,

@@ -1,22 +1,44 @@
 import { parseArgs } from 'node:util';
 import { benchIdentityRead, type BenchResult } from './identity-read.ts';
+import { benchWebhooks } from './webhooks.ts';
 
 const { values } = parseArgs({
   options: {
+    only: { type: 'string' },
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '20' },
+    events: { type: 'string', default: '10000' },
   },
 });
-const seconds = Number(values.seconds);
-const connections = Number(values.connections);
 const databaseUrl = process.env.BENCH_DATABASE_URL;
+const runs = (name: string) => values.only === undefined || values.only === name;
 
-const row = (r: BenchResult) => `| ${r.name} | ${Math.round(r.requestsPerSecond)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} |`;
+if (runs('identity')) {
+  const seconds = Number(values.seconds);
+  const connections = Number(values.connections);
+  const row = (r: BenchResult) => `| ${r.name} | ${Math.round(r.requestsPerSecond)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} |`;
+  const result = await benchIdentityRead({ seconds, connections, databaseUrl });
+  console.log(
+    `\nidentity read on the ${result.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`,
+  );
+  console.log('| target | req/s | p50 ms | p99 ms | errors |');
+  console.log('|---|---|---|---|---|');
+  console.log(row(result.bare));
+  console.log(row(result.full));
+  console.log(`\nratio full / bare: ${result.ratio.toFixed(2)}`);
+}
 
-const result = await benchIdentityRead({ seconds, connections, databaseUrl });
-console.log(`\nidentity read on the ${result.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`);
-console.log('| target | req/s | p50 ms | p99 ms | errors |');
-console.log('|---|---|---|---|---|');
-console.log(row(result.bare));
-console.log(row(result.full));
-console.log(`\nratio full / bare: ${result.ratio.toFixed(2)}`);
+if (runs('webhooks')) {
+  const result = await benchWebhooks({ events: Number(values.events), databaseUrl });
+  const d = result.dispatcher;
+  console.log(
+    `\nwebhooks on the ${result.database} database: ${result.events} events x 10 endpoints = ${result.deliveries} deliveries, concurrency 32\n`,
+  );
+  console.log('| target | deliveries/s | events/s | commit-to-receipt p50 ms | p99 ms | seconds |');
+  console.log('|---|---|---|---|---|---|');
+  console.log(`| raw undici POST loop | ${Math.round(result.floor.postsPerSecond)} | — | — | — | ${result.floor.seconds.toFixed(1)} |`);
+  console.log(
+    `| dispatcher | ${Math.round(d.deliveriesPerSecond)} | ${Math.round(d.eventsPerSecond)} | ${Math.round(d.p50Ms)} | ${Math.round(d.p99Ms)} | ${d.seconds.toFixed(1)} |`,
+  );
+  console.log(`\nratio dispatcher / raw POST loop: ${result.ratio.toFixed(2)}`);
+}

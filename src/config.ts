@@ -43,6 +43,7 @@ const envSchema = z.object({
   WEBHOOK_SECRET_GRACE_SECONDS: z.coerce.number().int().min(0).max(604_800).default(86_400),
   WEBHOOK_DISABLE_AFTER_HOURS: z.coerce.number().min(0.001).default(120),
   WORKER_POLL_MS: z.coerce.number().int().min(10).default(1000),
+  WEBHOOK_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(60),
   ALLOW_INSECURE_HTTP: booleanFlag.optional(),
   DEMO_IDP: booleanFlag.optional(),
 });
@@ -78,6 +79,8 @@ export type Config = {
   webhookDisableAfterHours: number;
   /** How often an idle worker looks for work when no NOTIFY woke it. */
   workerPollMs: number;
+  /** How long a worker owns a delivery it claimed; after that another worker may retry it. */
+  webhookLeaseSeconds: number;
   /** Accept http:// (not only https://) for IdP and other outbound URLs: development only. */
   allowInsecureHttp: boolean;
   /** Serve the built-in demo identity provider under /demo-idp. */
@@ -127,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookSecretGraceSeconds: e.WEBHOOK_SECRET_GRACE_SECONDS,
     webhookDisableAfterHours: e.WEBHOOK_DISABLE_AFTER_HOURS,
     workerPollMs: e.WORKER_POLL_MS,
+    webhookLeaseSeconds: e.WEBHOOK_LEASE_SECONDS,
     allowInsecureHttp: e.ALLOW_INSECURE_HTTP ?? embedded,
     demoIdp: e.DEMO_IDP ?? embedded,
   };

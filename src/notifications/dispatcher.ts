@@ -41,7 +41,7 @@ export function dispatcher(options: DispatcherOptions) {
   const jitter = options.jitter ?? 0.2;
   const random = options.random ?? Math.random;
   const leaseMs = (options.leaseSeconds ?? 60) * 1000;
-  const batchSize = options.batchSize ?? 100;
+  const batchSize = options.batchSize ?? 250;
   const concurrency = options.concurrency ?? 32;
   const schedule = options.retryScheduleSeconds;
   const longestStep = Math.max(...schedule);
@@ -49,9 +49,13 @@ export function dispatcher(options: DispatcherOptions) {
   async function fanOut(): Promise<number> {
     return db.transaction(async (tx) => {
       const events = await claimUndispatched(tx, batchSize);
+      const targetsFor = new Map<string, Promise<EndpointRow[]>>();
+      const rows: Parameters<DeliveriesRepo['insertMany']>[0] = [];
       for (const event of events) {
         if (!event.orgId) continue;
-        const targets = await endpoints.subscribed(event.orgId, event.type, tx);
+        const key = `${event.orgId}:${event.type}`;
+        if (!targetsFor.has(key)) targetsFor.set(key, endpoints.subscribed(event.orgId, event.type, tx));
+        const targets = await targetsFor.get(key)!;
         const payload = {
           id: event.id,
           type: event.type,
@@ -59,19 +63,19 @@ export function dispatcher(options: DispatcherOptions) {
           org_id: event.orgId,
           data: event.data,
         };
-        await deliveries.insertMany(
-          targets.map((endpoint) => ({
-            orgId: event.orgId!,
+        for (const endpoint of targets) {
+          rows.push({
+            orgId: event.orgId,
             endpointId: endpoint.id,
             eventId: event.id,
             eventType: event.type,
             payload,
-            status: 'pending' as const,
+            status: 'pending',
             nextAttemptAt: clock.now(),
-          })),
-          tx,
-        );
+          });
+        }
       }
+      for (let start = 0; start < rows.length; start += 1000) await deliveries.insertMany(rows.slice(start, start + 1000), tx);
       await markDispatched(
         tx,
         events.map((event) => event.id),
@@ -95,11 +99,14 @@ export function dispatcher(options: DispatcherOptions) {
     await publish(tx, { orgId: endpoint.orgId, type: 'webhook.endpoint.disabled', data: { webhook_id: endpoint.id, reason } });
   }
 
-  async function send(delivery: DeliveryRow, endpoint: EndpointRow): Promise<SendResult> {
-    const secrets = await endpoints.activeSecrets(endpoint.id, clock.now());
+  async function signingSecrets(endpointId: string): Promise<string[]> {
+    const secrets = await endpoints.activeSecrets(endpointId, clock.now());
+    return secrets.map((secret) => unseal(keyring, secret, secretAad(secret.id)));
+  }
+
+  async function send(delivery: DeliveryRow, endpoint: EndpointRow, secrets: string[]): Promise<SendResult> {
     const body = JSON.stringify(delivery.payload);
     const timestamp = Math.floor(clock.now().getTime() / 1000);
-    const plainSecrets = secrets.map((secret) => unseal(keyring, secret, secretAad(secret.id)));
     return sender.send(
       endpoint.url,
       {
@@ -107,80 +114,109 @@ export function dispatcher(options: DispatcherOptions) {
         'user-agent': 'Tranche-Webhooks/1',
         'webhook-id': delivery.eventId,
         'webhook-timestamp': String(timestamp),
-        'webhook-signature': signatureHeader(plainSecrets, delivery.eventId, timestamp, body),
+        'webhook-signature': signatureHeader(secrets, delivery.eventId, timestamp, body),
       },
       body,
     );
   }
 
-  /** One scheduled attempt of a claimed delivery, and what follows from its result. */
-  async function attemptScheduled(claimed: DeliveryRow): Promise<void> {
-    const endpoint = await endpoints.findById(claimed.endpointId);
-    if (!endpoint || endpoint.status !== 'active') {
-      await db.transaction((tx) =>
-        deliveries.update(claimed.id, { status: 'cancelled', leaseUntil: null, nextAttemptAt: null, updatedAt: clock.now() }, tx),
-      );
+  /** What follows a failed scheduled attempt: a retry later, giving up, or disabling the endpoint. */
+  async function recordFailure(claimed: DeliveryRow, endpoint: EndpointRow, result: SendResult, now: Date, tx: Executor): Promise<void> {
+    const current = await deliveries.lock(claimed.id, tx);
+    if (current?.status !== 'sending') return;
+    await deliveries.insertAttempts(
+      [{ deliveryId: claimed.id, trigger: 'scheduled', url: endpoint.url, createdAt: now, ...attemptFields(result) }],
+      tx,
+    );
+    const attemptsMade = current.attemptCount + 1;
+    const common = {
+      attemptCount: attemptsMade,
+      leaseUntil: null,
+      lastStatusCode: result.statusCode,
+      lastError: result.errorMessage,
+      updatedAt: now,
+    };
+    const lockedEndpoint = (await endpoints.lock(endpoint.id, tx))!;
+    if (result.statusCode === 410) {
+      await deliveries.update(claimed.id, { ...common, status: 'exhausted', nextAttemptAt: null }, tx);
+      if (lockedEndpoint.status === 'active') await disable(lockedEndpoint, 'the endpoint answered 410 Gone', tx);
       return;
     }
-    const result = await send(claimed, endpoint);
-    const now = clock.now();
-    await db.transaction(async (tx) => {
-      const current = await deliveries.lock(claimed.id, tx);
-      if (current?.status !== 'sending') return;
-      await deliveries.insertAttempt(
-        { deliveryId: claimed.id, trigger: 'scheduled', url: endpoint.url, createdAt: now, ...attemptFields(result) },
-        tx,
-      );
-      const attemptsMade = current.attemptCount + 1;
-      const common = {
-        attemptCount: attemptsMade,
-        leaseUntil: null,
-        lastStatusCode: result.statusCode,
-        lastError: result.errorMessage,
-        updatedAt: now,
-      };
-      if (result.errorKind === null) {
-        await deliveries.update(claimed.id, { ...common, status: 'succeeded', succeededAt: now, nextAttemptAt: null }, tx);
-        if (endpoint.failingSince) await endpoints.update(endpoint.id, { failingSince: null }, tx);
-        return;
-      }
-      const lockedEndpoint = (await endpoints.lock(endpoint.id, tx))!;
-      if (result.statusCode === 410) {
-        await deliveries.update(claimed.id, { ...common, status: 'exhausted', nextAttemptAt: null }, tx);
-        if (lockedEndpoint.status === 'active') await disable(lockedEndpoint, 'the endpoint answered 410 Gone', tx);
-        return;
-      }
-      const exhausted = attemptsMade > schedule.length;
-      await deliveries.update(
-        claimed.id,
-        exhausted
-          ? { ...common, status: 'exhausted', nextAttemptAt: null }
-          : { ...common, status: 'pending', nextAttemptAt: new Date(now.getTime() + retryDelayMs(attemptsMade, result)) },
-        tx,
-      );
-      const failingSince = lockedEndpoint.failingSince ?? now;
-      if (!lockedEndpoint.failingSince) await endpoints.update(endpoint.id, { failingSince: now }, tx);
-      if (lockedEndpoint.status === 'active' && now.getTime() - failingSince.getTime() >= options.disableAfterMs) {
-        await disable(lockedEndpoint, `failing for ${Math.round(options.disableAfterMs / 3_600_000)} hours`, tx);
-      }
-    });
+    const exhausted = attemptsMade > schedule.length;
+    await deliveries.update(
+      claimed.id,
+      exhausted
+        ? { ...common, status: 'exhausted', nextAttemptAt: null }
+        : { ...common, status: 'pending', nextAttemptAt: new Date(now.getTime() + retryDelayMs(attemptsMade, result)) },
+      tx,
+    );
+    const failingSince = lockedEndpoint.failingSince ?? now;
+    if (!lockedEndpoint.failingSince) await endpoints.update(endpoint.id, { failingSince: now }, tx);
+    if (lockedEndpoint.status === 'active' && now.getTime() - failingSince.getTime() >= options.disableAfterMs) {
+      await disable(lockedEndpoint, `failing for ${Math.round(options.disableAfterMs / 3_600_000)} hours`, tx);
+    }
   }
 
+  /**
+   * Claims a batch, loads each endpoint and its secrets once, sends with bounded concurrency, then
+   * records the batch: successes with one insert and one update, failures one by one.
+   */
   async function deliverDue(): Promise<number> {
-    const now = clock.now();
-    const claimed = await db.transaction((tx) => deliveries.claimDue(now, new Date(now.getTime() + leaseMs), batchSize, tx));
+    const claimedAt = clock.now();
+    const claimed = await db.transaction((tx) => deliveries.claimDue(claimedAt, new Date(claimedAt.getTime() + leaseMs), batchSize, tx));
+    if (claimed.length === 0) return 0;
+    const endpointIds = [...new Set(claimed.map((delivery) => delivery.endpointId))];
+    const targets = new Map<string, { endpoint: EndpointRow; secrets: string[] }>();
+    for (const endpoint of await endpoints.findMany(endpointIds)) {
+      if (endpoint.status === 'active') targets.set(endpoint.id, { endpoint, secrets: await signingSecrets(endpoint.id) });
+    }
+
+    const results: { delivery: DeliveryRow; endpoint: EndpointRow; result: SendResult; at: Date }[] = [];
+    const orphaned: string[] = [];
     let next = 0;
-    const workers = Array.from({ length: Math.min(concurrency, claimed.length) }, async () => {
-      while (next < claimed.length) {
-        const delivery = claimed[next++]!;
-        try {
-          await attemptScheduled(delivery);
-        } catch (error) {
-          options.log?.error({ err: error, deliveryId: delivery.id }, 'delivery attempt failed');
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, claimed.length) }, async () => {
+        while (next < claimed.length) {
+          const delivery = claimed[next++]!;
+          const target = targets.get(delivery.endpointId);
+          if (!target) {
+            orphaned.push(delivery.id);
+            continue;
+          }
+          const result = await send(delivery, target.endpoint, target.secrets);
+          results.push({ delivery, endpoint: target.endpoint, result, at: clock.now() });
         }
-      }
+      }),
+    );
+
+    const succeeded = results.filter((entry) => entry.result.errorKind === null);
+    const failed = results.filter((entry) => entry.result.errorKind !== null);
+    await db.transaction(async (tx) => {
+      await deliveries.insertAttempts(
+        succeeded.map(({ delivery, endpoint, result, at }) => ({
+          deliveryId: delivery.id,
+          trigger: 'scheduled' as const,
+          url: endpoint.url,
+          createdAt: at,
+          ...attemptFields(result),
+        })),
+        tx,
+      );
+      const idsByStatus = new Map<number, string[]>();
+      for (const { delivery, result } of succeeded)
+        idsByStatus.set(result.statusCode!, [...(idsByStatus.get(result.statusCode!) ?? []), delivery.id]);
+      for (const [statusCode, ids] of idsByStatus) await deliveries.markSucceeded(ids, statusCode, clock.now(), tx);
+      await deliveries.cancel(orphaned, clock.now(), tx);
+      const recovered = new Set(succeeded.filter(({ endpoint }) => endpoint.failingSince).map(({ endpoint }) => endpoint.id));
+      for (const endpointId of recovered) await endpoints.update(endpointId, { failingSince: null }, tx);
     });
-    await Promise.all(workers);
+    for (const { delivery, endpoint, result, at } of failed) {
+      try {
+        await db.transaction((tx) => recordFailure(delivery, endpoint, result, at, tx));
+      } catch (error) {
+        options.log?.error({ err: error, deliveryId: delivery.id }, 'recording a failed attempt failed');
+      }
+    }
     return claimed.length;
   }
 
@@ -198,11 +234,11 @@ export function dispatcher(options: DispatcherOptions) {
     async attemptManually(delivery: DeliveryRow) {
       const endpoint = await endpoints.findById(delivery.endpointId);
       if (!endpoint) throw new Error('endpoint is gone');
-      const result = await send(delivery, endpoint);
+      const result = await send(delivery, endpoint, await signingSecrets(endpoint.id));
       const now = clock.now();
       return db.transaction(async (tx) => {
-        const attempt = await deliveries.insertAttempt(
-          { deliveryId: delivery.id, trigger: 'manual', url: endpoint.url, createdAt: now, ...attemptFields(result) },
+        const [attempt] = await deliveries.insertAttempts(
+          [{ deliveryId: delivery.id, trigger: 'manual', url: endpoint.url, createdAt: now, ...attemptFields(result) }],
           tx,
         );
         const current = (await deliveries.lock(delivery.id, tx))!;
@@ -224,7 +260,7 @@ export function dispatcher(options: DispatcherOptions) {
         } else if (result.errorKind !== null) {
           await deliveries.update(delivery.id, { lastStatusCode: result.statusCode, lastError: result.errorMessage, updatedAt: now }, tx);
         }
-        return attempt;
+        return attempt!;
       });
     },
 

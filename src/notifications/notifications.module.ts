@@ -28,6 +28,7 @@ export type NotificationsDeps = {
     | 'webhookSecretGraceSeconds'
     | 'webhookDisableAfterHours'
     | 'workerPollMs'
+    | 'webhookLeaseSeconds'
   >;
   version: string;
 };
@@ -60,6 +61,7 @@ export function createNotifications(deps: NotificationsDeps) {
     clock,
     retryScheduleSeconds: config.webhookRetryScheduleSeconds,
     disableAfterMs: config.webhookDisableAfterHours * 3_600_000,
+    leaseSeconds: config.webhookLeaseSeconds,
   });
 
   return {

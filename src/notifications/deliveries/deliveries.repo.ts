@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gte, inArray, lte, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gte, inArray, lte, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
 import { webhookAttempts, webhookDeliveries } from '../notifications.tables.ts';
 
@@ -14,28 +14,26 @@ export function deliveriesRepo(db: Executor) {
     },
     /** Takes due deliveries (and ones whose worker died mid-send) under a lease. */
     async claimDue(now: Date, leaseUntil: Date, limit: number, tx: Executor): Promise<DeliveryRow[]> {
+      const abandoned = await tx
+        .select({ id: webhookDeliveries.id })
+        .from(webhookDeliveries)
+        .where(and(eq(webhookDeliveries.status, 'sending'), lte(webhookDeliveries.leaseUntil, now)))
+        .orderBy(asc(webhookDeliveries.leaseUntil))
+        .limit(limit)
+        .for('update', { skipLocked: true });
       const due = await tx
         .select({ id: webhookDeliveries.id })
         .from(webhookDeliveries)
-        .where(
-          or(
-            and(eq(webhookDeliveries.status, 'pending'), lte(webhookDeliveries.nextAttemptAt, now)),
-            and(eq(webhookDeliveries.status, 'sending'), lte(webhookDeliveries.leaseUntil, now)),
-          ),
-        )
+        .where(and(eq(webhookDeliveries.status, 'pending'), lte(webhookDeliveries.nextAttemptAt, now)))
         .orderBy(asc(webhookDeliveries.nextAttemptAt))
-        .limit(limit)
+        .limit(limit - abandoned.length)
         .for('update', { skipLocked: true });
-      if (due.length === 0) return [];
+      const ids = [...abandoned, ...due].map((row) => row.id);
+      if (ids.length === 0) return [];
       return tx
         .update(webhookDeliveries)
         .set({ status: 'sending', leaseUntil, updatedAt: now })
-        .where(
-          inArray(
-            webhookDeliveries.id,
-            due.map((row) => row.id),
-          ),
-        )
+        .where(inArray(webhookDeliveries.id, ids))
         .returning();
     },
     async find(orgId: string, id: string, tx: Executor = db): Promise<DeliveryRow | undefined> {
@@ -52,15 +50,41 @@ export function deliveriesRepo(db: Executor) {
     async update(id: string, changes: Partial<typeof webhookDeliveries.$inferInsert>, tx: Executor): Promise<void> {
       await tx.update(webhookDeliveries).set(changes).where(eq(webhookDeliveries.id, id));
     },
-    async insertAttempt(attempt: Omit<typeof webhookAttempts.$inferInsert, 'attemptNumber'>, tx: Executor): Promise<AttemptRow> {
-      const [row] = await tx
+    /** Attempt numbers count every earlier attempt of the delivery, scheduled or manual. */
+    async insertAttempts(attempts: Omit<typeof webhookAttempts.$inferInsert, 'attemptNumber'>[], tx: Executor): Promise<AttemptRow[]> {
+      if (attempts.length === 0) return [];
+      return tx
         .insert(webhookAttempts)
-        .values({
-          ...attempt,
-          attemptNumber: sql`(select count(*) + 1 from webhook_attempts where delivery_id = ${attempt.deliveryId})`,
-        })
+        .values(
+          attempts.map((attempt) => ({
+            ...attempt,
+            attemptNumber: sql`(select count(*) + 1 from webhook_attempts where delivery_id = ${attempt.deliveryId})`,
+          })),
+        )
         .returning();
-      return row!;
+    },
+    async markSucceeded(ids: string[], statusCode: number, now: Date, tx: Executor): Promise<void> {
+      if (ids.length === 0) return;
+      await tx
+        .update(webhookDeliveries)
+        .set({
+          status: 'succeeded',
+          attemptCount: sql`${webhookDeliveries.attemptCount} + 1`,
+          succeededAt: now,
+          nextAttemptAt: null,
+          leaseUntil: null,
+          lastStatusCode: statusCode,
+          lastError: null,
+          updatedAt: now,
+        })
+        .where(and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, 'sending')));
+    },
+    async cancel(ids: string[], now: Date, tx: Executor): Promise<void> {
+      if (ids.length === 0) return;
+      await tx
+        .update(webhookDeliveries)
+        .set({ status: 'cancelled', nextAttemptAt: null, leaseUntil: null, updatedAt: now })
+        .where(inArray(webhookDeliveries.id, ids));
     },
     async attempts(deliveryId: string, tx: Executor = db): Promise<AttemptRow[]> {
       return tx

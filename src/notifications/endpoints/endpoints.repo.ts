@@ -1,4 +1,4 @@
-import { and, arrayOverlaps, count, desc, eq, gt, isNull, or } from 'drizzle-orm';
+import { and, arrayOverlaps, count, desc, eq, gt, inArray, isNull, or } from 'drizzle-orm';
 import type { Sealed } from '../../platform/crypto/envelope.ts';
 import type { Executor } from '../../platform/db/database.ts';
 import { webhookDeliveries, webhookEndpoints, webhookSecrets } from '../notifications.tables.ts';
@@ -23,6 +23,9 @@ export function endpointsRepo(db: Executor) {
     async findById(id: string, tx: Executor = db): Promise<EndpointRow | undefined> {
       const [row] = await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, id));
       return row;
+    },
+    async findMany(ids: string[], tx: Executor = db): Promise<EndpointRow[]> {
+      return ids.length === 0 ? [] : tx.select().from(webhookEndpoints).where(inArray(webhookEndpoints.id, ids));
     },
     async lock(id: string, tx: Executor): Promise<EndpointRow | undefined> {
       const [row] = await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, id)).for('update');
