@@ -67,8 +67,12 @@ export const webhookDeliveries = pgTable(
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (table) => [
-    index('webhook_deliveries_pending_idx').on(table.nextAttemptAt).where(sql`status = 'pending'`),
-    index('webhook_deliveries_leased_idx').on(table.leaseUntil).where(sql`status = 'sending'`),
+    index('webhook_deliveries_pending_idx')
+      .on(table.nextAttemptAt)
+      .where(sql`status = 'pending'`),
+    index('webhook_deliveries_leased_idx')
+      .on(table.leaseUntil)
+      .where(sql`status = 'sending'`),
     index('webhook_deliveries_endpoint_idx').on(table.endpointId, table.createdAt),
     index('webhook_deliveries_org_idx').on(table.orgId, table.createdAt),
   ],
