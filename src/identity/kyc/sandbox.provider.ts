@@ -1,7 +1,8 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { constantTimeEqual } from '../../platform/crypto/compare.ts';
 import type { PiiRecord } from '../pii/pii.schemas.ts';
 import type { KycProvider, ProviderCallback, ProviderOutcome } from './provider.ts';
 
@@ -74,7 +75,7 @@ export function sandboxProvider(options: SandboxOptions) {
 
   function readReference(reference: string): { variant: Variant; verificationId: string; submittedAt: number } {
     const match = /^sbx\.([a-z_]+)\.([0-9a-f-]{36})\.(\d+)\.([\w-]+)$/.exec(reference);
-    if (!match || !safeEqual(sign(`${match[1]}.${match[2]}.${match[3]}`), match[4]!)) throw new Error('unknown sandbox reference');
+    if (!match || !constantTimeEqual(sign(`${match[1]}.${match[2]}.${match[3]}`), match[4]!)) throw new Error('unknown sandbox reference');
     return { variant: match[1] as Variant, verificationId: match[2]!, submittedAt: Number(match[3]) };
   }
 
@@ -134,7 +135,7 @@ export function sandboxProvider(options: SandboxOptions) {
 
     parseCallback(headers, rawBody) {
       const signature = headers[SANDBOX_SIGNATURE_HEADER];
-      if (typeof signature !== 'string' || !safeEqual(sign(rawBody.toString('utf8')), signature))
+      if (typeof signature !== 'string' || !constantTimeEqual(sign(rawBody.toString('utf8')), signature))
         throw new Error('invalid callback signature');
       const callback = callbackSchema.parse(JSON.parse(rawBody.toString('utf8')));
       readReference(callback.reference);
@@ -165,12 +166,6 @@ export function sandboxProvider(options: SandboxOptions) {
     },
   };
   return provider;
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 export type SandboxProvider = ReturnType<typeof sandboxProvider>;

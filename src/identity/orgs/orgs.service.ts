@@ -4,6 +4,7 @@ import { keyedHash } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import { randomBase62 } from '../../platform/crypto/random.ts';
 import { AppError } from '../../platform/http/errors.ts';
+import { assertOutboundUrl } from '../../platform/http/urls.ts';
 import type { OrgRow, OrgsRepo } from './orgs.repo.ts';
 
 const API_KEY_PATTERN = /^rialto_ak_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_([0-9A-Za-z]{32})$/;
@@ -27,13 +28,6 @@ export type CreatedApiKey = { id: string; orgId: string; key: string; hint: stri
 export function orgsService(deps: { repo: OrgsRepo; keyring: Keyring; allowInsecureHttp: boolean }) {
   const { repo, keyring } = deps;
 
-  function assertUrlScheme(url: string | undefined, field: string) {
-    if (url === undefined) return;
-    const protocol = new URL(url).protocol;
-    if (protocol === 'https:' || (protocol === 'http:' && deps.allowInsecureHttp)) return;
-    throw new AppError('VALIDATION_ERROR', `${field} must be an https:// URL`, [{ field, message: 'must be an https:// URL' }]);
-  }
-
   return {
     async createOrg(input: OrgInput): Promise<OrgRow> {
       const parsed = orgInputSchema.safeParse(input);
@@ -42,8 +36,8 @@ export function orgsService(deps: { repo: OrgsRepo; keyring: Keyring; allowInsec
         throw new AppError('VALIDATION_ERROR', details.map((d) => `${d.field}: ${d.message}`).join('; '), details);
       }
       const org = parsed.data;
-      assertUrlScheme(org.idpIssuer, 'idpIssuer');
-      assertUrlScheme(org.idpJwksUrl, 'idpJwksUrl');
+      if (org.idpIssuer) assertOutboundUrl(org.idpIssuer, 'idpIssuer', deps.allowInsecureHttp);
+      if (org.idpJwksUrl) assertOutboundUrl(org.idpJwksUrl, 'idpJwksUrl', deps.allowInsecureHttp);
       return repo.insert({
         name: org.name,
         idpIssuer: org.idpIssuer?.replace(/\/$/, '') ?? null,

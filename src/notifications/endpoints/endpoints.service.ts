@@ -5,6 +5,7 @@ import { seal } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db } from '../../platform/db/database.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
+import { assertOutboundUrl } from '../../platform/http/urls.ts';
 import type { DeliveriesRepo } from '../deliveries/deliveries.repo.ts';
 import { secretAad } from '../dispatcher.ts';
 import { newSigningSecret } from '../signing.ts';
@@ -33,16 +34,6 @@ export function endpointsService(deps: {
 }) {
   const { db, repo, keyring } = deps;
 
-  function assertUrl(url: string) {
-    const parsed = new URL(url);
-    if (parsed.protocol === 'https:' || (parsed.protocol === 'http:' && deps.allowInsecureHttp)) {
-      if (parsed.username || parsed.password)
-        throw new AppError('VALIDATION_ERROR', 'url must not carry credentials', [{ field: 'url', message: 'must not carry credentials' }]);
-      return;
-    }
-    throw new AppError('VALIDATION_ERROR', 'url must be an https:// URL', [{ field: 'url', message: 'must be an https:// URL' }]);
-  }
-
   function sealSecret(secret: string) {
     const id = randomUUID();
     return { id, ...seal(keyring, secret, secretAad(id)) };
@@ -60,7 +51,7 @@ export function endpointsService(deps: {
 
     async create(principal: Principal, input: { url: string; description?: string; eventTypes: string[] }) {
       assertManager(principal);
-      assertUrl(input.url);
+      assertOutboundUrl(input.url, 'url', deps.allowInsecureHttp);
       const secret = newSigningSecret();
       const endpoint = await db.transaction((tx) =>
         repo.insert(
@@ -82,7 +73,7 @@ export function endpointsService(deps: {
 
     async update(principal: Principal, id: string, changes: { url?: string; description?: string | null; status?: 'active' | 'disabled' }) {
       const endpoint = await managed(principal, id);
-      if (changes.url) assertUrl(changes.url);
+      if (changes.url) assertOutboundUrl(changes.url, 'url', deps.allowInsecureHttp);
       return present(
         await db.transaction(async (tx) => {
           const statusChange =

@@ -7,6 +7,7 @@ import { rewrap, seal, unseal } from '../crypto/envelope.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Db, Executor } from '../db/database.ts';
 import { idempotencyKeys } from '../platform.tables.ts';
+import { throttled } from '../throttle.ts';
 import { AppError } from './errors.ts';
 
 const WRITE_METHODS = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
@@ -41,7 +42,7 @@ function requestHash(request: FastifyRequest): string {
  */
 export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: Db; keyring: Keyring }) => {
   const { db, keyring } = options;
-  let lastSweep = 0;
+  const sweepExpired = throttled(() => db.delete(idempotencyKeys).where(lt(idempotencyKeys.expiresAt, sql`now()`)), 60_000);
   app.decorateRequest('idempotencyRecord', null);
 
   app.addHook('preHandler', async (request, reply) => {
@@ -113,15 +114,6 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: 
       .where(where);
     return payload;
   });
-
-  function sweepExpired() {
-    const now = Date.now();
-    if (now - lastSweep < 60_000) return;
-    lastSweep = now;
-    db.delete(idempotencyKeys)
-      .where(lt(idempotencyKeys.expiresAt, sql`now()`))
-      .catch(() => undefined);
-  }
 });
 
 /** Re-wraps stored responses under the active master key. */

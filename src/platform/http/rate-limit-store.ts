@@ -2,13 +2,17 @@ import { lt, sql } from 'drizzle-orm';
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import { queryRows, type Db } from '../db/database.ts';
 import { rateLimitCounters } from '../platform.tables.ts';
+import { throttled } from '../throttle.ts';
 
 /**
  * Fixed-window counters in PostgreSQL, so every API process shares one limit.
  * One upsert per request: the window resets in the same statement once it has passed.
  */
 export function postgresRateLimitStore(db: Db, namespace: string): FastifyRateLimitStoreCtor {
-  let lastSweep = 0;
+  const sweepExpired = throttled(
+    () => db.delete(rateLimitCounters).where(lt(rateLimitCounters.resetAt, sql`now() - interval '1 minute'`)),
+    60_000,
+  );
   class PostgresRateLimitStore implements FastifyRateLimitStore {
     incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number) {
       const windowMs = Math.max(1, Math.trunc(timeWindow));
@@ -35,15 +39,6 @@ export function postgresRateLimitStore(db: Db, namespace: string): FastifyRateLi
     child(): FastifyRateLimitStore {
       return this;
     }
-  }
-
-  function sweepExpired() {
-    const now = Date.now();
-    if (now - lastSweep < 60_000) return;
-    lastSweep = now;
-    db.delete(rateLimitCounters)
-      .where(lt(rateLimitCounters.resetAt, sql`now() - interval '1 minute'`))
-      .catch(() => undefined);
   }
 
   return PostgresRateLimitStore;

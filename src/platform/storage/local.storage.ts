@@ -1,7 +1,8 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { constantTimeEqual } from '../crypto/compare.ts';
 import { AppError } from '../http/errors.ts';
 import { MAX_UPLOAD_BYTES, type ObjectStorage } from './storage.ts';
 
@@ -30,9 +31,8 @@ export function localStorage(options: { directory: string; publicUrl: string; si
 
   function verify(method: 'PUT' | 'GET', key: string, query: Record<string, string | undefined>) {
     const expires = Number(query.expires);
-    const expected = Buffer.from(sign([method, key, query.expires ?? '', query.contentType ?? '', query.contentLength ?? '']));
-    const given = Buffer.from(query.signature ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new AppError('FORBIDDEN', 'signature does not match');
+    const expected = sign([method, key, query.expires ?? '', query.contentType ?? '', query.contentLength ?? '']);
+    if (!constantTimeEqual(query.signature ?? '', expected)) throw new AppError('FORBIDDEN', 'signature does not match');
     if (!Number.isFinite(expires) || expires * 1000 < Date.now()) throw new AppError('FORBIDDEN', 'URL has expired');
   }
 
