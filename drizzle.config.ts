@@ -2,6 +2,11 @@ import { defineConfig } from 'drizzle-kit';
 
 export default defineConfig({
   dialect: 'postgresql',
-  schema: ['./src/platform/platform.tables.ts', './src/identity/identity.tables.ts', './src/notifications/notifications.tables.ts'],
+  schema: [
+    './src/platform/platform.tables.ts',
+    './src/identity/identity.tables.ts',
+    './src/notifications/notifications.tables.ts',
+    './src/issuance/issuance.tables.ts',
+  ],
   out: './migrations',
 });

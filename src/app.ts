@@ -9,6 +9,8 @@ import { idempotencyPlugin } from './platform/http/idempotency.ts';
 import { createServer } from './platform/http/server.ts';
 import { createStorage, LOCAL_STORAGE_PREFIX, type StorageSetup } from './platform/storage/create-storage.ts';
 import { adminRoutes } from './admin/admin.routes.ts';
+import { offeringsAdminRoutes } from './admin/offerings-admin.routes.ts';
+import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
 import { createNotifications, type Notifications } from './notifications/notifications.module.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
 
@@ -17,7 +19,7 @@ export const version: string = (JSON.parse(fs.readFileSync(new URL('../package.j
 
 export type AppDeps = { config: Config; database: Database; keyring: Keyring; logStream?: Writable; clock?: Clock };
 
-export type Modules = { identity: Identity; notifications: Notifications; storage: StorageSetup };
+export type Modules = { identity: Identity; notifications: Notifications; issuance: Issuance; storage: StorageSetup };
 
 export function createModules(deps: AppDeps): Modules {
   const storage = createStorage(deps.config, deps.keyring);
@@ -26,6 +28,7 @@ export function createModules(deps: AppDeps): Modules {
     storage,
     identity: createIdentity({ db: deps.database.db, keyring: deps.keyring, storage: storage.storage, config: deps.config, version }),
     notifications: createNotifications({ database: deps.database, keyring: deps.keyring, clock, config: deps.config, version }),
+    issuance: createIssuance({ db: deps.database.db, storage: storage.storage, version }),
   };
 }
 
@@ -43,7 +46,9 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
   await app.register(idempotencyPlugin, { db: database.db, keyring });
   await app.register(modules.identity.routes, { prefix: '/identity' });
   await app.register((scope) => modules.notifications.routes(scope), { prefix: '/notifications' });
+  for (const prefix of ['/issuance', '/primary-issuance']) await app.register((scope) => modules.issuance.routes(scope), { prefix });
   await app.register(adminRoutes, { prefix: '/admin', identity: modules.identity });
+  await app.register(offeringsAdminRoutes, { prefix: '/admin', identity: modules.identity, offerings: modules.issuance.offerings });
   app.addHook('onClose', () => modules.notifications.close());
   if (modules.storage.routes) await app.register(modules.storage.routes, { prefix: LOCAL_STORAGE_PREFIX });
   if (modules.identity.demoRoutes) await app.register(modules.identity.demoRoutes, { prefix: '/demo-idp' });

@@ -1,53 +1,26 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Reviewer } from '../platform/auth/principal.ts';
 import { toSnake } from '../platform/http/case.ts';
 import { envelope, ok } from '../platform/http/envelope.ts';
-import { AppError, errorResponses } from '../platform/http/errors.ts';
+import { errorResponses } from '../platform/http/errors.ts';
 import { offsetPageMeta, offsetPagingQuery } from '../platform/http/paging.ts';
 import type { Identity } from '../identity/identity.module.ts';
 import { accreditationResponse, reviewStatus } from '../identity/accreditation/accreditation.schemas.ts';
 import type { ReviewAction } from '../identity/accreditation/accreditation.service.ts';
 import { kycStatus, verificationResponse } from '../identity/kyc/kyc.schemas.ts';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    reviewer: Reviewer | null;
-  }
-}
+import { adminSecurity, requireReviewer, reviewerAuth } from './reviewer.ts';
 
 const idParams = z.object({ id: z.uuid() });
 const reasonBody = z.strictObject({ reason: z.string().trim().min(1).max(2000).optional() }).optional();
-const security: Record<string, string[]>[] = [{ bearer: [] }, { adminKey: [] }];
-const common = { tags: ['admin: review'], security };
+const common = { tags: ['admin: review'], security: adminSecurity };
 
-/**
- * Back-office review queues. A reviewer is an org_admin (Bearer; their org only) or a platform
- * admin (`X-Admin-Key` from `tranche admin-key create`; every org).
- */
+/** Back-office review queues for KYC and accreditation. */
 export async function adminRoutes(app: FastifyInstance, options: { identity: Identity }) {
   const { identity } = options;
   const routes = app.withTypeProvider<ZodTypeProvider>();
-  app.decorateRequest('reviewer', null);
-
-  async function onRequest(request: FastifyRequest) {
-    const adminKey = request.headers['x-admin-key'];
-    if (typeof adminKey === 'string') {
-      const admin = await identity.orgs.authenticateAdminKey(adminKey);
-      if (!admin) throw new AppError('UNAUTHORIZED', 'Admin key is invalid or revoked');
-      request.reviewer = { kind: 'platform_admin', adminKeyId: admin.adminKeyId };
-      return;
-    }
-    const header = request.headers.authorization;
-    const token = header && /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-    if (!token) throw new AppError('UNAUTHORIZED', 'Send Authorization: Bearer (an org_admin) or X-Admin-Key');
-    const principal = await identity.auth.verifyAccessToken(token);
-    if (!principal) throw new AppError('UNAUTHORIZED', 'Access token is invalid or expired');
-    if (principal.role !== 'org_admin') throw new AppError('FORBIDDEN', 'Review needs an org_admin or a platform admin key');
-    request.reviewer = { kind: 'org_admin', orgId: principal.orgId, userId: principal.userId };
-  }
-  const reviewer = (request: FastifyRequest) => request.reviewer!;
+  const onRequest = reviewerAuth(app, identity);
+  const reviewer = requireReviewer;
 
   routes.get(
     '/kyc-verifications',

@@ -1,0 +1,156 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Identity } from '../identity/identity.module.ts';
+import {
+  createDocumentBody,
+  createIssuerBody,
+  createOfferingBody,
+  createSecurityBody,
+  documentResponse,
+  offeringResponse,
+  securityResponse,
+  updateOfferingBody,
+} from '../issuance/offerings/offerings.schemas.ts';
+import type { OfferingsService } from '../issuance/offerings/offerings.service.ts';
+import { toSnake } from '../platform/http/case.ts';
+import { envelope, ok } from '../platform/http/envelope.ts';
+import { errorResponses } from '../platform/http/errors.ts';
+import { adminSecurity, requireReviewer, reviewerAuth } from './reviewer.ts';
+
+const idParams = z.object({ id: z.uuid() });
+const issuerResponse = z.object({ id: z.uuid(), org_id: z.uuid(), legal_name: z.string(), created_at: z.date() });
+
+/** Back office: issuers, offerings and their lifecycle, security classes, documents. */
+export async function offeringsAdminRoutes(app: FastifyInstance, options: { identity: Identity; offerings: OfferingsService }) {
+  const { offerings } = options;
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const onRequest = reviewerAuth(app, options.identity);
+  const common = { tags: ['admin: offerings'], security: adminSecurity };
+
+  routes.post(
+    '/issuers',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Create an issuer',
+        body: createIssuerBody,
+        response: { 201: envelope(issuerResponse), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => reply.code(201).send(ok(toSnake(await offerings.createIssuer(requireReviewer(request), request.body)))),
+  );
+
+  routes.post(
+    '/offerings',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Create an offering (draft)',
+        body: createOfferingBody,
+        response: { 201: envelope(offeringResponse), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { targetAmount, maximumAmount, minimumInvestment, maximumInvestment, ...rest } = request.body;
+      const created = await offerings.create(requireReviewer(request), {
+        ...rest,
+        targetAmountCents: targetAmount,
+        maximumAmountCents: maximumAmount,
+        minimumInvestmentCents: minimumInvestment,
+        maximumInvestmentCents: maximumInvestment,
+      });
+      return reply.code(201).send(ok(toSnake(created)));
+    },
+  );
+
+  routes.patch(
+    '/offerings/:id',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Update an offering',
+        params: idParams,
+        body: updateOfferingBody,
+        response: { 200: envelope(offeringResponse), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const { targetAmount, maximumAmount, minimumInvestment, maximumInvestment, ...rest } = request.body;
+      const changes = {
+        ...rest,
+        ...(targetAmount !== undefined ? { targetAmountCents: targetAmount } : {}),
+        ...(maximumAmount !== undefined ? { maximumAmountCents: maximumAmount } : {}),
+        ...(minimumInvestment !== undefined ? { minimumInvestmentCents: minimumInvestment } : {}),
+        ...(maximumInvestment !== undefined ? { maximumInvestmentCents: maximumInvestment } : {}),
+      };
+      return ok(toSnake(await offerings.update(requireReviewer(request), request.params.id, changes)));
+    },
+  );
+
+  for (const action of ['open', 'pause', 'close'] as const) {
+    routes.post(
+      `/offerings/:id/${action}`,
+      {
+        onRequest,
+        schema: {
+          ...common,
+          summary: `${action} an offering`,
+          params: idParams,
+          response: { 200: envelope(offeringResponse), ...errorResponses(400, 401, 403, 404, 409) },
+        },
+      },
+      async (request) => ok(toSnake(await offerings.transition(requireReviewer(request), request.params.id, action))),
+    );
+  }
+
+  routes.post(
+    '/offerings/:id/securities',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Add a security class',
+        params: idParams,
+        body: createSecurityBody,
+        response: { 201: envelope(securityResponse), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const { pricePerUnit, ...rest } = request.body;
+      return reply
+        .code(201)
+        .send(
+          ok(
+            toSnake(await offerings.addSecurity(requireReviewer(request), request.params.id, { ...rest, pricePerUnitCents: pricePerUnit })),
+          ),
+        );
+    },
+  );
+
+  routes.post(
+    '/offerings/:id/documents',
+    {
+      onRequest,
+      bodyLimit: 14 * 1024 * 1024,
+      schema: {
+        ...common,
+        summary: 'Add a document (base64); each upload of a kind is a new version',
+        params: idParams,
+        body: createDocumentBody,
+        response: { 201: envelope(documentResponse), ...errorResponses(400, 401, 403, 404, 413) },
+      },
+    },
+    async (request, reply) => {
+      const { content, ...rest } = request.body;
+      const document = await offerings.addDocument(requireReviewer(request), request.params.id, {
+        ...rest,
+        content: Buffer.from(content, 'base64'),
+      });
+      return reply.code(201).send(ok(toSnake(document)));
+    },
+  );
+}

@@ -1,0 +1,37 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Identity } from '../identity/identity.module.ts';
+import type { Reviewer } from '../platform/auth/principal.ts';
+import { AppError } from '../platform/http/errors.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    reviewer: Reviewer | null;
+  }
+}
+
+/**
+ * Back-office authentication: an org_admin (Bearer; their org only) or a platform admin
+ * (`X-Admin-Key` from `tranche admin-key create`; every org).
+ */
+export function reviewerAuth(app: FastifyInstance, identity: Pick<Identity, 'orgs' | 'auth'>) {
+  if (!app.hasRequestDecorator('reviewer')) app.decorateRequest('reviewer', null);
+  return async (request: FastifyRequest) => {
+    const adminKey = request.headers['x-admin-key'];
+    if (typeof adminKey === 'string') {
+      const admin = await identity.orgs.authenticateAdminKey(adminKey);
+      if (!admin) throw new AppError('UNAUTHORIZED', 'Admin key is invalid or revoked');
+      request.reviewer = { kind: 'platform_admin', adminKeyId: admin.adminKeyId };
+      return;
+    }
+    const header = request.headers.authorization;
+    const token = header && /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+    if (!token) throw new AppError('UNAUTHORIZED', 'Send Authorization: Bearer (an org_admin) or X-Admin-Key');
+    const principal = await identity.auth.verifyAccessToken(token);
+    if (!principal) throw new AppError('UNAUTHORIZED', 'Access token is invalid or expired');
+    if (principal.role !== 'org_admin') throw new AppError('FORBIDDEN', 'This needs an org_admin or a platform admin key');
+    request.reviewer = { kind: 'org_admin', orgId: principal.orgId, userId: principal.userId };
+  };
+}
+
+export const requireReviewer = (request: FastifyRequest): Reviewer => request.reviewer!;
+export const adminSecurity: Record<string, string[]>[] = [{ bearer: [] }, { adminKey: [] }];

@@ -1,0 +1,209 @@
+import { sql } from 'drizzle-orm';
+import { bigint, boolean, date, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+
+const money = (name: string) => bigint(name, { mode: 'number' });
+
+export const issuers = pgTable('issuers', {
+  id: uuid('id')
+    .primaryKey()
+    .default(sql`gen_random_uuid()`),
+  orgId: uuid('org_id').notNull(),
+  legalName: text('legal_name').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const offerings = pgTable(
+  'offerings',
+  {
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
+    orgId: uuid('org_id').notNull(),
+    issuerId: uuid('issuer_id')
+      .notNull()
+      .references(() => issuers.id),
+    name: text('name').notNull(),
+    exemptionType: text('exemption_type', {
+      enum: ['reg_d_506b', 'reg_d_506c', 'reg_cf', 'reg_a_tier_1', 'reg_a_tier_2', 'reg_s'],
+    }).notNull(),
+    currency: text('currency').notNull().default('USD'),
+    targetAmountCents: money('target_amount_cents').notNull(),
+    maximumAmountCents: money('maximum_amount_cents').notNull(),
+    minimumInvestmentCents: money('minimum_investment_cents').notNull(),
+    maximumInvestmentCents: money('maximum_investment_cents'),
+    deadline: date('deadline', { mode: 'string' }).notNull(),
+    status: text('status', { enum: ['draft', 'open', 'paused', 'closed'] })
+      .notNull()
+      .default('draft'),
+    openedAt: timestamp('opened_at', { withTimezone: true }),
+    closedAt: timestamp('closed_at', { withTimezone: true }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [index('offerings_org_status_idx').on(table.orgId, table.status)],
+);
+
+export const securityClasses = pgTable(
+  'security_classes',
+  {
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
+    orgId: uuid('org_id').notNull(),
+    offeringId: uuid('offering_id')
+      .notNull()
+      .references(() => offerings.id),
+    name: text('name').notNull(),
+    category: text('category', { enum: ['equity', 'preferred_equity', 'debt', 'convertible', 'revenue_share', 'fund_interest'] }).notNull(),
+    pricePerUnitCents: money('price_per_unit_cents').notNull(),
+    unitsAuthorized: integer('units_authorized').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [index('security_classes_offering_idx').on(table.offeringId)],
+);
+
+export const offeringDocuments = pgTable(
+  'offering_documents',
+  {
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
+    offeringId: uuid('offering_id')
+      .notNull()
+      .references(() => offerings.id),
+    kind: text('kind', { enum: ['ppm', 'subscription_agreement', 'other'] }).notNull(),
+    title: text('title').notNull(),
+    version: integer('version').notNull(),
+    contentType: text('content_type').notNull(),
+    sizeBytes: integer('size_bytes').notNull(),
+    sha256: text('sha256').notNull(),
+    storageKey: text('storage_key').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [uniqueIndex('offering_documents_version_idx').on(table.offeringId, table.kind, table.version)],
+);
+
+export const subscriptionStatuses = [
+  'draft',
+  'pending_signature',
+  'pending_payment',
+  'pending_review',
+  'approved',
+  'completed',
+  'rejected',
+  'cancelled',
+] as const;
+
+export const subscriptions = pgTable(
+  'subscriptions',
+  {
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
+    orgId: uuid('org_id').notNull(),
+    offeringId: uuid('offering_id')
+      .notNull()
+      .references(() => offerings.id),
+    securityClassId: uuid('security_class_id')
+      .notNull()
+      .references(() => securityClasses.id),
+    userId: uuid('user_id').notNull(),
+    units: integer('units').notNull(),
+    pricePerUnitCents: money('price_per_unit_cents').notNull(),
+    amountCents: money('amount_cents').notNull(),
+    currency: text('currency').notNull(),
+    trancheId: text('tranche_id'),
+    paymentMethod: text('payment_method', { enum: ['card', 'us_bank_account'] }).notNull(),
+    accreditationStatus: text('accreditation_status', { enum: ['accredited', 'non_accredited'] }).notNull(),
+    suitabilityConfirmed: boolean('suitability_confirmed').notNull(),
+    riskAcknowledgmentSigned: boolean('risk_acknowledgment_signed').notNull(),
+    status: text('status', { enum: subscriptionStatuses }).notNull(),
+    signature: jsonb('signature'),
+    checkoutSessionId: text('checkout_session_id'),
+    checkoutUrl: text('checkout_url'),
+    checkoutAttempts: integer('checkout_attempts').notNull().default(0),
+    paymentIntentId: text('payment_intent_id'),
+    paymentStatus: text('payment_status', { enum: ['none', 'processing', 'paid', 'failed', 'refunded'] })
+      .notNull()
+      .default('none'),
+    fundedAt: timestamp('funded_at', { withTimezone: true }),
+    reviewedBy: text('reviewed_by'),
+    reviewReason: text('review_reason'),
+    approvedAt: timestamp('approved_at', { withTimezone: true }),
+    completedAt: timestamp('completed_at', { withTimezone: true }),
+    cancelledAt: timestamp('cancelled_at', { withTimezone: true }),
+    cancelReason: text('cancel_reason'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [
+    index('subscriptions_security_status_idx').on(table.securityClassId, table.status),
+    index('subscriptions_user_idx').on(table.orgId, table.userId, table.createdAt),
+    index('subscriptions_offering_idx').on(table.offeringId, table.status),
+    uniqueIndex('subscriptions_checkout_session_idx').on(table.checkoutSessionId),
+  ],
+);
+
+/** Every status change, with who made it and why: the audit trail of a subscription. */
+export const subscriptionTransitions = pgTable(
+  'subscription_transitions',
+  {
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
+    subscriptionId: uuid('subscription_id')
+      .notNull()
+      .references(() => subscriptions.id),
+    fromStatus: text('from_status'),
+    toStatus: text('to_status').notNull(),
+    actor: text('actor').notNull(),
+    reason: text('reason'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [index('subscription_transitions_subscription_idx').on(table.subscriptionId, table.createdAt)],
+);
+
+/** Payment-provider events already processed: a redelivered event is recognised and ignored. */
+export const paymentEvents = pgTable('payment_events', {
+  id: text('id').primaryKey(),
+  type: text('type').notNull(),
+  subscriptionId: uuid('subscription_id'),
+  processedAt: timestamp('processed_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** The share ledger: append-only, one entry per completed subscription. */
+export const shares = pgTable(
+  'shares',
+  {
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
+    orgId: uuid('org_id').notNull(),
+    userId: uuid('user_id').notNull(),
+    subscriptionId: uuid('subscription_id')
+      .notNull()
+      .references(() => subscriptions.id),
+    offeringId: uuid('offering_id')
+      .notNull()
+      .references(() => offerings.id),
+    securityClassId: uuid('security_class_id')
+      .notNull()
+      .references(() => securityClasses.id),
+    units: integer('units').notNull(),
+    pricePerUnitCents: money('price_per_unit_cents').notNull(),
+    costBasisCents: money('cost_basis_cents').notNull(),
+    currency: text('currency').notNull(),
+    acquisitionType: text('acquisition_type', { enum: ['primary'] }).notNull(),
+    acquisitionDate: date('acquisition_date', { mode: 'string' }).notNull(),
+    holdingPeriodEndDate: date('holding_period_end_date', { mode: 'string' }),
+    restricted: boolean('restricted').notNull(),
+    restrictedUntil: date('restricted_until', { mode: 'string' }),
+    status: text('status', { enum: ['active', 'transferred', 'converted', 'redeemed', 'cancelled'] })
+      .notNull()
+      .default('active'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [uniqueIndex('shares_subscription_idx').on(table.subscriptionId), index('shares_user_idx').on(table.orgId, table.userId)],
+);

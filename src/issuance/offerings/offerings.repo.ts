@@ -1,0 +1,206 @@
+import { and, asc, count, desc, eq, inArray, max, ne, sql, type SQL } from 'drizzle-orm';
+import type { Executor } from '../../platform/db/database.ts';
+import { issuers, offeringDocuments, offerings, securityClasses, subscriptions } from '../issuance.tables.ts';
+
+export type OfferingRow = typeof offerings.$inferSelect;
+export type SecurityRow = typeof securityClasses.$inferSelect;
+export type DocumentRow = typeof offeringDocuments.$inferSelect;
+export type IssuerRow = typeof issuers.$inferSelect;
+export type OfferingStatus = OfferingRow['status'];
+
+/** Subscription statuses that hold units: everything but rejected and cancelled. */
+export const HOLDING_STATUSES = ['draft', 'pending_signature', 'pending_payment', 'pending_review', 'approved', 'completed'] as const;
+/** Subscription statuses whose money has arrived. */
+export const FUNDED_STATUSES = ['pending_review', 'approved', 'completed'] as const;
+
+export type OfferingTotals = { committedCents: number; raisedCents: number; investors: number; accredited: number; nonAccredited: number };
+
+const sortColumns = {
+  created_at: offerings.createdAt,
+  deadline: offerings.deadline,
+  name: offerings.name,
+  target_amount: offerings.targetAmountCents,
+  opened_at: offerings.openedAt,
+} as const;
+export type OfferingSort = keyof typeof sortColumns;
+
+export function offeringsRepo(db: Executor) {
+  return {
+    async insertIssuer(row: typeof issuers.$inferInsert, tx: Executor = db): Promise<IssuerRow> {
+      const [issuer] = await tx.insert(issuers).values(row).returning();
+      return issuer!;
+    },
+    async findIssuer(id: string, tx: Executor = db): Promise<IssuerRow | undefined> {
+      const [row] = await tx.select().from(issuers).where(eq(issuers.id, id));
+      return row;
+    },
+    async issuersById(ids: string[], tx: Executor = db): Promise<Map<string, IssuerRow>> {
+      if (ids.length === 0) return new Map();
+      const rows = await tx.select().from(issuers).where(inArray(issuers.id, ids));
+      return new Map(rows.map((row) => [row.id, row]));
+    },
+    async insert(row: typeof offerings.$inferInsert, tx: Executor = db): Promise<OfferingRow> {
+      const [offering] = await tx.insert(offerings).values(row).returning();
+      return offering!;
+    },
+    async find(orgId: string | undefined, id: string, tx: Executor = db): Promise<OfferingRow | undefined> {
+      const [row] = await tx
+        .select()
+        .from(offerings)
+        .where(and(eq(offerings.id, id), orgId ? eq(offerings.orgId, orgId) : undefined));
+      return row;
+    },
+    async lock(id: string, tx: Executor): Promise<OfferingRow | undefined> {
+      const [row] = await tx.select().from(offerings).where(eq(offerings.id, id)).for('update');
+      return row;
+    },
+    async update(id: string, changes: Partial<typeof offerings.$inferInsert>, tx: Executor = db): Promise<OfferingRow> {
+      const [row] = await tx
+        .update(offerings)
+        .set({ ...changes, updatedAt: new Date() })
+        .where(eq(offerings.id, id))
+        .returning();
+      return row!;
+    },
+    async list(
+      filter: { orgId: string; status?: OfferingStatus; exemptionType?: OfferingRow['exemptionType']; includeDrafts: boolean },
+      sort: { by: OfferingSort; order: 'asc' | 'desc' },
+      paging: { limit: number; offset: number },
+      tx: Executor = db,
+    ) {
+      const where = and(
+        eq(offerings.orgId, filter.orgId),
+        filter.status ? eq(offerings.status, filter.status) : undefined,
+        filter.exemptionType ? eq(offerings.exemptionType, filter.exemptionType) : undefined,
+        filter.includeDrafts ? undefined : ne(offerings.status, 'draft'),
+      );
+      const column = sortColumns[sort.by];
+      const rows = await tx
+        .select()
+        .from(offerings)
+        .where(where)
+        .orderBy(sort.order === 'asc' ? asc(column) : desc(column), asc(offerings.id))
+        .limit(paging.limit)
+        .offset(paging.offset);
+      const [total] = await tx.select({ n: count() }).from(offerings).where(where);
+      return { rows, total: total!.n };
+    },
+    /** Amounts and investor counts, computed from the subscriptions themselves. */
+    async totals(offeringIds: string[], tx: Executor = db): Promise<Map<string, OfferingTotals>> {
+      if (offeringIds.length === 0) return new Map();
+      const holding = sql.join(
+        HOLDING_STATUSES.map((status) => sql`${status}`),
+        sql`, `,
+      );
+      const funded = sql.join(
+        FUNDED_STATUSES.map((status) => sql`${status}`),
+        sql`, `,
+      );
+      const rows = await tx
+        .select({
+          offeringId: subscriptions.offeringId,
+          committed: sql<string>`coalesce(sum(${subscriptions.amountCents}) filter (where ${subscriptions.status} in (${holding})), 0)`,
+          raised: sql<string>`coalesce(sum(${subscriptions.amountCents}) filter (where ${subscriptions.status} in (${funded})), 0)`,
+          investors: sql<string>`count(distinct ${subscriptions.userId}) filter (where ${subscriptions.status} in (${holding}))`,
+          accredited: sql<string>`count(distinct ${subscriptions.userId}) filter (where ${subscriptions.status} in (${holding}) and ${subscriptions.accreditationStatus} = 'accredited')`,
+        })
+        .from(subscriptions)
+        .where(inArray(subscriptions.offeringId, offeringIds))
+        .groupBy(subscriptions.offeringId);
+      const totals = new Map<string, OfferingTotals>();
+      for (const id of offeringIds) totals.set(id, { committedCents: 0, raisedCents: 0, investors: 0, accredited: 0, nonAccredited: 0 });
+      for (const row of rows) {
+        const investors = Number(row.investors);
+        const accredited = Number(row.accredited);
+        totals.set(row.offeringId, {
+          committedCents: Number(row.committed),
+          raisedCents: Number(row.raised),
+          investors,
+          accredited,
+          nonAccredited: investors - accredited,
+        });
+      }
+      return totals;
+    },
+    async insertSecurity(row: typeof securityClasses.$inferInsert, tx: Executor = db): Promise<SecurityRow> {
+      const [security] = await tx.insert(securityClasses).values(row).returning();
+      return security!;
+    },
+    async findSecurity(orgId: string, id: string, tx: Executor = db): Promise<SecurityRow | undefined> {
+      const [row] = await tx
+        .select()
+        .from(securityClasses)
+        .where(and(eq(securityClasses.orgId, orgId), eq(securityClasses.id, id)));
+      return row;
+    },
+    async lockSecurity(id: string, tx: Executor): Promise<SecurityRow | undefined> {
+      const [row] = await tx.select().from(securityClasses).where(eq(securityClasses.id, id)).for('update');
+      return row;
+    },
+    async listSecurities(
+      filter: { orgId: string; offeringId?: string; category?: SecurityRow['category']; visibleOnly: boolean },
+      paging: { limit: number; offset: number },
+      tx: Executor = db,
+    ) {
+      const where: SQL | undefined = and(
+        eq(securityClasses.orgId, filter.orgId),
+        filter.offeringId ? eq(securityClasses.offeringId, filter.offeringId) : undefined,
+        filter.category ? eq(securityClasses.category, filter.category) : undefined,
+        filter.visibleOnly ? ne(offerings.status, 'draft') : undefined,
+      );
+      const rows = await tx
+        .select({ security: securityClasses })
+        .from(securityClasses)
+        .innerJoin(offerings, eq(offerings.id, securityClasses.offeringId))
+        .where(where)
+        .orderBy(asc(securityClasses.createdAt))
+        .limit(paging.limit)
+        .offset(paging.offset);
+      const [total] = await tx
+        .select({ n: count() })
+        .from(securityClasses)
+        .innerJoin(offerings, eq(offerings.id, securityClasses.offeringId))
+        .where(where);
+      return { rows: rows.map((row) => row.security), total: total!.n };
+    },
+    /** Units held by live subscriptions, per security class. */
+    async unitsHeld(securityIds: string[], tx: Executor = db): Promise<Map<string, number>> {
+      if (securityIds.length === 0) return new Map();
+      const rows = await tx
+        .select({ securityClassId: subscriptions.securityClassId, units: sql<string>`coalesce(sum(${subscriptions.units}), 0)` })
+        .from(subscriptions)
+        .where(and(inArray(subscriptions.securityClassId, securityIds), inArray(subscriptions.status, [...HOLDING_STATUSES])))
+        .groupBy(subscriptions.securityClassId);
+      return new Map(rows.map((row) => [row.securityClassId, Number(row.units)]));
+    },
+    async insertDocument(row: Omit<typeof offeringDocuments.$inferInsert, 'version'>, tx: Executor): Promise<DocumentRow> {
+      const [latest] = await tx
+        .select({ version: max(offeringDocuments.version) })
+        .from(offeringDocuments)
+        .where(and(eq(offeringDocuments.offeringId, row.offeringId), eq(offeringDocuments.kind, row.kind)));
+      const [document] = await tx
+        .insert(offeringDocuments)
+        .values({ ...row, version: (latest?.version ?? 0) + 1 })
+        .returning();
+      return document!;
+    },
+    async documents(offeringId: string, tx: Executor = db): Promise<DocumentRow[]> {
+      return tx
+        .select()
+        .from(offeringDocuments)
+        .where(eq(offeringDocuments.offeringId, offeringId))
+        .orderBy(asc(offeringDocuments.kind), desc(offeringDocuments.version));
+    },
+    async latestDocument(offeringId: string, kind: DocumentRow['kind'], tx: Executor = db): Promise<DocumentRow | undefined> {
+      const [row] = await tx
+        .select()
+        .from(offeringDocuments)
+        .where(and(eq(offeringDocuments.offeringId, offeringId), eq(offeringDocuments.kind, kind)))
+        .orderBy(desc(offeringDocuments.version))
+        .limit(1);
+      return row;
+    },
+  };
+}
+
+export type OfferingsRepo = ReturnType<typeof offeringsRepo>;

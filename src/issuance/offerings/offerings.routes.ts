@@ -1,0 +1,139 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { requirePrincipal } from '../../platform/auth/principal.ts';
+import { toSnake } from '../../platform/http/case.ts';
+import { envelope, ok } from '../../platform/http/envelope.ts';
+import { errorResponses } from '../../platform/http/errors.ts';
+import { pageMetaFor } from '../../platform/http/paging.ts';
+import {
+  documentResponse,
+  listOfferingsQuery,
+  listSecuritiesQuery,
+  offeringResponse,
+  paged,
+  securityResponse,
+} from './offerings.schemas.ts';
+import type { OfferingsService } from './offerings.service.ts';
+
+const idParams = z.object({ id: z.uuid() });
+
+export async function offeringsRoutes(app: FastifyInstance, options: { offerings: OfferingsService }) {
+  const { offerings } = options;
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const either = app.authenticate(['bearer', 'api_key']);
+  const bearer = app.authenticate(['bearer']);
+  const security: Record<string, string[]>[] = [{ bearer: [] }, { apiKey: [] }];
+  const common = { tags: ['issuance: offerings'], security };
+
+  routes.get(
+    '/offerings',
+    {
+      onRequest: either,
+      schema: {
+        ...common,
+        summary: 'List offerings (status active = open)',
+        querystring: listOfferingsQuery,
+        response: { 200: envelope(paged(offeringResponse)), ...errorResponses(400, 401) },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const { items, total } = await offerings.list(requirePrincipal(request), {
+        status: q.status,
+        exemptionType: q.exemption_type,
+        sortBy: q.sort_by,
+        sortOrder: q.sort_order,
+        page: q.page,
+        limit: q.limit,
+      });
+      return ok({ items: toSnake(items), meta: pageMetaFor(q, total) });
+    },
+  );
+
+  routes.get(
+    '/offerings/:id',
+    {
+      onRequest: either,
+      schema: {
+        ...common,
+        summary: 'Get an offering',
+        params: idParams,
+        response: { 200: envelope(offeringResponse), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => ok(toSnake(await offerings.get(requirePrincipal(request), request.params.id))),
+  );
+
+  routes.get(
+    '/offerings/:id/documents',
+    {
+      onRequest: bearer,
+      schema: {
+        ...common,
+        security: [{ bearer: [] }],
+        summary: 'Offering documents with short-lived download links',
+        params: idParams,
+        response: { 200: envelope(z.array(documentResponse)), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => ok(toSnake(await offerings.documents(requirePrincipal(request), request.params.id))),
+  );
+
+  routes.get(
+    '/offerings/:id/securities',
+    {
+      onRequest: either,
+      schema: {
+        ...common,
+        summary: 'Security classes of an offering',
+        params: idParams,
+        querystring: listSecuritiesQuery.omit({ offering_id: true }),
+        response: { 200: envelope(paged(securityResponse)), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const { items, total } = await offerings.securities(
+        requirePrincipal(request),
+        { offeringId: request.params.id, category: request.query.category },
+        request.query,
+      );
+      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, total) });
+    },
+  );
+
+  routes.get(
+    '/securities',
+    {
+      onRequest: either,
+      schema: {
+        ...common,
+        summary: 'List security classes',
+        querystring: listSecuritiesQuery,
+        response: { 200: envelope(paged(securityResponse)), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const { items, total } = await offerings.securities(
+        requirePrincipal(request),
+        { offeringId: request.query.offering_id, category: request.query.category },
+        request.query,
+      );
+      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, total) });
+    },
+  );
+
+  routes.get(
+    '/securities/:id',
+    {
+      onRequest: either,
+      schema: {
+        ...common,
+        summary: 'Get a security class',
+        params: idParams,
+        response: { 200: envelope(securityResponse), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => ok(toSnake(await offerings.security(requirePrincipal(request), request.params.id))),
+  );
+}

@@ -1,0 +1,276 @@
+import { createHash } from 'node:crypto';
+import { reviewerOrg, type Principal, type Reviewer } from '../../platform/auth/principal.ts';
+import type { Db } from '../../platform/db/database.ts';
+import { publish } from '../../platform/events/outbox.ts';
+import { AppError, notFound } from '../../platform/http/errors.ts';
+import { pageOffset, type PagePaging } from '../../platform/http/paging.ts';
+import { fromCents } from '../../platform/money.ts';
+import type { ObjectStorage } from '../../platform/storage/storage.ts';
+import type {
+  DocumentRow,
+  IssuerRow,
+  OfferingRow,
+  OfferingSort,
+  OfferingsRepo,
+  OfferingStatus,
+  OfferingTotals,
+  SecurityRow,
+} from './offerings.repo.ts';
+
+const TRANSITIONS: Record<'open' | 'pause' | 'close', { from: OfferingStatus[]; to: OfferingStatus; event: string }> = {
+  open: { from: ['draft', 'paused'], to: 'open', event: 'offering.opened' },
+  pause: { from: ['open'], to: 'paused', event: 'offering.paused' },
+  close: { from: ['open', 'paused'], to: 'closed', event: 'offering.closed' },
+};
+
+export type OfferingInput = {
+  issuerId: string;
+  name: string;
+  exemptionType: OfferingRow['exemptionType'];
+  currency: string;
+  targetAmountCents: number;
+  maximumAmountCents: number;
+  minimumInvestmentCents: number;
+  maximumInvestmentCents?: number | null;
+  deadline: string;
+};
+
+export function presentOffering(row: OfferingRow, issuer: IssuerRow | undefined, totals: OfferingTotals) {
+  return {
+    id: row.id,
+    name: row.name,
+    issuer: { id: row.issuerId, legalName: issuer?.legalName ?? '' },
+    exemptionType: row.exemptionType,
+    amounts: {
+      target: fromCents(row.targetAmountCents),
+      maximum: fromCents(row.maximumAmountCents),
+      raised: fromCents(totals.raisedCents),
+      remaining: fromCents(Math.max(0, row.maximumAmountCents - totals.committedCents)),
+      currency: row.currency,
+    },
+    investment: {
+      minimum: fromCents(row.minimumInvestmentCents),
+      maximum: row.maximumInvestmentCents === null ? null : fromCents(row.maximumInvestmentCents),
+    },
+    investors: { total: totals.investors, accredited: totals.accredited, nonAccredited: totals.nonAccredited },
+    deadline: row.deadline,
+    status: row.status,
+    openedAt: row.openedAt,
+    closedAt: row.closedAt,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+export function presentSecurity(row: SecurityRow, unitsHeld: number, currency: string) {
+  return {
+    id: row.id,
+    offeringId: row.offeringId,
+    name: row.name,
+    category: row.category,
+    pricePerUnit: fromCents(row.pricePerUnitCents),
+    currency,
+    unitsAuthorized: row.unitsAuthorized,
+    unitsAvailable: Math.max(0, row.unitsAuthorized - unitsHeld),
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+function presentDocument(row: DocumentRow, url: string) {
+  return {
+    id: row.id,
+    offeringId: row.offeringId,
+    kind: row.kind,
+    title: row.title,
+    version: row.version,
+    contentType: row.contentType,
+    sizeBytes: row.sizeBytes,
+    sha256: row.sha256,
+    url,
+    createdAt: row.createdAt,
+  };
+}
+
+/** Integrators read open, paused and closed offerings of their org; drafts are back-office only. */
+const isVisible = (row: OfferingRow) => row.status !== 'draft';
+
+export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: ObjectStorage }) {
+  const { db, repo, storage } = deps;
+
+  async function presentMany(rows: OfferingRow[]) {
+    const [issuersById, totals] = await Promise.all([
+      repo.issuersById([...new Set(rows.map((row) => row.issuerId))]),
+      repo.totals(rows.map((row) => row.id)),
+    ]);
+    return rows.map((row) => presentOffering(row, issuersById.get(row.issuerId), totals.get(row.id)!));
+  }
+
+  async function visibleOffering(principal: Principal, id: string): Promise<OfferingRow> {
+    const row = await repo.find(principal.orgId, id);
+    if (!row || !isVisible(row)) throw notFound('offering');
+    return row;
+  }
+
+  async function managedOffering(reviewer: Reviewer, id: string): Promise<OfferingRow> {
+    const row = await repo.find(reviewerOrg(reviewer), id);
+    if (!row) throw notFound('offering');
+    return row;
+  }
+
+  async function securitiesOf(rows: SecurityRow[]) {
+    const held = await repo.unitsHeld(rows.map((row) => row.id));
+    const offeringsById = new Map<string, OfferingRow>();
+    for (const row of rows)
+      if (!offeringsById.has(row.offeringId)) offeringsById.set(row.offeringId, (await repo.find(undefined, row.offeringId))!);
+    return rows.map((row) => presentSecurity(row, held.get(row.id) ?? 0, offeringsById.get(row.offeringId)!.currency));
+  }
+
+  return {
+    visibleOffering,
+
+    async list(
+      principal: Principal,
+      query: {
+        status?: OfferingStatus;
+        exemptionType?: OfferingRow['exemptionType'];
+        sortBy: OfferingSort;
+        sortOrder: 'asc' | 'desc';
+      } & PagePaging,
+    ) {
+      const { rows, total } = await repo.list(
+        { orgId: principal.orgId, status: query.status, exemptionType: query.exemptionType, includeDrafts: false },
+        { by: query.sortBy, order: query.sortOrder },
+        { limit: query.limit, offset: pageOffset(query) },
+      );
+      return { items: await presentMany(rows), total };
+    },
+
+    get: async (principal: Principal, id: string) => (await presentMany([await visibleOffering(principal, id)]))[0]!,
+
+    async securities(principal: Principal, filter: { offeringId?: string; category?: SecurityRow['category'] }, paging: PagePaging) {
+      if (filter.offeringId) await visibleOffering(principal, filter.offeringId);
+      const { rows, total } = await repo.listSecurities(
+        { orgId: principal.orgId, ...filter, visibleOnly: true },
+        { limit: paging.limit, offset: pageOffset(paging) },
+      );
+      return { items: await securitiesOf(rows), total };
+    },
+
+    async security(principal: Principal, id: string) {
+      const row = await repo.findSecurity(principal.orgId, id);
+      if (!row) throw notFound('security');
+      await visibleOffering(principal, row.offeringId);
+      return (await securitiesOf([row]))[0]!;
+    },
+
+    async documents(principal: Principal, offeringId: string) {
+      await visibleOffering(principal, offeringId);
+      const rows = await repo.documents(offeringId);
+      return Promise.all(
+        rows.map(async (row) => presentDocument(row, await storage.presignGet(row.storageKey, { expiresInSeconds: 900 }))),
+      );
+    },
+
+    async createIssuer(reviewer: Reviewer, input: { orgId?: string; legalName: string }) {
+      const orgId = reviewerOrg(reviewer) ?? input.orgId;
+      if (!orgId)
+        throw new AppError('VALIDATION_ERROR', 'orgId is required with a platform admin key', [{ field: 'orgId', message: 'is required' }]);
+      if (reviewer.kind === 'org_admin' && input.orgId && input.orgId !== orgId)
+        throw new AppError('FORBIDDEN', 'An org_admin creates issuers in their own org');
+      const issuer = await repo.insertIssuer({ orgId, legalName: input.legalName });
+      return { id: issuer.id, orgId: issuer.orgId, legalName: issuer.legalName, createdAt: issuer.createdAt };
+    },
+
+    async create(reviewer: Reviewer, input: OfferingInput) {
+      const issuer = await repo.findIssuer(input.issuerId);
+      const scope = reviewerOrg(reviewer);
+      if (!issuer || (scope !== undefined && issuer.orgId !== scope)) throw notFound('issuer');
+      const row = await repo.insert({ ...input, orgId: issuer.orgId, maximumInvestmentCents: input.maximumInvestmentCents ?? null });
+      return (await presentMany([row]))[0]!;
+    },
+
+    async update(reviewer: Reviewer, id: string, changes: Partial<Omit<OfferingInput, 'issuerId'>>) {
+      const row = await managedOffering(reviewer, id);
+      if (row.status === 'closed') throw new AppError('INVALID_STATE', 'A closed offering cannot change');
+      const merged = { ...row, ...changes };
+      if (merged.maximumAmountCents < merged.targetAmountCents) {
+        throw new AppError('VALIDATION_ERROR', 'maximumAmount must be at least targetAmount', [
+          { field: 'maximumAmount', message: 'must be at least targetAmount' },
+        ]);
+      }
+      return (await presentMany([await repo.update(row.id, changes)]))[0]!;
+    },
+
+    async transition(reviewer: Reviewer, id: string, action: keyof typeof TRANSITIONS) {
+      const transition = TRANSITIONS[action];
+      const offering = await managedOffering(reviewer, id);
+      const updated = await db.transaction(async (tx) => {
+        const row = await repo.lock(offering.id, tx);
+        if (!row || !transition.from.includes(row.status))
+          throw new AppError('INVALID_STATE', `Cannot ${action} an offering that is ${row?.status}`);
+        if (
+          action === 'open' &&
+          (await repo.listSecurities({ orgId: row.orgId, offeringId: row.id, visibleOnly: false }, { limit: 1, offset: 0 }, tx)).total === 0
+        ) {
+          throw new AppError('INVALID_STATE', 'Add a security class before opening the offering');
+        }
+        const now = new Date();
+        const next = await repo.update(
+          row.id,
+          {
+            status: transition.to,
+            ...(action === 'open' && !row.openedAt ? { openedAt: now } : {}),
+            ...(action === 'close' ? { closedAt: now } : {}),
+          },
+          tx,
+        );
+        await publish(tx, { orgId: next.orgId, type: transition.event, data: { offering_id: next.id, status: next.status } });
+        return next;
+      });
+      return (await presentMany([updated]))[0]!;
+    },
+
+    async addSecurity(
+      reviewer: Reviewer,
+      offeringId: string,
+      input: { name: string; category: SecurityRow['category']; pricePerUnitCents: number; unitsAuthorized: number },
+    ) {
+      const offering = await managedOffering(reviewer, offeringId);
+      if (offering.status === 'closed') throw new AppError('INVALID_STATE', 'A closed offering cannot change');
+      const row = await repo.insertSecurity({ ...input, orgId: offering.orgId, offeringId: offering.id });
+      return presentSecurity(row, 0, offering.currency);
+    },
+
+    /** Stores an offering document (PPM, subscription agreement) with its SHA-256 and a new version. */
+    async addDocument(
+      reviewer: Reviewer,
+      offeringId: string,
+      input: { kind: DocumentRow['kind']; title: string; contentType: string; content: Buffer },
+    ) {
+      const offering = await managedOffering(reviewer, offeringId);
+      const sha256 = createHash('sha256').update(input.content).digest('hex');
+      const key = `offerings/${offering.orgId}/${offering.id}/${input.kind}/${sha256}`;
+      await storage.put(key, input.content, input.contentType);
+      const row = await db.transaction((tx) =>
+        repo.insertDocument(
+          {
+            offeringId: offering.id,
+            kind: input.kind,
+            title: input.title,
+            contentType: input.contentType,
+            sizeBytes: input.content.length,
+            sha256,
+            storageKey: key,
+          },
+          tx,
+        ),
+      );
+      return presentDocument(row, await storage.presignGet(row.storageKey, { expiresInSeconds: 900 }));
+    },
+
+    latestAgreement: (offeringId: string) => repo.latestDocument(offeringId, 'subscription_agreement'),
+  };
+}
+
+export type OfferingsService = ReturnType<typeof offeringsService>;
