@@ -9,7 +9,7 @@ import { idempotencyPlugin } from './platform/http/idempotency.ts';
 import { createServer } from './platform/http/server.ts';
 import { createStorage, LOCAL_STORAGE_PREFIX, type StorageSetup } from './platform/storage/create-storage.ts';
 import { adminRoutes } from './admin/admin.routes.ts';
-import { offeringsAdminRoutes } from './admin/offerings-admin.routes.ts';
+import { offeringsAdminRoutes, subscriptionsAdminRoutes } from './admin/offerings-admin.routes.ts';
 import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
 import { createNotifications, type Notifications } from './notifications/notifications.module.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
@@ -24,11 +24,19 @@ export type Modules = { identity: Identity; notifications: Notifications; issuan
 export function createModules(deps: AppDeps): Modules {
   const storage = createStorage(deps.config, deps.keyring);
   const clock = deps.clock ?? systemClock;
+  const identity = createIdentity({ db: deps.database.db, keyring: deps.keyring, storage: storage.storage, config: deps.config, version });
   return {
     storage,
-    identity: createIdentity({ db: deps.database.db, keyring: deps.keyring, storage: storage.storage, config: deps.config, version }),
+    identity,
     notifications: createNotifications({ database: deps.database, keyring: deps.keyring, clock, config: deps.config, version }),
-    issuance: createIssuance({ db: deps.database.db, storage: storage.storage, version }),
+    issuance: createIssuance({
+      db: deps.database.db,
+      storage: storage.storage,
+      clock,
+      config: deps.config,
+      eligibility: (orgId, userId) => identity.eligibility(orgId, userId),
+      version,
+    }),
   };
 }
 
@@ -49,7 +57,15 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
   for (const prefix of ['/issuance', '/primary-issuance']) await app.register((scope) => modules.issuance.routes(scope), { prefix });
   await app.register(adminRoutes, { prefix: '/admin', identity: modules.identity });
   await app.register(offeringsAdminRoutes, { prefix: '/admin', identity: modules.identity, offerings: modules.issuance.offerings });
-  app.addHook('onClose', () => modules.notifications.close());
+  await app.register(subscriptionsAdminRoutes, {
+    prefix: '/admin',
+    identity: modules.identity,
+    subscriptions: modules.issuance.subscriptions,
+  });
+  app.addHook('onClose', async () => {
+    await modules.notifications.close();
+    await modules.issuance.close();
+  });
   if (modules.storage.routes) await app.register(modules.storage.routes, { prefix: LOCAL_STORAGE_PREFIX });
   if (modules.identity.demoRoutes) await app.register(modules.identity.demoRoutes, { prefix: '/demo-idp' });
   return app;

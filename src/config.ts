@@ -44,6 +44,13 @@ const envSchema = z.object({
   WEBHOOK_DISABLE_AFTER_HOURS: z.coerce.number().min(0.001).default(120),
   WORKER_POLL_MS: z.coerce.number().int().min(10).default(1000),
   WEBHOOK_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(60),
+  STRIPE_SECRET_KEY: z
+    .string()
+    .regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a Stripe secret key')
+    .optional(),
+  STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').optional(),
+  STRIPE_API_BASE: z.url().optional(),
+  STRIPE_DOUBLE_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   ALLOW_INSECURE_HTTP: booleanFlag.optional(),
   DEMO_IDP: booleanFlag.optional(),
 });
@@ -81,6 +88,9 @@ export type Config = {
   workerPollMs: number;
   /** How long a worker owns a delivery it claimed; after that another worker may retry it. */
   webhookLeaseSeconds: number;
+  /** Real Stripe when set; otherwise the local Stripe double runs in-process. */
+  stripe: { secretKey: string; webhookSecret: string; apiBase?: string } | undefined;
+  stripeDoublePort: number;
   /** Accept http:// (not only https://) for IdP and other outbound URLs: development only. */
   allowInsecureHttp: boolean;
   /** Serve the built-in demo identity provider under /demo-idp. */
@@ -96,6 +106,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.STRIPE_SECRET_KEY && !e.STRIPE_WEBHOOK_SECRET)
+    throw new ConfigError('Invalid configuration:\n  STRIPE_WEBHOOK_SECRET: required when STRIPE_SECRET_KEY is set');
   const embedded = e.DATABASE_URL === undefined;
   return {
     port: e.PORT,
@@ -131,6 +143,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookDisableAfterHours: e.WEBHOOK_DISABLE_AFTER_HOURS,
     workerPollMs: e.WORKER_POLL_MS,
     webhookLeaseSeconds: e.WEBHOOK_LEASE_SECONDS,
+    stripe: e.STRIPE_SECRET_KEY
+      ? { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET ?? '', apiBase: e.STRIPE_API_BASE }
+      : undefined,
+    stripeDoublePort: e.STRIPE_DOUBLE_PORT,
     allowInsecureHttp: e.ALLOW_INSECURE_HTTP ?? embedded,
     demoIdp: e.DEMO_IDP ?? embedded,
   };

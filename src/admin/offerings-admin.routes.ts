@@ -12,7 +12,11 @@ import {
   securityResponse,
   updateOfferingBody,
 } from '../issuance/offerings/offerings.schemas.ts';
+import { paged } from '../issuance/offerings/offerings.schemas.ts';
 import type { OfferingsService } from '../issuance/offerings/offerings.service.ts';
+import { subscriptionResponse, subscriptionStatus } from '../issuance/subscriptions/subscriptions.schemas.ts';
+import type { SubscriptionsService } from '../issuance/subscriptions/subscriptions.service.ts';
+import { pageMetaFor, pagePagingQuery } from '../platform/http/paging.ts';
 import { toSnake } from '../platform/http/case.ts';
 import { envelope, ok } from '../platform/http/envelope.ts';
 import { errorResponses } from '../platform/http/errors.ts';
@@ -152,5 +156,59 @@ export async function offeringsAdminRoutes(app: FastifyInstance, options: { iden
       });
       return reply.code(201).send(ok(toSnake(document)));
     },
+  );
+}
+
+/** Back office: the subscription review queue, approval (issues shares) and rejection (refunds). */
+export async function subscriptionsAdminRoutes(app: FastifyInstance, options: { identity: Identity; subscriptions: SubscriptionsService }) {
+  const { subscriptions } = options;
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const onRequest = reviewerAuth(app, options.identity);
+  const common = { tags: ['admin: subscriptions'], security: adminSecurity };
+
+  routes.get(
+    '/subscriptions',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Subscriptions by status (default pending_review)',
+        querystring: pagePagingQuery.extend({ status: subscriptionStatus.default('pending_review') }),
+        response: { 200: envelope(paged(subscriptionResponse)), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const { items, total } = await subscriptions.listForReview(requireReviewer(request), request.query.status, request.query);
+      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, total) });
+    },
+  );
+
+  routes.post(
+    '/subscriptions/:id/approve',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Approve: issues the shares and completes the subscription',
+        params: idParams,
+        response: { 200: envelope(subscriptionResponse), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => ok(toSnake(await subscriptions.approve(requireReviewer(request), request.params.id))),
+  );
+
+  routes.post(
+    '/subscriptions/:id/reject',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Reject (refunds the payment)',
+        params: idParams,
+        body: z.strictObject({ reason: z.string().trim().min(1).max(2000) }),
+        response: { 200: envelope(subscriptionResponse), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => ok(toSnake(await subscriptions.reject(requireReviewer(request), request.params.id, request.body.reason))),
   );
 }

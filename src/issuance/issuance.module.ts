@@ -1,27 +1,61 @@
 import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.ts';
+import type { Clock } from '../platform/clock.ts';
 import { ping, type Db } from '../platform/db/database.ts';
 import { registerServiceInfo } from '../platform/http/service-info.ts';
 import type { ObjectStorage } from '../platform/storage/storage.ts';
 import { offeringsRepo } from './offerings/offerings.repo.ts';
 import { offeringsRoutes } from './offerings/offerings.routes.ts';
 import { offeringsService } from './offerings/offerings.service.ts';
+import { createPayments } from './payments/create-payments.ts';
+import { sharesRepo } from './shares/shares.repo.ts';
+import { sharesRoutes } from './shares/shares.routes.ts';
+import { subscriptionsRepo } from './subscriptions/subscriptions.repo.ts';
+import { subscriptionsRoutes } from './subscriptions/subscriptions.routes.ts';
+import { subscriptionsService, type InvestorEligibility } from './subscriptions/subscriptions.service.ts';
 
-export type IssuanceDeps = { db: Db; storage: ObjectStorage; version: string };
+export type IssuanceDeps = {
+  db: Db;
+  storage: ObjectStorage;
+  clock: Clock;
+  config: Pick<Config, 'stripe' | 'stripeDoublePort' | 'publicUrl'>;
+  /** Identity's live KYC and accreditation state. */
+  eligibility: (orgId: string, userId: string) => Promise<InvestorEligibility>;
+  version: string;
+};
 
 export function createIssuance(deps: IssuanceDeps) {
-  const offerings = offeringsService({ db: deps.db, repo: offeringsRepo(deps.db), storage: deps.storage });
+  const { db } = deps;
+  const offerings = offeringsRepo(db);
+  const payments = createPayments(deps.config);
+  const offeringsSvc = offeringsService({ db, repo: offerings, storage: deps.storage });
+  const subscriptions = subscriptionsService({
+    db,
+    repo: subscriptionsRepo(db),
+    offerings,
+    eligibility: deps.eligibility,
+    payments: payments.provider,
+    clock: deps.clock,
+    publicUrl: deps.config.publicUrl,
+  });
+  const shares = sharesRepo(db);
 
   return {
-    offerings,
+    offerings: offeringsSvc,
+    subscriptions,
+    stripeDouble: payments.double,
     async routes(app: FastifyInstance) {
       registerServiceInfo(app, {
         name: 'issuance',
         description: 'Offerings, securities, subscriptions, payments and the share ledger',
         version: deps.version,
-        checkDatabase: () => ping(deps.db),
+        checkDatabase: () => ping(db),
       });
-      await app.register(offeringsRoutes, { offerings });
+      await app.register(offeringsRoutes, { offerings: offeringsSvc });
+      await app.register(subscriptionsRoutes, { subscriptions, payments: payments.provider });
+      await app.register(sharesRoutes, { shares });
     },
+    close: () => payments.close(),
   };
 }
 

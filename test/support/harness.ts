@@ -12,6 +12,7 @@ import { loadKeyring, type Keyring } from '../../src/platform/crypto/keyring.ts'
 import { openEmbedded, openPostgres, type Database } from '../../src/platform/db/database.ts';
 import { withDatabaseName } from './global-setup.ts';
 import { startIdp } from './idp.ts';
+import { STRIPE_WEBHOOK_PATH } from '../../src/issuance/payments/create-payments.ts';
 
 export const usingPostgres = () => inject('database').kind === 'postgres';
 
@@ -111,6 +112,8 @@ export async function startTestApp(overrides: Partial<Config> = {}) {
   await app.listen({ port: 0, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const idp = await startIdp();
+  const stripe = await modules.issuance.stripeDouble!();
+  stripe.setWebhookUrl(`${url}${STRIPE_WEBHOOK_PATH}`);
 
   async function request<T = any>(
     method: string,
@@ -174,6 +177,7 @@ export async function startTestApp(overrides: Partial<Config> = {}) {
     keyring,
     modules,
     idp,
+    stripe,
     logs,
     org: primary.org,
     apiKey: primary.apiKey,

@@ -59,3 +59,76 @@ export async function seedOffering(t: TestApp, admin: Record<string, string>, op
   if (options.open !== false) expect((await t.post(`/admin/offerings/${offeringId}/open`, {}, admin)).status).toBe(200);
   return { offeringId, securityId: security.body.data.id as string, issuerId: issuer.body.data.id as string };
 }
+
+const PERSON = {
+  firstName: 'JOHN',
+  lastName: 'SMITH',
+  address: '222333 PEACHTREE PLACE',
+  city: 'ATLANTA',
+  state: 'GA',
+  zip: '30318',
+  country: 'USA',
+  ssn: '112223333',
+  dobMonth: '02',
+  dobDay: '28',
+  dobYear: '1975',
+};
+
+/** An investor signed in through token exchange, with KYC approved and, if asked, verified accreditation. */
+export async function seedInvestor(
+  t: TestApp,
+  email: string,
+  options: { kyc?: boolean; accreditation?: 'verified' | 'self_certified' | 'none' } = {},
+) {
+  const session = await t.signIn(email);
+  if (options.kyc !== false) {
+    const kyc = await t.post('/identity/kyc-verifications', PERSON, session.auth);
+    expect(kyc.body.data?.status, kyc.text).toBe('approved');
+  }
+  const accreditation = options.accreditation ?? 'verified';
+  if (accreditation !== 'none') {
+    const certified = await t.request('PUT', '/identity/accreditations', {
+      body: { accreditationStatus: 'accredited', accreditationBasis: 'income' },
+      headers: session.auth,
+    });
+    if (accreditation === 'verified') {
+      const id = certified.body.data.id as string;
+      const upload = await t.post(
+        `/identity/accreditation-sessions/${id}/documents`,
+        {
+          documentType: 'income_proof',
+          fileName: 'w2.pdf',
+          contentType: 'application/pdf',
+          content: Buffer.from('%PDF w2').toString('base64'),
+        },
+        session.auth,
+      );
+      expect(upload.status, upload.text).toBe(201);
+      const adminKey = await t.modules.identity.orgs.createAdminKey();
+      const approved = await t.post(`/admin/accreditations/${id}/approve`, {}, { 'x-admin-key': adminKey.key });
+      expect(approved.body.data?.verified, approved.text).toBe(true);
+    }
+  }
+  return session;
+}
+
+export const subscriptionBody = (securityClassId: string, units: number, extra: Record<string, unknown> = {}) => ({
+  securityClassId,
+  unitsSubscribed: units,
+  paymentMethod: 'card',
+  accreditationStatus: 'accredited',
+  suitabilityConfirmed: true,
+  riskAcknowledgmentSigned: true,
+  ...extra,
+});
+
+/** Pays a checkout session on the Stripe double's hosted page, as the investor's browser would. */
+export async function payCheckout(checkoutUrl: string) {
+  const response = await fetch(checkoutUrl, {
+    method: 'POST',
+    body: 'outcome=pay',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    redirect: 'manual',
+  });
+  expect([200, 303]).toContain(response.status);
+}

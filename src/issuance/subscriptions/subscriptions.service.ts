@@ -1,0 +1,468 @@
+import { reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
+import type { Clock } from '../../platform/clock.ts';
+import type { Db, Executor } from '../../platform/db/database.ts';
+import { publish } from '../../platform/events/outbox.ts';
+import { AppError, notFound } from '../../platform/http/errors.ts';
+import { pageOffset, type PagePaging } from '../../platform/http/paging.ts';
+import { fromCents } from '../../platform/money.ts';
+import type { OfferingRow, OfferingsRepo, SecurityRow } from '../offerings/offerings.repo.ts';
+import type { PaymentEvent, PaymentProvider } from '../payments/payment-provider.ts';
+import { regCfLimitCents, restrictionFor } from './regulation.ts';
+import type { SubscriptionRow, SubscriptionsRepo, SubscriptionStatus } from './subscriptions.repo.ts';
+
+/** What issuance needs to know about an investor, asked of identity at every step. */
+export type InvestorEligibility = {
+  kycStatus: string;
+  accreditation: { status: string; verified: boolean; reviewStatus: string; expiresAt: Date | null };
+};
+
+export type CreateSubscriptionInput = {
+  securityClassId: string;
+  unitsSubscribed: number;
+  trancheId?: string;
+  paymentMethod: 'card' | 'us_bank_account';
+  accreditationStatus: 'accredited' | 'non_accredited';
+  suitabilityConfirmed: boolean;
+  riskAcknowledgmentSigned: boolean;
+  annualIncomeCents?: number;
+  netWorthCents?: number;
+  otherRegCfInvestmentsCents?: number;
+};
+
+export type SignatureInput = { signerName: string; consent: true };
+export type RequestContext = { ip: string; userAgent: string | undefined };
+
+export const CONSENT_TEXT =
+  'I agree to sign the subscription agreement electronically, I have read it, and I intend my typed name to be my signature.';
+const CANCELLABLE: SubscriptionStatus[] = ['draft', 'pending_signature', 'pending_payment'];
+
+export function present(row: SubscriptionRow) {
+  return {
+    id: row.id,
+    offeringId: row.offeringId,
+    securityClassId: row.securityClassId,
+    userId: row.userId,
+    unitsSubscribed: row.units,
+    pricePerUnit: fromCents(row.pricePerUnitCents),
+    amount: fromCents(row.amountCents),
+    currency: row.currency,
+    trancheId: row.trancheId,
+    paymentMethod: row.paymentMethod,
+    accreditationStatus: row.accreditationStatus,
+    suitabilityConfirmed: row.suitabilityConfirmed,
+    riskAcknowledgmentSigned: row.riskAcknowledgmentSigned,
+    status: row.status,
+    paymentStatus: row.paymentStatus,
+    signedAt: (row.signature as { signedAt?: string } | null)?.signedAt ?? null,
+    fundedAt: row.fundedAt,
+    approvedAt: row.approvedAt,
+    completedAt: row.completedAt,
+    cancelledAt: row.cancelledAt,
+    cancelReason: row.cancelReason,
+    reviewReason: row.reviewReason,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+export function subscriptionsService(deps: {
+  db: Db;
+  repo: SubscriptionsRepo;
+  offerings: OfferingsRepo;
+  eligibility: (orgId: string, userId: string) => Promise<InvestorEligibility>;
+  payments: PaymentProvider;
+  clock: Clock;
+  publicUrl: string;
+}) {
+  const { db, repo, clock } = deps;
+
+  async function change(
+    row: SubscriptionRow,
+    to: SubscriptionStatus,
+    actor: string,
+    changes: Partial<SubscriptionRow>,
+    tx: Executor,
+    reason?: string | null,
+  ) {
+    const updated = await repo.update(row.id, { ...changes, status: to }, tx);
+    await repo.logTransition({ subscriptionId: row.id, fromStatus: row.status, toStatus: to, actor, reason: reason ?? null }, tx);
+    return updated;
+  }
+
+  const eventData = (row: SubscriptionRow) => ({
+    subscription_id: row.id,
+    offering_id: row.offeringId,
+    user_id: row.userId,
+    status: row.status,
+    amount: fromCents(row.amountCents),
+    currency: row.currency,
+  });
+
+  /** KYC approved, and for 506(c) verified, unexpired accreditation: checked live at create, sign and approve. */
+  async function assertEligible(orgId: string, userId: string, offering: OfferingRow): Promise<InvestorEligibility> {
+    const eligibility = await deps.eligibility(orgId, userId);
+    if (eligibility.kycStatus !== 'approved') throw new AppError('KYC_REQUIRED', 'KYC must be approved before subscribing');
+    if (offering.exemptionType === 'reg_d_506c' && !eligibility.accreditation.verified) {
+      const expired = eligibility.accreditation.reviewStatus === 'expired' || eligibility.accreditation.status === 'expired';
+      throw new AppError(
+        'ACCREDITATION_REQUIRED',
+        expired
+          ? 'The accreditation has expired; Rule 506(c) needs a current verification'
+          : 'Rule 506(c) offerings need a verified accreditation',
+      );
+    }
+    return eligibility;
+  }
+
+  function assertOpen(offering: OfferingRow) {
+    if (offering.status !== 'open') throw new AppError('INVALID_STATE', `The offering is ${offering.status}, not open`);
+    if (offering.deadline < clock.now().toISOString().slice(0, 10)) throw new AppError('INVALID_STATE', 'The offering deadline has passed');
+  }
+
+  async function own(principal: UserPrincipal, id: string): Promise<SubscriptionRow> {
+    const row = await repo.find(principal.orgId, id);
+    if (!row || row.userId !== principal.userId) throw notFound('subscription');
+    return row;
+  }
+
+  async function refundIfPaid(row: SubscriptionRow) {
+    if (row.paymentIntentId && (row.paymentStatus === 'paid' || row.paymentStatus === 'processing')) {
+      await deps.payments.refund(row.paymentIntentId, `refund:${row.id}`);
+      await repo.update(row.id, { paymentStatus: 'refunded' });
+    }
+  }
+
+  return {
+    async create(principal: UserPrincipal, offeringId: string, input: CreateSubscriptionInput) {
+      const offering = await deps.offerings.find(principal.orgId, offeringId);
+      if (!offering || offering.status === 'draft') throw notFound('offering');
+      assertOpen(offering);
+      const security = await deps.offerings.findSecurity(principal.orgId, input.securityClassId);
+      if (!security || security.offeringId !== offering.id) {
+        throw new AppError('VALIDATION_ERROR', 'securityClassId is not a class of this offering', [
+          { field: 'securityClassId', message: 'is not a class of this offering' },
+        ]);
+      }
+      if (!input.suitabilityConfirmed || !input.riskAcknowledgmentSigned) {
+        const field = input.suitabilityConfirmed ? 'riskAcknowledgmentSigned' : 'suitabilityConfirmed';
+        throw new AppError('VALIDATION_ERROR', `${field} must be true`, [{ field, message: 'must be true' }]);
+      }
+      const amountCents = input.unitsSubscribed * security.pricePerUnitCents;
+      if (amountCents < offering.minimumInvestmentCents) {
+        throw new AppError(
+          'VALIDATION_ERROR',
+          `The minimum investment is ${fromCents(offering.minimumInvestmentCents)} ${offering.currency}`,
+          [{ field: 'unitsSubscribed', message: `is below the minimum investment of ${fromCents(offering.minimumInvestmentCents)}` }],
+        );
+      }
+      const eligibility = await assertEligible(principal.orgId, principal.userId, offering);
+      if (offering.exemptionType === 'reg_cf' && eligibility.accreditation.status !== 'accredited') {
+        if (input.annualIncomeCents === undefined || input.netWorthCents === undefined) {
+          const field = input.annualIncomeCents === undefined ? 'annualIncome' : 'netWorth';
+          throw new AppError('VALIDATION_ERROR', `${field} is required for a non-accredited Reg CF investment`, [
+            { field, message: 'is required for a non-accredited Reg CF investment' },
+          ]);
+        }
+        const limit = regCfLimitCents(input.annualIncomeCents, input.netWorthCents);
+        const since = new Date(clock.now().getTime() - 365 * 86_400_000);
+        const prior =
+          (await repo.committedCents({ orgId: principal.orgId, userId: principal.userId, regCfSince: since })) +
+          (input.otherRegCfInvestmentsCents ?? 0);
+        if (prior + amountCents > limit) {
+          throw new AppError(
+            'INVESTMENT_LIMIT_EXCEEDED',
+            `Reg CF allows ${fromCents(limit)} USD in 12 months for this income and net worth; ${fromCents(Math.max(0, limit - prior))} remains`,
+          );
+        }
+      }
+
+      const row = await db.transaction(async (tx) => {
+        await deps.offerings.lock(offering.id, tx);
+        const locked = (await deps.offerings.lockSecurity(security.id, tx))!;
+        const held = (await deps.offerings.unitsHeld([locked.id], tx)).get(locked.id) ?? 0;
+        if (held + input.unitsSubscribed > locked.unitsAuthorized) {
+          throw new AppError('OFFERING_FULL', `Only ${Math.max(0, locked.unitsAuthorized - held)} units of ${locked.name} remain`);
+        }
+        const committed = (await deps.offerings.totals([offering.id], tx)).get(offering.id)!.committedCents;
+        if (committed + amountCents > offering.maximumAmountCents)
+          throw new AppError('OFFERING_FULL', 'The offering has reached its maximum amount');
+        if (offering.maximumInvestmentCents !== null) {
+          const mine = await repo.committedCents({ orgId: principal.orgId, userId: principal.userId, offeringId: offering.id }, tx);
+          if (mine + amountCents > offering.maximumInvestmentCents) {
+            throw new AppError(
+              'INVESTMENT_LIMIT_EXCEEDED',
+              `The maximum investment per investor is ${fromCents(offering.maximumInvestmentCents)} ${offering.currency}`,
+            );
+          }
+        }
+        const inserted = await repo.insert(
+          {
+            orgId: principal.orgId,
+            offeringId: offering.id,
+            securityClassId: locked.id,
+            userId: principal.userId,
+            units: input.unitsSubscribed,
+            pricePerUnitCents: locked.pricePerUnitCents,
+            amountCents,
+            currency: offering.currency,
+            trancheId: input.trancheId ?? null,
+            paymentMethod: input.paymentMethod,
+            accreditationStatus: input.accreditationStatus,
+            suitabilityConfirmed: input.suitabilityConfirmed,
+            riskAcknowledgmentSigned: input.riskAcknowledgmentSigned,
+            status: 'pending_signature',
+          },
+          tx,
+        );
+        await repo.logTransition(
+          { subscriptionId: inserted.id, fromStatus: null, toStatus: inserted.status, actor: `user:${principal.userId}` },
+          tx,
+        );
+        await publish(tx, { orgId: inserted.orgId, type: 'subscription.created', data: eventData(inserted) });
+        return inserted;
+      });
+      return present(row);
+    },
+
+    get: async (principal: UserPrincipal, id: string) => present(await own(principal, id)),
+
+    async list(principal: UserPrincipal, filter: { status?: SubscriptionStatus; offeringId?: string }, paging: PagePaging) {
+      const { rows, total } = await repo.list(
+        { orgId: principal.orgId, userId: principal.userId, ...filter },
+        { limit: paging.limit, offset: pageOffset(paging) },
+      );
+      return { items: rows.map(present), total };
+    },
+
+    /** Click-to-sign with evidence: signer, time, IP, user agent, the agreement's version and hash, the consent text. */
+    async sign(principal: UserPrincipal, id: string, input: SignatureInput, context: RequestContext) {
+      const current = await own(principal, id);
+      const offering = (await deps.offerings.find(principal.orgId, current.offeringId))!;
+      await assertEligible(principal.orgId, principal.userId, offering);
+      const agreement = await deps.offerings.latestDocument(offering.id, 'subscription_agreement');
+      if (!agreement) throw new AppError('INVALID_STATE', 'The offering has no subscription agreement to sign yet');
+      const signed = await db.transaction(async (tx) => {
+        const row = (await repo.lock(current.id, tx))!;
+        if (row.status !== 'pending_signature')
+          throw new AppError('INVALID_STATE', `Only a subscription pending signature can be signed; this one is ${row.status}`);
+        const signature = {
+          signerUserId: principal.userId,
+          signerEmail: principal.email,
+          signerName: input.signerName,
+          signedAt: clock.now().toISOString(),
+          ip: context.ip,
+          userAgent: context.userAgent ?? null,
+          agreementDocumentId: agreement.id,
+          agreementVersion: agreement.version,
+          agreementSha256: agreement.sha256,
+          consentText: CONSENT_TEXT,
+          method: 'typed_name',
+        };
+        const next = await change(row, 'pending_payment', `user:${principal.userId}`, { signature }, tx);
+        await publish(tx, { orgId: next.orgId, type: 'subscription.agreement_signed', data: eventData(next) });
+        return next;
+      });
+      return present(signed);
+    },
+
+    /** A Stripe Checkout Session for units × price; an open session is returned again rather than duplicated. */
+    async createCheckout(principal: UserPrincipal, id: string) {
+      const row = await own(principal, id);
+      if (row.status !== 'pending_payment')
+        throw new AppError('INVALID_STATE', `Checkout needs a signed subscription; this one is ${row.status}`);
+      if (row.paymentStatus === 'processing' || row.paymentStatus === 'paid')
+        throw new AppError('INVALID_STATE', 'A payment is already under way');
+      if (row.checkoutSessionId && row.checkoutUrl && row.paymentStatus !== 'failed')
+        return {
+          sessionId: row.checkoutSessionId,
+          checkoutUrl: row.checkoutUrl,
+          amount: fromCents(row.amountCents),
+          currency: row.currency,
+        };
+      const attempt = row.checkoutAttempts + 1;
+      const session = await deps.payments.createCheckoutSession({
+        subscriptionId: row.id,
+        amountCents: row.amountCents,
+        currency: row.currency,
+        paymentMethod: row.paymentMethod,
+        description: `Subscription ${row.id}: ${row.units} units`,
+        successUrl: `${deps.publicUrl}/issuance/subscriptions/${row.id}?checkout=success`,
+        cancelUrl: `${deps.publicUrl}/issuance/subscriptions/${row.id}?checkout=cancelled`,
+        idempotencyKey: `checkout:${row.id}:${attempt}`,
+      });
+      await db.transaction(async (tx) => {
+        const locked = (await repo.lock(row.id, tx))!;
+        await repo.update(
+          locked.id,
+          { checkoutSessionId: session.id, checkoutUrl: session.url, checkoutAttempts: attempt, paymentStatus: 'none' },
+          tx,
+        );
+        await publish(tx, {
+          orgId: locked.orgId,
+          type: 'subscription.payment_initiated',
+          data: { ...eventData(locked), checkout_session_id: session.id },
+        });
+      });
+      return { sessionId: session.id, checkoutUrl: session.url, amount: fromCents(row.amountCents), currency: row.currency };
+    },
+
+    async cancel(principal: UserPrincipal, id: string) {
+      const current = await own(principal, id);
+      const cancelled = await db.transaction(async (tx) => {
+        const row = (await repo.lock(current.id, tx))!;
+        if (!CANCELLABLE.includes(row.status))
+          throw new AppError('INVALID_STATE', `A subscription that is ${row.status} cannot be cancelled`);
+        const next = await change(
+          row,
+          'cancelled',
+          `user:${principal.userId}`,
+          { cancelledAt: clock.now(), cancelReason: 'cancelled by the investor' },
+          tx,
+          'cancelled by the investor',
+        );
+        await publish(tx, { orgId: next.orgId, type: 'subscription.cancelled', data: eventData(next) });
+        return next;
+      });
+      if (cancelled.checkoutSessionId && cancelled.paymentStatus === 'none')
+        await deps.payments.expireCheckoutSession(cancelled.checkoutSessionId).catch(() => undefined);
+      await refundIfPaid(cancelled);
+      return present((await repo.find(undefined, cancelled.id))!);
+    },
+
+    async listForReview(reviewer: Reviewer, status: SubscriptionStatus, paging: PagePaging) {
+      const { rows, total } = await repo.list(
+        { orgId: reviewerOrg(reviewer), status },
+        { limit: paging.limit, offset: pageOffset(paging) },
+      );
+      return { items: rows.map(present), total };
+    },
+
+    /** Approval issues the shares and completes the subscription, in one transaction. */
+    async approve(reviewer: Reviewer, id: string) {
+      const current = await repo.find(reviewerOrg(reviewer), id);
+      if (!current) throw notFound('subscription');
+      const offering = (await deps.offerings.find(undefined, current.offeringId))!;
+      await assertEligible(current.orgId, current.userId, offering);
+      const actor = reviewerLabel(reviewer);
+      const completed = await db.transaction(async (tx) => {
+        const row = (await repo.lock(current.id, tx))!;
+        if (row.status !== 'pending_review')
+          throw new AppError('INVALID_STATE', `Only a funded subscription in pending_review can be approved; this one is ${row.status}`);
+        const now = clock.now();
+        const approved = await change(row, 'approved', actor, { approvedAt: now, reviewedBy: actor }, tx);
+        await publish(tx, { orgId: approved.orgId, type: 'subscription.approved', data: eventData(approved) });
+        const security = (await deps.offerings.lockSecurity(row.securityClassId, tx))! satisfies SecurityRow;
+        const issued = await repo.issuedUnits(security.id, tx);
+        if (issued + row.units > security.unitsAuthorized)
+          throw new AppError('OFFERING_FULL', 'Issuing these shares would exceed the units authorized');
+        const acquisitionDate = now.toISOString().slice(0, 10);
+        const restriction = restrictionFor(offering.exemptionType, acquisitionDate);
+        const share = await repo.insertShare(
+          {
+            orgId: row.orgId,
+            userId: row.userId,
+            subscriptionId: row.id,
+            offeringId: row.offeringId,
+            securityClassId: row.securityClassId,
+            units: row.units,
+            pricePerUnitCents: row.pricePerUnitCents,
+            costBasisCents: row.amountCents,
+            currency: row.currency,
+            acquisitionType: 'primary',
+            acquisitionDate,
+            holdingPeriodEndDate: restriction.until,
+            restricted: restriction.restricted,
+            restrictedUntil: restriction.until,
+          },
+          tx,
+        );
+        await publish(tx, {
+          orgId: share.orgId,
+          type: 'share.issued',
+          data: { share_id: share.id, subscription_id: row.id, security_class_id: share.securityClassId, units: share.units },
+        });
+        const done = await change(approved, 'completed', actor, { completedAt: now }, tx);
+        await publish(tx, { orgId: done.orgId, type: 'subscription.completed', data: eventData(done) });
+        return done;
+      });
+      return present(completed);
+    },
+
+    async reject(reviewer: Reviewer, id: string, reason: string) {
+      const current = await repo.find(reviewerOrg(reviewer), id);
+      if (!current) throw notFound('subscription');
+      const actor = reviewerLabel(reviewer);
+      const rejected = await db.transaction(async (tx) => {
+        const row = (await repo.lock(current.id, tx))!;
+        if (row.status !== 'pending_review')
+          throw new AppError('INVALID_STATE', `Only a subscription in pending_review can be rejected; this one is ${row.status}`);
+        const next = await change(row, 'rejected', actor, { reviewedBy: actor, reviewReason: reason }, tx, reason);
+        await publish(tx, { orgId: next.orgId, type: 'subscription.rejected', data: eventData(next) });
+        return next;
+      });
+      await refundIfPaid(rejected);
+      return present((await repo.find(undefined, rejected.id))!);
+    },
+
+    /**
+     * Applies a verified payment event exactly once: its id is recorded in the same transaction as
+     * the change, so a redelivery (even a concurrent one) finds it and does nothing.
+     */
+    async handlePaymentEvent(event: PaymentEvent): Promise<'processed' | 'duplicate' | 'ignored'> {
+      let refundAfter: SubscriptionRow | undefined;
+      const outcome = await db.transaction(async (tx) => {
+        if (!(await repo.recordPaymentEvent({ id: event.id, type: event.type, subscriptionId: event.subscriptionId }, tx)))
+          return 'duplicate' as const;
+        const row = await repo.lockBySession(event.sessionId, tx);
+        if (!row) return 'ignored' as const;
+        const actor = 'payments:stripe';
+        const now = clock.now();
+        const succeeded =
+          (event.type === 'checkout.session.completed' && event.paymentStatus === 'paid') ||
+          event.type === 'checkout.session.async_payment_succeeded';
+        if (succeeded) {
+          if (event.amountTotal !== null && event.amountTotal !== row.amountCents) return 'ignored' as const;
+          if (row.status !== 'pending_payment') {
+            refundAfter = { ...row, paymentIntentId: event.paymentIntentId ?? row.paymentIntentId, paymentStatus: 'paid' };
+            return 'processed' as const;
+          }
+          const funded = await change(
+            row,
+            'pending_review',
+            actor,
+            { paymentStatus: 'paid', paymentIntentId: event.paymentIntentId, fundedAt: now },
+            tx,
+          );
+          await publish(tx, { orgId: funded.orgId, type: 'subscription.funded', data: eventData(funded) });
+        } else if (event.type === 'checkout.session.completed') {
+          if (row.status === 'pending_payment')
+            await repo.update(row.id, { paymentStatus: 'processing', paymentIntentId: event.paymentIntentId }, tx);
+        } else if (event.type === 'checkout.session.async_payment_failed') {
+          if (row.status === 'pending_payment') {
+            const failed = await repo.update(row.id, { paymentStatus: 'failed' }, tx);
+            await publish(tx, { orgId: failed.orgId, type: 'subscription.payment_failed', data: eventData(failed) });
+          }
+        } else if (event.type === 'checkout.session.expired') {
+          if (row.status === 'pending_payment' && row.paymentStatus === 'none') {
+            const expired = await change(
+              row,
+              'cancelled',
+              actor,
+              { cancelledAt: now, cancelReason: 'checkout_expired' },
+              tx,
+              'checkout session expired',
+            );
+            await publish(tx, { orgId: expired.orgId, type: 'subscription.cancelled', data: eventData(expired) });
+          }
+        }
+        return 'processed' as const;
+      });
+      if (refundAfter) await refundIfPaid(refundAfter);
+      return outcome;
+    },
+
+    transitions: (id: string) => repo.transitions(id),
+  };
+}
+
+export type SubscriptionsService = ReturnType<typeof subscriptionsService>;
