@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { benchIdentityRead, type BenchResult } from './identity-read.ts';
+import { benchIssuance } from './issuance.ts';
 import { benchWebhooks } from './webhooks.ts';
 
 const { values } = parseArgs({
@@ -26,6 +27,21 @@ if (runs('identity')) {
   console.log(row(result.bare));
   console.log(row(result.full));
   console.log(`\nratio full / bare: ${result.ratio.toFixed(2)}`);
+}
+
+if (runs('issuance')) {
+  const seconds = Number(values.seconds);
+  const connections = Number(values.connections);
+  const row = (r: BenchResult) => `| ${r.name} | ${Math.round(r.requestsPerSecond)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} |`;
+  const result = await benchIssuance({ seconds, connections, databaseUrl });
+  console.log(`\nissuance on the ${result.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`);
+  console.log('| target | req/s | p50 ms | p99 ms | errors |');
+  console.log('|---|---|---|---|---|');
+  for (const r of [result.listFloor, result.list, result.createFloor, result.create]) console.log(row(r));
+  console.log(`\nratio offerings list full / bare: ${(result.list.requestsPerSecond / result.listFloor.requestsPerSecond).toFixed(2)}`);
+  console.log(
+    `ratio subscription create full / bare: ${(result.create.requestsPerSecond / result.createFloor.requestsPerSecond).toFixed(2)}`,
+  );
 }
 
 if (runs('webhooks')) {

@@ -1,0 +1,171 @@
+import type { AddressInfo } from 'node:net';
+import autocannon from 'autocannon';
+import Fastify from 'fastify';
+import { buildApp, createModules } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { offeringsRepo } from '../src/issuance/offerings/offerings.repo.ts';
+import { loadKeyring } from '../src/platform/crypto/keyring.ts';
+import { startIdp } from '../test/support/idp.ts';
+import type { BenchResult } from './identity-read.ts';
+import { benchDatabase } from './database.ts';
+
+async function load(name: string, options: autocannon.Options): Promise<BenchResult> {
+  const result = await autocannon(options);
+  return {
+    name,
+    requestsPerSecond: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors + result.non2xx + result.timeouts,
+  };
+}
+
+/**
+ * Offerings list (API key) and subscription create (Bearer) through the full stack, next to bare
+ * Fastify routes that run the same SQL through the same repositories and service, without the
+ * schemas, envelope, hooks and logging.
+ */
+export async function benchIssuance(options: { seconds: number; connections: number; databaseUrl?: string }) {
+  const database = await benchDatabase(options.databaseUrl);
+  const config = { ...loadConfig({}), logLevel: 'warn' as const, allowInsecureHttp: true, demoIdp: false, publicUrl: 'http://bench.local' };
+  const keyring = loadKeyring({
+    masterKeys: `bench:${Buffer.alloc(32, 5).toString('base64')}`,
+    hashSecret: 'bench-hash-secret-0123456789abcdef',
+    dataDir: '/x',
+  });
+  const modules = createModules({ config, database, keyring });
+  const app = await buildApp({ config, database, keyring }, modules);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const appUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+
+  const idp = await startIdp();
+  const org = await modules.identity.orgs.createOrg({
+    name: 'Bench',
+    idpIssuer: idp.issuer,
+    idpAudience: idp.audience,
+    adminEmails: ['admin@bench.example'],
+  });
+  const apiKey = (await modules.identity.orgs.createApiKey(org.id)).key;
+  const signIn = async (email: string) => {
+    const response = await fetch(`${appUrl}/identity/auth/exchange`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
+      body: JSON.stringify({ token: await idp.idToken(email) }),
+    });
+    return ((await response.json()) as { access_token: string }).access_token;
+  };
+  const call = async (method: string, path: string, token: string, body?: unknown) => {
+    const response = await fetch(`${appUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
+    return ((await response.json()) as { data: { id: string } }).data;
+  };
+  const admin = await signIn('admin@bench.example');
+  const investor = await signIn('investor@bench.example');
+  await call('POST', '/identity/kyc-verifications', investor, {
+    firstName: 'JOHN',
+    lastName: 'SMITH',
+    address: '1 MAIN ST',
+    city: 'ATLANTA',
+    state: 'GA',
+    zip: '30318',
+    country: 'USA',
+    ssn: '112223333',
+    dobMonth: '02',
+    dobDay: '28',
+    dobYear: '1975',
+  });
+  let offeringId = '';
+  let securityId = '';
+  for (let i = 0; i < 25; i++) {
+    const issuer = await call('POST', '/admin/issuers', admin, { legalName: `Issuer ${i}` });
+    const offering = await call('POST', '/admin/offerings', admin, {
+      issuerId: issuer.id,
+      name: `Offering ${i}`,
+      exemptionType: 'reg_d_506b',
+      targetAmount: '1000000.00',
+      maximumAmount: '9000000000.00',
+      minimumInvestment: '1.00',
+      deadline: '2030-12-31',
+    });
+    const security = await call('POST', `/admin/offerings/${offering.id}/securities`, admin, {
+      name: 'Common',
+      category: 'equity',
+      pricePerUnit: '1.00',
+      unitsAuthorized: 1_000_000_000,
+    });
+    await call('POST', `/admin/offerings/${offering.id}/documents`, admin, {
+      kind: 'subscription_agreement',
+      title: 'SA',
+      contentType: 'text/plain',
+      content: Buffer.from('sa').toString('base64'),
+    });
+    await call('POST', `/admin/offerings/${offering.id}/open`, admin);
+    offeringId = offering.id;
+    securityId = security.id;
+  }
+
+  const floor = Fastify();
+  const repo = offeringsRepo(database.db);
+  floor.get('/offerings', async (request, reply) => {
+    const principal = await modules.identity.orgs.authenticateApiKey(String(request.headers['x-api-key']));
+    if (!principal) return reply.code(401).send({});
+    const { rows, total } = await repo.list(
+      { orgId: principal.orgId, includeDrafts: false },
+      { by: 'created_at', order: 'desc' },
+      { limit: 20, offset: 0 },
+    );
+    const [issuersById, totals] = await Promise.all([
+      repo.issuersById(rows.map((row) => row.issuerId)),
+      repo.totals(rows.map((row) => row.id)),
+    ]);
+    return { rows: rows.map((row) => ({ ...row, issuer: issuersById.get(row.issuerId), totals: totals.get(row.id) })), total };
+  });
+  floor.post('/subscriptions', async (request, reply) => {
+    const principal = await modules.identity.auth.verifyAccessToken(String(request.headers.authorization).slice(7));
+    if (!principal) return reply.code(401).send({});
+    return modules.issuance.subscriptions.create(
+      principal,
+      offeringId,
+      request.body as Parameters<typeof modules.issuance.subscriptions.create>[2],
+    );
+  });
+  await floor.listen({ port: 0, host: '127.0.0.1' });
+  const floorUrl = `http://127.0.0.1:${(floor.server.address() as AddressInfo).port}`;
+
+  const common = { duration: options.seconds, connections: options.connections };
+  const body = JSON.stringify({
+    securityClassId: securityId,
+    unitsSubscribed: 1,
+    paymentMethod: 'card',
+    accreditationStatus: 'non_accredited',
+    suitabilityConfirmed: true,
+    riskAcknowledgmentSigned: true,
+  });
+  const post = { method: 'POST' as const, body, headers: { authorization: `Bearer ${investor}`, 'content-type': 'application/json' } };
+  const probe = await fetch(`${appUrl}/issuance/offerings/${offeringId}/subscriptions`, { method: 'POST', body, headers: post.headers });
+  if (probe.status !== 201) throw new Error(`subscription create answered ${probe.status}: ${await probe.text()}`);
+  await load('warm-up', { ...common, duration: 2, url: `${floorUrl}/offerings`, headers: { 'x-api-key': apiKey } });
+  await load('warm-up', { ...common, duration: 2, url: `${appUrl}/issuance/offerings?limit=20`, headers: { 'x-api-key': apiKey } });
+  const listFloor = await load('bare route: offerings list', { ...common, url: `${floorUrl}/offerings`, headers: { 'x-api-key': apiKey } });
+  const list = await load('GET /issuance/offerings', {
+    ...common,
+    url: `${appUrl}/issuance/offerings?limit=20`,
+    headers: { 'x-api-key': apiKey },
+  });
+  const createFloor = await load('bare route: subscription create', { ...common, url: `${floorUrl}/subscriptions`, ...post });
+  const create = await load('POST /issuance/offerings/:id/subscriptions', {
+    ...common,
+    url: `${appUrl}/issuance/offerings/${offeringId}/subscriptions`,
+    ...post,
+  });
+
+  await floor.close();
+  await app.close();
+  await idp.close();
+  await database.close();
+  return { database: database.kind, list, listFloor, create, createFloor };
+}
