@@ -208,6 +208,18 @@ describe('eligibility rules', () => {
     expect((await subscribe(offeringId, body(25, { otherRegCfInvestments: '1500.00' }), elsewhere.auth)).status).toBe(201);
   });
 
+  it('Reg CF: only the last 12 months count', async () => {
+    const investor = await seedInvestor(t, 'crowd-window@example.com', { accreditation: 'none' });
+    const { offeringId, securityId } = await seedOffering(t, admin, { exemptionType: 'reg_cf', pricePerUnit: '100.00' });
+    const body = (units: number) =>
+      subscriptionBody(securityId, units, { accreditationStatus: 'non_accredited', annualIncome: '30000.00', netWorth: '20000.00' });
+    const old = await subscribe(offeringId, body(25), investor.auth);
+    expect(old.status).toBe(201);
+    expect((await subscribe(offeringId, body(1), investor.auth)).body.error.code).toBe('INVESTMENT_LIMIT_EXCEEDED');
+    await t.db.execute(sql`update subscriptions set created_at = now() - interval '366 days' where id = ${old.body.data.id}`);
+    expect((await subscribe(offeringId, body(25), investor.auth)).status).toBe(201);
+  });
+
   it('minimum and maximum investment', async () => {
     const investor = await seedInvestor(t, 'minmax@example.com', { accreditation: 'none' });
     const { offeringId, securityId } = await seedOffering(t, admin, {
@@ -351,6 +363,14 @@ describe('payments security', () => {
     const forged = new Stripe('sk_test_x').webhooks.generateTestHeaderString({ payload: event.payload, secret: 'whsec_not_ours' });
     expect((await post(forged)).status).toBe(401);
     expect((await post('t=1,v1=deadbeef')).status).toBe(401);
+    const stale = new Stripe('sk_test_x').webhooks.generateTestHeaderString({
+      payload: event.payload,
+      secret: t.stripe.webhookSecret,
+      timestamp: Math.floor(Date.now() / 1000) - 600,
+    });
+    expect((await post(stale)).status).toBe(401);
+    const fresh = new Stripe('sk_test_x').webhooks.generateTestHeaderString({ payload: event.payload, secret: t.stripe.webhookSecret });
+    expect((await post(fresh)).status).toBe(200);
     const response = await t.request('POST', '/issuance/payments/stripe/webhook', {
       rawBody: event.payload,
       headers: { 'content-type': 'application/json' },

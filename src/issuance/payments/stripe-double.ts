@@ -233,6 +233,7 @@ export async function startStripeDouble(options: { webhookSecret: string; webhoo
   return {
     host: options.host ?? '127.0.0.1',
     port,
+    webhookSecret: options.webhookSecret,
     baseUrl,
     sessions,
     sentEvents,
