@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,38 @@ export type Database = {
   close(): Promise<void>;
 };
 
+const insideTransaction = new AsyncLocalStorage<boolean>();
+const QUERY_METHODS = new Set(['select', 'selectDistinct', 'insert', 'update', 'delete', 'execute', '$count', 'with']);
+
+export class QueryOutsideTransactionError extends Error {}
+
+/**
+ * Inside `db.transaction(fn)`, a query through `db` instead of the transaction would run on another
+ * connection: on the embedded database (one connection) it waits forever, on PostgreSQL it escapes
+ * the transaction. This makes that mistake throw at once, on both.
+ */
+function guardTransactions(db: Db): Db {
+  return new Proxy(db, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      if (property === 'transaction') {
+        return (run: (tx: Tx) => Promise<unknown>, ...rest: unknown[]) =>
+          (value as (...args: unknown[]) => unknown).call(target, (tx: Tx) => insideTransaction.run(true, () => run(tx)), ...rest);
+      }
+      if (typeof property === 'string' && QUERY_METHODS.has(property)) {
+        return (...args: unknown[]) => {
+          if (insideTransaction.getStore()) {
+            throw new QueryOutsideTransactionError(`db.${property}() was called inside a transaction; pass the transaction (tx) instead`);
+          }
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return value;
+    },
+  });
+}
+
 export const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../migrations');
 const MIGRATION_LOCK_ID = 7_316_001;
 
@@ -32,7 +65,7 @@ export function openPostgres(connectionString: string, poolSize = 10): Database 
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it on next use.
   });
-  const db = drizzlePg(pool) as unknown as Db;
+  const db = guardTransactions(drizzlePg(pool) as unknown as Db);
   return {
     db,
     kind: 'postgres',
@@ -67,7 +100,7 @@ export async function openEmbedded(options: EmbeddedOptions = {}): Promise<Datab
       ...(options.dataDir ? { dataDir: path.join(options.dataDir, 'pgdata') } : {}),
       ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
     });
-    const db = drizzlePglite(pglite) as unknown as Db;
+    const db = guardTransactions(drizzlePglite(pglite) as unknown as Db);
     return {
       db,
       pglite,
