@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QueryOutsideTransactionError, type Database } from '../../src/platform/db/database.ts';
+import { queryRows, QueryOutsideTransactionError, type Database } from '../../src/platform/db/database.ts';
 import { outboxEvents } from '../../src/platform/platform.tables.ts';
 import { openTestDatabase } from '../support/harness.ts';
 
@@ -20,11 +20,11 @@ describe('transactions', () => {
   it('lets queries through the transaction, and through db outside one, even concurrently', async () => {
     const { db } = database;
     const [inside, outside] = await Promise.all([
-      db.transaction(async (tx) => (await tx.execute(sql`select 1 as one`)) as unknown),
-      db.execute(sql`select 2 as two`) as Promise<unknown>,
+      db.transaction((tx) => queryRows<{ one: number }>(tx, sql`select 1 as one`)),
+      queryRows<{ two: number }>(db, sql`select 2 as two`),
     ]);
-    expect(inside).toBeTruthy();
-    expect(outside).toBeTruthy();
+    expect(inside).toEqual([{ one: 1 }]);
+    expect(outside).toEqual([{ two: 2 }]);
     expect(await db.$count(outboxEvents)).toBeGreaterThanOrEqual(0);
   });
 });

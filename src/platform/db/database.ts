@@ -65,7 +65,7 @@ export function openPostgres(connectionString: string, poolSize = 10): Database 
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it on next use.
   });
-  const db = guardTransactions(drizzlePg(pool) as unknown as Db);
+  const db = guardTransactions(drizzlePg(pool));
   return {
     db,
     kind: 'postgres',
@@ -100,7 +100,7 @@ export async function openEmbedded(options: EmbeddedOptions = {}): Promise<Datab
       ...(options.dataDir ? { dataDir: path.join(options.dataDir, 'pgdata') } : {}),
       ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
     });
-    const db = guardTransactions(drizzlePglite(pglite) as unknown as Db);
+    const db = guardTransactions(drizzlePglite(pglite));
     return {
       db,
       pglite,
