@@ -87,7 +87,6 @@ export const webhookAttempts = pgTable(
     deliveryId: uuid('delivery_id')
       .notNull()
       .references(() => webhookDeliveries.id, { onDelete: 'cascade' }),
-    attemptNumber: integer('attempt_number').notNull(),
     trigger: text('trigger', { enum: ['scheduled', 'manual'] }).notNull(),
     url: text('url').notNull(),
     statusCode: integer('status_code'),
@@ -97,5 +96,5 @@ export const webhookAttempts = pgTable(
     errorMessage: text('error_message'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
   },
-  (table) => [index('webhook_attempts_delivery_idx').on(table.deliveryId, table.attemptNumber)],
+  (table) => [index('webhook_attempts_delivery_created_idx').on(table.deliveryId, table.createdAt)],
 );

@@ -50,18 +50,17 @@ export function deliveriesRepo(db: Executor) {
     async update(id: string, changes: Partial<typeof webhookDeliveries.$inferInsert>, tx: Executor): Promise<void> {
       await tx.update(webhookDeliveries).set(changes).where(eq(webhookDeliveries.id, id));
     },
-    /** Attempt numbers count every earlier attempt of the delivery, scheduled or manual. */
-    async insertAttempts(attempts: Omit<typeof webhookAttempts.$inferInsert, 'attemptNumber'>[], tx: Executor): Promise<AttemptRow[]> {
-      if (attempts.length === 0) return [];
-      return tx
-        .insert(webhookAttempts)
-        .values(
-          attempts.map((attempt) => ({
-            ...attempt,
-            attemptNumber: sql`(select count(*) + 1 from webhook_attempts where delivery_id = ${attempt.deliveryId})`,
-          })),
-        )
-        .returning();
+    async insertAttempts(attempts: (typeof webhookAttempts.$inferInsert)[], tx: Executor): Promise<AttemptRow[]> {
+      return attempts.length === 0 ? [] : tx.insert(webhookAttempts).values(attempts).returning();
+    },
+    /** A delivery's attempts in order; an attempt's number is its place in that history. */
+    async attempts(deliveryId: string, tx: Executor = db): Promise<(AttemptRow & { attemptNumber: number })[]> {
+      const rows = await tx
+        .select()
+        .from(webhookAttempts)
+        .where(eq(webhookAttempts.deliveryId, deliveryId))
+        .orderBy(asc(webhookAttempts.createdAt), asc(webhookAttempts.id));
+      return rows.map((row, index) => ({ ...row, attemptNumber: index + 1 }));
     },
     async markSucceeded(ids: string[], statusCode: number, now: Date, tx: Executor): Promise<void> {
       if (ids.length === 0) return;
@@ -85,13 +84,6 @@ export function deliveriesRepo(db: Executor) {
         .update(webhookDeliveries)
         .set({ status: 'cancelled', nextAttemptAt: null, leaseUntil: null, updatedAt: now })
         .where(inArray(webhookDeliveries.id, ids));
-    },
-    async attempts(deliveryId: string, tx: Executor = db): Promise<AttemptRow[]> {
-      return tx
-        .select()
-        .from(webhookAttempts)
-        .where(eq(webhookAttempts.deliveryId, deliveryId))
-        .orderBy(asc(webhookAttempts.attemptNumber));
     },
     async list(filter: DeliveryFilter, paging: { limit: number; offset: number }, tx: Executor = db) {
       const where = and(

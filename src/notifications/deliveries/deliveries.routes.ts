@@ -121,7 +121,8 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
       assertManager(principal);
       const delivery = await deliveries.find(principal.orgId, request.params.id);
       if (!delivery) throw notFound('delivery');
-      const { deliveryId: _d, ...attempt } = await dispatcher.attemptManually(delivery);
+      const made = await dispatcher.attemptManually(delivery);
+      const { deliveryId: _d, ...attempt } = (await deliveries.attempts(delivery.id)).find((entry) => entry.id === made.id)!;
       return ok(toSnake(attempt));
     },
   );
