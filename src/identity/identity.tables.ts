@@ -1,10 +1,9 @@
 import { sql } from 'drizzle-orm';
+import { id, createdAt, updatedAt } from '../platform/db/columns.ts';
 import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 export const orgs = pgTable('orgs', {
-  id: uuid('id')
-    .primaryKey()
-    .default(sql`gen_random_uuid()`),
+  id: id(),
   name: text('name').notNull(),
   idpIssuer: text('idp_issuer'),
   idpJwksUrl: text('idp_jwks_url'),
@@ -13,23 +12,21 @@ export const orgs = pgTable('orgs', {
     .array()
     .notNull()
     .default(sql`'{}'::text[]`),
-  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
 });
 
 export const apiKeys = pgTable(
   'api_keys',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     orgId: uuid('org_id')
       .notNull()
       .references(() => orgs.id, { onDelete: 'cascade' }),
     digest: text('digest').notNull(),
     hint: text('hint').notNull(),
     label: text('label'),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
   },
   (table) => [uniqueIndex('api_keys_digest_idx').on(table.digest), index('api_keys_org_idx').on(table.orgId)],
@@ -38,9 +35,7 @@ export const apiKeys = pgTable(
 export const users = pgTable(
   'users',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     orgId: uuid('org_id')
       .notNull()
       .references(() => orgs.id, { onDelete: 'cascade' }),
@@ -50,8 +45,8 @@ export const users = pgTable(
       .notNull()
       .default('user'),
     onboardingCompleted: boolean('onboarding_completed').notNull().default(false),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (table) => [
     uniqueIndex('users_org_subject_idx').on(table.orgId, table.externalSubject),
@@ -62,9 +57,7 @@ export const users = pgTable(
 export const refreshTokens = pgTable(
   'refresh_tokens',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     familyId: uuid('family_id').notNull(),
     userId: uuid('user_id')
       .notNull()
@@ -74,7 +67,7 @@ export const refreshTokens = pgTable(
     expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
     usedAt: timestamp('used_at', { withTimezone: true }),
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (table) => [
     uniqueIndex('refresh_tokens_digest_idx').on(table.digest),
@@ -95,8 +88,8 @@ export const userPii = pgTable(
     wrappedKey: text('wrapped_key').notNull(),
     ciphertext: text('ciphertext').notNull(),
     ssnDigest: text('ssn_digest'),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (table) => [index('user_pii_org_ssn_idx').on(table.orgId, table.ssnDigest)],
 );
@@ -109,7 +102,7 @@ export const signingKeys = pgTable('signing_keys', {
   keyId: text('key_id').notNull(),
   wrappedKey: text('wrapped_key').notNull(),
   ciphertext: text('ciphertext').notNull(),
-  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  createdAt: createdAt(),
   retiredAt: timestamp('retired_at', { withTimezone: true }),
 });
 
@@ -117,12 +110,10 @@ export const signingKeys = pgTable('signing_keys', {
 export const adminKeys = pgTable(
   'admin_keys',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     digest: text('digest').notNull(),
     label: text('label'),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
   },
   (table) => [uniqueIndex('admin_keys_digest_idx').on(table.digest)],
@@ -131,9 +122,7 @@ export const adminKeys = pgTable(
 export const kycVerifications = pgTable(
   'kyc_verifications',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     orgId: uuid('org_id').notNull(),
     userId: uuid('user_id')
       .notNull()
@@ -151,8 +140,8 @@ export const kycVerifications = pgTable(
     submittedAt: timestamp('submitted_at', { withTimezone: true }).notNull().defaultNow(),
     completedAt: timestamp('completed_at', { withTimezone: true }),
     expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (table) => [
     index('kyc_verifications_user_idx').on(table.userId, table.createdAt),
@@ -167,9 +156,7 @@ export const kycVerifications = pgTable(
 export const accreditations = pgTable(
   'accreditations',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     orgId: uuid('org_id').notNull(),
     userId: uuid('user_id')
       .notNull()
@@ -186,8 +173,8 @@ export const accreditations = pgTable(
     submittedAt: timestamp('submitted_at', { withTimezone: true }),
     reviewedAt: timestamp('reviewed_at', { withTimezone: true }),
     expiresAt: timestamp('expires_at', { withTimezone: true }),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (table) => [
     uniqueIndex('accreditations_user_idx').on(table.orgId, table.userId),
@@ -198,9 +185,7 @@ export const accreditations = pgTable(
 export const accreditationDocuments = pgTable(
   'accreditation_documents',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     accreditationId: uuid('accreditation_id')
       .notNull()
       .references(() => accreditations.id, { onDelete: 'cascade' }),
@@ -212,7 +197,7 @@ export const accreditationDocuments = pgTable(
     status: text('status', { enum: ['upload_pending', 'uploaded', 'upload_failed'] }).notNull(),
     failureReason: text('failure_reason'),
     uploadedAt: timestamp('uploaded_at', { withTimezone: true }),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (table) => [index('accreditation_documents_accreditation_idx').on(table.accreditationId)],
 );

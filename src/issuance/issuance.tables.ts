@@ -1,23 +1,19 @@
-import { sql } from 'drizzle-orm';
+import { id, createdAt, updatedAt } from '../platform/db/columns.ts';
 import { bigint, boolean, date, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 const money = (name: string) => bigint(name, { mode: 'number' });
 
 export const issuers = pgTable('issuers', {
-  id: uuid('id')
-    .primaryKey()
-    .default(sql`gen_random_uuid()`),
+  id: id(),
   orgId: uuid('org_id').notNull(),
   legalName: text('legal_name').notNull(),
-  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  createdAt: createdAt(),
 });
 
 export const offerings = pgTable(
   'offerings',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     orgId: uuid('org_id').notNull(),
     issuerId: uuid('issuer_id')
       .notNull()
@@ -37,8 +33,8 @@ export const offerings = pgTable(
       .default('draft'),
     openedAt: timestamp('opened_at', { withTimezone: true }),
     closedAt: timestamp('closed_at', { withTimezone: true }),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (table) => [index('offerings_org_status_idx').on(table.orgId, table.status)],
 );
@@ -46,9 +42,7 @@ export const offerings = pgTable(
 export const securityClasses = pgTable(
   'security_classes',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     orgId: uuid('org_id').notNull(),
     offeringId: uuid('offering_id')
       .notNull()
@@ -57,8 +51,8 @@ export const securityClasses = pgTable(
     category: text('category', { enum: ['equity', 'preferred_equity', 'debt', 'convertible', 'revenue_share', 'fund_interest'] }).notNull(),
     pricePerUnitCents: money('price_per_unit_cents').notNull(),
     unitsAuthorized: integer('units_authorized').notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (table) => [index('security_classes_offering_idx').on(table.offeringId)],
 );
@@ -66,9 +60,7 @@ export const securityClasses = pgTable(
 export const offeringDocuments = pgTable(
   'offering_documents',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     offeringId: uuid('offering_id')
       .notNull()
       .references(() => offerings.id),
@@ -79,7 +71,7 @@ export const offeringDocuments = pgTable(
     sizeBytes: integer('size_bytes').notNull(),
     sha256: text('sha256').notNull(),
     storageKey: text('storage_key').notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (table) => [uniqueIndex('offering_documents_version_idx').on(table.offeringId, table.kind, table.version)],
 );
@@ -98,9 +90,7 @@ export const subscriptionStatuses = [
 export const subscriptions = pgTable(
   'subscriptions',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     orgId: uuid('org_id').notNull(),
     offeringId: uuid('offering_id')
       .notNull()
@@ -134,8 +124,8 @@ export const subscriptions = pgTable(
     completedAt: timestamp('completed_at', { withTimezone: true }),
     cancelledAt: timestamp('cancelled_at', { withTimezone: true }),
     cancelReason: text('cancel_reason'),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (table) => [
     index('subscriptions_security_status_idx').on(table.securityClassId, table.status),
@@ -149,9 +139,7 @@ export const subscriptions = pgTable(
 export const subscriptionTransitions = pgTable(
   'subscription_transitions',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     subscriptionId: uuid('subscription_id')
       .notNull()
       .references(() => subscriptions.id),
@@ -159,7 +147,7 @@ export const subscriptionTransitions = pgTable(
     toStatus: text('to_status').notNull(),
     actor: text('actor').notNull(),
     reason: text('reason'),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
   },
   (table) => [index('subscription_transitions_subscription_idx').on(table.subscriptionId, table.createdAt)],
 );
@@ -176,9 +164,7 @@ export const paymentEvents = pgTable('payment_events', {
 export const shares = pgTable(
   'shares',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     orgId: uuid('org_id').notNull(),
     userId: uuid('user_id').notNull(),
     subscriptionId: uuid('subscription_id')
@@ -202,8 +188,8 @@ export const shares = pgTable(
     status: text('status', { enum: ['active', 'transferred', 'converted', 'redeemed', 'cancelled'] })
       .notNull()
       .default('active'),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (table) => [uniqueIndex('shares_subscription_idx').on(table.subscriptionId), index('shares_user_idx').on(table.orgId, table.userId)],
 );

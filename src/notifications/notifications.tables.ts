@@ -1,12 +1,11 @@
 import { sql } from 'drizzle-orm';
+import { id, createdAt, updatedAt } from '../platform/db/columns.ts';
 import { index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 
 export const webhookEndpoints = pgTable(
   'webhook_endpoints',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     orgId: uuid('org_id').notNull(),
     url: text('url').notNull(),
     description: text('description'),
@@ -18,8 +17,8 @@ export const webhookEndpoints = pgTable(
     disabledAt: timestamp('disabled_at', { withTimezone: true }),
     /** First failure since the last success; five days of failures disable the endpoint. */
     failingSince: timestamp('failing_since', { withTimezone: true }),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (table) => [index('webhook_endpoints_org_idx').on(table.orgId)],
 );
@@ -28,16 +27,14 @@ export const webhookEndpoints = pgTable(
 export const webhookSecrets = pgTable(
   'webhook_secrets',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     endpointId: uuid('endpoint_id')
       .notNull()
       .references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
     keyId: text('key_id').notNull(),
     wrappedKey: text('wrapped_key').notNull(),
     ciphertext: text('ciphertext').notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
     expiresAt: timestamp('expires_at', { withTimezone: true }),
   },
   (table) => [index('webhook_secrets_endpoint_idx').on(table.endpointId)],
@@ -46,9 +43,7 @@ export const webhookSecrets = pgTable(
 export const webhookDeliveries = pgTable(
   'webhook_deliveries',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     orgId: uuid('org_id').notNull(),
     endpointId: uuid('endpoint_id')
       .notNull()
@@ -63,8 +58,8 @@ export const webhookDeliveries = pgTable(
     lastStatusCode: integer('last_status_code'),
     lastError: text('last_error'),
     succeededAt: timestamp('succeeded_at', { withTimezone: true }),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (table) => [
     index('webhook_deliveries_pending_idx')
@@ -81,9 +76,7 @@ export const webhookDeliveries = pgTable(
 export const webhookAttempts = pgTable(
   'webhook_attempts',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     deliveryId: uuid('delivery_id')
       .notNull()
       .references(() => webhookDeliveries.id, { onDelete: 'cascade' }),

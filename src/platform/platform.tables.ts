@@ -1,17 +1,16 @@
 import { sql } from 'drizzle-orm';
+import { id, createdAt } from './db/columns.ts';
 import { index, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 
 /** Events written in the same transaction as the change that causes them; notifications delivers them. */
 export const outboxEvents = pgTable(
   'outbox_events',
   {
-    id: uuid('id')
-      .primaryKey()
-      .default(sql`gen_random_uuid()`),
+    id: id(),
     orgId: uuid('org_id'),
     type: text('type').notNull(),
     data: jsonb('data').notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
     /** Set when notifications has turned the event into deliveries. */
     dispatchedAt: timestamp('dispatched_at', { withTimezone: true }),
   },
@@ -34,7 +33,7 @@ export const idempotencyKeys = pgTable(
     responseKeyId: text('response_key_id'),
     responseWrappedKey: text('response_wrapped_key'),
     responseCiphertext: text('response_ciphertext'),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
     expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
   },
   (table) => [primaryKey({ columns: [table.scope, table.key] }), index('idempotency_keys_expires_at_idx').on(table.expiresAt)],
