@@ -3,12 +3,8 @@ import autocannon from 'autocannon';
 import { and, eq } from 'drizzle-orm';
 import Fastify from 'fastify';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { buildApp, createModules } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
 import { users } from '../src/identity/identity.tables.ts';
-import { loadKeyring } from '../src/platform/crypto/keyring.ts';
-import { benchDatabase } from './database.ts';
-import { startIdp } from '../test/support/idp.ts';
+import { startBenchServer } from './support.ts';
 
 export type BenchResult = { name: string; requestsPerSecond: number; p50Ms: number; p99Ms: number; errors: number };
 
@@ -30,28 +26,10 @@ async function load(
  * the same RS256 verify and the same SELECT on the same database.
  */
 export async function benchIdentityRead(options: { seconds: number; connections: number; databaseUrl?: string }) {
-  const database = await benchDatabase(options.databaseUrl);
-  const config = { ...loadConfig({}), logLevel: 'warn' as const, allowInsecureHttp: true, demoIdp: false, publicUrl: 'http://bench.local' };
-  const keyring = loadKeyring({
-    masterKeys: `bench:${Buffer.alloc(32, 7).toString('base64')}`,
-    hashSecret: 'bench-hash-secret-0123456789abcdef',
-    dataDir: '/x',
-  });
-  const modules = createModules({ config, database, keyring });
-  const app = await buildApp({ config, database, keyring }, modules);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const appUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-
-  const idp = await startIdp();
-  const org = await modules.identity.orgs.createOrg({ name: `Bench ${Date.now()}`, idpIssuer: idp.issuer, idpAudience: idp.audience });
-  const apiKey = await modules.identity.orgs.createApiKey(org.id);
-  const exchanged = await fetch(`${appUrl}/identity/auth/exchange`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': apiKey.key },
-    body: JSON.stringify({ token: await idp.idToken('bench@example.com') }),
-  });
-  const { access_token: accessToken } = (await exchanged.json()) as { access_token: string };
-  const userId = (JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString()) as { user_id: string }).user_id;
+  const server = await startBenchServer({ databaseUrl: options.databaseUrl });
+  const { database } = server;
+  const appUrl = server.url;
+  const { accessToken, userId } = await server.signIn('bench@example.com');
 
   const floor = Fastify();
   const jwks = createRemoteJWKSet(new URL(`${appUrl}/identity/.well-known/jwks.json`));
@@ -76,8 +54,6 @@ export async function benchIdentityRead(options: { seconds: number; connections:
   const full = await load('GET /identity/users/:id', `${appUrl}/identity/users/${userId}`, headers, options.seconds, options.connections);
 
   await floor.close();
-  await app.close();
-  await idp.close();
-  await database.close();
+  await server.close();
   return { database: database.kind, bare, full, ratio: full.requestsPerSecond / bare.requestsPerSecond };
 }

@@ -1,13 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
-import { buildApp, createModules } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
 import { offeringsRepo } from '../src/issuance/offerings/offerings.repo.ts';
-import { loadKeyring } from '../src/platform/crypto/keyring.ts';
-import { startIdp } from '../test/support/idp.ts';
+import { johnSmith } from '../test/support/fixtures.ts';
 import type { BenchResult } from './identity-read.ts';
-import { benchDatabase } from './database.ts';
+import { startBenchServer } from './support.ts';
 
 async function load(name: string, options: autocannon.Options): Promise<BenchResult> {
   const result = await autocannon(options);
@@ -26,34 +23,10 @@ async function load(name: string, options: autocannon.Options): Promise<BenchRes
  * schemas, envelope, hooks and logging.
  */
 export async function benchIssuance(options: { seconds: number; connections: number; databaseUrl?: string }) {
-  const database = await benchDatabase(options.databaseUrl);
-  const config = { ...loadConfig({}), logLevel: 'warn' as const, allowInsecureHttp: true, demoIdp: false, publicUrl: 'http://bench.local' };
-  const keyring = loadKeyring({
-    masterKeys: `bench:${Buffer.alloc(32, 5).toString('base64')}`,
-    hashSecret: 'bench-hash-secret-0123456789abcdef',
-    dataDir: '/x',
-  });
-  const modules = createModules({ config, database, keyring });
-  const app = await buildApp({ config, database, keyring }, modules);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const appUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-
-  const idp = await startIdp();
-  const org = await modules.identity.orgs.createOrg({
-    name: 'Bench',
-    idpIssuer: idp.issuer,
-    idpAudience: idp.audience,
-    adminEmails: ['admin@bench.example'],
-  });
-  const apiKey = (await modules.identity.orgs.createApiKey(org.id)).key;
-  const signIn = async (email: string) => {
-    const response = await fetch(`${appUrl}/identity/auth/exchange`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
-      body: JSON.stringify({ token: await idp.idToken(email) }),
-    });
-    return ((await response.json()) as { access_token: string }).access_token;
-  };
+  const server = await startBenchServer({ databaseUrl: options.databaseUrl });
+  const { database, modules, apiKey } = server;
+  const appUrl = server.url;
+  const signIn = async (email: string) => (await server.signIn(email)).accessToken;
   const call = async (method: string, path: string, token: string, body?: unknown) => {
     const response = await fetch(`${appUrl}${path}`, {
       method,
@@ -65,19 +38,7 @@ export async function benchIssuance(options: { seconds: number; connections: num
   };
   const admin = await signIn('admin@bench.example');
   const investor = await signIn('investor@bench.example');
-  await call('POST', '/identity/kyc-verifications', investor, {
-    firstName: 'JOHN',
-    lastName: 'SMITH',
-    address: '1 MAIN ST',
-    city: 'ATLANTA',
-    state: 'GA',
-    zip: '30318',
-    country: 'USA',
-    ssn: '112223333',
-    dobMonth: '02',
-    dobDay: '28',
-    dobYear: '1975',
-  });
+  await call('POST', '/identity/kyc-verifications', investor, johnSmith);
   let offeringId = '';
   let securityId = '';
   for (let i = 0; i < 25; i++) {
@@ -164,8 +125,6 @@ export async function benchIssuance(options: { seconds: number; connections: num
   });
 
   await floor.close();
-  await app.close();
-  await idp.close();
-  await database.close();
+  await server.close();
   return { database: database.kind, list, listFloor, create, createFloor };
 }

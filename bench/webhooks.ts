@@ -1,10 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
-import { createModules } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
-import { loadKeyring } from '../src/platform/crypto/keyring.ts';
-import { benchDatabase } from './database.ts';
+import { startBenchServer } from './support.ts';
 import { publish } from '../src/platform/events/outbox.ts';
 
 const ENDPOINTS = 10;
@@ -37,20 +34,11 @@ async function startReceiver(onReceive: (eventId: string) => void) {
  * raw undici POST loop to the same receiver at the same concurrency, with the same body size.
  */
 export async function benchWebhooks(options: { events: number; databaseUrl?: string }) {
-  const database = await benchDatabase(options.databaseUrl);
-  const config = {
-    ...loadConfig({}),
-    logLevel: 'warn' as const,
-    allowInsecureHttp: true,
-    webhookEgressAllowlist: '127.0.0.0/8',
-    workerPollMs: 50,
-  };
-  const keyring = loadKeyring({
-    masterKeys: `bench:${Buffer.alloc(32, 9).toString('base64')}`,
-    hashSecret: 'bench-hash-secret-0123456789abcdef',
-    dataDir: '/x',
+  const server = await startBenchServer({
+    databaseUrl: options.databaseUrl,
+    config: { webhookEgressAllowlist: '127.0.0.0/8', workerPollMs: 50 },
   });
-  const modules = createModules({ config, database, keyring });
+  const { database, modules, org } = server;
 
   const committedAt = new Map<string, number>();
   const latencies: number[] = [];
@@ -66,11 +54,6 @@ export async function benchWebhooks(options: { events: number; databaseUrl?: str
     if (committed !== undefined) latencies.push(now - committed);
   });
 
-  const org = await modules.identity.orgs.createOrg({
-    name: `Bench ${Date.now()}`,
-    idpJwksUrl: 'https://idp.example.com/jwks',
-    idpAudience: 'bench',
-  });
   for (let i = 0; i < ENDPOINTS; i++) {
     await modules.notifications.endpoints.create(
       { kind: 'api_key', orgId: org.id, apiKeyId: 'bench' },
@@ -127,9 +110,8 @@ export async function benchWebhooks(options: { events: number; databaseUrl?: str
   const floorSeconds = (performance.now() - floorStarted) / 1000;
   await agent.close();
 
-  await modules.notifications.close();
   await receiver.close();
-  await database.close();
+  await server.close();
   return {
     database: database.kind,
     events: options.events,

@@ -1,6 +1,7 @@
 import { asc } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outboxEvents } from '../../src/platform/platform.tables.ts';
+import { johnSmith } from '../support/fixtures.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 
 let t: TestApp;
@@ -16,28 +17,7 @@ describe('the typical user journey of spec/kyc-and-accreditation.txt', () => {
     const investor = await t.signIn('journey@example.com');
     expect(investor.claims).toMatchObject({ kyc_completed: false, accredited: false, accreditation_verified: false });
 
-    const kyc = await t.post(
-      '/identity/kyc-verifications',
-      {
-        firstName: 'JOHN',
-        lastName: 'SMITH',
-        address: '222333 PEACHTREE PLACE',
-        city: 'ATLANTA',
-        state: 'GA',
-        zip: '30318',
-        country: 'USA',
-        ssn: '112223333',
-        dobMonth: '02',
-        dobDay: '28',
-        dobYear: '1975',
-        email: 'john.smith@example.com',
-        telephone: '4045551212',
-        idType: 'driverLicense',
-        idIssuer: 'GA',
-        idNumber: '0123456789',
-      },
-      investor.auth,
-    );
+    const kyc = await t.post('/identity/kyc-verifications', johnSmith, investor.auth);
     expect(kyc.status).toBe(201);
     expect(kyc.body.data).toMatchObject({
       user_id: investor.userId,

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { johnSmith } from '../support/fixtures.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 
 let t: TestApp;
@@ -6,25 +7,6 @@ beforeAll(async () => {
   t = await startTestApp();
 });
 afterAll(() => t.close());
-
-const johnSmith = {
-  firstName: 'JOHN',
-  lastName: 'SMITH',
-  address: '222333 PEACHTREE PLACE',
-  city: 'ATLANTA',
-  state: 'GA',
-  zip: '30318',
-  country: 'USA',
-  ssn: '112223333',
-  dobMonth: '02',
-  dobDay: '28',
-  dobYear: '1975',
-  email: 'john.smith@example.com',
-  telephone: '4045551212',
-  idType: 'driverLicense',
-  idIssuer: 'GA',
-  idNumber: '0123456789',
-};
 
 async function expectFieldError(body: Record<string, unknown>, field: string) {
   const me = await t.signIn(`field-${field}-${Math.random()}@example.com`);

@@ -1,4 +1,5 @@
 import { expect } from 'vitest';
+import { johnSmith } from './fixtures.ts';
 import type { TestApp } from './harness.ts';
 
 export type OfferingSetup = {
@@ -60,20 +61,6 @@ export async function seedOffering(t: TestApp, admin: Record<string, string>, op
   return { offeringId, securityId: security.body.data.id as string, issuerId: issuer.body.data.id as string };
 }
 
-const PERSON = {
-  firstName: 'JOHN',
-  lastName: 'SMITH',
-  address: '222333 PEACHTREE PLACE',
-  city: 'ATLANTA',
-  state: 'GA',
-  zip: '30318',
-  country: 'USA',
-  ssn: '112223333',
-  dobMonth: '02',
-  dobDay: '28',
-  dobYear: '1975',
-};
-
 /** An investor signed in through token exchange, with KYC approved and, if asked, verified accreditation. */
 export async function seedInvestor(
   t: TestApp,
@@ -82,7 +69,7 @@ export async function seedInvestor(
 ) {
   const session = await t.signIn(email);
   if (options.kyc !== false) {
-    const kyc = await t.post('/identity/kyc-verifications', PERSON, session.auth);
+    const kyc = await t.post('/identity/kyc-verifications', johnSmith, session.auth);
     expect(kyc.body.data?.status, kyc.text).toBe('approved');
   }
   const accreditation = options.accreditation ?? 'verified';

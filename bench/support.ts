@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import { buildApp, createModules } from '../src/app.ts';
+import { loadConfig, type Config } from '../src/config.ts';
+import { loadKeyring } from '../src/platform/crypto/keyring.ts';
+import { openEmbedded, openPostgres, type Database } from '../src/platform/db/database.ts';
+import { startIdp } from '../test/support/idp.ts';
+
+/**
+ * A fresh, migrated database for one benchmark: in memory on the embedded database, or a new
+ * database on the server of `serverUrl`, dropped when the benchmark closes it.
+ */
+export async function benchDatabase(serverUrl: string | undefined, poolSize = 20): Promise<Database> {
+  if (!serverUrl) {
+    const database = await openEmbedded();
+    await database.migrate();
+    return database;
+  }
+  const name = `tranche_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  const database = openPostgres(url.toString(), poolSize);
+  await database.migrate();
+  return {
+    ...database,
+    async close() {
+      await database.close();
+      const cleanup = new pg.Client({ connectionString: serverUrl });
+      await cleanup.connect();
+      await cleanup.query(`drop database if exists ${name} with (force)`);
+      await cleanup.end();
+    },
+  };
+}
+
+export type BenchSetup = Awaited<ReturnType<typeof startBenchServer>>;
+
+/**
+ * The whole server on a fresh database and a port, with a local IdP, one org trusting it (with
+ * `admin@bench.example` as its org_admin) and its API key; `signIn` exchanges an ID token.
+ */
+export async function startBenchServer(options: { databaseUrl?: string; config?: Partial<Config> }) {
+  const database = await benchDatabase(options.databaseUrl);
+  const config: Config = {
+    ...loadConfig({}),
+    logLevel: 'warn',
+    allowInsecureHttp: true,
+    demoIdp: false,
+    publicUrl: 'http://bench.local',
+    ...options.config,
+  };
+  const keyring = loadKeyring({
+    masterKeys: `bench:${randomBytes(32).toString('base64')}`,
+    hashSecret: randomBytes(32).toString('hex'),
+    dataDir: '/x',
+  });
+  const modules = createModules({ config, database, keyring });
+  const app = await buildApp({ config, database, keyring }, modules);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  const idp = await startIdp();
+  const org = await modules.identity.orgs.createOrg({
+    name: 'Bench',
+    idpIssuer: idp.issuer,
+    idpAudience: idp.audience,
+    adminEmails: ['admin@bench.example'],
+  });
+  const apiKey = (await modules.identity.orgs.createApiKey(org.id)).key;
+
+  return {
+    database,
+    config,
+    modules,
+    url,
+    org,
+    apiKey,
+    /** Exchanges an ID token for `email`; returns the access token and the user id. */
+    async signIn(email: string) {
+      const response = await fetch(`${url}/identity/auth/exchange`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
+        body: JSON.stringify({ token: await idp.idToken(email) }),
+      });
+      const { access_token: accessToken } = (await response.json()) as { access_token: string };
+      const { user_id: userId } = JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString()) as { user_id: string };
+      return { accessToken, userId };
+    },
+    async close() {
+      await app.close();
+      await idp.close();
+      await database.close();
+    },
+  };
+}
