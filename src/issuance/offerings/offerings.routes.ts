@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { requirePrincipal } from '../../platform/auth/principal.ts';
+import { requirePrincipal, type Principal } from '../../platform/auth/principal.ts';
 import { toSnake } from '../../platform/http/case.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses } from '../../platform/http/errors.ts';
@@ -13,6 +13,7 @@ import {
   offeringResponse,
   paged,
   securityResponse,
+  type SecurityCategory,
 } from './offerings.schemas.ts';
 import type { OfferingsService } from './offerings.service.ts';
 
@@ -25,6 +26,15 @@ export async function offeringsRoutes(app: FastifyInstance, options: { offerings
   const bearer = app.authenticate(['bearer']);
   const security: Record<string, string[]>[] = [{ bearer: [] }, { apiKey: [] }];
   const common = { tags: ['issuance: offerings'], security };
+
+  async function listSecurities(
+    principal: Principal,
+    offeringId: string | undefined,
+    query: { category?: SecurityCategory; page: number; limit: number },
+  ) {
+    const { items, total } = await offerings.securities(principal, { offeringId, category: query.category }, query);
+    return ok({ items: toSnake(items), meta: pageMetaFor(query, total) });
+  }
 
   routes.get(
     '/offerings',
@@ -92,14 +102,7 @@ export async function offeringsRoutes(app: FastifyInstance, options: { offerings
         response: { 200: envelope(paged(securityResponse)), ...errorResponses(400, 401, 404) },
       },
     },
-    async (request) => {
-      const { items, total } = await offerings.securities(
-        requirePrincipal(request),
-        { offeringId: request.params.id, category: request.query.category },
-        request.query,
-      );
-      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, total) });
-    },
+    async (request) => listSecurities(requirePrincipal(request), request.params.id, request.query),
   );
 
   routes.get(
@@ -113,14 +116,7 @@ export async function offeringsRoutes(app: FastifyInstance, options: { offerings
         response: { 200: envelope(paged(securityResponse)), ...errorResponses(400, 401, 404) },
       },
     },
-    async (request) => {
-      const { items, total } = await offerings.securities(
-        requirePrincipal(request),
-        { offeringId: request.query.offering_id, category: request.query.category },
-        request.query,
-      );
-      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, total) });
-    },
+    async (request) => listSecurities(requirePrincipal(request), request.query.offering_id, request.query),
   );
 
   routes.get(

@@ -5,6 +5,7 @@ import { moneyString } from '../../platform/money.ts';
 export const exemptionType = z.enum(['reg_d_506b', 'reg_d_506c', 'reg_cf', 'reg_a_tier_1', 'reg_a_tier_2', 'reg_s']);
 export const offeringStatus = z.enum(['draft', 'open', 'paused', 'closed']);
 export const securityCategory = z.enum(['equity', 'preferred_equity', 'debt', 'convertible', 'revenue_share', 'fund_interest']);
+export type SecurityCategory = z.infer<typeof securityCategory>;
 
 export const listOfferingsQuery = pagePagingQuery.extend({
   status: z
