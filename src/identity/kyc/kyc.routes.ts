@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { requireUser } from '../../platform/auth/principal.ts';
 import { toSnake } from '../../platform/http/case.ts';
+import { receiveRawJson } from '../../platform/http/raw-body.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses } from '../../platform/http/errors.ts';
 import { offsetPageMeta } from '../../platform/http/paging.ts';
@@ -143,8 +144,7 @@ export async function kycRoutes(app: FastifyInstance, options: { kyc: KycService
   );
 
   await app.register(async (callbacks) => {
-    callbacks.removeContentTypeParser('application/json');
-    callbacks.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    receiveRawJson(callbacks);
     callbacks.post(options.callbackPath, { config: { idempotent: false }, schema: { hide: true } }, async (request) => {
       await kyc.handleProviderCallback(request.headers, request.body as Buffer);
       return ok({ received: true });

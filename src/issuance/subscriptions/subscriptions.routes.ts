@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { requireUser } from '../../platform/auth/principal.ts';
 import { toSnake } from '../../platform/http/case.ts';
+import { receiveRawJson } from '../../platform/http/raw-body.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { AppError, errorResponses } from '../../platform/http/errors.ts';
 import { pageMetaFor } from '../../platform/http/paging.ts';
@@ -139,8 +140,7 @@ export async function subscriptionsRoutes(
   );
 
   await app.register(async (webhooks) => {
-    webhooks.removeContentTypeParser('application/json');
-    webhooks.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    receiveRawJson(webhooks);
     webhooks.post(
       '/payments/stripe/webhook',
       {
