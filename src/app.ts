@@ -13,21 +13,40 @@ import { offeringsAdminRoutes, subscriptionsAdminRoutes } from './admin/offering
 import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
 import { createNotifications, type Notifications } from './notifications/notifications.module.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
+import { createKeyserver, type Keyserver } from './keyserver/keyserver.module.ts';
+import { outboxMailer, smtpMailer, type Mailer } from './platform/mail/mailer.ts';
 
 export const version: string = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
 
 export type AppDeps = { config: Config; database: Database; keyring: Keyring; logStream?: Writable; clock?: Clock };
 
-export type Modules = { identity: Identity; notifications: Notifications; issuance: Issuance; storage: StorageSetup };
+export type Modules = {
+  identity: Identity;
+  notifications: Notifications;
+  issuance: Issuance;
+  keyserver: Keyserver;
+  storage: StorageSetup;
+  mailer: Mailer;
+};
 
 export function createModules(deps: AppDeps): Modules {
   const storage = createStorage(deps.config, deps.keyring);
   const clock = deps.clock ?? systemClock;
+  const mailer = deps.config.smtpUrl ? smtpMailer(deps.config.smtpUrl, deps.config.mailFrom) : outboxMailer(deps.database.db);
   const identity = createIdentity({ db: deps.database.db, keyring: deps.keyring, storage: storage.storage, config: deps.config, version });
   return {
     storage,
+    mailer,
     identity,
+    keyserver: createKeyserver({
+      db: deps.database.db,
+      keyring: deps.keyring,
+      clock,
+      mailer,
+      storage: storage.storage,
+      config: deps.config,
+    }),
     notifications: createNotifications({ database: deps.database, keyring: deps.keyring, clock, config: deps.config, version }),
     issuance: createIssuance({
       db: deps.database.db,
@@ -62,6 +81,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     identity: modules.identity,
     subscriptions: modules.issuance.subscriptions,
   });
+  await app.register(modules.keyserver.routes);
   app.addHook('onClose', async () => {
     await modules.notifications.close();
     await modules.issuance.close();

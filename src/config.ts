@@ -53,6 +53,19 @@ const envSchema = z.object({
   STRIPE_DOUBLE_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   ALLOW_INSECURE_HTTP: booleanFlag.optional(),
   DEMO_IDP: booleanFlag.optional(),
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+    .optional(),
+  MAIL_FROM: z.string().min(3).default('Tranche <no-reply@localhost>'),
+  KEYSERVER_NETWORK_PASSPHRASE: z.string().min(8).default('Tranche Identity Storage'),
+  KEYSERVER_EMAIL_VERIFICATION: booleanFlag.default(true),
+  KEYSERVER_CLIENT_URL: z.url().optional(),
+  KEYSERVER_DEFAULT_SIGNER_ROLE: z.coerce.number().int().min(2).default(2),
+  KEYSERVER_KYC_RECOVERY_SIGNER_ROLE: z.coerce.number().int().min(2).default(3),
+  KEYSERVER_SESSION_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(600),
+  KEYSERVER_TOTP_ISSUER: z.string().min(1).max(64).default('Tranche'),
+  KEYSERVER_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
 });
 
 export type Config = {
@@ -95,6 +108,22 @@ export type Config = {
   allowInsecureHttp: boolean;
   /** Serve the built-in demo identity provider under /demo-idp. */
   demoIdp: boolean;
+  /** SMTP when set; otherwise mail goes to the dev outbox table (GET /admin/mail). */
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  keyserver: {
+    networkPassphrase: string;
+    /** Wallets must confirm their email before GET /wallets/{id} answers. */
+    emailVerification: boolean;
+    /** Where verification links point: `<clientUrl>/<payload>`. */
+    clientUrl: string;
+    defaultSignerRole: number;
+    kycRecoverySignerRole: number;
+    sessionTtlSeconds: number;
+    totpIssuer: string;
+    /** Per client address, for wallet fetch, KDF by email and factor verification. */
+    rateLimitPerMinute: number;
+  };
 };
 
 export class ConfigError extends Error {}
@@ -149,5 +178,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stripeDoublePort: e.STRIPE_DOUBLE_PORT,
     allowInsecureHttp: e.ALLOW_INSECURE_HTTP ?? embedded,
     demoIdp: e.DEMO_IDP ?? embedded,
+    smtpUrl: e.SMTP_URL,
+    mailFrom: e.MAIL_FROM,
+    keyserver: {
+      networkPassphrase: e.KEYSERVER_NETWORK_PASSPHRASE,
+      emailVerification: e.KEYSERVER_EMAIL_VERIFICATION,
+      clientUrl: (e.KEYSERVER_CLIENT_URL ?? `${(e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, '')}/verify`).replace(
+        /\/$/,
+        '',
+      ),
+      defaultSignerRole: e.KEYSERVER_DEFAULT_SIGNER_ROLE,
+      kycRecoverySignerRole: e.KEYSERVER_KYC_RECOVERY_SIGNER_ROLE,
+      sessionTtlSeconds: e.KEYSERVER_SESSION_TTL_SECONDS,
+      totpIssuer: e.KEYSERVER_TOTP_ISSUER,
+      rateLimitPerMinute: e.KEYSERVER_RATE_LIMIT_PER_MINUTE,
+    },
   };
 }

@@ -1,3 +1,5 @@
+import { Keypair } from '@stellar/stellar-base';
+import type { Keyserver } from './keyserver/keyserver.module.ts';
 import { parseArgs } from 'node:util';
 import { buildApp, createModules, version } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
@@ -18,20 +20,21 @@ Usage: tranche <command> [options]
   api-key create --org ORG_ID [--label L] print a new org API key (shown once)
   api-key revoke --id API_KEY_ID
   admin-key create [--label L]            print a platform admin key (back-office review across orgs)
+  keyserver admin-signer create           print a new key server admin seed (a signer of the master account)
   keys rotate                             new master key (data-dir keyring) and re-wrap every data key
   demo                                    demo org, API key and ID token from the built-in demo IdP
 
 Configuration comes from the environment (see README): PORT, DATA_DIR, DATABASE_URL, ...`;
 
-type Context = { config: Config; database: Database; identity: Identity; keyring: Keyring };
+type Context = { config: Config; database: Database; identity: Identity; keyserver: Keyserver; keyring: Keyring };
 
 async function withDatabase<T>(config: Config, run: (context: Context) => Promise<T>): Promise<T> {
   const database = await openDatabase(config);
   try {
     await database.migrate();
     const keyring = loadKeyring({ masterKeys: config.masterKeys, hashSecret: config.hashSecret, dataDir: config.dataDir });
-    const { identity } = createModules({ config, database, keyring });
-    return await run({ config, database, identity, keyring });
+    const { identity, keyserver } = createModules({ config, database, keyring });
+    return await run({ config, database, identity, keyserver, keyring });
   } finally {
     await database.close();
   }
@@ -102,7 +105,7 @@ async function serve(config: Config, role: Role) {
     `API docs: ${config.publicUrl}/docs   OpenAPI: ${config.publicUrl}/openapi.json`,
   ];
   if (config.demoIdp && (await modules.identity.orgs.countOrgs()) === 0) {
-    lines.push('', 'First start: created a demo org.', (await createDemo({ config, database, identity: modules.identity, keyring })).text);
+    lines.push('', 'First start: created a demo org.', (await createDemo({ config, database, identity: modules.identity, keyserver: modules.keyserver, keyring })).text);
   } else {
     lines.push('Create an org and its first API key (with the server stopped when on the embedded database):');
     lines.push('  npm run tranche -- org create --name "Acme" --issuer https://idp.example.com --audience my-client-id');
@@ -171,6 +174,15 @@ async function main(argv: string[]) {
         console.log(`Platform admin key ${key.id} (send as X-Admin-Key; store it now, it is not shown again):\n${key.key}`);
       });
       return;
+    case 'keyserver admin-signer create': {
+      await withDatabase(config, async ({ keyserver }) => {
+        const signer = Keypair.random();
+        await keyserver.accounts.addAdminSigner(signer.publicKey());
+        console.log(`Key server admin signer ${signer.publicKey()} added to the master account.`);
+        console.log(`Its secret seed (sign admin requests with it; store it now, it is not shown again):\n${signer.secret()}`);
+      });
+      return;
+    }
     case 'keys rotate': {
       const keyring = loadKeyring({ masterKeys: config.masterKeys, hashSecret: config.hashSecret, dataDir: config.dataDir });
       if (keyring.source === 'file') console.log(`New active master key ${addMasterKeyToFile(config.dataDir)} in ${config.dataDir}.`);

@@ -58,7 +58,7 @@ export function rewrap(keyring: Keyring, sealed: Sealed): Sealed {
   return { keyId, wrappedKey: encrypt(masterKey(keyring, keyId), dataKey, `wrap:${keyId}`), ciphertext: sealed.ciphertext };
 }
 
-export type HashPurpose = 'api-key' | 'admin-key' | 'refresh-token' | 'pii-index' | 'storage-url' | 'kyc-sandbox';
+export type HashPurpose = 'api-key' | 'admin-key' | 'refresh-token' | 'pii-index' | 'storage-url' | 'kyc-sandbox' | 'wallet-token';
 
 /** Deterministic keyed digest (hex) for lookups without storing the value; one subkey per purpose. */
 export function keyedHash(keyring: Keyring, purpose: HashPurpose, value: string): string {

@@ -7,6 +7,12 @@ import { AppError } from '../http/errors.ts';
 import { MAX_UPLOAD_BYTES, type ObjectStorage } from './storage.ts';
 
 type Meta = { contentType: string };
+type PostPolicy = { expiration: string; key: string; contentType: string; maxBytes: number };
+
+/** Form fields by lower-cased name (S3 treats form field names case-insensitively). */
+function formFields(form: FormData): Map<string, ReturnType<FormData['get']>> {
+  return new Map([...form.entries()].map(([name, value]) => [name.toLowerCase(), value]));
+}
 
 /**
  * Objects on local disk, with presigned URLs that behave like S3's: an HMAC over method, key,
@@ -49,6 +55,14 @@ export function localStorage(options: { directory: string; publicUrl: string; si
       const url = signedUrl('PUT', key, expires, { contentType, contentLength: String(contentLength) });
       return { method: 'PUT', url, headers: { 'Content-Type': contentType }, expiresAt: new Date(expires * 1000) };
     },
+    async presignPost(key, { contentType, maxBytes, expiresInSeconds }) {
+      const expiresAt = new Date(Date.now() + expiresInSeconds * 1000);
+      const policy = Buffer.from(
+        JSON.stringify({ expiration: expiresAt.toISOString(), key, contentType, maxBytes } satisfies PostPolicy),
+      ).toString('base64');
+      const fields = { key, 'Content-Type': contentType, policy, 'x-amz-signature': sign(['POST', policy]) };
+      return { url: `${options.publicUrl}${options.routePrefix}`, fields, expiresAt };
+    },
     async presignGet(key, { expiresInSeconds }) {
       return signedUrl('GET', key, Math.floor(Date.now() / 1000) + expiresInSeconds, {});
     },
@@ -87,6 +101,30 @@ export function localStorage(options: { directory: string; publicUrl: string; si
         return reply.code(200).send();
       },
     );
+
+    app.post('/', { config: { idempotent: false }, schema: { hide: true } }, async (request, reply) => {
+      const contentType = request.headers['content-type'] ?? '';
+      if (!contentType.startsWith('multipart/form-data') || !Buffer.isBuffer(request.body)) {
+        throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'expected a multipart/form-data upload');
+      }
+      const form = formFields(
+        await new Response(request.body, { headers: { 'content-type': contentType } }).formData().catch(() => new FormData()),
+      );
+      const policy = form.get('policy');
+      const signature = form.get('x-amz-signature');
+      const file = form.get('file');
+      if (typeof policy !== 'string' || typeof signature !== 'string' || !(file instanceof Blob)) {
+        throw new AppError('VALIDATION_ERROR', 'policy, x-amz-signature and file are required');
+      }
+      if (!constantTimeEqual(signature, sign(['POST', policy]))) throw new AppError('FORBIDDEN', 'signature does not match');
+      const terms = JSON.parse(Buffer.from(policy, 'base64').toString('utf8')) as PostPolicy;
+      if (Date.parse(terms.expiration) < Date.now()) throw new AppError('FORBIDDEN', 'policy has expired');
+      if (form.get('key') !== terms.key) throw new AppError('FORBIDDEN', 'key does not match the policy');
+      if (form.get('content-type') !== terms.contentType) throw new AppError('FORBIDDEN', `Content-Type must be ${terms.contentType}`);
+      if (file.size < 1 || file.size > terms.maxBytes) throw new AppError('FORBIDDEN', `file must be 1 to ${terms.maxBytes} bytes`);
+      await write(terms.key, Buffer.from(await file.arrayBuffer()), terms.contentType);
+      return reply.code(204).send();
+    });
 
     app.get<{ Params: { '*': string }; Querystring: Record<string, string | undefined> }>(
       '/*',

@@ -1,4 +1,5 @@
 import { GetObjectCommand, HeadObjectCommand, NotFound, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { ObjectStorage } from './storage.ts';
 
@@ -32,6 +33,16 @@ export function s3Storage(options: S3Options): ObjectStorage & { client: S3Clien
         signableHeaders: new Set(['content-type', 'content-length']),
       });
       return { method: 'PUT', url, headers: { 'Content-Type': contentType }, expiresAt: new Date(Date.now() + expiresInSeconds * 1000) };
+    },
+    async presignPost(key, { contentType, maxBytes, expiresInSeconds }) {
+      const { url, fields } = await createPresignedPost(client, {
+        Bucket,
+        Key: key,
+        Fields: { 'Content-Type': contentType },
+        Conditions: [['content-length-range', 1, maxBytes], { 'Content-Type': contentType }],
+        Expires: expiresInSeconds,
+      });
+      return { url, fields, expiresAt: new Date(Date.now() + expiresInSeconds * 1000) };
     },
     presignGet: (key, { expiresInSeconds }) =>
       getSignedUrl(client, new GetObjectCommand({ Bucket, Key: key }), { expiresIn: expiresInSeconds }),

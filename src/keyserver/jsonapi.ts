@@ -1,0 +1,118 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+
+/** JSON:API error objects as TokenD renders them (research/tokend.md §4): the first one sets the status. */
+export type ErrorObject = { title: string; status: string; code?: string; detail?: string; meta?: Record<string, unknown> };
+
+export const JSONAPI_MEDIA_TYPE = 'application/vnd.api+json';
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Request Entity Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+};
+
+export class JsonApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly errors: ErrorObject[],
+  ) {
+    super(errors[0]?.detail ?? TITLES[status] ?? 'Error');
+  }
+}
+
+const problem = (status: number, extra: Omit<ErrorObject, 'title' | 'status'> = {}) =>
+  new JsonApiError(status, [{ title: TITLES[status] ?? 'Error', status: String(status), ...extra }]);
+
+export const badRequest = (field: string, error: string) => problem(400, { meta: { field, error } });
+export const badRequestDetail = (detail: string) => problem(400, { detail });
+export const unauthorized = (detail?: string) => problem(401, detail ? { detail } : {});
+export const forbidden = (extra: Omit<ErrorObject, 'title' | 'status'> = {}) => problem(403, extra);
+export const notFound = (detail?: string) => problem(404, detail ? { detail } : {});
+export const conflict = (detail?: string) => problem(409, detail ? { detail } : {});
+export const tooManyRequests = (detail: string) => problem(429, { detail });
+export const transactionFailed = (detail: string, transaction: string) =>
+  problem(400, { code: 'tx_failed', detail, meta: { result_codes: { transaction, operations: [] } } });
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The body exactly as received: second-factor challenges are bound to it. */
+    rawBody?: string;
+  }
+}
+
+/** Validation issues become one error per field, each with a JSON pointer (`/data/attributes/email`). */
+function fromValidation(error: FastifyError): JsonApiError | undefined {
+  if (!hasZodFastifySchemaValidationErrors(error)) return undefined;
+  const context = error.validationContext;
+  return new JsonApiError(
+    400,
+    error.validation.map((issue) => ({
+      title: 'Bad Request',
+      status: '400',
+      meta: {
+        field: context === 'body' ? issue.instancePath || '/data' : `${context}${issue.instancePath.replaceAll('/', '.')}`,
+        error: issue.message ?? 'is invalid',
+      },
+    })),
+  );
+}
+
+function toJsonApi(error: FastifyError | JsonApiError): JsonApiError {
+  if (error instanceof JsonApiError) return error;
+  const validation = fromValidation(error);
+  if (validation) return validation;
+  switch (error.code) {
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return badRequestDetail('Request body were expected');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return badRequestDetail('Your request was invalid in some way');
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return problem(413, { detail: 'Request body is too large' });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return problem(415, { detail: `Content-Type must be ${JSONAPI_MEDIA_TYPE} or application/json` });
+    default:
+      break;
+  }
+  const status = error.statusCode ?? 500;
+  if (status === 429) return tooManyRequests('Too many requests; retry later');
+  if (status >= 400 && status < 500) return problem(status, { detail: error.message });
+  return problem(500);
+}
+
+export function sendJsonApiError(error: FastifyError | JsonApiError, request: FastifyRequest, reply: FastifyReply) {
+  const rendered = toJsonApi(error);
+  if (rendered.status >= 500) request.log.error({ err: error }, 'request failed');
+  if (rendered.status === 429) reply.header('retry-after', reply.getHeader('retry-after') ?? '60');
+  return reply.code(rendered.status).type(JSONAPI_MEDIA_TYPE).send({ errors: rendered.errors });
+}
+
+/** JSON:API conventions for every key server route: media type in and out, error objects, raw body kept. */
+export function useJsonApi(scope: FastifyInstance) {
+  scope.removeContentTypeParser('application/json');
+  scope.addContentTypeParser(['application/json', JSONAPI_MEDIA_TYPE], { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    request.rawBody = text;
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(badRequestDetail('Your request was invalid in some way'), undefined);
+    }
+  });
+  scope.setErrorHandler(sendJsonApiError);
+  scope.addHook('onSend', async (_request, reply, payload) => {
+    const type = reply.getHeader('content-type');
+    if (typeof type === 'string' && type.startsWith('application/json')) reply.type(JSONAPI_MEDIA_TYPE);
+    return payload;
+  });
+}

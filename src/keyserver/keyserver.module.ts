@@ -1,0 +1,76 @@
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Keyring } from '../platform/crypto/keyring.ts';
+import type { Db } from '../platform/db/database.ts';
+import { postgresRateLimitStore } from '../platform/http/rate-limit-store.ts';
+import type { Mailer } from '../platform/mail/mailer.ts';
+import type { ObjectStorage } from '../platform/storage/storage.ts';
+import { accountsRoutes } from './accounts/accounts.routes.ts';
+import { createAccountsService } from './accounts/accounts.service.ts';
+import { blobsRoutes } from './blobs/blobs.routes.ts';
+import { documentsRoutes } from './documents/documents.routes.ts';
+import { identitiesRoutes } from './identities/identities.routes.ts';
+import { createIdentitiesService } from './identities/identities.service.ts';
+import { invitesRoutes } from './invites/invites.routes.ts';
+import { tooManyRequests, useJsonApi } from './jsonapi.ts';
+import { createTfa } from './wallets/tfa.ts';
+import { walletsRoutes } from './wallets/wallets.routes.ts';
+import { createWalletsService } from './wallets/wallets.service.ts';
+
+export type KeyserverDeps = { db: Db; keyring: Keyring; clock: Clock; mailer: Mailer; storage: ObjectStorage; config: Config };
+
+/** The TokenD-compatible Identity Storage, served at the server root (DESIGN.md §7). */
+export function createKeyserver(deps: KeyserverDeps) {
+  const { db, keyring, clock, mailer, config } = deps;
+  const settings = config.keyserver;
+  const accounts = createAccountsService({
+    db,
+    clock,
+    networkPassphrase: settings.networkPassphrase,
+    kycRecoverySignerRole: settings.kycRecoverySignerRole,
+  });
+  const identities = createIdentitiesService({ db, accounts });
+  const tfa = createTfa({ db, keyring, clock, mailer, totpIssuer: settings.totpIssuer });
+  const wallets = createWalletsService({
+    db,
+    keyring,
+    clock,
+    mailer,
+    accounts,
+    identities,
+    tfa,
+    emailVerification: settings.emailVerification,
+    clientUrl: settings.clientUrl,
+    defaultSignerRole: settings.defaultSignerRole,
+    kycRecoverySignerRole: settings.kycRecoverySignerRole,
+    sessionTtlSeconds: settings.sessionTtlSeconds,
+  });
+
+  async function routes(app: FastifyInstance) {
+    useJsonApi(app);
+    await app.register(rateLimit, {
+      global: false,
+      store: postgresRateLimitStore(db, 'keyserver'),
+      errorResponseBuilder: (_request, context) => tooManyRequests(`Too many requests; retry in ${Math.ceil(context.ttl / 1000)} s`),
+    });
+    const common = { db, accounts };
+    await accountsRoutes(app, {
+      ...common,
+      clock,
+      networkPassphrase: settings.networkPassphrase,
+      defaultSignerRole: settings.defaultSignerRole,
+      kycRecoverySignerRole: settings.kycRecoverySignerRole,
+    });
+    await walletsRoutes(app, { wallets, accounts, tfa, rateLimit: { max: settings.rateLimitPerMinute, timeWindow: 60_000 } });
+    await blobsRoutes(app, common);
+    await documentsRoutes(app, { ...common, storage: deps.storage });
+    await identitiesRoutes(app, { identities, accounts });
+    await invitesRoutes(app, { ...common, mailer });
+  }
+
+  return { accounts, wallets, identities, routes };
+}
+
+export type Keyserver = ReturnType<typeof createKeyserver>;

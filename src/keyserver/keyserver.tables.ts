@@ -1,0 +1,206 @@
+import {
+  bigint,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  serial,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import { createdAt, id, updatedAt } from '../platform/db/columns.ts';
+
+/** The account registry the request-signature checks rely on (TokenD accounts, without a ledger). */
+export const ksAccounts = pgTable('ks_accounts', {
+  id: text('id').primaryKey(),
+  isMaster: boolean('is_master').notNull().default(false),
+  createdAt: createdAt(),
+});
+
+export const ksSigners = pgTable(
+  'ks_signers',
+  {
+    accountId: text('account_id')
+      .notNull()
+      .references(() => ksAccounts.id, { onDelete: 'cascade' }),
+    publicKey: text('public_key').notNull(),
+    roleId: bigint('role_id', { mode: 'number' }).notNull(),
+    weight: integer('weight').notNull(),
+    identity: integer('identity').notNull(),
+    details: text('details').notNull().default('{}'),
+    createdAt: createdAt(),
+  },
+  (table) => [primaryKey({ columns: [table.accountId, table.publicKey] }), index('ks_signers_public_key_idx').on(table.publicKey)],
+);
+
+/** Envelopes already applied: a captured envelope cannot be applied twice. */
+export const ksTransactions = pgTable('ks_transactions', {
+  hash: text('hash').primaryKey(),
+  accountId: text('account_id').notNull(),
+  createdAt: createdAt(),
+});
+
+export const ksWallets = pgTable(
+  'ks_wallets',
+  {
+    id: id(),
+    walletId: text('wallet_id').notNull(),
+    email: text('email').notNull(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => ksAccounts.id),
+    currentAccountId: text('current_account_id').notNull(),
+    salt: text('salt').notNull(),
+    keychainData: text('keychain_data').notNull(),
+    kdfVersion: integer('kdf_version').notNull(),
+    verified: boolean('verified').notNull().default(false),
+    verificationDigest: text('verification_digest'),
+    verificationSentAt: timestamp('verification_sent_at', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (table) => [
+    uniqueIndex('ks_wallets_wallet_id_idx').on(table.walletId),
+    uniqueIndex('ks_wallets_email_idx').on(table.email),
+    index('ks_wallets_account_idx').on(table.accountId),
+  ],
+);
+
+export const ksFactors = pgTable(
+  'ks_factors',
+  {
+    id: serial('id').primaryKey(),
+    walletPk: uuid('wallet_pk')
+      .notNull()
+      .references(() => ksWallets.id, { onDelete: 'cascade' }),
+    type: text('type', { enum: ['password', 'totp', 'email'] }).notNull(),
+    priority: integer('priority').notNull().default(0),
+    /** password: the factor keypair's account id, salt and keychain (opaque, client-encrypted). */
+    accountId: text('account_id'),
+    salt: text('salt'),
+    keychainData: text('keychain_data'),
+    /** totp: the secret, envelope-encrypted; the last accepted time step makes codes single-use. */
+    secretKeyId: text('secret_key_id'),
+    secretWrappedKey: text('secret_wrapped_key'),
+    secretCiphertext: text('secret_ciphertext'),
+    lastUsedStep: bigint('last_used_step', { mode: 'number' }),
+    failedAttempts: integer('failed_attempts').notNull().default(0),
+    lockedUntil: timestamp('locked_until', { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (table) => [uniqueIndex('ks_factors_one_per_type_idx').on(table.walletPk, table.type)],
+);
+
+/** A pending or verified second-factor challenge, bound to one request (method, path, body). */
+export const ksTfaChallenges = pgTable(
+  'ks_tfa_challenges',
+  {
+    token: text('token').primaryKey(),
+    walletPk: uuid('wallet_pk')
+      .notNull()
+      .references(() => ksWallets.id, { onDelete: 'cascade' }),
+    factorId: integer('factor_id')
+      .notNull()
+      .references(() => ksFactors.id, { onDelete: 'cascade' }),
+    verified: boolean('verified').notNull().default(false),
+    /** email factor: the keyed hash of the code mailed for this challenge. */
+    codeDigest: text('code_digest'),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [index('ks_tfa_challenges_wallet_idx').on(table.walletPk)],
+);
+
+export const ksSessions = pgTable(
+  'ks_sessions',
+  {
+    id: text('id').primaryKey(),
+    walletPk: uuid('wallet_pk')
+      .notNull()
+      .references(() => ksWallets.id, { onDelete: 'cascade' }),
+    keyId: text('key_id').notNull(),
+    wrappedKey: text('wrapped_key').notNull(),
+    ciphertext: text('ciphertext').notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [index('ks_sessions_wallet_idx').on(table.walletPk)],
+);
+
+export const ksBlobs = pgTable(
+  'ks_blobs',
+  {
+    id: text('id').primaryKey(),
+    type: integer('type').notNull(),
+    ownerId: text('owner_id').notNull(),
+    value: text('value').notNull(),
+    creatorRoleId: bigint('creator_role_id', { mode: 'number' }),
+    createdAt: createdAt(),
+    deletedAt: timestamp('deleted_at', { withTimezone: true }),
+  },
+  (table) => [index('ks_blobs_owner_idx').on(table.ownerId, table.createdAt)],
+);
+
+export const ksDocuments = pgTable('ks_documents', {
+  key: text('key').primaryKey(),
+  type: integer('type').notNull(),
+  ownerId: text('owner_id').notNull(),
+  contentType: text('content_type').notNull(),
+  createdAt: createdAt(),
+});
+
+export const ksIdentities = pgTable(
+  'ks_identities',
+  {
+    id: serial('id').primaryKey(),
+    address: text('address')
+      .notNull()
+      .references(() => ksAccounts.id),
+    email: text('email'),
+    phoneNumber: text('phone_number'),
+    telegramUsername: text('telegram_username'),
+    passport: text('passport'),
+    status: text('status', { enum: ['unregistered', 'active'] }).notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (table) => [
+    uniqueIndex('ks_identities_address_idx').on(table.address),
+    uniqueIndex('ks_identities_email_idx').on(table.email),
+    uniqueIndex('ks_identities_phone_idx').on(table.phoneNumber),
+    uniqueIndex('ks_identities_telegram_idx').on(table.telegramUsername),
+  ],
+);
+
+export const ksIdentitySettings = pgTable(
+  'ks_identity_settings',
+  {
+    identityId: integer('identity_id')
+      .notNull()
+      .references(() => ksIdentities.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    value: jsonb('value').notNull(),
+    updatedAt: updatedAt(),
+  },
+  (table) => [primaryKey({ columns: [table.identityId, table.key] })],
+);
+
+export const ksInvites = pgTable(
+  'ks_invites',
+  {
+    id: serial('id').primaryKey(),
+    type: text('type', { enum: ['whitelist-invite', 'general-invite'] }).notNull(),
+    email: text('email').notNull(),
+    saleId: text('sale_id').notNull().default(''),
+    creatorId: text('creator_id').notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    uniqueIndex('ks_invites_email_sale_idx').on(table.email, table.type, table.saleId),
+    index('ks_invites_sale_idx').on(table.saleId),
+  ],
+);

@@ -1,0 +1,276 @@
+import { randomBytes, randomInt } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { Clock } from '../../platform/clock.ts';
+import { constantTimeEqual } from '../../platform/crypto/compare.ts';
+import { keyedHash, seal, unseal } from '../../platform/crypto/envelope.ts';
+import type { Keyring } from '../../platform/crypto/keyring.ts';
+import type { Db, Executor } from '../../platform/db/database.ts';
+import type { Mailer } from '../../platform/mail/mailer.ts';
+import { RECOVERY_SIGNER_ROLE, type AccountsService } from '../accounts/accounts.service.ts';
+import type { NewSigner } from '../accounts/accounts.repo.ts';
+import type { IdentitiesService } from '../identities/identities.service.ts';
+import { badRequest, conflict, forbidden, notFound } from '../jsonapi.ts';
+import type { Tfa } from './tfa.ts';
+import { walletsRepo, type SessionRow, type WalletRow } from './wallets.repo.ts';
+
+/** KDF parameter sets (research/tokend.md §3.1); v2 lower-cases emails and is the default. */
+export const KDF_VERSIONS: Record<number, { algorithm: 'scrypt'; bits: number; n: number; r: number; p: number }> = {
+  1: { algorithm: 'scrypt', bits: 256, n: 4096, r: 8, p: 1 },
+  2: { algorithm: 'scrypt', bits: 256, n: 4096, r: 8, p: 1 },
+};
+export const DEFAULT_KDF_VERSION = 2;
+
+const LETTERS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+const EMAIL_VERIFICATION_TYPE = 1;
+
+export type WalletsOptions = {
+  db: Db;
+  keyring: Keyring;
+  clock: Clock;
+  mailer: Mailer;
+  accounts: AccountsService;
+  identities: IdentitiesService;
+  tfa: Tfa;
+  emailVerification: boolean;
+  clientUrl: string;
+  defaultSignerRole: number;
+  kycRecoverySignerRole: number;
+  sessionTtlSeconds: number;
+};
+
+export type PasswordFactorInput = { accountId: string; salt: string; keychainData: string };
+export type WalletInput = { walletId: string; email: string; accountId: string; salt: string; keychainData: string; kdfVersion: number };
+export type Session = { id: string; encryptionKey: string; expiresAt: Date };
+
+/** `<client>/<base64url({"type":1,"meta":{wallet_id,token}})>`, the link TokenD clients decode. */
+export function verificationLink(clientUrl: string, walletId: string, token: string): string {
+  const payload = Buffer.from(JSON.stringify({ type: EMAIL_VERIFICATION_TYPE, meta: { wallet_id: walletId, token } })).toString(
+    'base64url',
+  );
+  return `${clientUrl}/${payload}`;
+}
+
+export function createWalletsService(options: WalletsOptions) {
+  const { db, keyring, clock, accounts, tfa } = options;
+  const repo = walletsRepo(db);
+  const sessionAad = (id: string) => `ks-session:${id}`;
+
+  const emailToken = () => Array.from({ length: 20 }, () => LETTERS[randomInt(LETTERS.length)]).join('');
+  const tokenDigest = (wallet: { id: string }, token: string) => keyedHash(keyring, 'wallet-token', `${wallet.id}:${token}`);
+
+  async function sendVerification(wallet: WalletRow, token: string) {
+    await options.mailer.send({
+      to: wallet.email,
+      subject: 'Confirm your email',
+      text: `Confirm your email address by opening this link:\n\n${verificationLink(options.clientUrl, wallet.walletId, token)}\n`,
+    });
+  }
+
+  async function startSession(wallet: WalletRow, tx: Executor = db): Promise<Session> {
+    const id = randomBytes(16).toString('hex');
+    const encryptionKey = randomBytes(32).toString('hex');
+    const expiresAt = new Date(clock.now().getTime() + options.sessionTtlSeconds * 1000);
+    await repo.insertSession({ id, walletPk: wallet.id, expiresAt, ...seal(keyring, encryptionKey, sessionAad(id)) }, tx);
+    return { id, encryptionKey, expiresAt };
+  }
+
+  const sessionOf = (row: SessionRow): Session => ({
+    id: row.id,
+    encryptionKey: unseal(keyring, row, sessionAad(row.id)),
+    expiresAt: row.expiresAt,
+  });
+
+  async function create(input: WalletInput, passwordFactor: PasswordFactorInput, signers: NewSigner[]) {
+    const token = emailToken();
+    const result = await db.transaction(async (tx) => {
+      await accounts.createAccount(input.accountId, signers, tx);
+      const wallet = await repo.insert(
+        {
+          ...input,
+          currentAccountId: input.accountId,
+          verified: !options.emailVerification,
+          ...(options.emailVerification ? { verificationDigest: 'pending', verificationSentAt: clock.now() } : {}),
+        },
+        tx,
+      );
+      if (!wallet) throw conflict('wallet already exists');
+      const withDigest = options.emailVerification
+        ? await repo.update(wallet.id, { verificationDigest: tokenDigest(wallet, token) }, tx)
+        : wallet;
+      const factor = await repo.insertFactor({ walletPk: wallet.id, type: 'password', priority: 100, ...passwordFactor }, tx);
+      await options.identities.registerWallet(input.accountId, input.email, tx);
+      return { wallet: withDigest, factorId: factor!.id, session: await startSession(withDigest, tx) };
+    });
+    if (options.emailVerification) await sendVerification(result.wallet, token);
+    return result;
+  }
+
+  async function mustFind(walletId: string): Promise<WalletRow> {
+    const wallet = await repo.byWalletId(walletId);
+    if (!wallet) throw notFound('wallet not found');
+    return wallet;
+  }
+
+  /** Login: verification and enabled TOTP factors are checked before a session is opened. */
+  async function get(request: FastifyRequest, walletId: string) {
+    const wallet = await mustFind(walletId);
+    if (!wallet.verified) {
+      throw forbidden({ code: 'verification_required', detail: 'Email verification required', meta: { wallet_id: wallet.walletId } });
+    }
+    await tfa.require(request, wallet, { mixin: 'login', types: ['totp'] });
+    const factors = await repo.factors(wallet.id);
+    return { wallet, factorId: factors.find((factor) => factor.type === 'password')?.id, session: await startSession(wallet) };
+  }
+
+  /**
+   * Password change and seed recovery: the envelope replaces the account's signers and the wallet
+   * takes the new id and keychain, in one transaction or not at all.
+   */
+  async function update(
+    request: FastifyRequest,
+    urlWalletId: string,
+    input: WalletInput,
+    passwordFactor: PasswordFactorInput,
+    envelope: string,
+  ) {
+    const byId = await repo.byWalletId(urlWalletId);
+    const wallet = byId ?? (await repo.byEmail(input.email));
+    if (!wallet) throw notFound('wallet not found');
+    await accounts.authorize(request, { owner: wallet.accountId });
+    const recovering = byId === undefined;
+    if (!recovering) {
+      await tfa.require(request, wallet, { mixin: 'pwd-check', types: ['password'] });
+      await tfa.require(request, wallet, { mixin: 'totp-check', types: ['totp'] });
+    }
+    if (input.email !== wallet.email) throw badRequest('/data/attributes/email', 'does not match the wallet');
+    return db.transaction(async (tx) => {
+      const locked = await repo.lock(wallet.id, tx);
+      if (!locked || locked.walletId !== wallet.walletId) throw conflict('wallet changed concurrently; retry');
+      if (await repo.walletIdTaken(input.walletId, wallet.id, tx)) throw conflict('wallet already exists');
+      await accounts.applyEnvelope(envelope, wallet.accountId, tx, '/included/0/attributes/envelope');
+      const updated = await repo.update(
+        wallet.id,
+        {
+          walletId: input.walletId,
+          salt: input.salt,
+          keychainData: input.keychainData,
+          kdfVersion: input.kdfVersion,
+          currentAccountId: input.accountId,
+        },
+        tx,
+      );
+      await replacePasswordFactor(wallet, passwordFactor, tx);
+      await repo.deleteSessions([wallet.id], tx);
+      await repo.clearChallenges(wallet.id, clock.now(), tx);
+      return updated;
+    });
+  }
+
+  async function replacePasswordFactor(wallet: WalletRow, passwordFactor: PasswordFactorInput, tx: Executor) {
+    const password = (await repo.factors(wallet.id, tx)).find((factor) => factor.type === 'password');
+    if (password) await repo.updateFactor(password.id, { ...passwordFactor, failedAttempts: 0, lockedUntil: null }, tx);
+    else await repo.insertFactor({ walletPk: wallet.id, type: 'password', priority: 100, ...passwordFactor }, tx);
+  }
+
+  /**
+   * KYC recovery: a user who lost both password and recovery seed proves the email (an emailed
+   * code) and gets a new keychain; the new key joins the account only with the restricted KYC
+   * recovery role, so it can file a recovery request but not act as the owner.
+   */
+  async function kycRecover(
+    request: FastifyRequest,
+    input: Omit<WalletInput, 'accountId'> & { signer: string },
+    passwordFactor: PasswordFactorInput,
+  ) {
+    const wallet = await repo.byEmail(input.email);
+    if (!wallet) throw notFound('wallet not found');
+    if (accounts.signerKey(request) !== input.signer)
+      throw badRequest('/data/relationships/signer/data/id', 'must be the key that signs the request');
+    await tfa.require(request, wallet, { mixin: 'kyc-recovery', types: ['email'] });
+    return db.transaction(async (tx) => {
+      if (await repo.walletIdTaken(input.walletId, wallet.id, tx)) throw conflict('wallet already exists');
+      await accounts.addSigner(
+        wallet.accountId,
+        {
+          publicKey: input.signer,
+          roleId: options.kycRecoverySignerRole,
+          weight: 1000,
+          identity: 0,
+          details: '{"purpose":"kyc_recovery"}',
+        },
+        tx,
+      );
+      const updated = await repo.update(
+        wallet.id,
+        {
+          walletId: input.walletId,
+          salt: input.salt,
+          keychainData: input.keychainData,
+          kdfVersion: input.kdfVersion,
+          currentAccountId: input.signer,
+        },
+        tx,
+      );
+      await replacePasswordFactor(wallet, passwordFactor, tx);
+      await repo.deleteSessions([wallet.id], tx);
+      return updated;
+    });
+  }
+
+  async function resendVerification(walletId: string) {
+    const wallet = await mustFind(walletId);
+    if (wallet.verified) throw badRequest('', 'email already confirmed');
+    const token = emailToken();
+    const updated = await repo.update(wallet.id, { verificationDigest: tokenDigest(wallet, token), verificationSentAt: clock.now() }, db);
+    await sendVerification(updated, token);
+  }
+
+  async function verifyEmail(walletId: string, token: string) {
+    const wallet = await mustFind(walletId);
+    if (wallet.verified) return;
+    if (!wallet.verificationDigest || !constantTimeEqual(tokenDigest(wallet, token), wallet.verificationDigest)) {
+      throw badRequest('/data/attributes/token', 'invalid token');
+    }
+    await repo.update(wallet.id, { verified: true, verificationDigest: null }, db);
+  }
+
+  async function extendSession(id: string): Promise<Session> {
+    const now = clock.now();
+    const row = await repo.extendSession(id, now, new Date(now.getTime() + options.sessionTtlSeconds * 1000));
+    if (!row) throw notFound('session not found');
+    return sessionOf(row);
+  }
+
+  return {
+    create,
+    get,
+    update,
+    kycRecover,
+    resendVerification,
+    verifyEmail,
+    extendSession,
+    mustFind,
+    async kdfFor(email: string | undefined) {
+      if (!email) return { version: DEFAULT_KDF_VERSION, salt: undefined };
+      const wallet = (await repo.byEmail(email)) ?? (await repo.byEmail(email.toLowerCase()));
+      if (!wallet) throw notFound('KDF not found');
+      return { version: wallet.kdfVersion, salt: wallet.salt };
+    },
+    async remove(walletId: string) {
+      await repo.delete(walletId);
+    },
+    list: (options: { verified?: boolean; offset: number; limit: number }) => repo.list(options),
+    factors: (wallet: WalletRow) => repo.factors(wallet.id),
+    factor: (wallet: WalletRow, factorId: number) => repo.factor(wallet.id, factorId),
+    updateFactor: (factorId: number, priority: number) => repo.updateFactor(factorId, { priority }),
+    deleteFactor: (factorId: number) => repo.deleteFactor(factorId),
+    /** Signers a new wallet's account starts with: the client's, or its key with the default role. */
+    initialSigners(accountId: string, requested: NewSigner[]): NewSigner[] {
+      if (requested.length > 0) return requested;
+      return [{ publicKey: accountId, roleId: options.defaultSignerRole, weight: 1000, identity: 1, details: '{}' }];
+    },
+    recoverySignerRole: RECOVERY_SIGNER_ROLE,
+  };
+}
+
+export type WalletsService = ReturnType<typeof createWalletsService>;
