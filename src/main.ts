@@ -105,7 +105,11 @@ async function serve(config: Config, role: Role) {
     `API docs: ${config.publicUrl}/docs   OpenAPI: ${config.publicUrl}/openapi.json`,
   ];
   if (config.demoIdp && (await modules.identity.orgs.countOrgs()) === 0) {
-    lines.push('', 'First start: created a demo org.', (await createDemo({ config, database, identity: modules.identity, keyserver: modules.keyserver, keyring })).text);
+    lines.push(
+      '',
+      'First start: created a demo org.',
+      (await createDemo({ config, database, identity: modules.identity, keyserver: modules.keyserver, keyring })).text,
+    );
   } else {
     lines.push('Create an org and its first API key (with the server stopped when on the embedded database):');
     lines.push('  npm run tranche -- org create --name "Acme" --issuer https://idp.example.com --audience my-client-id');
