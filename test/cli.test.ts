@@ -106,7 +106,8 @@ describe('tranche CLI', () => {
     const unknown = await tranche('frobnicate');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('Unknown command');
-  });
+    // Eight cold CLI processes, each migrating the embedded database.
+  }, 90_000);
 
   it('keys rotate re-wraps PII data keys under a new master key', async () => {
     const userId = await withModules(async (modules) => {
