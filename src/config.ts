@@ -138,10 +138,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.STRIPE_SECRET_KEY && !e.STRIPE_WEBHOOK_SECRET)
     throw new ConfigError('Invalid configuration:\n  STRIPE_WEBHOOK_SECRET: required when STRIPE_SECRET_KEY is set');
   const embedded = e.DATABASE_URL === undefined;
+  const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, '');
   return {
     port: e.PORT,
     host: e.HOST,
-    publicUrl: (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, ''),
+    publicUrl,
     dataDir: path.resolve(e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     logLevel: e.LOG_LEVEL,
@@ -183,10 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keyserver: {
       networkPassphrase: e.KEYSERVER_NETWORK_PASSPHRASE,
       emailVerification: e.KEYSERVER_EMAIL_VERIFICATION,
-      clientUrl: (e.KEYSERVER_CLIENT_URL ?? `${(e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, '')}/verify`).replace(
-        /\/$/,
-        '',
-      ),
+      clientUrl: (e.KEYSERVER_CLIENT_URL ?? `${publicUrl}/verify`).replace(/\/$/, ''),
       defaultSignerRole: e.KEYSERVER_DEFAULT_SIGNER_ROLE,
       kycRecoverySignerRole: e.KEYSERVER_KYC_RECOVERY_SIGNER_ROLE,
       sessionTtlSeconds: e.KEYSERVER_SESSION_TTL_SECONDS,

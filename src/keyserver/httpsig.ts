@@ -82,6 +82,12 @@ function publicKey(accountId: string): KeyObject {
   return key;
 }
 
+/** An Ed25519 signature by the key of a StrKey account id (G...); false for anything malformed. */
+export function verifyEd25519(accountId: string, message: Buffer, signature: Buffer): boolean {
+  if (signature.length !== 64 || !StrKey.isValidEd25519PublicKey(accountId)) return false;
+  return verify(null, message, publicKey(accountId), signature);
+}
+
 /**
  * Verifies a signed request and returns the signer's account id. If `date` (or `x-date`) is signed,
  * it must be at most an hour old and at most five minutes ahead.
@@ -94,8 +100,7 @@ export function verifyRequest(request: SignedRequest, now: Date = new Date()): S
     throw new SignatureError('malformed', 'the signature must cover (request-target)');
   }
   const digest = createHash('sha256').update(signingString(params, request), 'utf8').digest();
-  const signature = Buffer.from(params.signature, 'base64');
-  if (signature.length !== 64 || !verify(null, digest, publicKey(params.keyId), signature)) {
+  if (!verifyEd25519(params.keyId, digest, Buffer.from(params.signature, 'base64'))) {
     throw new SignatureError('invalid', 'the signature does not match the request');
   }
   const dateHeader = params.headers.find((name) => name === 'date' || name === 'x-date');

@@ -1,34 +1,24 @@
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { classifyError } from '../platform/http/server.ts';
 
 /** JSON:API error objects as TokenD renders them (research/tokend.md §4): the first one sets the status. */
 export type ErrorObject = { title: string; status: string; code?: string; detail?: string; meta?: Record<string, unknown> };
 
 export const JSONAPI_MEDIA_TYPE = 'application/vnd.api+json';
 
-const TITLES: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  409: 'Conflict',
-  413: 'Request Entity Too Large',
-  415: 'Unsupported Media Type',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-};
-
 export class JsonApiError extends Error {
   constructor(
     readonly status: number,
     readonly errors: ErrorObject[],
   ) {
-    super(errors[0]?.detail ?? TITLES[status] ?? 'Error');
+    super(errors[0]?.detail ?? STATUS_CODES[status] ?? 'Error');
   }
 }
 
 const problem = (status: number, extra: Omit<ErrorObject, 'title' | 'status'> = {}) =>
-  new JsonApiError(status, [{ title: TITLES[status] ?? 'Error', status: String(status), ...extra }]);
+  new JsonApiError(status, [{ title: STATUS_CODES[status] ?? 'Error', status: String(status), ...extra }]);
 
 export const badRequest = (field: string, error: string) => problem(400, { meta: { field, error } });
 export const badRequestDetail = (detail: string) => problem(400, { detail });
@@ -64,26 +54,13 @@ function fromValidation(error: FastifyError): JsonApiError | undefined {
   );
 }
 
+/** Anything else is classified as everywhere else (platform/http/server.ts), then rendered as JSON:API. */
 function toJsonApi(error: FastifyError | JsonApiError): JsonApiError {
   if (error instanceof JsonApiError) return error;
   const validation = fromValidation(error);
   if (validation) return validation;
-  switch (error.code) {
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return badRequestDetail('Request body were expected');
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return badRequestDetail('Your request was invalid in some way');
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return problem(413, { detail: 'Request body is too large' });
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return problem(415, { detail: `Content-Type must be ${JSONAPI_MEDIA_TYPE} or application/json` });
-    default:
-      break;
-  }
-  const status = error.statusCode ?? 500;
-  if (status === 429) return tooManyRequests('Too many requests; retry later');
-  if (status >= 400 && status < 500) return problem(status, { detail: error.message });
-  return problem(500);
+  const { status, message } = classifyError(error);
+  return status >= 500 ? problem(500) : problem(status, { detail: message });
 }
 
 export function sendJsonApiError(error: FastifyError | JsonApiError, request: FastifyRequest, reply: FastifyReply) {

@@ -16,12 +16,20 @@ async function latestMail(to: string) {
   return mail!;
 }
 
+/** The base64url payload of the verification link last mailed to `email`. */
+async function verificationPayload(email: string) {
+  return (await latestMail(email)).body.match(/\/verify\/([\w-]+)/)![1]!;
+}
+
+/** Confirms an email as a client does: decodes the link payload and calls the SDK with it. */
+async function confirmEmail(email: string) {
+  await new WalletsManager(api).verifyEmail(Buffer.from(await verificationPayload(email), 'base64url').toString('base64'));
+}
+
 /** Creates a wallet through the SDK and confirms its email with the link from the mail. */
 async function signUp(email: string, password: string) {
-  const walletsManager = new WalletsManager(api);
-  const { wallet } = await walletsManager.create(email, password);
-  const link = (await latestMail(email)).body.match(/\/verify\/([\w-]+)/)![1]!;
-  await walletsManager.verifyEmail(Buffer.from(link, 'base64url').toString('base64'));
+  const { wallet } = await new WalletsManager(api).create(email, password);
+  await confirmEmail(email);
   return wallet;
 }
 
@@ -62,15 +70,14 @@ describe('key server through @tokend/js-sdk', () => {
     const blocked = await expectRejected(walletsManager.get('Alice@Example.com', 'correct horse'), errors.VerificationRequiredError);
     expect(blocked.httpStatus).toBe(403);
 
-    const mail = await latestMail('alice@example.com');
-    const payload = mail.body.match(/\/verify\/([\w-]+)/)![1]!;
+    const payload = await verificationPayload('alice@example.com');
     const decoded = JSON.parse(Buffer.from(payload, 'base64url').toString()) as {
       type: number;
       meta: { wallet_id: string; token: string };
     };
     expect(decoded).toMatchObject({ type: 1, meta: { wallet_id: wallet.id } });
     expect(decoded.meta.token).toMatch(/^[a-zA-Z]{20}$/);
-    await walletsManager.verifyEmail(Buffer.from(payload, 'base64url').toString('base64'));
+    await confirmEmail('alice@example.com');
 
     const loggedIn = await walletsManager.get('Alice@Example.com', 'correct horse');
     expect(loggedIn.accountId).toBe(wallet.accountId);
@@ -194,8 +201,7 @@ describe('key server through @tokend/js-sdk', () => {
     const walletsManager = new WalletsManager(api);
     const recovery = base.Keypair.random();
     const created = await walletsManager.create('recover@example.com', 'forgotten', recovery);
-    const link = (await latestMail('recover@example.com')).body.match(/\/verify\/([\w-]+)/)![1]!;
-    await walletsManager.verifyEmail(Buffer.from(link, 'base64url').toString('base64'));
+    await confirmEmail('recover@example.com');
     await walletsManager.recovery('recover@example.com', recovery.secret(), 'brand new');
     const recovered = await walletsManager.get('recover@example.com', 'brand new');
     expect(recovered.accountId).toBe(created.wallet.accountId);

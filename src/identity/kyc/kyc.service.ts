@@ -8,6 +8,7 @@ import type { PiiService } from '../pii/pii.service.ts';
 import type { UsersService } from '../users/users.service.ts';
 import { OPEN_STATUSES, type KycRepo, type KycRow, type KycStatus } from './kyc.repo.ts';
 import type { KycProvider, ProviderOutcome } from './provider.ts';
+import { isUniqueViolation } from '../../platform/db/errors.ts';
 
 export type KycVerification = {
   verificationId: string;
@@ -51,11 +52,6 @@ export function present(row: KycRow): KycVerification {
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };
-}
-
-function isUniqueViolation(error: unknown): boolean {
-  const code = (error as { code?: string; cause?: { code?: string } }).code ?? (error as { cause?: { code?: string } }).cause?.code;
-  return code === '23505';
 }
 
 export function kycService(deps: {

@@ -5,7 +5,7 @@ import type { Clock } from '../../platform/clock.ts';
 import type { Db } from '../../platform/db/database.ts';
 import { badRequest, notFound } from '../jsonapi.ts';
 import { accountIdSchema, signerResourceSchema, toNewSigner } from '../schemas.ts';
-import type { AccountsService } from './accounts.service.ts';
+import { RECOVERY_SIGNER_ROLE, type AccountsService } from './accounts.service.ts';
 import type { SignerRow } from './accounts.repo.ts';
 
 export type AccountsRoutesOptions = {
@@ -33,7 +33,7 @@ export async function accountsRoutes(app: FastifyInstance, options: AccountsRout
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const keyValues: Record<string, number> = {
     'signer_role:default': options.defaultSignerRole,
-    'signer_role:recovery': 1,
+    'signer_role:recovery': RECOVERY_SIGNER_ROLE,
     kyc_recovery_signer_role: options.kycRecoverySignerRole,
   };
 

@@ -1,10 +1,10 @@
-import { createHash, createPublicKey, verify } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Keypair, StrKey } from '@stellar/stellar-base';
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../../platform/clock.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
-import { SignatureError, verifyRequest } from '../httpsig.ts';
-import { badRequest, conflict, transactionFailed, unauthorized } from '../jsonapi.ts';
+import { SignatureError, verifyEd25519, verifyRequest } from '../httpsig.ts';
+import { badRequest, conflict, JsonApiError, transactionFailed, unauthorized } from '../jsonapi.ts';
 import { accountsRepo, type NewSigner, type SignerRow } from './accounts.repo.ts';
 import { decodeEnvelope, XdrError } from './tokend-xdr.ts';
 
@@ -60,8 +60,9 @@ export function createAccountsService(options: AccountsOptions) {
     if (!request.headers.signature && !request.headers.authorization) return undefined;
     try {
       return (await authorize(request, { owner, admin: true })).access;
-    } catch {
-      return undefined;
+    } catch (error) {
+      if (error instanceof JsonApiError && error.status === 401) return undefined;
+      throw error;
     }
   }
 
@@ -70,11 +71,9 @@ export function createAccountsService(options: AccountsOptions) {
     await repo.insertSigners(accountId, signers, tx);
   }
 
+  /** The hint is the key's last four bytes: it picks the signer a signature claims to be from. */
   function verifiesSignature(publicKey: string, hash: Buffer, hint: Buffer, signature: Buffer): boolean {
-    const raw = Buffer.from(StrKey.decodeEd25519PublicKey(publicKey));
-    if (!raw.subarray(28).equals(hint) || signature.length !== 64) return false;
-    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' });
-    return verify(null, hash, key, signature);
+    return Buffer.from(StrKey.decodeEd25519PublicKey(publicKey)).subarray(28).equals(hint) && verifyEd25519(publicKey, hash, signature);
   }
 
   /**

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
+import { base32nopad } from '@scure/base';
 import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Db } from '../../platform/db/database.ts';
 import type { AccountsService } from '../accounts/accounts.service.ts';
-import { badRequest, notFound, unauthorized } from '../jsonapi.ts';
+import { badRequest, notFound } from '../jsonapi.ts';
 import { ksBlobs } from '../keyserver.tables.ts';
 import { accountIdSchema } from '../schemas.ts';
 
@@ -35,21 +36,7 @@ type BlobRow = typeof ksBlobs.$inferSelect;
 
 /** base32 (RFC 4648, no padding) of SHA-256(owner + decimal type + value): the same blob has the same id. */
 export function blobId(owner: string, type: number, value: string): string {
-  const digest = createHash('sha256').update(`${owner}${type}${value}`, 'utf8').digest();
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0;
-  let buffer = 0;
-  let out = '';
-  for (const byte of digest) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += alphabet[(buffer >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += alphabet[(buffer << (5 - bits)) & 31];
-  return out;
+  return base32nopad.encode(createHash('sha256').update(`${owner}${type}${value}`, 'utf8').digest());
 }
 
 const blobResource = (blob: BlobRow) => ({
@@ -170,9 +157,7 @@ export async function blobsRoutes(app: FastifyInstance, options: { db: Db; accou
     async (request, reply) => {
       const blob = await findBlob(request.params.blobId);
       if (!blob) {
-        await accounts.authorize(request, { admin: true }).catch(() => {
-          throw unauthorized();
-        });
+        await accounts.authorize(request, { admin: true });
         return reply.code(204).send();
       }
       await accounts.authorize(request, { owner: blob.ownerId, admin: true });

@@ -53,12 +53,8 @@ export async function documentsRoutes(app: FastifyInstance, options: { db: Db; a
     const key = `ksdoc-${randomBytes(20).toString('hex')}`;
     const post = await storage.presignPost(key, { contentType, maxBytes: MAX_UPLOAD_BYTES, expiresInSeconds: POLICY_TTL_SECONDS });
     await db.insert(ksDocuments).values({ key, type: DOCUMENT_TYPES[input.data.type]!, ownerId: owner, contentType });
-    const fields = Object.fromEntries(
-      Object.entries(post.fields).map(([name, value]) => [
-        name.toLowerCase().replaceAll('-', '_') === 'content_type' ? 'content_type' : name.toLowerCase(),
-        value,
-      ]),
-    );
+    // Clients post every attribute but url, id and type back as a (kebab-case) form field.
+    const fields = Object.fromEntries(Object.entries(post.fields).map(([name, value]) => [name.toLowerCase(), value]));
     return { data: { type: 'upload_policy', id: key, attributes: { url: post.url, ...fields, key } } };
   }
 

@@ -32,8 +32,12 @@ const identityInput = z
 export async function identitiesRoutes(app: FastifyInstance, options: Options) {
   const { identities, accounts } = options;
   const routes = app.withTypeProvider<ZodTypeProvider>();
-  const isAdmin = async (request: FastifyRequest) =>
-    request.headers.signature || request.headers.authorization ? (await accounts.authorize(request, { admin: true }), true) : false;
+  /** A signed request must come from an admin; an unsigned one is a public lookup. */
+  async function isAdmin(request: FastifyRequest): Promise<boolean> {
+    if (!request.headers.signature && !request.headers.authorization) return false;
+    await accounts.authorize(request, { admin: true });
+    return true;
+  }
 
   routes.get(
     '/identities',

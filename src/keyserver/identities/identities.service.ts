@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, or, sql, type SQL } from 'drizzle-orm';
 import { Keypair } from '@stellar/stellar-base';
 import type { Db, Executor } from '../../platform/db/database.ts';
+import { isUniqueViolation } from '../../platform/db/errors.ts';
 import { ksIdentities, ksIdentitySettings, ksWallets } from '../keyserver.tables.ts';
 import type { AccountsService } from '../accounts/accounts.service.ts';
 import { conflict, forbidden, notFound } from '../jsonapi.ts';
@@ -14,11 +15,6 @@ export type IdentityFilter = {
   telegramUsername?: string;
   passport?: string;
 };
-
-const isUniqueViolation = (error: unknown) =>
-  typeof error === 'object' &&
-  error !== null &&
-  ((error as { code?: string }).code === '23505' || (error as { cause?: { code?: string } }).cause?.code === '23505');
 
 /** Identities: the contact details of an account, registered (with a wallet) or not yet. */
 export function createIdentitiesService(options: { db: Db; accounts: AccountsService }) {

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, or } from 'drizzle-orm';
+import { and, asc, eq, inArray } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -116,7 +116,7 @@ export async function invitesRoutes(app: FastifyInstance, options: { db: Db; acc
     async (request, reply) => {
       const { accountId, admin } = await inviter(request);
       const ids = request.body.data.map((item) => item.id);
-      await db.delete(ksInvites).where(and(inArray(ksInvites.id, ids), admin ? undefined : or(eq(ksInvites.creatorId, accountId))));
+      await db.delete(ksInvites).where(and(inArray(ksInvites.id, ids), admin ? undefined : eq(ksInvites.creatorId, accountId)));
       return reply.code(204).send();
     },
   );

@@ -1,5 +1,4 @@
-import { createHash, createPublicKey, randomInt, verify as verifySignature } from 'node:crypto';
-import { StrKey } from '@stellar/stellar-base';
+import { createHash, randomInt } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { generateSecret, generateURI, verify as verifyTotp } from 'otplib';
 import type { Clock } from '../../platform/clock.ts';
@@ -8,6 +7,7 @@ import { keyedHash, seal, unseal } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
+import { verifyEd25519 } from '../httpsig.ts';
 import { badRequest, forbidden, notFound, tooManyRequests } from '../jsonapi.ts';
 import { walletsRepo, type FactorRow, type WalletRow } from './wallets.repo.ts';
 
@@ -92,13 +92,9 @@ export function createTfa(options: TfaOptions) {
     });
   }
 
+  /** The password factor's OTP is its keypair's Ed25519 signature over the token's bytes. */
   function passwordOtpValid(factor: FactorRow, token: string, otp: string): boolean {
-    if (!factor.accountId || !StrKey.isValidEd25519PublicKey(factor.accountId)) return false;
-    const signature = Buffer.from(otp, 'base64');
-    if (signature.length !== 64) return false;
-    const raw = Buffer.from(StrKey.decodeEd25519PublicKey(factor.accountId)).toString('base64url');
-    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw }, format: 'jwk' });
-    return verifySignature(null, Buffer.from(token, 'utf8'), key, signature);
+    return factor.accountId !== null && verifyEd25519(factor.accountId, Buffer.from(token, 'utf8'), Buffer.from(otp, 'base64'));
   }
 
   /** Checks an OTP for a pending challenge; failures count towards a lockout of the factor. */

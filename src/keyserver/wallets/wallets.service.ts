@@ -6,7 +6,7 @@ import { keyedHash, seal, unseal } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
-import { RECOVERY_SIGNER_ROLE, type AccountsService } from '../accounts/accounts.service.ts';
+import type { AccountsService } from '../accounts/accounts.service.ts';
 import type { NewSigner } from '../accounts/accounts.repo.ts';
 import type { IdentitiesService } from '../identities/identities.service.ts';
 import { badRequest, conflict, forbidden, notFound } from '../jsonapi.ts';
@@ -56,7 +56,7 @@ export function createWalletsService(options: WalletsOptions) {
   const sessionAad = (id: string) => `ks-session:${id}`;
 
   const emailToken = () => Array.from({ length: 20 }, () => LETTERS[randomInt(LETTERS.length)]).join('');
-  const tokenDigest = (wallet: { id: string }, token: string) => keyedHash(keyring, 'wallet-token', `${wallet.id}:${token}`);
+  const tokenDigest = (email: string, token: string) => keyedHash(keyring, 'wallet-token', `${email}:${token}`);
 
   async function sendVerification(wallet: WalletRow, token: string) {
     await options.mailer.send({
@@ -89,17 +89,14 @@ export function createWalletsService(options: WalletsOptions) {
           ...input,
           currentAccountId: input.accountId,
           verified: !options.emailVerification,
-          ...(options.emailVerification ? { verificationDigest: 'pending', verificationSentAt: clock.now() } : {}),
+          ...(options.emailVerification ? { verificationDigest: tokenDigest(input.email, token), verificationSentAt: clock.now() } : {}),
         },
         tx,
       );
       if (!wallet) throw conflict('wallet already exists');
-      const withDigest = options.emailVerification
-        ? await repo.update(wallet.id, { verificationDigest: tokenDigest(wallet, token) }, tx)
-        : wallet;
       const factor = await repo.insertFactor({ walletPk: wallet.id, type: 'password', priority: 100, ...passwordFactor }, tx);
       await options.identities.registerWallet(input.accountId, input.email, tx);
-      return { wallet: withDigest, factorId: factor!.id, session: await startSession(withDigest, tx) };
+      return { wallet, factorId: factor!.id, session: await startSession(wallet, tx) };
     });
     if (options.emailVerification) await sendVerification(result.wallet, token);
     return result;
@@ -144,32 +141,29 @@ export function createWalletsService(options: WalletsOptions) {
     }
     if (input.email !== wallet.email) throw badRequest('/data/attributes/email', 'does not match the wallet');
     return db.transaction(async (tx) => {
-      const locked = await repo.lock(wallet.id, tx);
-      if (!locked || locked.walletId !== wallet.walletId) throw conflict('wallet changed concurrently; retry');
-      if (await repo.walletIdTaken(input.walletId, wallet.id, tx)) throw conflict('wallet already exists');
+      await claimWalletId(wallet, input.walletId, tx);
       await accounts.applyEnvelope(envelope, wallet.accountId, tx, '/included/0/attributes/envelope');
-      const updated = await repo.update(
-        wallet.id,
-        {
-          walletId: input.walletId,
-          salt: input.salt,
-          keychainData: input.keychainData,
-          kdfVersion: input.kdfVersion,
-          currentAccountId: input.accountId,
-        },
-        tx,
-      );
-      await replacePasswordFactor(wallet, passwordFactor, tx);
-      await repo.deleteSessions([wallet.id], tx);
-      await repo.clearChallenges(wallet.id, clock.now(), tx);
-      return updated;
+      return storeKeychain(wallet, input, passwordFactor, tx);
     });
   }
 
-  async function replacePasswordFactor(wallet: WalletRow, passwordFactor: PasswordFactorInput, tx: Executor) {
+  /** Locks the wallet for a keychain change; 409 when it changed meanwhile or the new id is taken. */
+  async function claimWalletId(wallet: WalletRow, newWalletId: string, tx: Executor) {
+    const locked = await repo.lock(wallet.id, tx);
+    if (!locked || locked.walletId !== wallet.walletId) throw conflict('wallet changed concurrently; retry');
+    if (await repo.walletIdTaken(newWalletId, wallet.id, tx)) throw conflict('wallet already exists');
+  }
+
+  /** New id, keychain and password factor; the sessions and challenges of the old credentials end. */
+  async function storeKeychain(wallet: WalletRow, input: WalletInput, passwordFactor: PasswordFactorInput, tx: Executor) {
+    const { walletId, salt, keychainData, kdfVersion, accountId } = input;
+    const updated = await repo.update(wallet.id, { walletId, salt, keychainData, kdfVersion, currentAccountId: accountId }, tx);
     const password = (await repo.factors(wallet.id, tx)).find((factor) => factor.type === 'password');
     if (password) await repo.updateFactor(password.id, { ...passwordFactor, failedAttempts: 0, lockedUntil: null }, tx);
     else await repo.insertFactor({ walletPk: wallet.id, type: 'password', priority: 100, ...passwordFactor }, tx);
+    await repo.deleteSessions([wallet.id], tx);
+    await repo.clearChallenges(wallet.id, clock.now(), tx);
+    return updated;
   }
 
   /**
@@ -188,7 +182,7 @@ export function createWalletsService(options: WalletsOptions) {
       throw badRequest('/data/relationships/signer/data/id', 'must be the key that signs the request');
     await tfa.require(request, wallet, { mixin: 'kyc-recovery', types: ['email'] });
     return db.transaction(async (tx) => {
-      if (await repo.walletIdTaken(input.walletId, wallet.id, tx)) throw conflict('wallet already exists');
+      await claimWalletId(wallet, input.walletId, tx);
       await accounts.addSigner(
         wallet.accountId,
         {
@@ -200,20 +194,7 @@ export function createWalletsService(options: WalletsOptions) {
         },
         tx,
       );
-      const updated = await repo.update(
-        wallet.id,
-        {
-          walletId: input.walletId,
-          salt: input.salt,
-          keychainData: input.keychainData,
-          kdfVersion: input.kdfVersion,
-          currentAccountId: input.signer,
-        },
-        tx,
-      );
-      await replacePasswordFactor(wallet, passwordFactor, tx);
-      await repo.deleteSessions([wallet.id], tx);
-      return updated;
+      return storeKeychain(wallet, { ...input, accountId: input.signer }, passwordFactor, tx);
     });
   }
 
@@ -221,14 +202,18 @@ export function createWalletsService(options: WalletsOptions) {
     const wallet = await mustFind(walletId);
     if (wallet.verified) throw badRequest('', 'email already confirmed');
     const token = emailToken();
-    const updated = await repo.update(wallet.id, { verificationDigest: tokenDigest(wallet, token), verificationSentAt: clock.now() }, db);
+    const updated = await repo.update(
+      wallet.id,
+      { verificationDigest: tokenDigest(wallet.email, token), verificationSentAt: clock.now() },
+      db,
+    );
     await sendVerification(updated, token);
   }
 
   async function verifyEmail(walletId: string, token: string) {
     const wallet = await mustFind(walletId);
     if (wallet.verified) return;
-    if (!wallet.verificationDigest || !constantTimeEqual(tokenDigest(wallet, token), wallet.verificationDigest)) {
+    if (!wallet.verificationDigest || !constantTimeEqual(tokenDigest(wallet.email, token), wallet.verificationDigest)) {
       throw badRequest('/data/attributes/token', 'invalid token');
     }
     await repo.update(wallet.id, { verified: true, verificationDigest: null }, db);
@@ -252,7 +237,7 @@ export function createWalletsService(options: WalletsOptions) {
     mustFind,
     async kdfFor(email: string | undefined) {
       if (!email) return { version: DEFAULT_KDF_VERSION, salt: undefined };
-      const wallet = (await repo.byEmail(email)) ?? (await repo.byEmail(email.toLowerCase()));
+      const wallet = await repo.byEmail(email.toLowerCase());
       if (!wallet) throw notFound('KDF not found');
       return { version: wallet.kdfVersion, salt: wallet.salt };
     },
@@ -269,7 +254,6 @@ export function createWalletsService(options: WalletsOptions) {
       if (requested.length > 0) return requested;
       return [{ publicKey: accountId, roleId: options.defaultSignerRole, weight: 1000, identity: 1, details: '{}' }];
     },
-    recoverySignerRole: RECOVERY_SIGNER_ROLE,
   };
 }
 

@@ -1,11 +1,9 @@
-import { desc, eq } from 'drizzle-orm';
 import nodemailer from 'nodemailer';
 import type { Db } from '../db/database.ts';
 import { mailOutbox } from '../platform.tables.ts';
 
 export type Mail = { to: string; subject: string; text: string };
 export type Mailer = { send(mail: Mail): Promise<void> };
-export type OutboxMail = { id: string; recipient: string; subject: string; body: string; createdAt: Date };
 
 /** SMTP through nodemailer when a URL is configured (smtp://user:pass@host:587, smtps://...). */
 export function smtpMailer(url: string, from: string): Mailer {
@@ -18,14 +16,10 @@ export function smtpMailer(url: string, from: string): Mailer {
 }
 
 /** The embedded default: mail is kept in a table instead of sent, so a developer can read it. */
-export function outboxMailer(db: Db): Mailer & { list(recipient?: string, limit?: number): Promise<OutboxMail[]> } {
+export function outboxMailer(db: Db): Mailer {
   return {
     async send(mail) {
       await db.insert(mailOutbox).values({ recipient: mail.to, subject: mail.subject, body: mail.text });
-    },
-    async list(recipient, limit = 50) {
-      const query = db.select().from(mailOutbox);
-      return (recipient ? query.where(eq(mailOutbox.recipient, recipient)) : query).orderBy(desc(mailOutbox.createdAt)).limit(limit);
     },
   };
 }
