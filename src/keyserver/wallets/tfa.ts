@@ -54,14 +54,24 @@ export function createTfa(options: TfaOptions) {
     return (await repo.insertFactor({ walletPk: wallet.id, type: 'email', priority: 0 }, tx)) ?? (await emailFactor(wallet, tx));
   }
 
-  /** Passes when no factor applies or this exact request was verified; otherwise answers 403 tfa_required. */
-  async function require(request: FastifyRequest, wallet: WalletRow, requirement: TfaRequirement): Promise<void> {
+  /**
+   * Passes when no factor applies or this exact request was verified; otherwise answers 403
+   * tfa_required. `walletFactors` saves a query when the caller already has the wallet's factors.
+   */
+  async function require(
+    request: FastifyRequest,
+    wallet: WalletRow,
+    requirement: TfaRequirement,
+    walletFactors?: FactorRow[],
+  ): Promise<void> {
+    const factors = requirement.types?.includes('email')
+      ? [await emailFactor(wallet, db)]
+      : (walletFactors ?? (await repo.factors(wallet.id)));
+    const [factor] = candidates(factors, requirement);
+    if (!factor) return;
     const token = requestToken(request, wallet, requirement.mixin);
     const now = clock.now();
     if (await repo.consumeChallenge(token, now)) return;
-    const factors = requirement.types?.includes('email') ? [await emailFactor(wallet, db)] : await repo.factors(wallet.id);
-    const [factor] = candidates(factors, requirement);
-    if (!factor) return;
     let codeDigest: string | null = null;
     if (factor.type === 'email') {
       const code = String(randomInt(0, 1_000_000)).padStart(6, '0');

@@ -114,8 +114,8 @@ export function createWalletsService(options: WalletsOptions) {
     if (!wallet.verified) {
       throw forbidden({ code: 'verification_required', detail: 'Email verification required', meta: { wallet_id: wallet.walletId } });
     }
-    await tfa.require(request, wallet, { mixin: 'login', types: ['totp'] });
     const factors = await repo.factors(wallet.id);
+    await tfa.require(request, wallet, { mixin: 'login', types: ['totp'] }, factors);
     return { wallet, factorId: factors.find((factor) => factor.type === 'password')?.id, session: await startSession(wallet) };
   }
 
