@@ -1,24 +1,9 @@
 import type { AddressInfo } from 'node:net';
-import autocannon from 'autocannon';
 import { and, eq } from 'drizzle-orm';
 import Fastify from 'fastify';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { users } from '../src/identity/identity.tables.ts';
-import { startBenchServer } from './support.ts';
-
-export type BenchResult = { name: string; requestsPerSecond: number; p50Ms: number; p99Ms: number; errors: number };
-
-async function load(
-  name: string,
-  url: string,
-  headers: Record<string, string>,
-  seconds: number,
-  connections: number,
-): Promise<BenchResult> {
-  const result = await autocannon({ url, headers, duration: seconds, connections });
-  const errors = result.errors + result.non2xx + result.timeouts;
-  return { name, requestsPerSecond: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99, errors };
-}
+import { load, startBenchServer } from './support.ts';
 
 /**
  * `GET /identity/users/:id` through the whole stack (auth hook, zod validation and response
@@ -48,10 +33,20 @@ export async function benchIdentityRead(options: { seconds: number; connections:
 
   const headers = { authorization: `Bearer ${accessToken}` };
   const warm = Math.max(1, Math.round(options.seconds / 4));
-  await load('warm-up', `${floorUrl}/users/${userId}`, headers, warm, options.connections);
-  await load('warm-up', `${appUrl}/identity/users/${userId}`, headers, warm, options.connections);
-  const bare = await load('bare route (verify + SELECT)', `${floorUrl}/users/${userId}`, headers, options.seconds, options.connections);
-  const full = await load('GET /identity/users/:id', `${appUrl}/identity/users/${userId}`, headers, options.seconds, options.connections);
+  await load('warm-up', { url: `${floorUrl}/users/${userId}`, headers, duration: warm, connections: options.connections });
+  await load('warm-up', { url: `${appUrl}/identity/users/${userId}`, headers, duration: warm, connections: options.connections });
+  const bare = await load('bare route (verify + SELECT)', {
+    url: `${floorUrl}/users/${userId}`,
+    headers,
+    duration: options.seconds,
+    connections: options.connections,
+  });
+  const full = await load('GET /identity/users/:id', {
+    url: `${appUrl}/identity/users/${userId}`,
+    headers,
+    duration: options.seconds,
+    connections: options.connections,
+  });
 
   await floor.close();
   await server.close();

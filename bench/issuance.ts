@@ -1,21 +1,8 @@
 import type { AddressInfo } from 'node:net';
-import autocannon from 'autocannon';
 import Fastify from 'fastify';
 import { offeringsRepo } from '../src/issuance/offerings/offerings.repo.ts';
 import { johnSmith } from '../test/support/fixtures.ts';
-import type { BenchResult } from './identity-read.ts';
-import { startBenchServer } from './support.ts';
-
-async function load(name: string, options: autocannon.Options): Promise<BenchResult> {
-  const result = await autocannon(options);
-  return {
-    name,
-    requestsPerSecond: result.requests.average,
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    errors: result.errors + result.non2xx + result.timeouts,
-  };
-}
+import { load, startBenchServer } from './support.ts';
 
 /**
  * Offerings list (API key) and subscription create (Bearer) through the full stack, next to bare

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import autocannon from 'autocannon';
 import pg from 'pg';
 import { buildApp, createModules } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -38,6 +39,23 @@ export async function benchDatabase(serverUrl: string | undefined, poolSize = 20
   };
 }
 
+export type BenchResult = { name: string; requestsPerSecond: number; p50Ms: number; p99Ms: number; errors: number };
+
+/** One autocannon run; anything but a 2xx counts as an error. */
+export async function load(name: string, options: autocannon.Options): Promise<BenchResult> {
+  const result = await autocannon(options);
+  return {
+    name,
+    requestsPerSecond: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors + result.non2xx + result.timeouts,
+  };
+}
+
+/** A markdown table row for one result. */
+export const resultRow = (r: BenchResult) => `| ${r.name} | ${Math.round(r.requestsPerSecond)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} |`;
+
 export type BenchSetup = Awaited<ReturnType<typeof startBenchServer>>;
 
 /**
@@ -74,6 +92,7 @@ export async function startBenchServer(options: { databaseUrl?: string; config?:
 
   return {
     database,
+    keyring,
     config,
     modules,
     url,

@@ -1,0 +1,125 @@
+import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { Keypair } from '@stellar/stellar-base';
+import { and, eq, gt, inArray, notInArray } from 'drizzle-orm';
+import Fastify from 'fastify';
+import { ksBlobs, ksFactors, ksSessions, ksSigners, ksWallets } from '../src/keyserver/keyserver.tables.ts';
+import { seal } from '../src/platform/crypto/envelope.ts';
+import { postgresRateLimitStore } from '../src/platform/http/rate-limit-store.ts';
+import { loadConfig } from '../src/config.ts';
+import { load, startBenchServer } from './support.ts';
+
+/** A TokenD SDK-style signature: `(request-target)` only, so one header serves every repeat of a GET. */
+function signature(keypair: Keypair, method: string, path: string): string {
+  const digest = createHash('sha256').update(`(request-target): ${method} ${path}`).digest();
+  return `keyId="${keypair.publicKey()}",algorithm="ed25519-sha256",headers="(request-target)",signature="${keypair.sign(digest).toString('base64')}"`;
+}
+
+/**
+ * Login (`GET /wallets/:id`, unsigned: the wallet id is the password proof) and a signed private
+ * blob read (`GET /blobs/:id`) through the whole stack (rate limiter, JSON:API, 2FA check, schema
+ * validation, logging), next to a bare Fastify route that runs the same SQL: for login, the
+ * per-address counter (the brute-force guard), the wallet and its factors and a sealed session
+ * insert; for the blob, a raw Ed25519 verify, the blob and the
+ * signer lookup.
+ */
+export async function benchKeyserver(options: { seconds: number; connections: number; databaseUrl?: string }) {
+  const defaults = loadConfig({}).keyserver;
+  const server = await startBenchServer({
+    databaseUrl: options.databaseUrl,
+    config: { keyserver: { ...defaults, emailVerification: false, rateLimitPerMinute: 100_000_000 } },
+  });
+  const { database, modules, keyring } = server;
+  const { db } = database;
+  const appUrl = server.url;
+
+  const owner = Keypair.random();
+  const walletId = randomBytes(32).toString('hex');
+  const keychain = randomBytes(300).toString('base64');
+  await modules.keyserver.wallets.create(
+    { walletId, email: 'bench@example.com', accountId: owner.publicKey(), salt: 'c2FsdA==', keychainData: keychain, kdfVersion: 2 },
+    { accountId: Keypair.random().publicKey(), salt: 'c2FsdA==', keychainData: keychain },
+    [{ publicKey: owner.publicKey(), roleId: 2, weight: 1000, identity: 1, details: '{}' }],
+  );
+  const created = await fetch(`${appUrl}/blobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/vnd.api+json', signature: signature(owner, 'post', '/blobs') },
+    body: JSON.stringify({
+      data: {
+        type: 'kyc_form',
+        attributes: { value: JSON.stringify({ first_name: 'Bench', last_name: 'Mark', documents: {} }) },
+        relationships: { owner: { data: { id: owner.publicKey() } } },
+      },
+    }),
+  });
+  if (created.status !== 201) throw new Error(`blob create answered ${created.status}: ${await created.text()}`);
+  const blobId = ((await created.json()) as { data: { id: string } }).data.id;
+  const kycRecoveryRole = defaults.kycRecoverySignerRole;
+
+  const floor = Fastify();
+  const limiter = new (postgresRateLimitStore(db, 'bench-floor'))({});
+  const hit = (key: string) =>
+    new Promise<number>((resolve, reject) =>
+      limiter.incr(key, (error, result) => (error ? reject(error) : resolve(result!.current)), 60_000, 100_000_000),
+    );
+  floor.get<{ Params: { walletId: string } }>('/wallets/:walletId', async (request, reply) => {
+    if ((await hit(`wallet-get:${request.ip}`)) > 100_000_000) return reply.code(429).send({});
+    const [wallet] = await db.select().from(ksWallets).where(eq(ksWallets.walletId, request.params.walletId));
+    if (!wallet) return reply.code(404).send({});
+    const factors = await db.select().from(ksFactors).where(eq(ksFactors.walletPk, wallet.id));
+    if (factors.some((factor) => factor.type === 'totp' && factor.priority > 0)) return reply.code(403).send({});
+    const id = randomBytes(16).toString('hex');
+    const encryptionKey = randomBytes(32).toString('hex');
+    const expiresAt = new Date(Date.now() + 600_000);
+    await db.insert(ksSessions).values({ id, walletPk: wallet.id, expiresAt, ...seal(keyring, encryptionKey, `ks-session:${id}`) });
+    return { wallet, session: { id, encryptionKey, expiresAt } };
+  });
+  const publicKey = createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(owner.rawPublicKey()).toString('base64url') },
+    format: 'jwk',
+  });
+  floor.get<{ Params: { blobId: string } }>('/blobs/:blobId', async (request, reply) => {
+    const signed = /signature="([^"]+)"/.exec(String(request.headers.signature))?.[1] ?? '';
+    const digest = createHash('sha256').update(`(request-target): get ${request.url}`).digest();
+    if (!verify(null, digest, publicKey, Buffer.from(signed, 'base64'))) return reply.code(401).send({});
+    const [blob] = await db.select().from(ksBlobs).where(eq(ksBlobs.id, request.params.blobId));
+    if (!blob) return reply.code(404).send({});
+    const [signer] = await db
+      .select({ accountId: ksSigners.accountId })
+      .from(ksSigners)
+      .where(
+        and(
+          eq(ksSigners.publicKey, owner.publicKey()),
+          inArray(ksSigners.accountId, [blob.ownerId]),
+          gt(ksSigners.weight, 0),
+          notInArray(ksSigners.roleId, [kycRecoveryRole]),
+        ),
+      )
+      .limit(1);
+    if (!signer) return reply.code(401).send({});
+    return { data: blob };
+  });
+  await floor.listen({ port: 0, host: '127.0.0.1' });
+  const floorUrl = `http://127.0.0.1:${(floor.server.address() as AddressInfo).port}`;
+
+  const common = { connections: options.connections, duration: options.seconds };
+  const warm = { ...common, duration: Math.max(1, Math.round(options.seconds / 4)) };
+  const blobHeaders = { signature: signature(owner, 'get', `/blobs/${blobId}`) };
+  const targets = {
+    loginFloor: ['bare route: counter + wallet + factors + session', { url: `${floorUrl}/wallets/${walletId}` }],
+    login: ['GET /wallets/:id (login)', { url: `${appUrl}/wallets/${walletId}` }],
+    blobFloor: ['bare route: Ed25519 verify + blob + signer', { url: `${floorUrl}/blobs/${blobId}`, headers: blobHeaders }],
+    blob: ['GET /blobs/:id (signed, private)', { url: `${appUrl}/blobs/${blobId}`, headers: blobHeaders }],
+  } as const;
+  for (const [, target] of Object.values(targets)) await load('warm-up', { ...warm, ...target });
+  const results = {
+    loginFloor: await load(targets.loginFloor[0], { ...common, ...targets.loginFloor[1] }),
+    login: await load(targets.login[0], { ...common, ...targets.login[1] }),
+    blobFloor: await load(targets.blobFloor[0], { ...common, ...targets.blobFloor[1] }),
+    blob: await load(targets.blob[0], { ...common, ...targets.blob[1] }),
+  };
+
+  await floor.close();
+  await server.close();
+  return { database: database.kind, ...results };
+}
