@@ -14,6 +14,7 @@ import { documentsRoutes } from './documents/documents.routes.ts';
 import { identitiesRoutes } from './identities/identities.routes.ts';
 import { createIdentitiesService } from './identities/identities.service.ts';
 import { invitesRoutes } from './invites/invites.routes.ts';
+import { createInvitesService } from './invites/invites.service.ts';
 import { tooManyRequests, useJsonApi } from './jsonapi.ts';
 import { createTfa } from './wallets/tfa.ts';
 import { walletsRoutes } from './wallets/wallets.routes.ts';
@@ -32,6 +33,7 @@ export function createKeyserver(deps: KeyserverDeps) {
     kycRecoverySignerRole: settings.kycRecoverySignerRole,
   });
   const identities = createIdentitiesService({ db, accounts });
+  const invites = createInvitesService({ db, keyring, mailer });
   const tfa = createTfa({ db, keyring, clock, mailer, totpIssuer: settings.totpIssuer });
   const wallets = createWalletsService({
     db,
@@ -40,6 +42,7 @@ export function createKeyserver(deps: KeyserverDeps) {
     mailer,
     accounts,
     identities,
+    invites,
     tfa,
     emailVerification: settings.emailVerification,
     clientUrl: settings.clientUrl,
@@ -66,8 +69,8 @@ export function createKeyserver(deps: KeyserverDeps) {
     await walletsRoutes(app, { wallets, accounts, tfa, rateLimit: { max: settings.rateLimitPerMinute, timeWindow: 60_000 } });
     await blobsRoutes(app, common);
     await documentsRoutes(app, { ...common, storage: deps.storage });
-    await identitiesRoutes(app, { identities, accounts });
-    await invitesRoutes(app, { ...common, mailer });
+    await identitiesRoutes(app, { identities, accounts, wallets });
+    await invitesRoutes(app, { invites, accounts });
   }
 
   return { accounts, wallets, identities, routes };

@@ -197,6 +197,8 @@ export const ksInvites = pgTable(
     email: text('email').notNull(),
     saleId: text('sale_id').notNull().default(''),
     creatorId: text('creator_id').notNull(),
+    /** Keyed hash of the code mailed with the invite; a wallet created with it starts verified. */
+    codeDigest: text('code_digest'),
     createdAt: createdAt(),
   },
   (table) => [

@@ -4,9 +4,10 @@ import { z } from 'zod';
 import type { AccountsService } from '../accounts/accounts.service.ts';
 import { badRequest } from '../jsonapi.ts';
 import { accountIdSchema, emailSchema, pageLinks, pageQuery, phoneSchema } from '../schemas.ts';
+import type { WalletsService } from '../wallets/wallets.service.ts';
 import type { IdentitiesService, IdentityRow } from './identities.service.ts';
 
-type Options = { identities: IdentitiesService; accounts: AccountsService };
+type Options = { identities: IdentitiesService; accounts: AccountsService; wallets: WalletsService };
 
 /** Admins see every field; a public lookup sees the address and only the field it searched by. */
 function identityResource(identity: IdentityRow, full: boolean, shown: { email?: boolean; phone?: boolean } = {}) {
@@ -30,7 +31,7 @@ const identityInput = z
   .refine((value) => value.email !== undefined || value.phone_number !== undefined, 'email or phone_number is required');
 
 export async function identitiesRoutes(app: FastifyInstance, options: Options) {
-  const { identities, accounts } = options;
+  const { identities, accounts, wallets } = options;
   const routes = app.withTypeProvider<ZodTypeProvider>();
   /** A signed request must come from an admin; an unsigned one is a public lookup. */
   async function isAdmin(request: FastifyRequest): Promise<boolean> {
@@ -181,13 +182,14 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
     {
       schema: {
         tags: ['key server'],
-        summary: 'Change the phone number (owner)',
+        summary: 'Change the phone number (owner; second factor when enabled)',
         params: addressParams,
         body: z.object({ data: z.object({ type: z.string().optional(), attributes: z.object({ phone: phoneSchema }) }) }),
       },
     },
     async (request, reply) => {
       await owned(request, request.params.address, false);
+      await wallets.requireSecondFactor(request, request.params.address, 'phone-change');
       await identities.setPhone(request.params.address, request.body.data.attributes.phone);
       return reply.code(204).send();
     },
@@ -197,7 +199,7 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
     {
       schema: {
         tags: ['key server'],
-        summary: 'Change the telegram username (owner)',
+        summary: 'Change the telegram username (owner; second factor when enabled)',
         params: addressParams,
         body: z.object({
           data: z.object({
@@ -209,6 +211,7 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
     },
     async (request, reply) => {
       await owned(request, request.params.address, false);
+      await wallets.requireSecondFactor(request, request.params.address, 'telegram-change');
       await identities.setTelegram(request.params.address, request.body.data.attributes.username.replace(/^@/, ''));
       return reply.code(204).send();
     },

@@ -1,15 +1,10 @@
-import { and, asc, eq, inArray } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Db } from '../../platform/db/database.ts';
-import type { Mailer } from '../../platform/mail/mailer.ts';
 import type { AccountsService } from '../accounts/accounts.service.ts';
-import { badRequest, conflict } from '../jsonapi.ts';
-import { ksInvites } from '../keyserver.tables.ts';
+import { badRequest } from '../jsonapi.ts';
 import { accountIdSchema, emailSchema, pageLinks } from '../schemas.ts';
-
-type InviteRow = typeof ksInvites.$inferSelect;
+import type { InviteRow, InvitesService } from './invites.service.ts';
 
 const inviteInput = z.object({
   type: z.enum(['whitelist-invite', 'general-invite']),
@@ -17,16 +12,19 @@ const inviteInput = z.object({
   relationships: z.object({ sales: z.object({ data: z.object({ id: z.coerce.string().min(1).max(64) }) }) }).optional(),
 });
 
-const inviteResource = (invite: InviteRow) => ({
+const inviteResource = (invite: InviteRow, inviteeAccountId?: string | null) => ({
   type: invite.type,
   id: String(invite.id),
   attributes: { email: invite.email },
-  relationships: invite.saleId ? { sales: { data: { type: 'sales', id: invite.saleId } } } : {},
+  relationships: {
+    ...(invite.saleId ? { sales: { data: { type: 'sales', id: invite.saleId } } } : {}),
+    ...(inviteeAccountId ? { accounts: { data: [{ type: 'accounts', id: inviteeAccountId }] } } : {}),
+  },
 });
 
 /** Invites: the inviter is the signing account (`Account-Id`); only it or an admin sees or removes them. */
-export async function invitesRoutes(app: FastifyInstance, options: { db: Db; accounts: AccountsService; mailer: Mailer }) {
-  const { db, accounts } = options;
+export async function invitesRoutes(app: FastifyInstance, options: { invites: InvitesService; accounts: AccountsService }) {
+  const { invites, accounts } = options;
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const inviter = async (request: Parameters<AccountsService['authorize']>[0]) => {
     const header = request.headers['account-id'];
@@ -47,24 +45,18 @@ export async function invitesRoutes(app: FastifyInstance, options: { db: Db; acc
     async (request, reply) => {
       const { accountId } = await inviter(request);
       const items = Array.isArray(request.body.data) ? request.body.data : [request.body.data];
-      const rows = items.map((item, index) => {
-        const saleId = item.relationships?.sales.data.id ?? '';
-        if (item.type === 'whitelist-invite' && !saleId) throw badRequest(`/data/${index}/relationships/sales/data/id`, 'cannot be blank');
-        return { type: item.type, email: item.attributes.email, saleId, creatorId: accountId };
-      });
-      const inserted = await db.transaction(async (tx) => {
-        const created = await tx.insert(ksInvites).values(rows).onConflictDoNothing().returning();
-        if (created.length < rows.length) throw conflict('invite already exists');
-        return created;
-      });
-      for (const invite of inserted) {
-        await options.mailer.send({
-          to: invite.email,
-          subject: 'You are invited',
-          text: invite.saleId ? `You have been invited to take part in offering ${invite.saleId}.` : 'You have been invited to join.',
-        });
-      }
-      return reply.code(201).send({ data: Array.isArray(request.body.data) ? inserted.map(inviteResource) : inviteResource(inserted[0]!) });
+      const created = await invites.create(
+        accountId,
+        items.map((item, index) => {
+          const saleId = item.relationships?.sales.data.id ?? '';
+          if (item.type === 'whitelist-invite' && !saleId)
+            throw badRequest(`/data/${index}/relationships/sales/data/id`, 'cannot be blank');
+          return { type: item.type, email: item.attributes.email, saleId };
+        }),
+      );
+      return reply
+        .code(201)
+        .send({ data: Array.isArray(request.body.data) ? created.map((invite) => inviteResource(invite)) : inviteResource(created[0]!) });
     },
   );
 
@@ -85,15 +77,13 @@ export async function invitesRoutes(app: FastifyInstance, options: { db: Db; acc
       const { accountId, admin } = await inviter(request);
       const saleId = request.query['filter[sale-id]'];
       const limit = request.query['page[limit]'];
-      const rows = await db
-        .select()
-        .from(ksInvites)
-        .where(and(saleId ? eq(ksInvites.saleId, saleId) : undefined, admin ? undefined : eq(ksInvites.creatorId, accountId)))
-        .orderBy(asc(ksInvites.id))
-        .offset(request.query['page[number]'] * limit)
-        .limit(limit + 1);
+      const rows = await invites.list(
+        { saleId, creatorId: admin ? undefined : accountId },
+        request.query['page[number]'] * limit,
+        limit + 1,
+      );
       return {
-        data: rows.slice(0, limit).map(inviteResource),
+        data: rows.slice(0, limit).map((row) => inviteResource(row.invite, row.accountId)),
         links: pageLinks('/invites', { 'filter[sale-id]': saleId }, request.query['page[number]'], limit, rows.length > limit),
       };
     },
@@ -115,8 +105,10 @@ export async function invitesRoutes(app: FastifyInstance, options: { db: Db; acc
     },
     async (request, reply) => {
       const { accountId, admin } = await inviter(request);
-      const ids = request.body.data.map((item) => item.id);
-      await db.delete(ksInvites).where(and(inArray(ksInvites.id, ids), admin ? undefined : eq(ksInvites.creatorId, accountId)));
+      await invites.remove(
+        request.body.data.map((item) => item.id),
+        admin ? undefined : accountId,
+      );
       return reply.code(204).send();
     },
   );

@@ -19,6 +19,10 @@ export function walletsRepo(db: Executor) {
       const [row] = await tx.select().from(ksWallets).where(eq(ksWallets.email, email));
       return row;
     },
+    async byAccountId(accountId: string, tx: Executor = db): Promise<WalletRow | undefined> {
+      const [row] = await tx.select().from(ksWallets).where(eq(ksWallets.accountId, accountId));
+      return row;
+    },
     async lock(pk: string, tx: Executor): Promise<WalletRow | undefined> {
       const [row] = await tx.select().from(ksWallets).where(eq(ksWallets.id, pk)).for('update');
       return row;

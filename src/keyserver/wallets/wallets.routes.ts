@@ -144,6 +144,7 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
         },
         factor,
         wallets.initialSigners(data.attributes.account_id, signers),
+        data.attributes.verification_code,
       );
       return reply.code(201).send(walletResource(wallet, factorId, session));
     },

@@ -9,6 +9,7 @@ import type { Mailer } from '../../platform/mail/mailer.ts';
 import type { AccountsService } from '../accounts/accounts.service.ts';
 import type { NewSigner } from '../accounts/accounts.repo.ts';
 import type { IdentitiesService } from '../identities/identities.service.ts';
+import type { InvitesService } from '../invites/invites.service.ts';
 import { badRequest, conflict, forbidden, notFound } from '../jsonapi.ts';
 import type { Tfa } from './tfa.ts';
 import { walletsRepo, type SessionRow, type WalletRow } from './wallets.repo.ts';
@@ -30,6 +31,7 @@ export type WalletsOptions = {
   mailer: Mailer;
   accounts: AccountsService;
   identities: IdentitiesService;
+  invites: InvitesService;
   tfa: Tfa;
   emailVerification: boolean;
   clientUrl: string;
@@ -80,16 +82,25 @@ export function createWalletsService(options: WalletsOptions) {
     expiresAt: row.expiresAt,
   });
 
-  async function create(input: WalletInput, passwordFactor: PasswordFactorInput, signers: NewSigner[]) {
+  /**
+   * Sign-up. With email verification on, the wallet starts unverified and a link is mailed, unless
+   * `verificationCode` is the code of an invite sent to this email, which proves it already.
+   */
+  async function create(input: WalletInput, passwordFactor: PasswordFactorInput, signers: NewSigner[], verificationCode?: string) {
     const token = emailToken();
     const result = await db.transaction(async (tx) => {
+      const provenByInvite = verificationCode !== undefined && (await options.invites.provesEmail(input.email, verificationCode, tx));
+      if (options.emailVerification && verificationCode !== undefined && !provenByInvite) {
+        throw badRequest('/data/attributes/verification_code', 'is not the code of an invitation sent to this email');
+      }
+      const confirmationNeeded = options.emailVerification && !provenByInvite;
       await accounts.createAccount(input.accountId, signers, tx);
       const wallet = await repo.insert(
         {
           ...input,
           currentAccountId: input.accountId,
-          verified: !options.emailVerification,
-          ...(options.emailVerification ? { verificationDigest: tokenDigest(input.email, token), verificationSentAt: clock.now() } : {}),
+          verified: !confirmationNeeded,
+          ...(confirmationNeeded ? { verificationDigest: tokenDigest(input.email, token), verificationSentAt: clock.now() } : {}),
         },
         tx,
       );
@@ -98,7 +109,7 @@ export function createWalletsService(options: WalletsOptions) {
       await options.identities.registerWallet(input.accountId, input.email, tx);
       return { wallet, factorId: factor!.id, session: await startSession(wallet, tx) };
     });
-    if (options.emailVerification) await sendVerification(result.wallet, token);
+    if (!result.wallet.verified) await sendVerification(result.wallet, token);
     return result;
   }
 
@@ -245,6 +256,14 @@ export function createWalletsService(options: WalletsOptions) {
       await repo.delete(walletId);
     },
     list: (options: { verified?: boolean; offset: number; limit: number }) => repo.list(options),
+    /**
+     * Changes to an account's contact details need the second factor of its wallet when one is
+     * enabled (403 tfa_required, then the verified request again); accounts without a wallet pass.
+     */
+    async requireSecondFactor(request: FastifyRequest, accountId: string, purpose: string) {
+      const wallet = await repo.byAccountId(accountId);
+      if (wallet) await tfa.require(request, wallet, { mixin: purpose, types: ['totp'] });
+    },
     factors: (wallet: WalletRow) => repo.factors(wallet.id),
     factor: (wallet: WalletRow, factorId: number) => repo.factor(wallet.id, factorId),
     updateFactor: (factorId: number, priority: number) => repo.updateFactor(factorId, { priority }),

@@ -58,7 +58,8 @@ export function rewrap(keyring: Keyring, sealed: Sealed): Sealed {
   return { keyId, wrappedKey: encrypt(masterKey(keyring, keyId), dataKey, `wrap:${keyId}`), ciphertext: sealed.ciphertext };
 }
 
-export type HashPurpose = 'api-key' | 'admin-key' | 'refresh-token' | 'pii-index' | 'storage-url' | 'kyc-sandbox' | 'wallet-token';
+export type HashPurpose =
+  'api-key' | 'admin-key' | 'refresh-token' | 'pii-index' | 'storage-url' | 'kyc-sandbox' | 'wallet-token' | 'invite-code';
 
 /** Deterministic keyed digest (hex) for lookups without storing the value; one subkey per purpose. */
 export function keyedHash(keyring: Keyring, purpose: HashPurpose, value: string): string {

@@ -1,0 +1,1 @@
+ALTER TABLE "ks_invites" ADD COLUMN "code_digest" text;

@@ -1,0 +1,78 @@
+import { randomInt } from 'node:crypto';
+import { and, asc, eq, inArray } from 'drizzle-orm';
+import { keyedHash } from '../../platform/crypto/envelope.ts';
+import type { Keyring } from '../../platform/crypto/keyring.ts';
+import type { Db, Executor } from '../../platform/db/database.ts';
+import type { Mailer } from '../../platform/mail/mailer.ts';
+import { conflict } from '../jsonapi.ts';
+import { ksInvites, ksWallets } from '../keyserver.tables.ts';
+
+export type InviteRow = typeof ksInvites.$inferSelect;
+export type NewInvite = { type: InviteRow['type']; email: string; saleId: string };
+
+/** Upper-case letters and digits without the look-alikes 0/O and 1/I: 32 symbols, 5 bits each. */
+const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+const CODE_LENGTH = 12;
+
+/** Invites: an inviter's list of emails (per sale for whitelist invites), each mailed a code. */
+export function createInvitesService(options: { db: Db; keyring: Keyring; mailer: Mailer }) {
+  const { db, keyring } = options;
+  const newCode = () => Array.from({ length: CODE_LENGTH }, () => CODE_ALPHABET[randomInt(CODE_ALPHABET.length)]).join('');
+  const codeDigest = (email: string, code: string) => keyedHash(keyring, 'invite-code', `${email}:${code.toUpperCase()}`);
+
+  return {
+    /** Creates all or none (409 when one exists) and mails each invitee its code. */
+    async create(creatorId: string, invites: NewInvite[]): Promise<InviteRow[]> {
+      const key = (invite: NewInvite) => `${invite.type}:${invite.saleId}:${invite.email}`;
+      const codes = new Map(invites.map((invite) => [key(invite), newCode()]));
+      const rows = invites.map((invite) => ({ ...invite, creatorId, codeDigest: codeDigest(invite.email, codes.get(key(invite))!) }));
+      const created = await db.transaction(async (tx) => {
+        const inserted = await tx.insert(ksInvites).values(rows).onConflictDoNothing().returning();
+        if (inserted.length < rows.length) throw conflict('invite already exists');
+        return inserted;
+      });
+      for (const invite of created) {
+        const what = invite.saleId ? `to take part in offering ${invite.saleId}` : 'to join';
+        await options.mailer.send({
+          to: invite.email,
+          subject: 'You are invited',
+          text: `You have been invited ${what}.\n\nSign up with this email address and the code ${codes.get(key(invite))} to skip email confirmation.\n`,
+        });
+      }
+      return created;
+    },
+
+    /** Invites of one inviter (all of them for an admin), with the account of an invitee who signed up. */
+    async list(filter: { creatorId?: string; saleId?: string }, offset: number, limit: number) {
+      return db
+        .select({ invite: ksInvites, accountId: ksWallets.accountId })
+        .from(ksInvites)
+        .leftJoin(ksWallets, eq(ksWallets.email, ksInvites.email))
+        .where(
+          and(
+            filter.saleId ? eq(ksInvites.saleId, filter.saleId) : undefined,
+            filter.creatorId ? eq(ksInvites.creatorId, filter.creatorId) : undefined,
+          ),
+        )
+        .orderBy(asc(ksInvites.id))
+        .offset(offset)
+        .limit(limit);
+    },
+
+    async remove(ids: number[], creatorId: string | undefined): Promise<void> {
+      await db.delete(ksInvites).where(and(inArray(ksInvites.id, ids), creatorId ? eq(ksInvites.creatorId, creatorId) : undefined));
+    },
+
+    /** Whether `code` is the code of an invite sent to `email`, which then needs no further confirmation. */
+    async provesEmail(email: string, code: string, tx: Executor = db): Promise<boolean> {
+      const [match] = await tx
+        .select({ id: ksInvites.id })
+        .from(ksInvites)
+        .where(and(eq(ksInvites.email, email), eq(ksInvites.codeDigest, codeDigest(email, code))))
+        .limit(1);
+      return match !== undefined;
+    },
+  };
+}
+
+export type InvitesService = ReturnType<typeof createInvitesService>;
