@@ -1,56 +1,23 @@
-import { desc, eq } from 'drizzle-orm';
 import sdk from '@tokend/js-sdk';
 import { generateSync } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mailOutbox } from '../../src/platform/platform.tables.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
+import { expectRejected, tokendClient } from '../support/tokend.ts';
 
-const { ApiCaller, WalletsManager, FactorsManager, DocumentsManager, Wallet, base, errors } = sdk;
+const { WalletsManager, FactorsManager, DocumentsManager, Wallet, base, errors } = sdk;
 
 let t: TestApp;
-let api: InstanceType<typeof ApiCaller>;
+let api: InstanceType<typeof sdk.ApiCaller>;
 let admin: InstanceType<typeof base.Keypair>;
-
-async function latestMail(to: string) {
-  const [mail] = await t.db.select().from(mailOutbox).where(eq(mailOutbox.recipient, to)).orderBy(desc(mailOutbox.createdAt)).limit(1);
-  return mail!;
-}
-
-/** The base64url payload of the verification link last mailed to `email`. */
-async function verificationPayload(email: string) {
-  return (await latestMail(email)).body.match(/\/verify\/([\w-]+)/)![1]!;
-}
-
-/** Confirms an email as a client does: decodes the link payload and calls the SDK with it. */
-async function confirmEmail(email: string) {
-  await new WalletsManager(api).verifyEmail(Buffer.from(await verificationPayload(email), 'base64url').toString('base64'));
-}
-
-/** Creates a wallet through the SDK and confirms its email with the link from the mail. */
-async function signUp(email: string, password: string) {
-  const { wallet } = await new WalletsManager(api).create(email, password);
-  await confirmEmail(email);
-  return wallet;
-}
-
-function signedCaller(wallet: InstanceType<typeof Wallet>) {
-  return api.withWallet(wallet);
-}
-
-async function expectRejected(promise: Promise<unknown>, errorClass: new (...args: never[]) => Error) {
-  const error = await promise.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(errorClass);
-  return error as InstanceType<typeof errors.ServerErrorBase>;
-}
+let client: Awaited<ReturnType<typeof tokendClient>>;
+const signUp = (email: string, password: string) => client.signUp(email, password);
+const confirmEmail = (email: string) => client.confirmEmail(email);
+const signedCaller = (wallet: InstanceType<typeof Wallet>) => api.withWallet(wallet);
 
 beforeAll(async () => {
   t = await startTestApp();
-  api = await ApiCaller.getInstanceWithPassphrase(t.url);
-  admin = base.Keypair.random();
-  await t.modules.keyserver.accounts.addAdminSigner(admin.accountId());
+  client = await tokendClient(t);
+  ({ api, admin } = client);
 });
 afterAll(async () => {
   await t?.app.close();
@@ -70,7 +37,7 @@ describe('key server through @tokend/js-sdk', () => {
     const blocked = await expectRejected(walletsManager.get('Alice@Example.com', 'correct horse'), errors.VerificationRequiredError);
     expect(blocked.httpStatus).toBe(403);
 
-    const payload = await verificationPayload('alice@example.com');
+    const payload = await client.verificationPayload('alice@example.com');
     const decoded = JSON.parse(Buffer.from(payload, 'base64url').toString()) as {
       type: number;
       meta: { wallet_id: string; token: string };
