@@ -9,6 +9,7 @@ import { idempotencyPlugin } from './platform/http/idempotency.ts';
 import { createServer } from './platform/http/server.ts';
 import { createStorage, LOCAL_STORAGE_PREFIX, type StorageSetup } from './platform/storage/create-storage.ts';
 import { adminRoutes } from './admin/admin.routes.ts';
+import { mailAdminRoutes } from './admin/mail-admin.routes.ts';
 import { offeringsAdminRoutes, subscriptionsAdminRoutes } from './admin/offerings-admin.routes.ts';
 import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
 import { createNotifications, type Notifications } from './notifications/notifications.module.ts';
@@ -81,6 +82,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     identity: modules.identity,
     subscriptions: modules.issuance.subscriptions,
   });
+  await app.register(mailAdminRoutes, { prefix: '/admin', identity: modules.identity, db: database.db });
   await app.register(modules.keyserver.routes);
   app.addHook('onClose', async () => {
     await modules.notifications.close();

@@ -108,7 +108,7 @@ export type Config = {
   allowInsecureHttp: boolean;
   /** Serve the built-in demo identity provider under /demo-idp. */
   demoIdp: boolean;
-  /** SMTP when set; otherwise mail goes to the dev outbox table (GET /admin/mail). */
+  /** SMTP when set; otherwise mail is kept in the outbox table, read with GET /admin/mail. */
   smtpUrl: string | undefined;
   mailFrom: string;
   keyserver: {

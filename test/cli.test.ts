@@ -146,6 +146,7 @@ describe('tranche CLI', () => {
     expect(demo.stdout).toMatch(/API key \(shown once\): rialto_ak_/);
     expect(demo.stdout).toMatch(/curl -s -X POST http:\/\/localhost:3000\/identity\/auth\/exchange/);
     expect(demo.stdout).toMatch(/"token":"eyJ/);
+    expect(demo.stdout).toMatch(/curl -s http:\/\/localhost:3000\/admin\/mail -H 'x-admin-key: tranche_admin_\w+'/);
   });
 
   it('serve answers on PORT and prints the URL and the docs URL', async () => {

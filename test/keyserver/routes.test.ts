@@ -15,7 +15,7 @@ beforeAll(async () => {
   client = await tokendClient(t);
 });
 afterAll(async () => {
-  await t?.app.close();
+  await t?.close();
 });
 
 /** A raw request signed by `keypair` (the admin's, or a wallet's), for checking exact bodies and statuses. */
@@ -248,6 +248,25 @@ describe('admin', () => {
   });
 });
 
+describe('the mail outbox (no SMTP server configured)', () => {
+  it('shows a platform admin the mail that was kept instead of sent, and nobody else', async () => {
+    await new WalletsManager(client.api).create('outbox@example.com', 'pw');
+    const adminKey = await t.modules.identity.orgs.createAdminKey('mail');
+    const mail = await t.get('/admin/mail?to=Outbox@Example.com', { 'x-admin-key': adminKey.key });
+    expect(mail.status).toBe(200);
+    expect(mail.body.data.meta).toMatchObject({ total: 1, limit: 20, offset: 0 });
+    expect(mail.body.data.items[0]).toMatchObject({ recipient: 'outbox@example.com', subject: 'Confirm your email' });
+    expect(mail.body.data.items[0].body).toContain(`${t.config.keyserver.clientUrl}/`);
+
+    expect((await t.get('/admin/mail')).status).toBe(401);
+    expect((await t.get('/admin/mail', { 'x-admin-key': 'tranche_admin_nope' })).status).toBe(401);
+    const orgAdmin = await t.signIn('admin@example.com');
+    expect((await t.get('/admin/mail', orgAdmin.auth)).status).toBe(403);
+    const badQuery = await t.get('/admin/mail?to=not-an-email', { 'x-admin-key': adminKey.key });
+    expect(badQuery.status).toBe(400);
+  });
+});
+
 describe('brute-force guards', () => {
   it('limit KDF by email, wallet fetch and factor verification per client address', async () => {
     const limited = await startTestApp({ keyserver: { ...loadConfig({}).keyserver, rateLimitPerMinute: 3 } });
@@ -265,7 +284,7 @@ describe('brute-force guards', () => {
       for (let attempt = 0; attempt < 3; attempt++) expect((await limited.request('PUT', verification, { body })).status).toBe(404);
       expect((await limited.request('PUT', verification, { body })).status).toBe(429);
     } finally {
-      await limited.app.close();
+      await limited.close();
     }
   });
 });

@@ -20,7 +20,7 @@ beforeAll(async () => {
   ({ api, admin } = client);
 });
 afterAll(async () => {
-  await t?.app.close();
+  await t?.close();
 });
 
 describe('key server through @tokend/js-sdk', () => {

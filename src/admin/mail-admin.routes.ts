@@ -1,0 +1,45 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Identity } from '../identity/identity.module.ts';
+import { toSnake } from '../platform/http/case.ts';
+import { envelope, ok } from '../platform/http/envelope.ts';
+import { AppError, errorResponses } from '../platform/http/errors.ts';
+import { offsetPageMeta, offsetPagingQuery } from '../platform/http/paging.ts';
+import type { Db } from '../platform/db/database.ts';
+import { readOutbox } from '../platform/mail/mailer.ts';
+import { requireReviewer, reviewerAuth } from './reviewer.ts';
+
+const mailResponse = z.object({ id: z.uuid(), recipient: z.string(), subject: z.string(), body: z.string(), created_at: z.date() });
+
+/**
+ * The mail kept instead of sent when no SMTP server is configured (verification links, codes,
+ * invites). It spans every tenant, so only a platform admin key reads it.
+ */
+export async function mailAdminRoutes(app: FastifyInstance, options: { identity: Identity; db: Db }) {
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const onRequest = reviewerAuth(app, options.identity);
+
+  routes.get(
+    '/mail',
+    {
+      onRequest,
+      schema: {
+        tags: ['admin: mail'],
+        security: [{ adminKey: [] }],
+        summary: 'Mail kept in the outbox (SMTP_URL unset), newest first',
+        querystring: offsetPagingQuery.extend({ to: z.email().max(254).toLowerCase().optional() }),
+        response: {
+          200: envelope(z.object({ items: z.array(mailResponse), meta: offsetPageMeta })),
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      if (requireReviewer(request).kind !== 'platform_admin') throw new AppError('FORBIDDEN', 'The mail outbox needs a platform admin key');
+      const { to, limit, offset } = request.query;
+      const { items, total } = await readOutbox(options.db, { to, limit, offset });
+      return ok({ items: toSnake(items), meta: { limit, offset, total } });
+    },
+  );
+}
