@@ -25,8 +25,6 @@ export function outboxMailer(db: Db): Mailer {
   };
 }
 
-export type OutboxMail = typeof mailOutbox.$inferSelect;
-
 /** The outbox, newest first, optionally for one recipient; with the total for paging. */
 export async function readOutbox(db: Db, query: { to?: string; limit: number; offset: number }) {
   const where = query.to ? eq(mailOutbox.recipient, query.to) : undefined;
