@@ -13,6 +13,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import { createdAt, id, updatedAt } from '../platform/db/columns.ts';
+import type { NewSigner } from './accounts/accounts.repo.ts';
 
 /** The account registry the request-signature checks rely on (TokenD accounts, without a ledger). */
 export const ksAccounts = pgTable('ks_accounts', {
@@ -60,6 +61,8 @@ export const ksWallets = pgTable(
     verified: boolean('verified').notNull().default(false),
     verificationDigest: text('verification_digest'),
     verificationSentAt: timestamp('verification_sent_at', { withTimezone: true }),
+    /** A sign-up that takes over an unregistered identity's account: its signers join once the email is confirmed. */
+    pendingSigners: jsonb('pending_signers').$type<NewSigner[]>(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

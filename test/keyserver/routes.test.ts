@@ -205,7 +205,7 @@ describe('admin', () => {
     await expectRejected(login('listed@example.com', 'pw'), errors.NotFoundError);
   });
 
-  it('creates unregistered identities, one or in bulk, which give way to a sign-up; only those can be deleted', async () => {
+  it('creates unregistered identities, one or in bulk, whose account a confirmed sign-up takes over; only those can be deleted', async () => {
     const single = await asAdmin('POST', '/identities', { data: { type: 'identity', attributes: { email: 'Later@Example.com' } } });
     expect(single.status).toBe(201);
     expect(single.body.data.attributes).toMatchObject({ email: 'later@example.com', status: 'unregistered' });
@@ -239,12 +239,35 @@ describe('admin', () => {
     expect((await asAdmin('DELETE', '/identities/bulk@example.com')).status).toBe(204);
     expect((await t.request('GET', '/identities?filter[email]=bulk@example.com')).body.data).toEqual([]);
 
-    const joined = await client.signUp('later@example.com', 'pw');
+    const address = single.body.data.attributes.address;
+    const { wallet: unconfirmed } = await new WalletsManager(client.api).create('later@example.com', 'pw');
+    const pending = await t.request('GET', '/identities?filter[email]=later@example.com');
+    expect(pending.body.data[0].attributes).toMatchObject({ address, status: 'unregistered' });
+    expect((await signed(unconfirmed.keypair, 'GET', `/identities/${address}/settings`)).status).toBe(401);
+
+    await client.confirmEmail('later@example.com');
+    const joined = await login('later@example.com', 'pw');
+    expect(joined.accountId).toBe(address);
     const later = await t.request('GET', '/identities?filter[email]=later@example.com');
     expect(later.body.data).toHaveLength(1);
-    expect(later.body.data[0].attributes).toMatchObject({ address: joined.accountId, status: 'active' });
+    expect(later.body.data[0].attributes).toMatchObject({ address, status: 'active' });
+    expect((await asOwner(joined, 'GET', `/identities/${address}/settings`)).status).toBe(200);
     const refused = await asAdmin('DELETE', '/identities/later@example.com');
     expect(refused.status).toBe(403);
+  });
+
+  it('hands an unregistered identity to a sign-up at once when an invite code proves the email', async () => {
+    const opened = await asAdmin('POST', '/identities', { data: { attributes: { email: 'invited-later@example.com' } } });
+    const address = opened.body.data.attributes.address;
+    await asAdmin('POST', '/invites', { data: { type: 'general-invite', attributes: { email: 'invited-later@example.com' } } });
+    const code = (await client.latestMail('invited-later@example.com')).body.match(/the code ([A-Z2-9]{12})/)![1]!;
+    await signUpWithCode('invited-later@example.com', 'pw', code);
+    const joined = await login('invited-later@example.com', 'pw');
+    expect(joined.accountId).toBe(address);
+    const signers = await t.request('GET', `/v3/accounts/${address}/signers`);
+    expect(signers.body.data.map((signer: { id: string }) => signer.id)).toContain(joined.keypair.accountId());
+    const identity = await t.request('GET', `/identities?filter[address]=${address}`);
+    expect(identity.body.data[0].attributes.status).toBe('active');
   });
 });
 

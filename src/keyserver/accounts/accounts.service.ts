@@ -139,6 +139,9 @@ export function createAccountsService(options: AccountsOptions) {
     signers: (accountId: string, tx?: Executor): Promise<SignerRow[]> => repo.signers(accountId, tx),
     exists: (accountId: string, tx?: Executor) => repo.exists(accountId, tx),
     addSigner: (accountId: string, signer: NewSigner, tx: Executor) => repo.upsertSigner(accountId, signer, tx),
+    async addSigners(accountId: string, signers: NewSigner[], tx: Executor): Promise<void> {
+      for (const signer of signers) await repo.upsertSigner(accountId, signer, tx);
+    },
     /** Adds an admin signer to the master account (CLI and tests). */
     async addAdminSigner(publicKey: string): Promise<void> {
       const master = await masterAccount();

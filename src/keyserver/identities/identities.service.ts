@@ -70,11 +70,22 @@ export function createIdentitiesService(options: { db: Db; accounts: AccountsSer
 
   return {
     byAddress,
-    /** A new wallet's account becomes an active identity; an unregistered one with that email gives way. */
-    async registerWallet(address: string, email: string, tx: Executor): Promise<void> {
-      await tx.delete(ksIdentities).where(and(eq(ksIdentities.email, email), eq(ksIdentities.status, 'unregistered')));
+    /** The identity an admin opened for an email before anyone signed up with it. */
+    async unregisteredByEmail(email: string, tx: Executor): Promise<IdentityRow | undefined> {
+      const [row] = await tx
+        .select()
+        .from(ksIdentities)
+        .where(and(eq(ksIdentities.email, email), eq(ksIdentities.status, 'unregistered')))
+        .for('update');
+      return row;
+    },
+    /** A wallet's account is an active identity with its email: a new one, or the unregistered one it took over. */
+    async activate(address: string, email: string, tx: Executor): Promise<void> {
       try {
-        await tx.insert(ksIdentities).values({ address, email, status: 'active' });
+        await tx
+          .insert(ksIdentities)
+          .values({ address, email, status: 'active' })
+          .onConflictDoUpdate({ target: ksIdentities.address, set: { status: 'active', updatedAt: new Date() } });
       } catch (error) {
         if (isUniqueViolation(error)) throw conflict('email is already taken');
         throw error;

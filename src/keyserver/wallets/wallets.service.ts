@@ -85,6 +85,8 @@ export function createWalletsService(options: WalletsOptions) {
   /**
    * Sign-up. With email verification on, the wallet starts unverified and a link is mailed, unless
    * `verificationCode` is the code of an invite sent to this email, which proves it already.
+   * When an admin opened an unregistered identity for the email, the wallet takes over its account
+   * instead of opening one; the client's signers join it once the email is proven, never before.
    */
   async function create(input: WalletInput, passwordFactor: PasswordFactorInput, signers: NewSigner[], verificationCode?: string) {
     const token = emailToken();
@@ -93,20 +95,25 @@ export function createWalletsService(options: WalletsOptions) {
       if (options.emailVerification && verificationCode !== undefined && !provenByInvite) {
         throw badRequest('/data/attributes/verification_code', 'is not the code of an invitation sent to this email');
       }
-      const confirmationNeeded = options.emailVerification && !provenByInvite;
-      await accounts.createAccount(input.accountId, signers, tx);
+      const verified = !options.emailVerification || provenByInvite;
+      const unregistered = await options.identities.unregisteredByEmail(input.email, tx);
+      const accountId = unregistered?.address ?? input.accountId;
+      if (!unregistered) await accounts.createAccount(accountId, signers, tx);
       const wallet = await repo.insert(
         {
           ...input,
+          accountId,
           currentAccountId: input.accountId,
-          verified: !confirmationNeeded,
-          ...(confirmationNeeded ? { verificationDigest: tokenDigest(input.email, token), verificationSentAt: clock.now() } : {}),
+          verified,
+          ...(verified ? {} : { verificationDigest: tokenDigest(input.email, token), verificationSentAt: clock.now() }),
+          ...(unregistered && !verified ? { pendingSigners: signers } : {}),
         },
         tx,
       );
       if (!wallet) throw conflict('wallet already exists');
+      if (unregistered && verified) await accounts.addSigners(accountId, signers, tx);
+      if (!unregistered || verified) await options.identities.activate(accountId, input.email, tx);
       const factor = await repo.insertFactor({ walletPk: wallet.id, type: 'password', priority: 100, ...passwordFactor }, tx);
-      await options.identities.registerWallet(input.accountId, input.email, tx);
       return { wallet, factorId: factor!.id, session: await startSession(wallet, tx) };
     });
     if (!result.wallet.verified) await sendVerification(result.wallet, token);
@@ -221,13 +228,22 @@ export function createWalletsService(options: WalletsOptions) {
     await sendVerification(updated, token);
   }
 
+  /** Confirms the email; a wallet that took over an unregistered identity now gets its signers on that account. */
   async function verifyEmail(walletId: string, token: string) {
     const wallet = await mustFind(walletId);
     if (wallet.verified) return;
     if (!wallet.verificationDigest || !constantTimeEqual(tokenDigest(wallet.email, token), wallet.verificationDigest)) {
       throw badRequest('/data/attributes/token', 'invalid token');
     }
-    await repo.update(wallet.id, { verified: true, verificationDigest: null }, db);
+    await db.transaction(async (tx) => {
+      const locked = await repo.lock(wallet.id, tx);
+      if (!locked || locked.verified) return;
+      if (locked.pendingSigners) {
+        await accounts.addSigners(locked.accountId, locked.pendingSigners, tx);
+        await options.identities.activate(locked.accountId, locked.email, tx);
+      }
+      await repo.update(wallet.id, { verified: true, verificationDigest: null, pendingSigners: null }, tx);
+    });
   }
 
   async function extendSession(id: string): Promise<Session> {

@@ -1,0 +1,1 @@
+ALTER TABLE "ks_wallets" ADD COLUMN "pending_signers" jsonb;
