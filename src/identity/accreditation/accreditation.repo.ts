@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq } from 'drizzle-orm';
+import { and, asc, desc, eq } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
 import { accreditationDocuments, accreditations } from '../identity.tables.ts';
 
@@ -59,8 +59,7 @@ export function accreditationRepo(db: Executor) {
         .orderBy(asc(accreditations.submittedAt))
         .limit(paging.limit)
         .offset(paging.offset);
-      const [total] = await tx.select({ n: count() }).from(accreditations).where(where);
-      return { rows, total: total!.n };
+      return { rows, total: await tx.$count(accreditations, where) };
     },
     async insertDocument(row: typeof accreditationDocuments.$inferInsert, tx: Executor = db): Promise<DocumentRow> {
       const [inserted] = await tx.insert(accreditationDocuments).values(row).returning();

@@ -1,4 +1,4 @@
-import { and, count, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { and, desc, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
 import { kycVerifications } from '../identity.tables.ts';
 
@@ -51,8 +51,7 @@ export function kycRepo(db: Executor) {
         .orderBy(desc(kycVerifications.createdAt))
         .limit(paging.limit)
         .offset(paging.offset);
-      const [total] = await tx.select({ n: count() }).from(kycVerifications).where(where);
-      return { rows, total: total!.n };
+      return { rows, total: await tx.$count(kycVerifications, where) };
     },
     /** Marks checks nobody finished in time as expired. */
     async expireStale(filter: { userId?: string; orgId?: string; id?: string }, tx: Executor = db): Promise<void> {

@@ -82,8 +82,7 @@ export function offeringsRepo(db: Executor) {
         .orderBy(sort.order === 'asc' ? asc(column) : desc(column), asc(offerings.id))
         .limit(paging.limit)
         .offset(paging.offset);
-      const [total] = await tx.select({ n: count() }).from(offerings).where(where);
-      return { rows, total: total!.n };
+      return { rows, total: await tx.$count(offerings, where) };
     },
     /** Amounts and investor counts, computed from the subscriptions themselves. */
     async totals(offeringIds: string[], tx: Executor = db): Promise<Map<string, OfferingTotals>> {

@@ -1,4 +1,4 @@
-import { and, count, desc, eq } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
 import { offerings, securityClasses, shares } from '../issuance.tables.ts';
 
@@ -38,8 +38,7 @@ export function sharesRepo(db: Executor) {
         .orderBy(desc(shares.createdAt))
         .limit(paging.limit)
         .offset(paging.offset);
-      const [total] = await db.select({ n: count() }).from(shares).where(where(filter));
-      return { rows, total: total!.n };
+      return { rows, total: await db.$count(shares, where(filter)) };
     },
     async find(filter: { orgId: string; userId: string; id: string }) {
       const [row] = await db

@@ -1,4 +1,4 @@
-import { and, count, desc, eq, gte, inArray, sql } from 'drizzle-orm';
+import { and, desc, eq, gte, inArray, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
 import { offerings, paymentEvents, shares, subscriptions, subscriptionTransitions } from '../issuance.tables.ts';
 import { HOLDING_STATUSES } from '../offerings/offerings.repo.ts';
@@ -67,8 +67,7 @@ export function subscriptionsRepo(db: Executor) {
         .orderBy(desc(subscriptions.createdAt))
         .limit(paging.limit)
         .offset(paging.offset);
-      const [total] = await tx.select({ n: count() }).from(subscriptions).where(where);
-      return { rows, total: total!.n };
+      return { rows, total: await tx.$count(subscriptions, where) };
     },
     /** What a user has committed: in one offering, or across Reg CF offerings since a date. */
     async committedCents(

@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gte, inArray, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, lte, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
 import { webhookAttempts, webhookDeliveries } from '../notifications.tables.ts';
 
@@ -101,8 +101,7 @@ export function deliveriesRepo(db: Executor) {
         .orderBy(desc(webhookDeliveries.createdAt))
         .limit(paging.limit)
         .offset(paging.offset);
-      const [total] = await tx.select({ n: count() }).from(webhookDeliveries).where(where);
-      return { rows, total: total!.n };
+      return { rows, total: await tx.$count(webhookDeliveries, where) };
     },
     /** Failed deliveries of an endpoint since a time go back in the queue. */
     async requeueFailed(endpointId: string, since: Date, now: Date, tx: Executor = db): Promise<number> {

@@ -1,4 +1,4 @@
-import { and, arrayOverlaps, count, desc, eq, gt, inArray, isNull, or } from 'drizzle-orm';
+import { and, arrayOverlaps, desc, eq, gt, inArray, isNull, or } from 'drizzle-orm';
 import type { Sealed } from '../../platform/crypto/envelope.ts';
 import type { Executor } from '../../platform/db/database.ts';
 import { webhookDeliveries, webhookEndpoints, webhookSecrets } from '../notifications.tables.ts';
@@ -39,8 +39,7 @@ export function endpointsRepo(db: Executor) {
         .orderBy(desc(webhookEndpoints.createdAt))
         .limit(paging.limit)
         .offset(paging.offset);
-      const [total] = await tx.select({ n: count() }).from(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId));
-      return { rows, total: total!.n };
+      return { rows, total: await tx.$count(webhookEndpoints, eq(webhookEndpoints.orgId, orgId)) };
     },
     async update(id: string, changes: Partial<typeof webhookEndpoints.$inferInsert>, tx: Executor = db): Promise<EndpointRow> {
       const [row] = await tx

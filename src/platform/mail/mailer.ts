@@ -1,4 +1,4 @@
-import { count, desc, eq } from 'drizzle-orm';
+import { desc, eq } from 'drizzle-orm';
 import nodemailer from 'nodemailer';
 import type { Db } from '../db/database.ts';
 import { mailOutbox } from '../platform.tables.ts';
@@ -28,9 +28,6 @@ export function outboxMailer(db: Db): Mailer {
 /** The outbox, newest first, optionally for one recipient; with the total for paging. */
 export async function readOutbox(db: Db, query: { to?: string; limit: number; offset: number }) {
   const where = query.to ? eq(mailOutbox.recipient, query.to) : undefined;
-  const [items, [total]] = await Promise.all([
-    db.select().from(mailOutbox).where(where).orderBy(desc(mailOutbox.createdAt)).limit(query.limit).offset(query.offset),
-    db.select({ total: count() }).from(mailOutbox).where(where),
-  ]);
-  return { items, total: total!.total };
+  const items = await db.select().from(mailOutbox).where(where).orderBy(desc(mailOutbox.createdAt)).limit(query.limit).offset(query.offset);
+  return { items, total: await db.$count(mailOutbox, where) };
 }
