@@ -71,7 +71,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     version,
   });
   await app.register(authPlugin, modules.identity.authenticators);
-  await app.register(idempotencyPlugin, { db: database.db, keyring });
+  await app.register(idempotencyPlugin, { db: database.db, keyring, leaseSeconds: config.inProgressLeaseSeconds });
   await app.register(modules.identity.routes, { prefix: '/identity' });
   await app.register((scope) => modules.notifications.routes(scope), { prefix: '/notifications' });
   for (const prefix of ['/issuance', '/primary-issuance']) await app.register((scope) => modules.issuance.routes(scope), { prefix });

@@ -33,6 +33,8 @@ const envSchema = z.object({
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   KYC_VERIFICATION_TTL_HOURS: z.coerce.number().min(0.001).default(72),
   KYC_SANDBOX_ASYNC_DELAY_MS: z.coerce.number().int().min(0).default(3000),
+  KYC_SANDBOX_SUBMIT_DELAY_MS: z.coerce.number().int().min(0).default(0),
+  IN_PROGRESS_LEASE_SECONDS: z.coerce.number().min(0.1).max(3600).default(60),
   ACCREDITATION_VALIDITY_DAYS: z.coerce.number().int().min(1).default(90),
   WEBHOOK_EGRESS_ALLOWLIST: z.string().optional(),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
@@ -90,6 +92,13 @@ export type Config = {
   kycVerificationTtlHours: number;
   /** How long the sandbox KYC provider takes before its asynchronous callback. */
   kycSandboxAsyncDelayMs: number;
+  /** How long the sandbox KYC provider takes to answer a submission (to try slow or hung vendors). */
+  kycSandboxSubmitDelayMs: number;
+  /**
+   * How long a request may hold work in progress (an Idempotency-Key, a KYC submission) before the
+   * work counts as interrupted by a crash: the key's retry runs, the submission is failed.
+   */
+  inProgressLeaseSeconds: number;
   accreditationValidityDays: number;
   /** CIDRs webhooks may reach although they are not public (tests, local development). */
   webhookEgressAllowlist: string | undefined;
@@ -165,6 +174,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       : undefined,
     kycVerificationTtlHours: e.KYC_VERIFICATION_TTL_HOURS,
     kycSandboxAsyncDelayMs: e.KYC_SANDBOX_ASYNC_DELAY_MS,
+    kycSandboxSubmitDelayMs: e.KYC_SANDBOX_SUBMIT_DELAY_MS,
+    inProgressLeaseSeconds: e.IN_PROGRESS_LEASE_SECONDS,
     accreditationValidityDays: e.ACCREDITATION_VALIDITY_DAYS,
     webhookEgressAllowlist: e.WEBHOOK_EGRESS_ALLOWLIST,
     webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,

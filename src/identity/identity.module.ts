@@ -42,6 +42,8 @@ export type IdentityDeps = {
     | 'jwksRefetchCooldownSeconds'
     | 'kycVerificationTtlHours'
     | 'kycSandboxAsyncDelayMs'
+    | 'kycSandboxSubmitDelayMs'
+    | 'inProgressLeaseSeconds'
     | 'accreditationValidityDays'
   >;
   version: string;
@@ -59,14 +61,23 @@ export function createIdentity(deps: IdentityDeps) {
   const keys = signingKeyStore({ db, keyring });
   const orgs = orgsService({ repo: orgsRepo(db), keyring, allowInsecureHttp: config.allowInsecureHttp });
   const users = usersService({ repo: usersRepo(db) });
-  const pii = piiService({ repo: piiRepo(db), users, keyring });
+  const pii = piiService({ db, repo: piiRepo(db), users, keyring });
   const sandbox = sandboxProvider({
     secret: Buffer.from(keyedHash(keyring, 'kyc-sandbox', 'callbacks'), 'hex'),
     scanBaseUrl: `${config.publicUrl}/identity/kyc/sandbox`,
     asyncDelayMs: config.kycSandboxAsyncDelayMs,
+    submitDelayMs: config.kycSandboxSubmitDelayMs,
     deliverCallback: (headers, body) => kyc.handleProviderCallback(headers, body),
   });
-  const kyc = kycService({ db, repo: kycRepo(db), pii, users, provider: sandbox, ttlHours: config.kycVerificationTtlHours });
+  const kyc = kycService({
+    db,
+    repo: kycRepo(db),
+    pii,
+    users,
+    provider: sandbox,
+    ttlHours: config.kycVerificationTtlHours,
+    submitLeaseSeconds: config.inProgressLeaseSeconds,
+  });
   const accreditation = accreditationService({
     db,
     repo: accreditationRepo(db),

@@ -135,6 +135,11 @@ export const kycVerifications = pgTable(
     requiredAction: jsonb('required_action').$type<{ type: 'document_scan'; url: string } | null>(),
     provider: text('provider').notNull(),
     providerReference: text('provider_reference'),
+    /**
+     * Set while the request that created the verification submits it to the provider; a pending
+     * verification with no provider reference past this time was interrupted and is failed.
+     */
+    submitLeaseUntil: timestamp('submit_lease_until', { withTimezone: true }),
     reviewedBy: text('reviewed_by'),
     reviewReason: text('review_reason'),
     submittedAt: timestamp('submitted_at', { withTimezone: true }).notNull().defaultNow(),
@@ -196,6 +201,10 @@ export const accreditationDocuments = pgTable(
     storageKey: text('storage_key').notNull(),
     status: text('status', { enum: ['upload_pending', 'uploaded', 'upload_failed'] }).notNull(),
     failureReason: text('failure_reason'),
+    /** When the presigned upload URL stops working; until then a document without a file stays upload_pending. */
+    uploadExpiresAt: timestamp('upload_expires_at', { withTimezone: true }),
+    /** SHA-256 (hex) of the bytes accepted at finalize; `storage_key` then names a copy no upload URL can reach. */
+    sha256: text('sha256'),
     uploadedAt: timestamp('uploaded_at', { withTimezone: true }),
     createdAt: createdAt(),
   },

@@ -153,6 +153,10 @@ export const ksDocuments = pgTable('ks_documents', {
   type: integer('type').notNull(),
   ownerId: text('owner_id').notNull(),
   contentType: text('content_type').notNull(),
+  /** A copy of the upload taken at its first read; every later read serves it, whatever the upload policy still allows. */
+  sealedKey: text('sealed_key'),
+  sha256: text('sha256'),
+  sizeBytes: integer('size_bytes'),
   createdAt: createdAt(),
 });
 

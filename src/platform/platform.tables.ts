@@ -33,6 +33,10 @@ export const idempotencyKeys = pgTable(
     responseKeyId: text('response_key_id'),
     responseWrappedKey: text('response_wrapped_key'),
     responseCiphertext: text('response_ciphertext'),
+    /** The request that holds the key while in progress; only it may complete or release the record. */
+    owner: uuid('owner'),
+    /** An in-progress record past this time was left by a crashed process: a retry may take it over. */
+    leaseUntil: timestamp('lease_until', { withTimezone: true }),
     createdAt: createdAt(),
     expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
   },

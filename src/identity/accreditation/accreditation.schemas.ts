@@ -37,6 +37,8 @@ export const documentResponse = z.object({
   file_name: z.string(),
   content_type: z.string(),
   file_size_bytes: z.number(),
+  /** SHA-256 (hex) of the accepted file, once uploaded; the reviewer's download serves exactly these bytes. */
+  sha256: z.string().nullable(),
   status: z.enum(['upload_pending', 'uploaded', 'upload_failed']),
   uploaded_at: z.date().nullable(),
   created_at: z.date(),

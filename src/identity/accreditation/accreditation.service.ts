@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
 import { publish } from '../../platform/events/outbox.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
 import type { OffsetPaging } from '../../platform/http/paging.ts';
-import { MAX_UPLOAD_BYTES, type ObjectStorage, type PresignedUpload } from '../../platform/storage/storage.ts';
+import { MAX_UPLOAD_BYTES, type ObjectStorage, type PresignedUpload, type StoredObject } from '../../platform/storage/storage.ts';
 import type { AccreditationRepo, AccreditationRow, DocumentRow, ReviewStatus } from './accreditation.repo.ts';
 
 type Basis = NonNullable<AccreditationRow['basis']>;
@@ -70,6 +70,7 @@ function presentDocument(row: DocumentRow) {
     fileName: row.fileName,
     contentType: row.contentType,
     fileSizeBytes: row.fileSizeBytes,
+    sha256: row.sha256,
     status: row.status,
     uploadedAt: row.uploadedAt,
     createdAt: row.createdAt,
@@ -220,20 +221,36 @@ export function accreditationService(deps: { db: Db; repo: AccreditationRepo; st
         ...input,
         storageKey: key,
         status: 'upload_pending',
+        uploadExpiresAt: upload.expiresAt,
       });
       return { ...presentDocument(document), upload };
     },
 
-    /** HEAD-checks the uploaded object; a missing, oversized or mismatched object fails the document. */
+    /**
+     * Accepts the uploaded object. Before any file has arrived the document stays upload_pending
+     * (409 INVALID_STATE) until its upload URL expires, then fails. An oversized or mismatched file
+     * fails the document (422 UPLOAD_FAILED). An accepted file is copied, with its SHA-256, to a
+     * key no upload URL reaches: the reviewer reads exactly the bytes checked here, even if the
+     * still-valid upload URL replaces the original afterwards.
+     */
     async finalizeUpload(principal: UserPrincipal, documentId: string) {
       const document = await repo.findDocument(documentId);
       const accreditation = document ? await repo.find(document.accreditationId) : undefined;
       if (!document || !accreditation || accreditation.orgId !== principal.orgId || accreditation.userId !== principal.userId)
         throw notFound('document');
       if (document.status !== 'upload_pending') throw new AppError('INVALID_STATE', `Document is already ${document.status}`);
-      const object = await storage.head(document.storageKey);
+      const head = await storage.head(document.storageKey);
+      const stillOpen = document.uploadExpiresAt !== null && document.uploadExpiresAt > new Date();
+      if (!head && stillOpen) {
+        throw new AppError(
+          'INVALID_STATE',
+          `No file has arrived yet; upload it to the URL, then finalize again before ${document.uploadExpiresAt!.toISOString()}`,
+        );
+      }
+      const object: (StoredObject & { body?: Buffer }) | null =
+        head && head.size <= MAX_UPLOAD_BYTES ? await storage.get(document.storageKey) : head;
       const failure = !object
-        ? 'no file was uploaded'
+        ? 'no file was uploaded before the upload URL expired'
         : object.size > MAX_UPLOAD_BYTES
           ? 'file exceeds 10 MB'
           : object.size !== document.fileSizeBytes
@@ -241,15 +258,27 @@ export function accreditationService(deps: { db: Db; repo: AccreditationRepo; st
             : object.contentType !== document.contentType
               ? `file type is ${object.contentType}, ${document.contentType} was declared`
               : undefined;
+      let accepted: { sha256: string; key: string } | undefined;
+      if (!failure && object?.body) {
+        const sha256 = createHash('sha256').update(object.body).digest('hex');
+        const key = `reviewed/${document.id}/${sha256}`;
+        await storage.put(key, object.body, document.contentType);
+        accepted = { sha256, key };
+      }
       const finalized = await db.transaction(async (tx) => {
         const locked = await repo.lockDocument(document.id, tx);
         if (locked?.status !== 'upload_pending') throw new AppError('INVALID_STATE', `Document is already ${locked?.status}`);
-        if (failure) return repo.updateDocument(document.id, { status: 'upload_failed', failureReason: failure }, tx);
-        const uploaded = await repo.updateDocument(document.id, { status: 'uploaded', uploadedAt: new Date() }, tx);
+        if (!accepted) return repo.updateDocument(document.id, { status: 'upload_failed', failureReason: failure ?? 'unreadable' }, tx);
+        const uploaded = await repo.updateDocument(
+          document.id,
+          { status: 'uploaded', uploadedAt: new Date(), storageKey: accepted.key, sha256: accepted.sha256 },
+          tx,
+        );
         await recordUpload((await repo.lock(accreditation.id, tx))!, uploaded, tx);
         return uploaded;
       });
-      if (failure) throw new AppError('UPLOAD_FAILED', `Upload failed: ${failure}; request a new upload URL`);
+      if (!accepted)
+        throw new AppError('UPLOAD_FAILED', `Upload failed: ${failure ?? 'the file could not be read'}; request a new upload URL`);
       return presentDocument(finalized);
     },
 
@@ -281,6 +310,7 @@ export function accreditationService(deps: { db: Db; repo: AccreditationRepo; st
             contentType: input.contentType,
             fileSizeBytes: bytes.length,
             storageKey: key,
+            sha256: createHash('sha256').update(bytes).digest('hex'),
             status: 'uploaded',
             uploadedAt: new Date(),
           },

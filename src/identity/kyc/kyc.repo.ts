@@ -1,4 +1,4 @@
-import { and, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
 import { kycVerifications } from '../identity.tables.ts';
 
@@ -53,18 +53,44 @@ export function kycRepo(db: Executor) {
         .offset(paging.offset);
       return { rows, total: await tx.$count(kycVerifications, where) };
     },
-    /** Marks checks nobody finished in time as expired. */
-    async expireStale(filter: { userId?: string; orgId?: string; id?: string }, tx: Executor = db): Promise<void> {
+    /** The user's verification still in progress (pending, action_required or needs_review), if any. */
+    async openForUser(userId: string, tx: Executor = db): Promise<KycRow | undefined> {
+      const [row] = await tx
+        .select()
+        .from(kycVerifications)
+        .where(and(eq(kycVerifications.userId, userId), inArray(kycVerifications.status, OPEN_STATUSES)));
+      return row;
+    },
+    /**
+     * Closes work nobody will finish: checks past their expiry become `expired`, and submissions
+     * whose request died before the provider answered (still `pending`, no provider reference, the
+     * submitting request's lease over) become `error`, so the user can start again.
+     */
+    async sweep(filter: { userId?: string; orgId?: string; id?: string }, tx: Executor = db): Promise<void> {
+      const scope = [
+        filter.userId ? eq(kycVerifications.userId, filter.userId) : undefined,
+        filter.orgId ? eq(kycVerifications.orgId, filter.orgId) : undefined,
+        filter.id ? eq(kycVerifications.id, filter.id) : undefined,
+      ];
       await tx
         .update(kycVerifications)
         .set({ status: 'expired', requiredAction: null, completedAt: sql`now()`, updatedAt: sql`now()` })
+        .where(and(inArray(kycVerifications.status, EXPIRABLE), lt(kycVerifications.expiresAt, sql`now()`), ...scope));
+      await tx
+        .update(kycVerifications)
+        .set({
+          status: 'error',
+          identityCheck: 'not_attempted',
+          submitLeaseUntil: null,
+          completedAt: sql`now()`,
+          updatedAt: sql`now()`,
+        })
         .where(
           and(
-            inArray(kycVerifications.status, EXPIRABLE),
-            lt(kycVerifications.expiresAt, sql`now()`),
-            filter.userId ? eq(kycVerifications.userId, filter.userId) : undefined,
-            filter.orgId ? eq(kycVerifications.orgId, filter.orgId) : undefined,
-            filter.id ? eq(kycVerifications.id, filter.id) : undefined,
+            eq(kycVerifications.status, 'pending'),
+            isNull(kycVerifications.providerReference),
+            lt(kycVerifications.submitLeaseUntil, sql`now()`),
+            ...scope,
           ),
         );
     },

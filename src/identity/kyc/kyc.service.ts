@@ -9,6 +9,7 @@ import type { UsersService } from '../users/users.service.ts';
 import { OPEN_STATUSES, type KycRepo, type KycRow, type KycStatus } from './kyc.repo.ts';
 import type { KycProvider, ProviderOutcome } from './provider.ts';
 import { isUniqueViolation } from '../../platform/db/errors.ts';
+import { lockScope } from '../../platform/db/locks.ts';
 
 export type KycVerification = {
   verificationId: string;
@@ -61,6 +62,8 @@ export function kycService(deps: {
   users: Pick<UsersService, 'visibleUser'>;
   provider: KycProvider;
   ttlHours: number;
+  /** How long a request may take to submit a verification to the provider before it counts as interrupted. */
+  submitLeaseSeconds: number;
 }) {
   const { db, repo, provider } = deps;
 
@@ -77,8 +80,11 @@ export function kycService(deps: {
     return updated;
   }
 
-  /** Applies a provider's answer to a still-open verification; answers for closed ones are ignored. */
-  async function applyOutcome(id: string, outcome: ProviderOutcome): Promise<KycRow> {
+  /**
+   * Applies a provider's answer to a still-open verification; answers for closed ones are ignored.
+   * `reference` is stored with the answer of a first submission, in the same transaction.
+   */
+  async function applyOutcome(id: string, outcome: ProviderOutcome, reference?: string): Promise<KycRow> {
     return db.transaction(async (tx) => {
       const row = await repo.lock(id, tx);
       if (!row) throw notFound('KYC verification');
@@ -87,6 +93,7 @@ export function kycService(deps: {
       return changeStatus(
         row,
         {
+          ...(reference !== undefined ? { providerReference: reference, submitLeaseUntil: null } : {}),
           status: outcome.status,
           identityCheck: outcome.checks.identity,
           documentCheck: outcome.checks.document,
@@ -99,7 +106,7 @@ export function kycService(deps: {
   }
 
   async function visibleVerification(principal: UserPrincipal, id: string): Promise<KycRow> {
-    await repo.expireStale({ id });
+    await repo.sweep({ id });
     const row = await repo.find(id);
     if (!row || row.orgId !== principal.orgId || (row.userId !== principal.userId && principal.role !== 'org_admin')) {
       throw notFound('KYC verification');
@@ -115,13 +122,23 @@ export function kycService(deps: {
   }
 
   return {
+    /**
+     * Starts a verification. Every check (one open verification per user, the merged PII's
+     * validity) runs before anything is written, and the PII, the verification and its event
+     * commit together: a refused request changes nothing. A per-user advisory lock serialises
+     * concurrent submissions. The provider is called after commit, under a lease
+     * (`submitLeaseSeconds`): if this process dies before the answer is stored, the next sweep
+     * fails the verification and the user may submit again.
+     */
     async create(principal: UserPrincipal, pii: PiiRecord): Promise<KycVerification> {
       const user = await deps.users.visibleUser(principal, principal.userId);
-      const record = await deps.pii.upsert(user, pii);
-      await repo.expireStale({ userId: user.id });
-      let row: KycRow;
+      let created: { row: KycRow; record: PiiRecord };
       try {
-        row = await db.transaction(async (tx) => {
+        created = await db.transaction(async (tx) => {
+          await lockScope(tx, 'kyc-submission', user.id);
+          await repo.sweep({ userId: user.id }, tx);
+          if (await repo.openForUser(user.id, tx)) throw new AppError('CONFLICT', 'This user already has a KYC verification in progress');
+          const record = await deps.pii.upsert(user, pii, tx);
           const inserted = await repo.insert(
             {
               orgId: user.orgId,
@@ -130,6 +147,7 @@ export function kycService(deps: {
               identityCheck: 'pending',
               documentCheck: 'not_attempted',
               provider: provider.name,
+              submitLeaseUntil: new Date(Date.now() + deps.submitLeaseSeconds * 1000),
               expiresAt: new Date(Date.now() + deps.ttlHours * 3600_000),
             },
             tx,
@@ -139,25 +157,31 @@ export function kycService(deps: {
             type: 'kyc.verification.created',
             data: { verification_id: inserted.id, user_id: inserted.userId, status: inserted.status },
           });
-          return inserted;
+          return { row: inserted, record };
         });
       } catch (error) {
         if (isUniqueViolation(error)) throw new AppError('CONFLICT', 'This user already has a KYC verification in progress');
         throw error;
       }
+      const { row, record } = created;
 
       let submitted: Awaited<ReturnType<KycProvider['submit']>>;
       try {
         submitted = await provider.submit({ verificationId: row.id, pii: record });
       } catch {
         return present(
-          await db.transaction(async (tx) =>
-            changeStatus(row, { status: 'error', identityCheck: 'not_attempted', completedAt: new Date() }, tx),
-          ),
+          await db.transaction(async (tx) => {
+            const locked = (await repo.lock(row.id, tx))!;
+            if (locked.status !== 'pending' || locked.providerReference) return locked;
+            return changeStatus(
+              locked,
+              { status: 'error', identityCheck: 'not_attempted', submitLeaseUntil: null, completedAt: new Date() },
+              tx,
+            );
+          }),
         );
       }
-      await repo.update(row.id, { providerReference: submitted.reference });
-      return present(await applyOutcome(row.id, submitted.outcome));
+      return present(await applyOutcome(row.id, submitted.outcome, submitted.reference));
     },
 
     async get(principal: UserPrincipal, id: string): Promise<KycVerification> {
@@ -165,14 +189,14 @@ export function kycService(deps: {
     },
 
     async listOwn(principal: UserPrincipal): Promise<KycVerification[]> {
-      await repo.expireStale({ userId: principal.userId });
+      await repo.sweep({ userId: principal.userId });
       const rows = await repo.listForUser(principal.userId);
       return Promise.all(rows.map(async (row) => present(await refresh(row))));
     },
 
     /** An approved check stays effective; otherwise the newest check speaks. */
     async effective(orgId: string, userId: string): Promise<EffectiveKyc> {
-      await repo.expireStale({ userId });
+      await repo.sweep({ userId });
       const rows = (await repo.listForUser(userId)).filter((row) => row.orgId === orgId);
       const chosen = rows.find((row) => row.status === 'approved') ?? rows[0];
       if (!chosen) {
@@ -194,7 +218,7 @@ export function kycService(deps: {
 
     async listForOrg(principal: UserPrincipal, filter: { status?: KycStatus }, paging: OffsetPaging) {
       if (principal.role !== 'org_admin') throw new AppError('FORBIDDEN', 'Only an org_admin can list verifications');
-      await repo.expireStale({ orgId: principal.orgId });
+      await repo.sweep({ orgId: principal.orgId });
       const { rows, total } = await repo.listForOrg({ orgId: principal.orgId, ...filter }, paging);
       return { items: rows.map(present), total };
     },

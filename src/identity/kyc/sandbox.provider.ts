@@ -61,6 +61,8 @@ export type SandboxOptions = {
   /** Where the scan page is served, e.g. http://localhost:3000/identity/kyc/sandbox. */
   scanBaseUrl: string;
   asyncDelayMs: number;
+  /** How long a submission takes to answer, like a slow vendor (0: at once). */
+  submitDelayMs?: number;
   /** The vendor's callback delivery: in the sandbox, straight to our callback handler. */
   deliverCallback: (headers: Record<string, string>, body: Buffer) => Promise<void>;
 };
@@ -115,6 +117,7 @@ export function sandboxProvider(options: SandboxOptions) {
     name: SANDBOX_PROVIDER,
 
     async submit({ verificationId, pii }: { verificationId: string; pii: PiiRecord }) {
+      if (options.submitDelayMs) await new Promise((resolve) => setTimeout(resolve, options.submitDelayMs));
       const last4 = (pii.ssn ?? pii.ssnLast4 ?? '').slice(-4);
       const variant = variantBySuffix[last4] ?? 'approve';
       const reference = makeReference(variant, verificationId);

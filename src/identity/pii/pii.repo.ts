@@ -11,6 +11,10 @@ export function piiRepo(db: Executor) {
       const [row] = await tx.select().from(userPii).where(eq(userPii.userId, userId));
       return row;
     },
+    async lock(userId: string, tx: Executor): Promise<PiiRow | undefined> {
+      const [row] = await tx.select().from(userPii).where(eq(userPii.userId, userId)).for('update');
+      return row;
+    },
     /** Returns undefined when the user already has a record. */
     async insert(
       row: { userId: string; orgId: string; ssnDigest: string | null } & Sealed,

@@ -1,7 +1,7 @@
 import type { Principal } from '../../platform/auth/principal.ts';
 import { keyedHash, rewrap, seal, unseal } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
-import type { Executor } from '../../platform/db/database.ts';
+import type { Db, Executor } from '../../platform/db/database.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
 import type { UsersService } from '../users/users.service.ts';
 import type { PiiRepo, PiiRow } from './pii.repo.ts';
@@ -36,8 +36,8 @@ function mask(value: string | undefined, visible: number): string | null {
   return `${'*'.repeat(Math.max(value.length - visible, 5))}${value.slice(-visible)}`;
 }
 
-export function piiService(deps: { repo: PiiRepo; users: Pick<UsersService, 'visibleUser'>; keyring: Keyring }) {
-  const { repo, keyring } = deps;
+export function piiService(deps: { db: Db; repo: PiiRepo; users: Pick<UsersService, 'visibleUser'>; keyring: Keyring }) {
+  const { db, repo, keyring } = deps;
 
   function assertValid(record: PiiRecord) {
     const errors = crossFieldErrors(record);
@@ -100,26 +100,35 @@ export function piiService(deps: { repo: PiiRepo; users: Pick<UsersService, 'vis
 
     async update(principal: Principal, userId: string, changes: PiiRecord): Promise<MaskedPii> {
       const user = await deps.users.visibleUser(principal, userId);
-      const row = await repo.find(user.id);
-      if (!row) throw notFound('PII record');
-      const record: PiiRecord = { ...open(row), ...changes };
-      if (changes.ssn !== undefined) delete record.ssnLast4;
-      if (changes.ssnLast4 !== undefined) delete record.ssn;
-      assertValid(record);
-      const updated = await repo.update(user.id, sealRecord(user.id, record));
-      if (!updated) throw notFound('PII record');
-      return present(updated, record);
+      // Locked read-merge-write: two concurrent PATCHes both land instead of one silently losing.
+      return db.transaction(async (tx) => {
+        const row = await repo.lock(user.id, tx);
+        if (!row) throw notFound('PII record');
+        const record: PiiRecord = { ...open(row), ...changes };
+        if (changes.ssn !== undefined) delete record.ssnLast4;
+        if (changes.ssnLast4 !== undefined) delete record.ssn;
+        assertValid(record);
+        const updated = await repo.update(user.id, sealRecord(user.id, record), tx);
+        if (!updated) throw notFound('PII record');
+        return present(updated, record);
+      });
     },
 
-    /** Merges `changes` into the user's record (creating it if needed) and returns the full record. */
-    async upsert(user: { id: string; orgId: string }, changes: PiiRecord): Promise<PiiRecord> {
-      const row = await repo.find(user.id);
+    /**
+     * Merges `changes` into the user's record (creating it if needed) and returns the full record.
+     * Validates the merged record before writing (400 VALIDATION_ERROR). Pass the caller's `tx` so
+     * the PII changes only if the caller's whole request commits.
+     */
+    async upsert(user: { id: string; orgId: string }, changes: PiiRecord, tx: Executor): Promise<PiiRecord> {
+      const row = await repo.lock(user.id, tx);
       const record: PiiRecord = { ...(row ? open(row) : {}), ...changes };
       if (changes.ssn !== undefined) delete record.ssnLast4;
       if (changes.ssnLast4 !== undefined) delete record.ssn;
       assertValid(record);
       const sealed = sealRecord(user.id, record);
-      const stored = row ? await repo.update(user.id, sealed) : await repo.insert({ userId: user.id, orgId: user.orgId, ...sealed });
+      const stored = row
+        ? await repo.update(user.id, sealed, tx)
+        : await repo.insert({ userId: user.id, orgId: user.orgId, ...sealed }, tx);
       if (!stored) throw new AppError('CONFLICT', 'PII changed concurrently; retry');
       return record;
     },

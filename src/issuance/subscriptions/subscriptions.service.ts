@@ -1,6 +1,7 @@
 import { reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
+import { lockScope } from '../../platform/db/locks.ts';
 import { publish } from '../../platform/events/outbox.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
 import { pageOffset, type PagePaging } from '../../platform/http/paging.ts';
@@ -156,6 +157,7 @@ export function subscriptionsService(deps: {
         );
       }
       const eligibility = await assertEligible(principal.orgId, principal.userId, offering);
+      let regCfLimit: number | undefined;
       if (offering.exemptionType === 'reg_cf' && eligibility.accreditation.status !== 'accredited') {
         if (input.annualIncomeCents === undefined || input.netWorthCents === undefined) {
           const field = input.annualIncomeCents === undefined ? 'annualIncome' : 'netWorth';
@@ -163,35 +165,41 @@ export function subscriptionsService(deps: {
             { field, message: 'is required for a non-accredited Reg CF investment' },
           ]);
         }
-        const limit = regCfLimitCents(input.annualIncomeCents, input.netWorthCents);
-        const since = new Date(clock.now().getTime() - 365 * 86_400_000);
-        const prior =
-          (await repo.committedCents({ orgId: principal.orgId, userId: principal.userId, regCfSince: since })) +
-          (input.otherRegCfInvestmentsCents ?? 0);
-        if (prior + amountCents > limit) {
-          throw new AppError(
-            'INVESTMENT_LIMIT_EXCEEDED',
-            `Reg CF allows ${fromCents(limit)} USD in 12 months for this income and net worth; ${fromCents(Math.max(0, limit - prior))} remains`,
-          );
-        }
+        regCfLimit = regCfLimitCents(input.annualIncomeCents, input.netWorthCents);
       }
 
+      // The investor's limits span offerings, so one lock per investor serialises their subscriptions
+      // (taken first, then the offering's rows, always in that order); the totals are read under it.
       const row = await db.transaction(async (tx) => {
-        await deps.offerings.lock(offering.id, tx);
+        await lockScope(tx, 'investor', principal.orgId, principal.userId);
+        if (regCfLimit !== undefined) {
+          const since = new Date(clock.now().getTime() - 365 * 86_400_000);
+          const prior =
+            (await repo.committedCents({ orgId: principal.orgId, userId: principal.userId, regCfSince: since }, tx)) +
+            (input.otherRegCfInvestmentsCents ?? 0);
+          if (prior + amountCents > regCfLimit) {
+            throw new AppError(
+              'INVESTMENT_LIMIT_EXCEEDED',
+              `Reg CF allows ${fromCents(regCfLimit)} USD in 12 months for this income and net worth; ${fromCents(Math.max(0, regCfLimit - prior))} remains`,
+            );
+          }
+        }
+        const current = (await deps.offerings.lock(offering.id, tx))!;
+        assertOpen(current);
         const locked = (await deps.offerings.lockSecurity(security.id, tx))!;
         const held = (await deps.offerings.unitsHeld([locked.id], tx)).get(locked.id) ?? 0;
         if (held + input.unitsSubscribed > locked.unitsAuthorized) {
           throw new AppError('OFFERING_FULL', `Only ${Math.max(0, locked.unitsAuthorized - held)} units of ${locked.name} remain`);
         }
         const committed = (await deps.offerings.totals([offering.id], tx)).get(offering.id)!.committedCents;
-        if (committed + amountCents > offering.maximumAmountCents)
+        if (committed + amountCents > current.maximumAmountCents)
           throw new AppError('OFFERING_FULL', 'The offering has reached its maximum amount');
-        if (offering.maximumInvestmentCents !== null) {
+        if (current.maximumInvestmentCents !== null) {
           const mine = await repo.committedCents({ orgId: principal.orgId, userId: principal.userId, offeringId: offering.id }, tx);
-          if (mine + amountCents > offering.maximumInvestmentCents) {
+          if (mine + amountCents > current.maximumInvestmentCents) {
             throw new AppError(
               'INVESTMENT_LIMIT_EXCEEDED',
-              `The maximum investment per investor is ${fromCents(offering.maximumInvestmentCents)} ${offering.currency}`,
+              `The maximum investment per investor is ${fromCents(current.maximumInvestmentCents)} ${offering.currency}`,
             );
           }
         }

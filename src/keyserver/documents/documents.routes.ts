@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { eq } from 'drizzle-orm';
+import { createHash, randomBytes } from 'node:crypto';
+import { and, eq, isNull } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -76,13 +76,41 @@ export async function documentsRoutes(app: FastifyInstance, options: { db: Db; a
     async (request) => uploadPolicy(request, request.body, request.params.address),
   );
 
+  /**
+   * The upload policy stays valid for an hour, so the object under `key` can still be replaced.
+   * The first read therefore copies it (with its SHA-256 and size) to a key no policy reaches, and
+   * every read, that one included, serves the copy: whoever reviews the document reads what was
+   * first read, never a later replacement.
+   */
+  async function sealedCopy(document: typeof ksDocuments.$inferSelect): Promise<string> {
+    if (document.sealedKey) return document.sealedKey;
+    const object = await storage.get(document.key);
+    if (!object) throw notFound('document was not uploaded');
+    const sha256 = createHash('sha256').update(object.body).digest('hex');
+    const sealedKey = `ksdoc-sealed/${document.key}/${sha256}`;
+    await storage.put(sealedKey, object.body, document.contentType);
+    const [sealed] = await db
+      .update(ksDocuments)
+      .set({ sealedKey, sha256, sizeBytes: object.size })
+      .where(and(eq(ksDocuments.key, document.key), isNull(ksDocuments.sealedKey)))
+      .returning({ sealedKey: ksDocuments.sealedKey });
+    if (sealed?.sealedKey) return sealed.sealedKey;
+    // A concurrent first read sealed it first: serve that copy.
+    const [winner] = await db.select({ sealedKey: ksDocuments.sealedKey }).from(ksDocuments).where(eq(ksDocuments.key, document.key));
+    return winner?.sealedKey ?? sealedKey;
+  }
+
   async function documentUrl(request: FastifyRequest, key: string, address?: string) {
     const [document] = await db.select().from(ksDocuments).where(eq(ksDocuments.key, key));
     if (!document || (address && document.ownerId !== address)) throw notFound('document not found');
     await accounts.authorize(request, { owner: document.ownerId, admin: true });
-    if (!(await storage.head(key))) throw notFound('document was not uploaded');
+    const sealedKey = await sealedCopy(document);
     return {
-      data: { type: 'document_url', id: key, attributes: { url: await storage.presignGet(key, { expiresInSeconds: URL_TTL_SECONDS }) } },
+      data: {
+        type: 'document_url',
+        id: key,
+        attributes: { url: await storage.presignGet(sealedKey, { expiresInSeconds: URL_TTL_SECONDS }) },
+      },
     };
   }
   const keyParam = z.string().regex(/^ksdoc-[0-9a-f]{40}$/, 'invalid document key');

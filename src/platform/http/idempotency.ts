@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { and, eq, lt, sql } from 'drizzle-orm';
+import { createHash, randomUUID } from 'node:crypto';
+import { and, eq, lt, or, sql } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Principal } from '../auth/principal.ts';
@@ -20,7 +20,7 @@ declare module 'fastify' {
     idempotent?: boolean;
   }
   interface FastifyRequest {
-    idempotencyRecord: { scope: string; key: string } | null;
+    idempotencyRecord: { scope: string; key: string; owner: string } | null;
   }
 }
 
@@ -38,9 +38,11 @@ function requestHash(request: FastifyRequest): string {
  * `Idempotency-Key` on authenticated writes: the first response for a key is stored (sealed, as it
  * may carry PII) for 24 h and replayed for the same key and body; the same key with another body
  * is refused, and so is a retry while the first request is still running. 5xx answers are not kept,
- * so the client can retry them.
+ * so the client can retry them. The running request holds the key under a lease of `leaseSeconds`:
+ * a record still in progress after it was left by a process that died mid-request, and a retry
+ * takes it over and runs; only the request that holds the key may complete or release it.
  */
-export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: Db; keyring: Keyring }) => {
+export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: Db; keyring: Keyring; leaseSeconds: number }) => {
   const { db, keyring } = options;
   const sweepExpired = throttled(() => db.delete(idempotencyKeys).where(lt(idempotencyKeys.expiresAt, sql`now()`)), 60_000);
   app.decorateRequest('idempotencyRecord', null);
@@ -57,18 +59,37 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: 
     const scope = scopeOf(request.principal);
     const hash = requestHash(request);
     const expiresAt = sql`now() + make_interval(hours => ${RETENTION_HOURS})`;
+    const leaseUntil = sql`now() + make_interval(secs => ${options.leaseSeconds})`;
+    const owner = randomUUID();
 
     const claimed = await db
       .insert(idempotencyKeys)
-      .values({ scope, key, requestHash: hash, state: 'in_progress', expiresAt })
+      .values({ scope, key, requestHash: hash, state: 'in_progress', owner, leaseUntil, expiresAt })
       .onConflictDoUpdate({
         target: [idempotencyKeys.scope, idempotencyKeys.key],
-        set: { requestHash: hash, state: 'in_progress', responseStatus: null, responseCiphertext: null, expiresAt, createdAt: sql`now()` },
-        setWhere: lt(idempotencyKeys.expiresAt, sql`now()`),
+        set: {
+          requestHash: hash,
+          state: 'in_progress',
+          owner,
+          leaseUntil,
+          responseStatus: null,
+          responseCiphertext: null,
+          expiresAt,
+          createdAt: sql`now()`,
+        },
+        // An expired record, or one whose request died holding it (same request only: another body gets 422).
+        setWhere: or(
+          lt(idempotencyKeys.expiresAt, sql`now()`),
+          and(
+            eq(idempotencyKeys.state, 'in_progress'),
+            eq(idempotencyKeys.requestHash, hash),
+            or(sql`${idempotencyKeys.leaseUntil} is null`, lt(idempotencyKeys.leaseUntil, sql`now()`)),
+          ),
+        ),
       })
       .returning({ scope: idempotencyKeys.scope });
     if (claimed.length > 0) {
-      request.idempotencyRecord = { scope, key };
+      request.idempotencyRecord = { scope, key, owner };
       sweepExpired();
       return;
     }
@@ -96,7 +117,12 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: 
     const record = request.idempotencyRecord;
     if (!record) return payload;
     request.idempotencyRecord = null;
-    const where = and(eq(idempotencyKeys.scope, record.scope), eq(idempotencyKeys.key, record.key));
+    // Only while this request still holds the key: after its lease another request may have taken it over.
+    const where = and(
+      eq(idempotencyKeys.scope, record.scope),
+      eq(idempotencyKeys.key, record.key),
+      eq(idempotencyKeys.owner, record.owner),
+    );
     if (reply.statusCode >= 500 || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) {
       await db.delete(idempotencyKeys).where(where);
       return payload;
@@ -106,6 +132,7 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: 
       .update(idempotencyKeys)
       .set({
         state: 'completed',
+        leaseUntil: null,
         responseStatus: reply.statusCode,
         responseKeyId: sealed.keyId,
         responseWrappedKey: sealed.wrappedKey,

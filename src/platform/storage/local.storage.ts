@@ -75,6 +75,16 @@ export function localStorage(options: { directory: string; publicUrl: string; si
         return null;
       }
     },
+    async get(key) {
+      const object = await storage.head(key);
+      if (!object) return null;
+      try {
+        const body = await fs.readFile(filePath(key));
+        return { ...object, size: body.length, body };
+      } catch {
+        return null;
+      }
+    },
     put: write,
   };
 

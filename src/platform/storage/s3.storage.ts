@@ -1,4 +1,12 @@
-import { GetObjectCommand, HeadObjectCommand, NotFound, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  NoSuchKey,
+  NotFound,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { ObjectStorage } from './storage.ts';
@@ -52,6 +60,16 @@ export function s3Storage(options: S3Options): ObjectStorage & { client: S3Clien
         return { size: result.ContentLength ?? 0, contentType: result.ContentType };
       } catch (error) {
         if (error instanceof NotFound || (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404)) return null;
+        throw error;
+      }
+    },
+    async get(key) {
+      try {
+        const result = await client.send(new GetObjectCommand({ Bucket, Key: key }));
+        const body = Buffer.from(await result.Body!.transformToByteArray());
+        return { size: body.length, contentType: result.ContentType, body };
+      } catch (error) {
+        if (error instanceof NoSuchKey || (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404)) return null;
         throw error;
       }
     },

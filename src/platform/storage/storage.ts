@@ -12,6 +12,8 @@ export type ObjectStorage = {
   presignPost(key: string, options: { contentType: string; maxBytes: number; expiresInSeconds: number }): Promise<PresignedPost>;
   presignGet(key: string, options: { expiresInSeconds: number }): Promise<string>;
   head(key: string): Promise<StoredObject | null>;
+  /** The object's bytes as stored now, or null when there is none. */
+  get(key: string): Promise<(StoredObject & { body: Buffer }) | null>;
   put(key: string, body: Buffer, contentType: string): Promise<void>;
 };
 
