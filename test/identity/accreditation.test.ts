@@ -162,16 +162,16 @@ describe('accreditation error', () => {
     expect(path.body.error.field).toBe('fileName');
   });
 
-  it('fails a finalize before upload, and refuses a double finalize', async () => {
+  it('keeps a document upload_pending when finalized before its file arrives, and refuses a double finalize', async () => {
     const { user } = await certified('finalize@example.com');
     const requested = await t.post('/identity/accreditations/documents', docRequest(), user.auth);
     const early = await t.post(`/identity/accreditations/documents/${requested.body.data.id}/upload`, undefined, user.auth);
-    expect(early.status).toBe(422);
-    expect(early.body.error.code).toBe('UPLOAD_FAILED');
+    expect(early.status).toBe(409);
+    expect(early.body.error.code).toBe('INVALID_STATE');
     const doc = (await t.get('/identity/accreditations', user.auth)).body.data.documents.find(
       (d: { id: string }) => d.id === requested.body.data.id,
     );
-    expect(doc.status).toBe('upload_failed');
+    expect(doc.status).toBe('upload_pending');
 
     const good = await upload(user);
     expect((await t.post(`/identity/accreditations/documents/${good.documentId}/upload`, undefined, user.auth)).status).toBe(200);

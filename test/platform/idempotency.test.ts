@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 
@@ -74,5 +75,31 @@ describe('Idempotency-Key', () => {
     );
     expect(response.status).toBe(400);
     expect(response.body.error.field).toBe('Idempotency-Key');
+  });
+
+  it('a key left in progress by a request that died lets the retry run once its lease is over, and only the same request', async () => {
+    const me = await t.signIn('idem-crash@example.com');
+    const headers = { ...me.auth, 'idempotency-key': 'crashed' };
+    const path = `/identity/users/${me.userId}`;
+    expect((await t.patch(path, { onboardingCompleted: true }, headers)).status).toBe(200);
+    // As if the process had died mid-request: the record is still in progress, held by a dead owner.
+    const crash = (lease: string) =>
+      t.db.execute(
+        sql`update idempotency_keys set state = 'in_progress', response_status = null, response_ciphertext = null,
+            owner = gen_random_uuid(), lease_until = now() + ${lease}::interval where key = 'crashed'`,
+      );
+    await crash('1 hour');
+    const during = await t.patch(path, { onboardingCompleted: true }, headers);
+    expect(during.status).toBe(409);
+    expect(during.body.error.code).toBe('CONFLICT');
+
+    await crash('-1 second');
+    expect((await t.patch(path, { onboardingCompleted: false }, headers)).status).toBe(422);
+    const retry = await t.patch(path, { onboardingCompleted: true }, headers);
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('idempotent-replayed')).toBeNull();
+    const replay = await t.patch(path, { onboardingCompleted: true }, headers);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.body).toEqual(retry.body);
   });
 });
