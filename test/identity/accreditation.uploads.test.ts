@@ -10,14 +10,14 @@ const replacement = Buffer.from('%PDF-1.4 a forged W-2 swapped in later\n%%EOF\n
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /** The accreditation document flow on one storage driver: local disk, or S3 (s3rver). */
-function uploadsSuite(name: string, overrides: () => Promise<{ config: Partial<Config>; close(): Promise<void> }>) {
+function uploadsSuite(name: string, overrides: () => Promise<{ config: Partial<Config>; close: () => Promise<void> }>) {
   describe(`accreditation uploads (${name})`, () => {
     let t: TestApp;
     let cleanup: () => Promise<void>;
     beforeAll(async () => {
       const setup = await overrides();
       t = await startTestApp(setup.config);
-      cleanup = setup.close;
+      cleanup = () => setup.close();
     });
     afterAll(async () => {
       await t.close();

@@ -74,11 +74,11 @@ async function startServer(extraEnv: Record<string, string>): Promise<{ child: C
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 90_000);
-    child.stdout!.on('data', () => output.includes('listening on') && (clearTimeout(timer), resolve()));
+    child.stdout.on('data', () => output.includes('listening on') && (clearTimeout(timer), resolve()));
     child.once('exit', (code) => (clearTimeout(timer), reject(new Error(`server exited ${code}: ${output}`))));
   });
   return { child, url: `http://127.0.0.1:${port}` };

@@ -77,3 +77,21 @@ describe('subscription limits under concurrency', () => {
     expect(await committed([amount.offeringId])).toHaveLength(10);
   });
 });
+
+describe('offering documents under concurrency', () => {
+  it('twenty new versions of one document at once: all stored, numbered 1 to 20', async () => {
+    const { offeringId } = await seedOffering(t, admin, { agreement: false, open: false });
+    const responses = await Promise.all(
+      Array.from({ length: COMPETITORS }, (_, i) =>
+        t.post(
+          `/admin/offerings/${offeringId}/documents`,
+          { kind: 'ppm', title: `PPM ${i}`, contentType: 'text/plain', content: Buffer.from(`memorandum ${i}`).toString('base64') },
+          admin,
+        ),
+      ),
+    );
+    expect(responses.map((response) => response.status)).toEqual(Array(COMPETITORS).fill(201));
+    const versions = responses.map((response) => response.body.data.version as number).sort((a, b) => a - b);
+    expect(versions).toEqual(Array.from({ length: COMPETITORS }, (_, i) => i + 1));
+  });
+});

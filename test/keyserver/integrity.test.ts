@@ -13,7 +13,7 @@ let client: Awaited<ReturnType<typeof tokendClient>>;
 beforeAll(async () => {
   t = await startTestApp();
   client = await tokendClient(t);
-});
+}, 180_000);
 afterAll(async () => {
   await t?.close();
 });

@@ -190,16 +190,21 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
       return (await presentMany([row]))[0]!;
     },
 
+    /** Checks run on the locked row, so a concurrent close or change can't slip between check and write. */
     async update(reviewer: Reviewer, id: string, changes: Partial<Omit<OfferingInput, 'issuerId'>>) {
-      const row = await managedOffering(reviewer, id);
-      if (row.status === 'closed') throw new AppError('INVALID_STATE', 'A closed offering cannot change');
-      const merged = { ...row, ...changes };
-      if (merged.maximumAmountCents < merged.targetAmountCents) {
-        throw new AppError('VALIDATION_ERROR', 'maximumAmount must be at least targetAmount', [
-          { field: 'maximumAmount', message: 'must be at least targetAmount' },
-        ]);
-      }
-      return (await presentMany([await repo.update(row.id, changes)]))[0]!;
+      const offering = await managedOffering(reviewer, id);
+      const updated = await db.transaction(async (tx) => {
+        const row = (await repo.lock(offering.id, tx))!;
+        if (row.status === 'closed') throw new AppError('INVALID_STATE', 'A closed offering cannot change');
+        const merged = { ...row, ...changes };
+        if (merged.maximumAmountCents < merged.targetAmountCents) {
+          throw new AppError('VALIDATION_ERROR', 'maximumAmount must be at least targetAmount', [
+            { field: 'maximumAmount', message: 'must be at least targetAmount' },
+          ]);
+        }
+        return repo.update(row.id, changes, tx);
+      });
+      return (await presentMany([updated]))[0]!;
     },
 
     async transition(reviewer: Reviewer, id: string, action: keyof typeof TRANSITIONS) {
@@ -237,8 +242,11 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
       input: { name: string; category: SecurityRow['category']; pricePerUnitCents: number; unitsAuthorized: number },
     ) {
       const offering = await managedOffering(reviewer, offeringId);
-      if (offering.status === 'closed') throw new AppError('INVALID_STATE', 'A closed offering cannot change');
-      const row = await repo.insertSecurity({ ...input, orgId: offering.orgId, offeringId: offering.id });
+      const row = await db.transaction(async (tx) => {
+        const locked = (await repo.lock(offering.id, tx))!;
+        if (locked.status === 'closed') throw new AppError('INVALID_STATE', 'A closed offering cannot change');
+        return repo.insertSecurity({ ...input, orgId: offering.orgId, offeringId: offering.id }, tx);
+      });
       return presentSecurity(row, 0, offering.currency);
     },
 
@@ -252,8 +260,10 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
       const sha256 = createHash('sha256').update(input.content).digest('hex');
       const key = `offerings/${offering.orgId}/${offering.id}/${input.kind}/${sha256}`;
       await storage.put(key, input.content, input.contentType);
-      const row = await db.transaction((tx) =>
-        repo.insertDocument(
+      // The offering's row lock serialises version numbering: concurrent uploads get 1, 2, 3...
+      const row = await db.transaction(async (tx) => {
+        await repo.lock(offering.id, tx);
+        return repo.insertDocument(
           {
             offeringId: offering.id,
             kind: input.kind,
@@ -264,8 +274,8 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
             storageKey: key,
           },
           tx,
-        ),
-      );
+        );
+      });
       return presentDocument(row, await storage.presignGet(row.storageKey, { expiresInSeconds: 900 }));
     },
 
