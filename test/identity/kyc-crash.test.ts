@@ -77,7 +77,7 @@ async function startServer(extraEnv: Record<string, string>): Promise<{ child: C
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 90_000);
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 240_000);
     child.stdout.on('data', () => output.includes('listening on') && (clearTimeout(timer), resolve()));
     child.once('exit', (code) => (clearTimeout(timer), reject(new Error(`server exited ${code}: ${output}`))));
   });
@@ -151,5 +151,5 @@ describe('kyc crash', () => {
       await stop(first.child, 'SIGKILL');
       if (second) await stop(second.child, 'SIGTERM');
     }
-  }, 240_000);
+  }, 600_000);
 });

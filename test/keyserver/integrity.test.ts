@@ -35,7 +35,7 @@ describe('key server limits under concurrency', () => {
     );
     expect(created).toBe(1);
     expect(await walletsFor('race@example.com')).toHaveLength(1);
-  }, 120_000);
+  }, 300_000);
 
   it("twenty sign-ups redeeming one invitation's code at once: one wallet, verified by the code", async () => {
     const inviter = await client.signUp('race-inviter@example.com', 'pw');
@@ -63,7 +63,7 @@ describe('key server limits under concurrency', () => {
     const wallets = await walletsFor('race-invitee@example.com');
     expect(wallets).toHaveLength(1);
     expect(wallets[0]!.verified).toBe(true);
-  }, 120_000);
+  }, 300_000);
 });
 
 describe('key server documents', () => {
@@ -93,5 +93,5 @@ describe('key server documents', () => {
     expect(await read()).toBe('the real passport');
     expect((await post('a forged passport')).status).toBe(204);
     expect(await read()).toBe('the real passport');
-  }, 60_000);
+  }, 180_000);
 });
