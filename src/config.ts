@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -7,7 +8,7 @@ const booleanFlag = z
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  HOST: z.string().min(1).optional(),
   PUBLIC_URL: z.url().optional(),
   DATA_DIR: z.string().min(1).default('./data'),
   DATABASE_URL: z
@@ -72,6 +73,7 @@ const envSchema = z.object({
 
 export type Config = {
   port: number;
+  /** Listen address: 127.0.0.1 on the embedded database (development), else 0.0.0.0. */
   host: string;
   publicUrl: string;
   dataDir: string;
@@ -135,22 +137,45 @@ export type Config = {
   };
 };
 
+/** The configuration is invalid; the message is one line naming each variable at fault. */
 export class ConfigError extends Error {}
 
+/**
+ * `X_FILE=/path` stands for `X=<the file's content, trimmed>` for every variable X below, so
+ * secrets can come from mounted files (container secrets). Setting both X and X_FILE is an error.
+ */
+function readFileVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const resolved = { ...env };
+  for (const name of Object.keys(envSchema.shape)) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined || file === '') continue;
+    if (env[name] !== undefined) throw new ConfigError(`Invalid configuration: set ${name} or ${name}_FILE, not both`);
+    try {
+      resolved[name] = fs.readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new ConfigError(
+        `Invalid configuration: ${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
+  }
+  return resolved;
+}
+
+/** Reads and validates the environment; throws `ConfigError`. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = envSchema.safeParse(env);
+  const parsed = envSchema.safeParse(readFileVariables(env));
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
-    throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
   if (e.STRIPE_SECRET_KEY && !e.STRIPE_WEBHOOK_SECRET)
-    throw new ConfigError('Invalid configuration:\n  STRIPE_WEBHOOK_SECRET: required when STRIPE_SECRET_KEY is set');
+    throw new ConfigError('Invalid configuration: STRIPE_WEBHOOK_SECRET: required when STRIPE_SECRET_KEY is set');
   const embedded = e.DATABASE_URL === undefined;
   const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, '');
   return {
     port: e.PORT,
-    host: e.HOST,
+    host: e.HOST ?? (embedded ? '127.0.0.1' : '0.0.0.0'),
     publicUrl,
     dataDir: path.resolve(e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,

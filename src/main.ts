@@ -1,38 +1,73 @@
 import { Keypair } from '@stellar/stellar-base';
 import type { Keyserver } from './keyserver/keyserver.module.ts';
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildApp, createModules, version } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { DEMO_AUDIENCE } from './identity/demo-idp/demo-idp.ts';
 import type { Identity } from './identity/identity.module.ts';
-import { addMasterKeyToFile, loadKeyring, type Keyring } from './platform/crypto/keyring.ts';
+import { KeyMismatchError, verifyDeploymentKeys } from './platform/crypto/key-check.ts';
+import { addMasterKeyToFile, generateKeyEnvironment, KeyringError, loadKeyring, type Keyring } from './platform/crypto/keyring.ts';
 import { DataDirLockedError, openDatabase, type Database } from './platform/db/database.ts';
 import { AppError } from './platform/http/errors.ts';
+import { describeStartupError } from './platform/startup-error.ts';
 import { rewrapIdempotencyResponses } from './platform/http/idempotency.ts';
 
 const usage = `tranche ${version}
 
-Usage: tranche <command> [options]
+Usage: tranche <command> [options]        (tranche --version, tranche --help)
 
   serve [--role all|api|worker]           run the HTTP server and/or the webhook worker (migrates first)
-  migrate                                 apply database migrations and exit
+  migrate                                 apply database migrations and exit (reads no keys)
   org create --name N --audience A (--issuer URL | --jwks-url URL) [--admin-email E ...]
+  org list                                every org: id, name, identity provider, audience
   api-key create --org ORG_ID [--label L] print a new org API key (shown once)
+  api-key list --org ORG_ID               the org's API keys: id, hint, label, active or revoked
   api-key revoke --id API_KEY_ID
   admin-key create [--label L]            print a platform admin key (back-office review across orgs)
   keyserver admin-signer create           print a new key server admin seed (a signer of the master account)
+  keys generate [--out DIR]               new MASTER_KEYS and HASH_SECRET: env lines, or files in DIR
   keys rotate                             new master key (data-dir keyring) and re-wrap every data key
   demo                                    demo org, API key and ID token from the built-in demo IdP
 
-Configuration comes from the environment (see README): PORT, DATA_DIR, DATABASE_URL, ...`;
+Configuration comes from the environment (see README), X_FILE=/path for any X:
+  DATABASE_URL        postgres://... (unset: embedded database in DATA_DIR, default ./data)
+  MASTER_KEYS, HASH_SECRET   required on PostgreSQL, the same in every process (tranche keys generate)
+  PORT, HOST          HTTP listen address (default 3000, 127.0.0.1 embedded / 0.0.0.0 PostgreSQL)
+Exit code 1 with one line on stderr when the command fails.`;
 
 type Context = { config: Config; database: Database; identity: Identity; keyserver: Keyserver; keyring: Keyring };
 
-async function withDatabase<T>(config: Config, run: (context: Context) => Promise<T>): Promise<T> {
+/**
+ * The deployment's keyring: MASTER_KEYS and HASH_SECRET, or on the embedded database (one process)
+ * the keyring generated in DATA_DIR. On PostgreSQL without them it throws `KeyringError`.
+ */
+function deploymentKeyring(config: Config): Keyring {
+  return loadKeyring({
+    masterKeys: config.masterKeys,
+    hashSecret: config.hashSecret,
+    dataDir: config.databaseUrl === undefined ? config.dataDir : undefined,
+  });
+}
+
+/** Migrates, then checks the keys against the deployment's before anything can use them. */
+async function openVerified(config: Config): Promise<{ database: Database; keyring: Keyring }> {
+  const keyring = deploymentKeyring(config);
   const database = await openDatabase(config);
   try {
     await database.migrate();
-    const keyring = loadKeyring({ masterKeys: config.masterKeys, hashSecret: config.hashSecret, dataDir: config.dataDir });
+    await verifyDeploymentKeys(database.db, keyring);
+    return { database, keyring };
+  } catch (error) {
+    await database.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function withDatabase<T>(config: Config, run: (context: Context) => Promise<T>): Promise<T> {
+  const { database, keyring } = await openVerified(config);
+  try {
     const { identity, keyserver } = createModules({ config, database, keyring });
     return await run({ config, database, identity, keyserver, keyring });
   } finally {
@@ -78,9 +113,7 @@ async function createDemo({ config, identity }: Context) {
 type Role = 'all' | 'api' | 'worker';
 
 async function serve(config: Config, role: Role) {
-  const database = await openDatabase(config);
-  await database.migrate();
-  const keyring = loadKeyring({ masterKeys: config.masterKeys, hashSecret: config.hashSecret, dataDir: config.dataDir });
+  const { database, keyring } = await openVerified(config);
   const modules = createModules({ config, database, keyring });
   if (role === 'worker') {
     const worker = await modules.notifications.startWorker();
@@ -140,12 +173,36 @@ async function main(argv: string[]) {
       label: { type: 'string' },
       id: { type: 'string' },
       role: { type: 'string', default: 'all' },
+      out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
     },
   });
   const command = positionals.join(' ');
+  if (values.version) {
+    console.log(version);
+    return;
+  }
   if (values.help || command === '' || command === 'help') {
     console.log(usage);
+    return;
+  }
+  if (command === 'keys generate') {
+    const keys = generateKeyEnvironment();
+    if (values.out) {
+      fs.mkdirSync(values.out, { recursive: true, mode: 0o700 });
+      for (const [name, value] of Object.entries(keys)) {
+        fs.writeFileSync(path.join(values.out, name.toLowerCase()), `${value}\n`, { mode: 0o600, flag: 'wx' });
+      }
+      console.log(
+        `Wrote ${path.join(values.out, 'master_keys')} and ${path.join(values.out, 'hash_secret')}: pass them as MASTER_KEYS_FILE and HASH_SECRET_FILE.`,
+      );
+      return;
+    }
+    console.log(`MASTER_KEYS=${keys.MASTER_KEYS}\nHASH_SECRET=${keys.HASH_SECRET}`);
+    console.error(
+      'Give both lines to every process of the deployment (environment, or files named by MASTER_KEYS_FILE and HASH_SECRET_FILE); keep them secret.',
+    );
     return;
   }
   const config = loadConfig();
@@ -153,9 +210,17 @@ async function main(argv: string[]) {
     case 'serve':
       if (!['all', 'api', 'worker'].includes(values.role)) throw new UsageError('--role must be all, api or worker');
       return serve(config, values.role as Role);
-    case 'migrate':
-      await withDatabase(config, async () => console.log('Migrations applied.'));
+    case 'migrate': {
+      // Schema only: no keyring is read or written, so migrations can run before keys are handed out.
+      const database = await openDatabase(config);
+      try {
+        await database.migrate();
+      } finally {
+        await database.close();
+      }
+      console.log('Migrations applied.');
       return;
+    }
     case 'org create':
       await withDatabase(config, async ({ identity }) => {
         const org = await identity.orgs.createOrg({
@@ -166,6 +231,27 @@ async function main(argv: string[]) {
           adminEmails: values['admin-email'] ?? [],
         });
         console.log(`Created org ${org.id} (${org.name}).\nNext: tranche api-key create --org ${org.id}`);
+      });
+      return;
+    case 'org list':
+      await withDatabase(config, async ({ identity }) => {
+        const orgs = await identity.orgs.listOrgs();
+        if (orgs.length === 0) console.log('No orgs yet: tranche org create --name N --audience A --issuer URL');
+        for (const org of orgs) {
+          console.log(
+            `${org.id}  ${org.name}  ${org.idpIssuer ?? org.idpJwksUrl ?? ''}  audience=${org.idpAudience}  created ${org.createdAt.toISOString()}`,
+          );
+        }
+      });
+      return;
+    case 'api-key list':
+      await withDatabase(config, async ({ identity }) => {
+        const keys = await identity.orgs.listApiKeys(values.org ?? '');
+        if (keys.length === 0) console.log(`No API keys for org ${values.org}: tranche api-key create --org ${values.org}`);
+        for (const key of keys) {
+          const state = key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active';
+          console.log(`${key.id}  ${key.hint}  ${key.label ?? '-'}  created ${key.createdAt.toISOString()}  ${state}`);
+        }
       });
       return;
     case 'api-key create':
@@ -196,7 +282,7 @@ async function main(argv: string[]) {
       return;
     }
     case 'keys rotate': {
-      const keyring = loadKeyring({ masterKeys: config.masterKeys, hashSecret: config.hashSecret, dataDir: config.dataDir });
+      const keyring = deploymentKeyring(config);
       if (keyring.source === 'file') console.log(`New active master key ${addMasterKeyToFile(config.dataDir)} in ${config.dataDir}.`);
       else console.log(`Re-wrapping under ${keyring.activeKeyId}, the first key of MASTER_KEYS.`);
       await withDatabase(config, async ({ database, identity, keyring: rotated }) => {
@@ -226,14 +312,30 @@ async function main(argv: string[]) {
 
 class UsageError extends Error {}
 
+/** Where the process meant to listen and connect, for naming them in a start-up error. */
+function startupConfig(): { host: string; port: number; databaseUrl?: string } {
+  try {
+    return loadConfig();
+  } catch {
+    return { host: process.env.HOST ?? '?', port: Number(process.env.PORT ?? 3000) };
+  }
+}
+
 main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof DataDirLockedError || error instanceof UsageError) {
+  if (
+    error instanceof ConfigError ||
+    error instanceof DataDirLockedError ||
+    error instanceof UsageError ||
+    error instanceof KeyringError ||
+    error instanceof KeyMismatchError
+  ) {
     console.error(error.message);
     if (error instanceof UsageError) console.error(`\n${usage}`);
   } else if (error instanceof AppError) {
     console.error(`${error.code}: ${error.message}`);
   } else {
-    console.error(error);
+    const config = startupConfig();
+    console.error(describeStartupError(error, config) ?? error);
   }
   process.exit(1);
 });

@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -27,6 +28,9 @@ beforeAll(async () => {
   if (usingPostgres()) {
     const database = await createPostgresTestDatabase();
     env.DATABASE_URL = database.url;
+    // On PostgreSQL every process is given the deployment's keys; none is generated.
+    env.MASTER_KEYS = `mk_cli:${randomBytes(32).toString('base64')}`;
+    env.HASH_SECRET = randomBytes(32).toString('base64url');
     dropDatabase = () => database.drop();
   }
 });
@@ -51,11 +55,16 @@ async function withModules<T>(
   const config = loadConfig(env);
   const database = await openDatabase(config);
   try {
-    const keyring = loadKeyring({ dataDir, masterKeys: undefined, hashSecret: undefined });
+    const keyring = cliKeyring();
     return await work(createModules({ config, database, keyring }), database);
   } finally {
     await database.close();
   }
+}
+
+/** The keyring the CLI processes use: the environment's on PostgreSQL, else the data-dir one. */
+function cliKeyring() {
+  return loadKeyring({ dataDir: env.DATABASE_URL ? undefined : dataDir, masterKeys: env.MASTER_KEYS, hashSecret: env.HASH_SECRET });
 }
 
 function freePort(): Promise<number> {
@@ -67,7 +76,9 @@ function freePort(): Promise<number> {
   });
 }
 
-describe('tranche CLI', () => {
+// Every test here starts cold CLI processes (several each); how long they take depends on the
+// machine and the Node version, so the budget is generous and no test waits on a clock of its own.
+describe('tranche CLI', { timeout: 300_000 }, () => {
   it('migrates, creates an org and API keys, revokes a key, and refuses bad input', async () => {
     expect((await tranche('migrate')).stdout).toContain('Migrations applied.');
 
@@ -106,8 +117,40 @@ describe('tranche CLI', () => {
     const unknown = await tranche('frobnicate');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('Unknown command');
-    // Eight cold CLI processes, each migrating the embedded database.
-  }, 90_000);
+
+    const orgs = await tranche('org', 'list');
+    expect(orgs.stdout).toMatch(new RegExp(`^${orgId}  Acme  https://idp.acme.example  audience=client  created `, 'm'));
+    const keys = await tranche('api-key', 'list', '--org', orgId);
+    expect(keys.stdout).toMatch(new RegExp(`^${keyId}  rialto_ak_${orgId}_…\\w{4}  ci  created \\S+  revoked `, 'm'));
+    expect(keys.stdout).not.toContain(key);
+    expect((await tranche('api-key', 'list', '--org', 'nope')).stderr).toMatch(/^VALIDATION_ERROR: org: must be an org id/);
+  });
+
+  it('prints its version and a help that names every command', async () => {
+    const version = await tranche('--version');
+    expect(version.stdout.trim()).toBe(
+      (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version,
+    );
+    const help = await tranche('--help');
+    for (const command of ['serve', 'migrate', 'org create', 'org list', 'api-key list', 'keys generate', 'keys rotate'])
+      expect(help.stdout).toContain(command);
+  });
+
+  it('keys generate writes key files that *_FILE variables read', async () => {
+    const out = path.join(dataDir, 'secrets');
+    const written = await tranche('keys', 'generate', '--out', out);
+    expect(written.code).toBe(0);
+    expect(fs.statSync(path.join(out, 'master_keys')).mode & 0o777).toBe(0o600);
+    const config = loadConfig({ MASTER_KEYS_FILE: path.join(out, 'master_keys'), HASH_SECRET_FILE: path.join(out, 'hash_secret') });
+    expect(config.masterKeys).toMatch(/^mk_\d{8}_[0-9a-f]{8}:[A-Za-z0-9+/]{43}=$/);
+    expect(loadKeyring({ masterKeys: config.masterKeys, hashSecret: config.hashSecret }).masterKeys.size).toBe(1);
+    expect(() => loadConfig({ MASTER_KEYS: config.masterKeys, MASTER_KEYS_FILE: path.join(out, 'master_keys') })).toThrow(
+      'Invalid configuration: set MASTER_KEYS or MASTER_KEYS_FILE, not both',
+    );
+    expect(() => loadConfig({ HASH_SECRET_FILE: path.join(out, 'missing') })).toThrow(/HASH_SECRET_FILE: cannot read .* \(ENOENT\)/);
+    // The files exist now: a second run refuses to overwrite them.
+    expect((await tranche('keys', 'generate', '--out', out)).code).toBe(1);
+  });
 
   it('keys rotate re-wraps PII data keys under a new master key', async () => {
     const userId = await withModules(async (modules) => {
@@ -123,10 +166,12 @@ describe('tranche CLI', () => {
       });
       return user.id;
     });
-    const before = loadKeyring({ dataDir }).activeKeyId;
+    const before = cliKeyring().activeKeyId;
+    // With MASTER_KEYS the operator puts the new key first; the data-dir keyring gets one added.
+    if (env.MASTER_KEYS) env.MASTER_KEYS = `mk_cli2:${randomBytes(32).toString('base64')},${env.MASTER_KEYS}`;
     const rotated = await tranche('keys', 'rotate');
     expect(rotated.stdout).toMatch(/Re-wrapped: \d+ pii/);
-    const keyring = loadKeyring({ dataDir });
+    const keyring = cliKeyring();
     expect(keyring.activeKeyId).not.toBe(before);
     await withModules(async (_modules, database) => {
       const [row] = await database.db.select().from(userPii).where(eq(userPii.userId, userId));
@@ -159,8 +204,7 @@ describe('tranche CLI', () => {
     server.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`serve did not start: ${output}`)), 30_000);
-        server.stdout.on('data', () => output.includes('API docs:') && (clearTimeout(timer), resolve()));
+        server.stdout.on('data', () => output.includes('API docs:') && resolve());
         server.on('exit', (code) => reject(new Error(`serve exited ${code}: ${output}`)));
       });
       expect(output).toContain(`listening on http://localhost:${port}`);

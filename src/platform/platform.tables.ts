@@ -61,3 +61,19 @@ export const mailOutbox = pgTable(
   },
   (table) => [index('mail_outbox_recipient_idx').on(table.recipient, table.createdAt)],
 );
+
+/**
+ * One check value per key the deployment uses (HMACs of a constant, which reveal nothing of the
+ * keys): a process started with other keys finds a mismatch here and refuses to serve.
+ */
+export const keyChecks = pgTable(
+  'key_checks',
+  {
+    kind: text('kind', { enum: ['hash_secret', 'master_key'] }).notNull(),
+    /** The master key id; empty for the hash secret. */
+    keyId: text('key_id').notNull(),
+    checkValue: text('check_value').notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [primaryKey({ columns: [table.kind, table.keyId] })],
+);

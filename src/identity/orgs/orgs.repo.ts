@@ -1,4 +1,4 @@
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, asc, eq, isNull } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
 import { adminKeys, apiKeys, orgs } from '../identity.tables.ts';
 
@@ -15,6 +15,25 @@ export function orgsRepo(db: Executor) {
     async findById(id: string, tx: Executor = db): Promise<OrgRow | undefined> {
       const [row] = await tx.select().from(orgs).where(eq(orgs.id, id));
       return row;
+    },
+    /** Every org, oldest first (an operator's listing; there are few). */
+    async list(tx: Executor = db): Promise<OrgRow[]> {
+      return tx.select().from(orgs).orderBy(asc(orgs.createdAt), asc(orgs.id));
+    },
+    /** An org's API keys, revoked ones included, oldest first; digests are not returned. */
+    async listApiKeys(orgId: string, tx: Executor = db): Promise<Omit<ApiKeyRow, 'digest'>[]> {
+      return tx
+        .select({
+          id: apiKeys.id,
+          orgId: apiKeys.orgId,
+          hint: apiKeys.hint,
+          label: apiKeys.label,
+          createdAt: apiKeys.createdAt,
+          revokedAt: apiKeys.revokedAt,
+        })
+        .from(apiKeys)
+        .where(eq(apiKeys.orgId, orgId))
+        .orderBy(asc(apiKeys.createdAt), asc(apiKeys.id));
     },
     async count(tx: Executor = db): Promise<number> {
       return tx.$count(orgs);

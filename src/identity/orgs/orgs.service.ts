@@ -48,6 +48,15 @@ export function orgsService(deps: { repo: OrgsRepo; keyring: Keyring; allowInsec
     },
 
     getOrg: (id: string) => repo.findById(id),
+    listOrgs: () => repo.list(),
+
+    /** An org's API keys with their hints (never the keys); throws NOT_FOUND for an unknown org. */
+    async listApiKeys(orgId: string) {
+      if (!z.uuid().safeParse(orgId).success)
+        throw new AppError('VALIDATION_ERROR', 'org: must be an org id (UUID)', [{ field: 'org', message: 'must be a UUID' }]);
+      if (!(await repo.findById(orgId))) throw new AppError('NOT_FOUND', `org ${orgId} not found`);
+      return repo.listApiKeys(orgId);
+    },
     countOrgs: () => repo.count(),
 
     /** The key is returned once; only its keyed digest is stored. */

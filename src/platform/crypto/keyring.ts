@@ -18,10 +18,25 @@ type KeyringFile = { activeKeyId: string; masterKeys: Record<string, string>; ha
 
 export const keyringFileName = 'keyring.json';
 
-export function loadKeyring(options: { masterKeys?: string; hashSecret?: string; dataDir: string }): Keyring {
-  if (options.masterKeys !== undefined) {
-    if (options.hashSecret === undefined) throw new Error('HASH_SECRET must be set when MASTER_KEYS is set');
+/** The keys are missing or half-configured; the message is one line an operator can act on. */
+export class KeyringError extends Error {}
+
+/**
+ * The keyring from `MASTER_KEYS` and `HASH_SECRET` (both or neither). Without them, and only when
+ * `dataDir` is given (the embedded database, one process), the keyring in `DATA_DIR/keyring.json`,
+ * created on first use. Without them and without `dataDir` it throws `KeyringError`: processes
+ * sharing a PostgreSQL database must share keys, so none of them may invent its own.
+ */
+export function loadKeyring(options: { masterKeys?: string; hashSecret?: string; dataDir?: string }): Keyring {
+  if (options.masterKeys !== undefined || options.hashSecret !== undefined) {
+    if (options.hashSecret === undefined) throw new KeyringError('HASH_SECRET must be set when MASTER_KEYS is set.');
+    if (options.masterKeys === undefined) throw new KeyringError('MASTER_KEYS must be set when HASH_SECRET is set.');
     return keyringFromEnvironment(options.masterKeys, options.hashSecret);
+  }
+  if (options.dataDir === undefined) {
+    throw new KeyringError(
+      'MASTER_KEYS and HASH_SECRET are not set; on PostgreSQL every process must use the same keys: generate them once with `tranche keys generate` and give them to every process.',
+    );
   }
   const file = path.join(options.dataDir, keyringFileName);
   if (!fs.existsSync(file)) writeKeyringFile(file, newKeyringFile());
@@ -49,7 +64,7 @@ function keyringFromEnvironment(masterKeys: string, hashSecret: string): Keyring
 
 function decodeKey(base64: string): Buffer {
   const key = Buffer.from(base64, 'base64');
-  if (key.length !== 32) throw new Error('master keys must be 32 bytes, base64-encoded');
+  if (key.length !== 32) throw new KeyringError('MASTER_KEYS: each master key must be 32 bytes, base64-encoded.');
   return key;
 }
 
@@ -62,7 +77,16 @@ function newKeyringFile(): KeyringFile {
   };
 }
 
-function newKeyId(): string {
+/**
+ * Fresh key material for a deployment, as the environment lines `MASTER_KEYS=...` and
+ * `HASH_SECRET=...` that every process of it must be given.
+ */
+export function generateKeyEnvironment(): { MASTER_KEYS: string; HASH_SECRET: string } {
+  return { MASTER_KEYS: `${newKeyId()}:${randomBytes(32).toString('base64')}`, HASH_SECRET: randomBytes(32).toString('base64url') };
+}
+
+/** A new master key id, `mk_<yyyymmdd>_<8 hex>`. */
+export function newKeyId(): string {
   return `mk_${new Date().toISOString().slice(0, 10).replaceAll('-', '')}_${randomBytes(4).toString('hex')}`;
 }
 
