@@ -78,7 +78,7 @@ function freePort(): Promise<number> {
 
 // Every test here starts cold CLI processes (several each); how long they take depends on the
 // machine and the Node version, so the budget is generous and no test waits on a clock of its own.
-describe('tranche CLI', { timeout: 300_000 }, () => {
+describe('tranche CLI', { timeout: 900_000 }, () => {
   it('migrates, creates an org and API keys, revokes a key, and refuses bad input', async () => {
     expect((await tranche('migrate')).stdout).toContain('Migrations applied.');
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -33,6 +34,9 @@ beforeAll(async () => {
   if (usingPostgres()) {
     const database = await createPostgresTestDatabase();
     env.DATABASE_URL = database.url;
+    // Every process of a PostgreSQL deployment is given the same keys.
+    env.MASTER_KEYS = `mk_crash:${randomBytes(32).toString('base64')}`;
+    env.HASH_SECRET = randomBytes(32).toString('base64url');
     dropDatabase = () => database.drop();
   }
   receiver = await startReceiver();
@@ -41,7 +45,11 @@ beforeAll(async () => {
   const config = loadConfig(env);
   const database = await openDatabase(config);
   await database.migrate();
-  const modules = createModules({ config, database, keyring: loadKeyring({ dataDir }) });
+  const modules = createModules({
+    config,
+    database,
+    keyring: loadKeyring({ dataDir, masterKeys: env.MASTER_KEYS, hashSecret: env.HASH_SECRET }),
+  });
   const org = await modules.identity.orgs.createOrg({ name: 'Crash', idpJwksUrl: 'https://idp.example.com/jwks', idpAudience: 'a' });
   await modules.notifications.endpoints.create(
     { kind: 'api_key', orgId: org.id, apiKeyId: 'setup' },

@@ -188,5 +188,5 @@ describe('key custody across processes', () => {
     expect(other.code).toBe(1);
     expect(other.stderr.trim()).toMatch(/^HASH_SECRET is not the one this deployment uses \(refusing to start\)/);
     expect(other.stderr.trim().split('\n')).toHaveLength(1);
-  }, 240_000);
+  }, 600_000);
 });

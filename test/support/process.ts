@@ -36,7 +36,7 @@ export type Running = { url: string; child: ChildProcess; output: () => string; 
 
 /**
  * Starts a long-running command listening on `port` and resolves once `readyPath` answers 200,
- * or rejects with the output if the process exits first (or within 60 s).
+ * or rejects with the output if the process exits first (or within 240 s: a loaded machine starts slowly).
  */
 export function startServer(command: string[], env: NodeJS.ProcessEnv, port: number, readyPath: string): Promise<Running> {
   const child = spawn(command[0]!, command.slice(1), { cwd: repoRoot, env });
@@ -52,7 +52,7 @@ export function startServer(command: string[], env: NodeJS.ProcessEnv, port: num
       if (!done) reject(new Error(`exited ${exit.code} before it was ready:\n${exit.stdout}\n${exit.stderr}`));
       done = true;
     });
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 240_000;
     const poll = async () => {
       if (done) return;
       const status = await fetch(`${url}${readyPath}`).then(
@@ -74,7 +74,7 @@ export function startServer(command: string[], env: NodeJS.ProcessEnv, port: num
       if (Date.now() > deadline) {
         done = true;
         child.kill('SIGKILL');
-        return reject(new Error(`not ready after 60 s:\n${stdout}\n${stderr}`));
+        return reject(new Error(`not ready after 240 s:\n${stdout}\n${stderr}`));
       }
       setTimeout(() => void poll(), 200);
     };

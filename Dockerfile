@@ -1,0 +1,34 @@
+# Tranche: build the TypeScript once, ship dist/ with production dependencies only, run as a
+# non-root user. `docker build -t tranche .`; compose.yaml runs it with PostgreSQL and MinIO.
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM node:22-bookworm-slim AS production-deps
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM node:22-bookworm-slim
+ENV NODE_ENV=production \
+    PORT=3000 \
+    HOST=0.0.0.0 \
+    DATA_DIR=/app/data
+WORKDIR /app
+COPY --from=production-deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY migrations ./migrations
+COPY --from=build /app/dist ./dist
+RUN mkdir -p /app/data && chown node:node /app/data
+USER node
+EXPOSE 3000
+# Readiness: the database answers and the process serves (HEALTH_PORT, else PORT). Six misses (a
+# minute) make it unhealthy, which leaves room for the first migrations.
+HEALTHCHECK --interval=10s --timeout=3s --retries=6 CMD ["node", "dist/healthcheck.js"]
+# Exec form: node is PID 1 and receives SIGTERM itself (no shell, no npm in between).
+ENTRYPOINT ["node", "dist/main.js"]
+CMD ["serve"]
