@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** The data directory is held by another live process. */
-export class DataDirLockedError extends Error {}
+export class DataDirLockedError extends Error {
+  override name = 'DataDirLockedError';
+}
 
 type Holder = { pid: number; startedAt: string | null; host: string };
 
