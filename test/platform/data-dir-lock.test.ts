@@ -18,7 +18,7 @@ async function startContender(): Promise<Contender> {
   });
   const answers: string[] = [];
   const waiting: ((line: string) => void)[] = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
     const next = waiting.shift();
     if (next) next(line);
     else answers.push(line);
@@ -28,7 +28,7 @@ async function startContender(): Promise<Contender> {
   return {
     process: child,
     send(line: string) {
-      child.stdin!.write(`${line}\n`);
+      child.stdin.write(`${line}\n`);
       return nextLine();
     },
   };
