@@ -90,7 +90,7 @@ describe.runIf(usingPostgres())('database faults: backends terminated under load
     for (const response of unavailable) expectDatabaseUnavailable(response);
     expect(await eventually(async () => (await t.get(`/identity/users/${user.userId}`, user.auth)).status === 200, 10_000)).toBe(true);
     expect((await t.get('/health/ready')).status).toBe(200);
-  });
+  }, 60_000);
 });
 
 describe.runIf(usingPostgres())('database faults: network partition through a TCP proxy', () => {
