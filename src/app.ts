@@ -5,6 +5,7 @@ import { createIdentity, type Identity } from './identity/identity.module.ts';
 import { authPlugin } from './platform/auth/auth.plugin.ts';
 import type { Keyring } from './platform/crypto/keyring.ts';
 import type { Database } from './platform/db/database.ts';
+import { healthRoutes } from './platform/http/health.ts';
 import { idempotencyPlugin } from './platform/http/idempotency.ts';
 import { createServer } from './platform/http/server.ts';
 import { createStorage, LOCAL_STORAGE_PREFIX, type StorageSetup } from './platform/storage/create-storage.ts';
@@ -70,6 +71,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     publicUrl: config.publicUrl,
     version,
   });
+  await app.register(healthRoutes, { db: database.db, timeoutMs: config.healthTimeoutMs });
   await app.register(authPlugin, modules.identity.authenticators);
   await app.register(idempotencyPlugin, { db: database.db, keyring, leaseSeconds: config.inProgressLeaseSeconds });
   await app.register(modules.identity.routes, { prefix: '/identity' });

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import type { PostgresOptions } from './platform/db/database.ts';
 
 const booleanFlag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -15,6 +16,13 @@ const envSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
     .optional(),
+  DB_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(10),
+  DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
+  DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
+  DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+  DB_QUERY_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(12_000),
+  HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).max(10_000).default(800),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MASTER_KEYS: z
     .string()
@@ -47,6 +55,7 @@ const envSchema = z.object({
   WEBHOOK_DISABLE_AFTER_HOURS: z.coerce.number().min(0.001).default(120),
   WORKER_POLL_MS: z.coerce.number().int().min(10).default(1000),
   WEBHOOK_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(60),
+  WORKER_DRAIN_SECONDS: z.coerce.number().min(0).max(3600).default(10),
   STRIPE_SECRET_KEY: z
     .string()
     .regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a Stripe secret key')
@@ -78,6 +87,10 @@ export type Config = {
   publicUrl: string;
   dataDir: string;
   databaseUrl: string | undefined;
+  /** Pool size and the bounds on every wait for PostgreSQL (ignored on the embedded database). */
+  postgres: PostgresOptions;
+  /** Longest a health check waits for the database before answering 503 (`/health/ready`, `/<service>/health`). */
+  healthTimeoutMs: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   masterKeys: string | undefined;
   hashSecret: string | undefined;
@@ -112,6 +125,8 @@ export type Config = {
   workerPollMs: number;
   /** How long a worker owns a delivery it claimed; after that another worker may retry it. */
   webhookLeaseSeconds: number;
+  /** On SIGTERM, how long the worker waits for sends in flight before abandoning them and exiting. */
+  workerDrainSeconds: number;
   /** Real Stripe when set; otherwise the local Stripe double runs in-process. */
   stripe: { secretKey: string; webhookSecret: string; apiBase?: string } | undefined;
   stripeDoublePort: number;
@@ -179,6 +194,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl,
     dataDir: path.resolve(e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,
+    postgres: {
+      poolSize: e.DB_POOL_SIZE,
+      connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,
+      statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+      lockTimeoutMs: e.DB_LOCK_TIMEOUT_MS,
+      idleInTransactionTimeoutMs: e.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      queryTimeoutMs: e.DB_QUERY_TIMEOUT_MS,
+    },
+    healthTimeoutMs: e.HEALTH_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     masterKeys: e.MASTER_KEYS,
     hashSecret: e.HASH_SECRET,
@@ -209,6 +233,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookDisableAfterHours: e.WEBHOOK_DISABLE_AFTER_HOURS,
     workerPollMs: e.WORKER_POLL_MS,
     webhookLeaseSeconds: e.WEBHOOK_LEASE_SECONDS,
+    workerDrainSeconds: e.WORKER_DRAIN_SECONDS,
     stripe: e.STRIPE_SECRET_KEY
       ? { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET ?? '', apiBase: e.STRIPE_API_BASE }
       : undefined,

@@ -45,6 +45,7 @@ export type IdentityDeps = {
     | 'kycSandboxSubmitDelayMs'
     | 'inProgressLeaseSeconds'
     | 'accreditationValidityDays'
+    | 'healthTimeoutMs'
   >;
   version: string;
 };
@@ -118,6 +119,7 @@ export function createIdentity(deps: IdentityDeps) {
       description: 'Token exchange, users, encrypted PII, KYC and accreditation',
       version: deps.version,
       checkDatabase: () => ping(db),
+      healthTimeoutMs: config.healthTimeoutMs,
     });
     await app.register(authRoutes, { auth, db, exchangeRateLimitPerMinute: config.exchangeRateLimitPerMinute });
     await app.register(usersRoutes, { users });

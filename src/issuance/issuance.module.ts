@@ -18,7 +18,7 @@ export type IssuanceDeps = {
   db: Db;
   storage: ObjectStorage;
   clock: Clock;
-  config: Pick<Config, 'stripe' | 'stripeDoublePort' | 'publicUrl'>;
+  config: Pick<Config, 'stripe' | 'stripeDoublePort' | 'publicUrl' | 'healthTimeoutMs'>;
   /** Identity's live KYC and accreditation state. */
   eligibility: (orgId: string, userId: string) => Promise<InvestorEligibility>;
   version: string;
@@ -50,6 +50,7 @@ export function createIssuance(deps: IssuanceDeps) {
         description: 'Offerings, securities, subscriptions, payments and the share ledger',
         version: deps.version,
         checkDatabase: () => ping(db),
+        healthTimeoutMs: deps.config.healthTimeoutMs,
       });
       await app.register(offeringsRoutes, { offerings: offeringsSvc });
       await app.register(subscriptionsRoutes, { subscriptions, payments: payments.provider });

@@ -1,7 +1,8 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { classifyError } from '../platform/http/server.ts';
+import { DATABASE_RETRY_AFTER_SECONDS } from '../platform/http/errors.ts';
+import { classifyError, logFailure } from '../platform/http/server.ts';
 
 /** JSON:API error objects as TokenD renders them (research/tokend.md §4): the first one sets the status. */
 export type ErrorObject = { title: string; status: string; code?: string; detail?: string; meta?: Record<string, unknown> };
@@ -59,14 +60,17 @@ function toJsonApi(error: FastifyError | JsonApiError): JsonApiError {
   if (error instanceof JsonApiError) return error;
   const validation = fromValidation(error);
   if (validation) return validation;
-  const { status, message } = classifyError(error);
+  const { status, code, message } = classifyError(error);
+  if (code === 'DATABASE_UNAVAILABLE') return problem(503, { code: 'database_unavailable', detail: message });
   return status >= 500 ? problem(500) : problem(status, { detail: message });
 }
 
 export function sendJsonApiError(error: FastifyError | JsonApiError, request: FastifyRequest, reply: FastifyReply) {
   const rendered = toJsonApi(error);
-  if (rendered.status >= 500) request.log.error({ err: error }, 'request failed');
+  const unavailable = rendered.errors[0]?.code === 'database_unavailable';
+  if (rendered.status >= 500) logFailure(request, error, unavailable ? 'DATABASE_UNAVAILABLE' : 'INTERNAL_ERROR');
   if (rendered.status === 429) reply.header('retry-after', reply.getHeader('retry-after') ?? '60');
+  if (unavailable) reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
   return reply.code(rendered.status).type(JSONAPI_MEDIA_TYPE).send({ errors: rendered.errors });
 }
 

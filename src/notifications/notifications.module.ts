@@ -29,6 +29,8 @@ export type NotificationsDeps = {
     | 'webhookDisableAfterHours'
     | 'workerPollMs'
     | 'webhookLeaseSeconds'
+    | 'workerDrainSeconds'
+    | 'healthTimeoutMs'
   >;
   version: string;
 };
@@ -74,6 +76,7 @@ export function createNotifications(deps: NotificationsDeps) {
         description: 'Webhook endpoints, signed and retried deliveries',
         version: deps.version,
         checkDatabase: () => ping(db),
+        healthTimeoutMs: config.healthTimeoutMs,
       });
       await app.register(endpointsRoutes, { endpoints: service });
       await app.register(deliveriesRoutes, { deliveries, dispatcher });

@@ -9,7 +9,7 @@ import { inject } from 'vitest';
 import { buildApp, createModules } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { loadKeyring, type Keyring } from '../../src/platform/crypto/keyring.ts';
-import { openEmbedded, openPostgres, type Database } from '../../src/platform/db/database.ts';
+import { openEmbedded, openPostgres, type Database, type PostgresOptions } from '../../src/platform/db/database.ts';
 import { withDatabaseName } from './global-setup.ts';
 import { startIdp } from './idp.ts';
 import { STRIPE_WEBHOOK_PATH } from '../../src/issuance/payments/create-payments.ts';
@@ -39,16 +39,24 @@ export async function createPostgresTestDatabase(): Promise<{ url: string; drop(
   };
 }
 
+export type TestDatabaseOptions = {
+  /** PostgreSQL only: rewrites the app's connection URL, e.g. through a `startTcpProxy()`. */
+  connectThrough?: (url: string) => string;
+  postgres?: Partial<PostgresOptions>;
+};
+
 /** A fresh copy of the migrated test database for one test file. */
-export async function openTestDatabase(): Promise<Database> {
+export async function openTestDatabase(options: TestDatabaseOptions = {}): Promise<Database & { url?: string }> {
   const target = inject('database');
   if (target.kind === 'embedded') {
     return openEmbedded({ loadDataDir: new Blob([fs.readFileSync(target.snapshotFile)]) });
   }
   const created = await createPostgresTestDatabase();
-  const database = openPostgres(created.url, 5);
+  const url = options.connectThrough ? options.connectThrough(created.url) : created.url;
+  const database = openPostgres(url, { poolSize: 5, ...options.postgres });
   return {
     ...database,
+    url: created.url,
     async close() {
       await database.close();
       await created.drop();
@@ -83,8 +91,8 @@ export type TestApp = Awaited<ReturnType<typeof startTestApp>>;
  * The whole server on a real socket and a real database, with a local IdP, one org trusting it
  * and that org's API key. `logs` holds every log line the server wrote.
  */
-export async function startTestApp(overrides: Partial<Config> = {}) {
-  const database = await openTestDatabase();
+export async function startTestApp(overrides: Partial<Config> = {}, options: Pick<TestDatabaseOptions, 'connectThrough'> = {}) {
+  const database = await openTestDatabase({ ...options, postgres: overrides.postgres });
   const keyring = testKeyring();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-app-'));
   const logs: string[] = [];

@@ -4,11 +4,12 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Db } from '../../platform/db/database.ts';
 import { postgresRateLimitStore } from '../../platform/http/rate-limit-store.ts';
-import { classifyError } from '../../platform/http/server.ts';
+import { DATABASE_RETRY_AFTER_SECONDS } from '../../platform/http/errors.ts';
+import { classifyError, logFailure } from '../../platform/http/server.ts';
 import { exchangeBody, jwksResponse, oauthError, refreshBody, tokenResponse } from './auth.schemas.ts';
 import { OAuthError, type AuthService } from './auth.service.ts';
 
-const oauthErrors = { 400: oauthError, 401: oauthError, 429: oauthError };
+const oauthErrors = { 400: oauthError, 401: oauthError, 429: oauthError, 503: oauthError };
 
 /** Token routes answer in OAuth2 style (`{ error, error_description }`), not the envelope. */
 export async function authRoutes(app: FastifyInstance, options: { auth: AuthService; db: Db; exchangeRateLimitPerMinute: number }) {
@@ -26,9 +27,13 @@ export async function authRoutes(app: FastifyInstance, options: { auth: AuthServ
     if (error instanceof OAuthError) {
       return reply.code(error.statusCode).send({ error: error.error, error_description: error.description });
     }
-    const { status, message } = classifyError(error);
+    const { status, code, message } = classifyError(error);
+    logFailure(request, error, code);
+    if (code === 'DATABASE_UNAVAILABLE') {
+      reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+      return reply.code(503).send({ error: 'temporarily_unavailable', error_description: message });
+    }
     if (status >= 500) {
-      request.log.error({ err: error }, 'token request failed');
       return reply.code(500).send({ error: 'server_error', error_description: 'Internal server error' });
     }
     return reply.code(status === 413 || status === 415 ? status : 400).send({ error: 'invalid_request', error_description: message });

@@ -1,5 +1,4 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
@@ -10,6 +9,10 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
+import { lockDataDir } from './data-dir-lock.ts';
+import { markDatabaseError } from './errors.ts';
+
+export { DataDirLockedError } from './data-dir-lock.ts';
 
 export type Db = PgDatabase<PgQueryResultHKT>;
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
@@ -60,8 +63,114 @@ function guardTransactions(db: Db): Db {
 export const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../migrations');
 const MIGRATION_LOCK_ID = 7_316_001;
 
-export function openPostgres(connectionString: string, poolSize = 10): Database {
-  const pool = new pg.Pool({ connectionString, max: poolSize });
+/** Bounds on every wait for PostgreSQL (milliseconds; 0 turns a bound off). See the README configuration table. */
+export type PostgresOptions = {
+  poolSize: number;
+  /** Opening a connection, or waiting for a free one in the pool. */
+  connectTimeoutMs: number;
+  /** Server side: a statement running longer is cancelled (`statement_timeout`). */
+  statementTimeoutMs: number;
+  /** Server side: waiting longer for a row or table lock fails the statement (`lock_timeout`). */
+  lockTimeoutMs: number;
+  /** Server side: a transaction left idle longer is ended (`idle_in_transaction_session_timeout`). */
+  idleInTransactionTimeoutMs: number;
+  /** Client side: no answer within this long (a network partition) fails the query and drops its connection. */
+  queryTimeoutMs: number;
+};
+
+export const defaultPostgresOptions: PostgresOptions = {
+  poolSize: 10,
+  connectTimeoutMs: 5000,
+  statementTimeoutMs: 10_000,
+  lockTimeoutMs: 5000,
+  idleInTransactionTimeoutMs: 30_000,
+  queryTimeoutMs: 12_000,
+};
+
+/** `application_name` of the LISTEN connection, to find it in `pg_stat_activity`. */
+export const LISTENER_APPLICATION_NAME = 'tranche-listener';
+/** Longest wait between two attempts to re-open the LISTEN connection. */
+const LISTEN_BACKOFF_CAP_MS = 5000;
+/** How often the LISTEN connection is checked: a partition shows no error until something is sent. */
+const LISTEN_HEARTBEAT_MS = 5000;
+
+/**
+ * A pg client that never takes the process down and never goes back to the pool wedged: it always
+ * has an `error` listener (pg-pool removes its own while a client is checked out, so a backend
+ * terminated mid-transaction would otherwise be an unhandled `'error'` event), and a query that
+ * timed out on the client side destroys the connection, so the pool discards it instead of
+ * handing out a connection with a lost query still pending on it.
+ */
+class GuardedClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+
+  // pg's overloads cannot be restated in a subclass either.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- pass-through of pg's overloaded result
+  override connect(...args: unknown[]): any {
+    const callback = args[0];
+    if (typeof callback === 'function') {
+      return super.connect((error: Error | undefined) => {
+        markDatabaseError(error);
+        (callback as (error: Error | undefined) => void)(error);
+      });
+    }
+    return super.connect().catch((error: unknown) => {
+      markDatabaseError(error);
+      throw error;
+    });
+  }
+
+  // pg's overloads cannot be restated in a subclass; the arguments pass through unchanged.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- pass-through of pg's overloaded result
+  override query(...args: unknown[]): any {
+    const last = args.at(-1);
+    if (typeof last === 'function') {
+      args[args.length - 1] = (error: Error | null, result: unknown) => {
+        if (isReadTimeout(error)) this.dropConnection();
+        (last as (error: Error | null, result: unknown) => void)(error, result);
+      };
+      return (super.query as (...a: unknown[]) => unknown)(...args);
+    }
+    const result = (super.query as (...a: unknown[]) => unknown)(...args);
+    if (result instanceof Promise) {
+      result.catch((error: unknown) => {
+        if (isReadTimeout(error)) this.dropConnection();
+      });
+    }
+    return result;
+  }
+
+  private dropConnection() {
+    (this as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  }
+}
+
+const isReadTimeout = (error: unknown) => error instanceof Error && error.message === 'Query read timeout';
+
+function clientConfig(connectionString: string, options: PostgresOptions, applicationName = 'tranche'): pg.ClientConfig {
+  return {
+    connectionString,
+    application_name: applicationName,
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    statement_timeout: options.statementTimeoutMs,
+    lock_timeout: options.lockTimeoutMs,
+    idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs,
+    query_timeout: options.queryTimeoutMs || undefined,
+    keepAlive: true,
+  };
+}
+
+/**
+ * PostgreSQL through a pool whose every wait is bounded (`options`). Database faults never crash
+ * the process: they fail the queries that met them (see `isDatabaseUnavailable`) and the pool
+ * opens fresh connections on the next use.
+ */
+export function openPostgres(connectionString: string, overrides: Partial<PostgresOptions> | number = {}): Database {
+  const options = { ...defaultPostgresOptions, ...(typeof overrides === 'number' ? { poolSize: overrides } : overrides) };
+  const pool = new pg.Pool({ ...clientConfig(connectionString, options), max: options.poolSize, Client: GuardedClient });
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it on next use.
   });
@@ -70,24 +179,93 @@ export function openPostgres(connectionString: string, poolSize = 10): Database 
     db,
     kind: 'postgres',
     async migrate() {
-      const client = await pool.connect();
+      // Its own connection without statement or query timeouts: a migration, or the wait for
+      // another process's migration, may take longer than any request should.
+      const client = new pg.Client({ connectionString, connectionTimeoutMillis: options.connectTimeoutMs || undefined });
+      client.on('error', () => undefined);
+      await client.connect();
       try {
         await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
         await migratePg(drizzlePg(client), { migrationsFolder });
       } finally {
         await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined);
-        client.release();
+        await client.end().catch(() => undefined);
       }
     },
-    async listen(channels, onNotify) {
-      const client = new pg.Client({ connectionString });
-      await client.connect();
-      client.on('notification', onNotify);
-      client.on('error', () => undefined);
-      for (const channel of channels) await client.query(`listen ${pg.escapeIdentifier(channel)}`);
-      return () => client.end();
-    },
+    listen: (channels, onNotify) =>
+      listenWithReconnect(() => new GuardedClient(clientConfig(connectionString, options, LISTENER_APPLICATION_NAME)), channels, onNotify),
     close: () => pool.end(),
+  };
+}
+
+/**
+ * LISTEN on a dedicated connection that survives losing it: a heartbeat finds a silent partition,
+ * an error or end reconnects with capped exponential backoff (100 ms doubling to 5 s) and
+ * re-subscribes, and `onNotify` is called once after each reconnect, since notifications sent
+ * while disconnected are lost.
+ */
+async function listenWithReconnect(createClient: () => pg.Client, channels: string[], onNotify: () => void): Promise<() => Promise<void>> {
+  let stopped = false;
+  let client: pg.Client | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let failures = 0;
+
+  const subscribe = async () => {
+    const next = createClient();
+    try {
+      await next.connect();
+      next.on('notification', onNotify);
+      for (const channel of channels) await next.query(`listen ${pg.escapeIdentifier(channel)}`);
+    } catch (error) {
+      await next.end().catch(() => undefined);
+      throw error;
+    }
+    next.on('error', () => lost(next));
+    next.on('end', () => lost(next));
+    client = next;
+    failures = 0;
+  };
+
+  const lost = (which: pg.Client) => {
+    if (stopped || which !== client) return;
+    client = undefined;
+    void which.end().catch(() => undefined);
+    scheduleReconnect();
+  };
+
+  const scheduleReconnect = () => {
+    if (stopped || retry) return;
+    const delay = Math.min(LISTEN_BACKOFF_CAP_MS, 100 * 2 ** failures);
+    retry = setTimeout(() => {
+      retry = undefined;
+      subscribe().then(
+        () => {
+          if (!stopped) onNotify();
+        },
+        () => {
+          failures++;
+          scheduleReconnect();
+        },
+      );
+    }, delay);
+    retry.unref();
+  };
+
+  await subscribe();
+  heartbeat = setInterval(() => {
+    const current = client;
+    if (!current) return;
+    current.query('select 1').catch(() => lost(current));
+  }, LISTEN_HEARTBEAT_MS);
+  heartbeat.unref();
+
+  return async () => {
+    stopped = true;
+    clearInterval(heartbeat);
+    clearTimeout(retry);
+    heartbeat = undefined;
+    await client?.end().catch(() => undefined);
   };
 }
 
@@ -123,48 +301,13 @@ export async function openEmbedded(options: EmbeddedOptions = {}): Promise<Datab
   }
 }
 
-export class DataDirLockedError extends Error {}
-
-/**
- * The embedded database is single-process: a second process opening the same files would corrupt
- * them. A pid file makes the second one fail with a clear message instead.
- */
-function lockDataDir(dataDir: string): () => void {
-  fs.mkdirSync(dataDir, { recursive: true });
-  const lockFile = path.join(dataDir, 'tranche.pid');
-  const holder = readLockHolder(lockFile);
-  if (holder !== undefined && holder !== process.pid && isAlive(holder)) {
-    throw new DataDirLockedError(
-      `The embedded database in ${dataDir} is in use by process ${holder}. ` +
-        'Stop that process first, or run against PostgreSQL by setting DATABASE_URL.',
-    );
-  }
-  fs.writeFileSync(lockFile, String(process.pid));
-  return () => {
-    if (readLockHolder(lockFile) === process.pid) fs.rmSync(lockFile, { force: true });
-  };
-}
-
-function readLockHolder(lockFile: string): number | undefined {
-  try {
-    const pid = Number.parseInt(fs.readFileSync(lockFile, 'utf8'), 10);
-    return Number.isFinite(pid) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-export async function openDatabase(config: { databaseUrl: string | undefined; dataDir: string }): Promise<Database> {
-  return config.databaseUrl ? openPostgres(config.databaseUrl) : openEmbedded({ dataDir: config.dataDir });
+/** PostgreSQL when `databaseUrl` is set, else the embedded database in `dataDir` (locked to this process). */
+export async function openDatabase(config: {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  postgres?: Partial<PostgresOptions>;
+}): Promise<Database> {
+  return config.databaseUrl ? openPostgres(config.databaseUrl, config.postgres) : openEmbedded({ dataDir: config.dataDir });
 }
 
 export async function ping(db: Executor): Promise<void> {

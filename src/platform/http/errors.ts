@@ -20,7 +20,15 @@ export const errorStatus = {
   RATE_LIMITED: 429,
   INTERNAL_ERROR: 500,
   SERVICE_UNAVAILABLE: 503,
+  DATABASE_UNAVAILABLE: 503,
+  MIGRATIONS_PENDING: 503,
 } as const;
+
+/** Retry-After (seconds) on 503 DATABASE_UNAVAILABLE: about how long a failover or reconnect takes. */
+export const DATABASE_RETRY_AFTER_SECONDS = 5;
+
+/** The answer to a request the database could not serve in time (see `isDatabaseUnavailable`). */
+export const DATABASE_UNAVAILABLE_MESSAGE = 'The database is unavailable; retry later';
 
 export type ErrorCode = keyof typeof errorStatus;
 

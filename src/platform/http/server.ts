@@ -15,7 +15,8 @@ import {
 } from 'fastify-type-provider-zod';
 import { loggerOptions } from '../observability/logging.ts';
 import { metricsPlugin } from '../observability/metrics.ts';
-import { AppError, errorBody, type FieldError } from './errors.ts';
+import { isDatabaseUnavailable } from '../db/errors.ts';
+import { AppError, DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE_MESSAGE, errorBody, type FieldError } from './errors.ts';
 
 export type ServerOptions = {
   logLevel: string;
@@ -95,17 +96,30 @@ export function validationDetails(error: FastifyError): FieldError[] {
 /** Maps any thrown error to the `{ success: false, error: { message, code } }` envelope. */
 export function sendError(error: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply) {
   const { status, code, message, details } = classifyError(error as FastifyError);
-  if (status >= 500) request.log.error({ err: error }, 'request failed');
+  logFailure(request, error, code);
   if (status === 429) reply.header('retry-after', reply.getHeader('retry-after') ?? '60');
+  if (code === 'DATABASE_UNAVAILABLE') reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
   return reply.code(status).send(errorBody(code, message, request.id, details));
 }
 
+/** Server-side failures are logged: a database outage as a warning without the stack, anything else as an error. */
+export function logFailure(request: FastifyRequest, error: unknown, code: string) {
+  if (code === 'DATABASE_UNAVAILABLE') request.log.warn({ reason: (error as Error).cause ?? error }, 'database unavailable');
+  else if (code === 'INTERNAL_ERROR') request.log.error({ err: error }, 'request failed');
+}
+
+/**
+ * The status, code and message any thrown error answers with, for every error renderer (envelope,
+ * JSON:API, OAuth): `AppError`s as declared, validation and body errors as 4xx, a database that
+ * cannot serve as 503 DATABASE_UNAVAILABLE, anything else as 500.
+ */
 export function classifyError(error: FastifyError | AppError): {
   status: number;
   code: string;
   message: string;
   details?: FieldError[];
 } {
+  if (isDatabaseUnavailable(error)) return { status: 503, code: 'DATABASE_UNAVAILABLE', message: DATABASE_UNAVAILABLE_MESSAGE };
   if (error instanceof AppError) return { status: error.statusCode, code: error.code, message: error.message, details: error.details };
   if (hasZodFastifySchemaValidationErrors(error)) {
     const details = validationDetails(error);

@@ -2,9 +2,17 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { envelope, ok } from './envelope.ts';
-import { errorBody } from './errors.ts';
+import { DATABASE_RETRY_AFTER_SECONDS, errorBody } from './errors.ts';
+import { boundedCheck } from './health.ts';
 
-export type ServiceDescription = { name: string; description: string; version: string; checkDatabase: () => Promise<void> };
+export type ServiceDescription = {
+  name: string;
+  description: string;
+  version: string;
+  checkDatabase: () => Promise<void>;
+  /** The health check answers 503 when the database has not answered within this long. */
+  healthTimeoutMs: number;
+};
 
 const healthSchema = z.object({ status: z.enum(['ok', 'degraded']), checks: z.object({ database: z.enum(['ok', 'down']) }) });
 
@@ -12,6 +20,7 @@ const healthSchema = z.object({ status: z.enum(['ok', 'degraded']), checks: z.ob
 export function registerServiceInfo(app: FastifyInstance, service: ServiceDescription) {
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const startedAt = new Date();
+  const checkDatabase = boundedCheck(service.checkDatabase, service.healthTimeoutMs);
   routes.get(
     '/',
     {
@@ -36,10 +45,11 @@ export function registerServiceInfo(app: FastifyInstance, service: ServiceDescri
   );
   routes.get('/health', { schema: { tags: [service.name], summary: 'Health check' } }, async (request, reply) => {
     try {
-      await service.checkDatabase();
+      await checkDatabase();
       return reply.send(ok(healthSchema.parse({ status: 'ok', checks: { database: 'ok' } })));
     } catch (error) {
-      request.log.error({ err: error }, 'health check failed');
+      request.log.warn({ reason: (error as Error).message }, 'health check failed');
+      reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
       return reply.code(503).send(errorBody('SERVICE_UNAVAILABLE', 'Database is unreachable', request.id));
     }
   });
