@@ -16,7 +16,7 @@ Usage: tranche <command> [options]
 
   serve [--role all|api|worker]           run the HTTP server and/or the webhook worker (migrates first)
   migrate                                 apply database migrations and exit
-  org create --name N --audience A (--issuer URL | --jwks-url URL) [--admin-email E ...]
+  org create --name N --audience A --issuer URL [--jwks-url URL] [--admin-email E ...]
   api-key create --org ORG_ID [--label L] print a new org API key (shown once)
   api-key revoke --id API_KEY_ID
   admin-key create [--label L]            print a platform admin key (back-office review across orgs)

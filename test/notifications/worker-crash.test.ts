@@ -42,7 +42,12 @@ beforeAll(async () => {
   const database = await openDatabase(config);
   await database.migrate();
   const modules = createModules({ config, database, keyring: loadKeyring({ dataDir }) });
-  const org = await modules.identity.orgs.createOrg({ name: 'Crash', idpJwksUrl: 'https://idp.example.com/jwks', idpAudience: 'a' });
+  const org = await modules.identity.orgs.createOrg({
+    name: 'Crash',
+    idpIssuer: 'https://idp.example.com',
+    idpJwksUrl: 'https://idp.example.com/jwks',
+    idpAudience: 'a',
+  });
   await modules.notifications.endpoints.create(
     { kind: 'api_key', orgId: org.id, apiKeyId: 'setup' },
     { url: `${receiver.url}/hook`, eventTypes: ['*'] },
