@@ -69,6 +69,8 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     bodyLimitBytes: config.bodyLimitBytes,
     publicUrl: config.publicUrl,
     version,
+    corsOrigins: config.corsOrigins,
+    trustProxy: config.trustProxy,
   });
   await app.register(authPlugin, modules.identity.authenticators);
   await app.register(idempotencyPlugin, { db: database.db, keyring });
