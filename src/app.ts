@@ -72,7 +72,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     corsOrigins: config.corsOrigins,
     trustProxy: config.trustProxy,
   });
-  await app.register(authPlugin, modules.identity.authenticators);
+  await app.register(authPlugin, { ...modules.identity.authenticators, guesses: modules.identity.guesses });
   await app.register(idempotencyPlugin, { db: database.db, keyring });
   await app.register(modules.identity.routes, { prefix: '/identity' });
   await app.register((scope) => modules.notifications.routes(scope), { prefix: '/notifications' });

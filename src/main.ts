@@ -1,5 +1,7 @@
 import { Keypair } from '@stellar/stellar-base';
 import type { Keyserver } from './keyserver/keyserver.module.ts';
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildApp, createModules, version } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
@@ -77,6 +79,22 @@ async function createDemo({ config, identity }: Context) {
 
 type Role = 'all' | 'api' | 'worker';
 
+export const FIRST_START_SECRETS_FILE = 'first-start-secrets.txt';
+
+/**
+ * One-time secrets (the demo API key, the platform admin key) are for the person at the terminal,
+ * never for a log stream. When stdout is not a terminal (a container, a log collector), they go to
+ * a file only the server's user can read, and stdout names the file.
+ */
+function showSecretsOnce(config: Config, text: string): string {
+  if (process.stdout.isTTY) return text;
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  const file = path.join(config.dataDir, FIRST_START_SECRETS_FILE);
+  fs.writeFileSync(file, `${text}\n`, { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  return `Its API key, admin key and a demo ID token are in ${file} (mode 0600, shown nowhere else): read it, then delete it.`;
+}
+
 async function serve(config: Config, role: Role) {
   const database = await openDatabase(config);
   await database.migrate();
@@ -113,11 +131,8 @@ async function serve(config: Config, role: Role) {
     `API docs: ${config.publicUrl}/docs   OpenAPI: ${config.publicUrl}/openapi.json`,
   ];
   if (config.demoIdp && (await modules.identity.orgs.countOrgs()) === 0) {
-    lines.push(
-      '',
-      'First start: created a demo org.',
-      (await createDemo({ config, database, identity: modules.identity, keyserver: modules.keyserver, keyring })).text,
-    );
+    const demo = await createDemo({ config, database, identity: modules.identity, keyserver: modules.keyserver, keyring });
+    lines.push('', 'First start: created a demo org.', showSecretsOnce(config, demo.text));
   } else {
     lines.push('Create an org and its first API key (with the server stopped when on the embedded database):');
     lines.push('  npm run tranche -- org create --name "Acme" --issuer https://idp.example.com --audience my-client-id');

@@ -173,6 +173,9 @@ export function authService(deps: AuthDeps) {
     },
 
     jwks: () => keys.jwks('access_token'),
+
+    /** The active API key `key` is, or null; for per-key rate limits that must not trust the value sent. */
+    apiKeyClient: (key: string) => deps.orgs.authenticateApiKey(key),
   };
 }
 
