@@ -6,8 +6,7 @@ import { bodyDigest } from '../../src/keyserver/httpsig.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 import { signedHeaders, strictSignedHeaders, tokendClient } from '../support/tokend.ts';
 
-const { base } = sdk;
-type Keypair = InstanceType<typeof base.Keypair>;
+type Keypair = InstanceType<typeof sdk.base.Keypair>;
 
 let t: TestApp;
 let client: Awaited<ReturnType<typeof tokendClient>>;

@@ -74,7 +74,7 @@ export function redactUrl(url: string): string {
     .split('&')
     .map((pair) => {
       const name = pair.split('=')[0]!;
-      let decoded = name;
+      let decoded: string;
       try {
         decoded = decodeURIComponent(name).toLowerCase();
       } catch {
