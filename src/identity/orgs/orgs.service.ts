@@ -20,7 +20,7 @@ export const orgInputSchema = z
   // An org registered by JWKS URL still names its issuer: every ID token's `iss` is checked
   // against it, or any token signed by keys at that URL (another tenant of the same IdP) would pass.
   .refine((org) => org.idpIssuer !== undefined, {
-    message: 'the identity provider issuer is required (also with a JWKS URL)',
+    message: 'register the identity provider by its issuer URL (also when a JWKS URL is given)',
     path: ['idpIssuer'],
   });
 export type OrgInput = z.input<typeof orgInputSchema>;
