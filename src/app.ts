@@ -70,9 +70,11 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     bodyLimitBytes: config.bodyLimitBytes,
     publicUrl: config.publicUrl,
     version,
+    corsOrigins: config.corsOrigins,
+    trustProxy: config.trustProxy,
   });
   await app.register(healthRoutes, { db: database.db, timeoutMs: config.healthTimeoutMs });
-  await app.register(authPlugin, modules.identity.authenticators);
+  await app.register(authPlugin, { ...modules.identity.authenticators, guesses: modules.identity.guesses });
   await app.register(idempotencyPlugin, { db: database.db, keyring, leaseSeconds: config.inProgressLeaseSeconds });
   await app.register(modules.identity.routes, { prefix: '/identity' });
   await app.register((scope) => modules.notifications.routes(scope), { prefix: '/notifications' });

@@ -78,6 +78,20 @@ const envSchema = z.object({
   KEYSERVER_SESSION_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(600),
   KEYSERVER_TOTP_ISSUER: z.string().min(1).max(64).default('Tranche'),
   KEYSERVER_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
+  KEYSERVER_SIGNATURE_SKEW_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
+  KEYSERVER_STRICT_SIGNATURES: booleanFlag.default(false),
+  KEYSERVER_MAILS_PER_ADDRESS_PER_HOUR: z.coerce.number().int().min(1).default(5),
+  KEYSERVER_INVITES_PER_REQUEST: z.coerce.number().int().min(1).max(500).default(20),
+  KEYSERVER_INVITES_PER_ACCOUNT_PER_DAY: z.coerce.number().int().min(1).default(100),
+  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(20),
+  TRUST_PROXY: z
+    .string()
+    .regex(/^[\w.:/]+(\s*,\s*[\w.:/]+)*$/, 'expected comma-separated IP addresses or CIDRs')
+    .optional(),
+  CORS_ORIGINS: z
+    .string()
+    .regex(/^https?:\/\/[^\s,]+(\s*,\s*https?:\/\/[^\s,]+)*$/, 'expected comma-separated origins (https://app.example.com)')
+    .optional(),
 });
 
 export type Config = {
@@ -98,6 +112,15 @@ export type Config = {
   refreshTokenTtlSeconds: number;
   exchangeRateLimitPerMinute: number;
   bodyLimitBytes: number;
+  /** Failed API-key and admin-key authentications per client address per minute, shared by all processes. */
+  authFailuresPerMinute: number;
+  /**
+   * Proxies whose `X-Forwarded-For` is believed (IPs or CIDRs); empty, the socket address is the
+   * client. Set it to the load balancer's addresses, or every client shares one rate-limit bucket.
+   */
+  trustProxy: string[];
+  /** Origins browsers may call the API from (CORS); empty, no cross-origin access. Never reflected. */
+  corsOrigins: string[];
   /** Minimum time between two fetches of an IdP's JWKS (an unknown kid triggers a refetch). */
   jwksRefetchCooldownSeconds: number;
   /** S3 settings; without a bucket, objects go to DATA_DIR/objects behind our own signed URLs. */
@@ -149,11 +172,25 @@ export type Config = {
     totpIssuer: string;
     /** Per client address, for wallet fetch, KDF by email and factor verification. */
     rateLimitPerMinute: number;
+    /** How far a signed `date` may be from the server's clock, either way; also the replay window. */
+    signatureSkewSeconds: number;
+    /** Every write must sign `date` and `digest`, and a signature is accepted once. */
+    strictSignatures: boolean;
+    /** Code and verification mails to one address per hour (KYC recovery, resend verification). */
+    mailsPerAddressPerHour: number;
+    invitesPerRequest: number;
+    invitesPerAccountPerDay: number;
   };
 };
 
 /** The configuration is invalid; the message is one line naming each variable at fault. */
 export class ConfigError extends Error {}
+
+const list = (value: string | undefined): string[] =>
+  (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
 
 /**
  * `X_FILE=/path` stands for `X=<the file's content, trimmed>` for every variable X below, so
@@ -210,6 +247,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,
     exchangeRateLimitPerMinute: e.EXCHANGE_RATE_LIMIT_PER_MINUTE,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
+    trustProxy: list(e.TRUST_PROXY),
+    corsOrigins: list(e.CORS_ORIGINS),
     jwksRefetchCooldownSeconds: e.JWKS_REFETCH_COOLDOWN_SECONDS,
     s3: e.S3_BUCKET
       ? {
@@ -251,6 +291,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sessionTtlSeconds: e.KEYSERVER_SESSION_TTL_SECONDS,
       totpIssuer: e.KEYSERVER_TOTP_ISSUER,
       rateLimitPerMinute: e.KEYSERVER_RATE_LIMIT_PER_MINUTE,
+      signatureSkewSeconds: e.KEYSERVER_SIGNATURE_SKEW_SECONDS,
+      strictSignatures: e.KEYSERVER_STRICT_SIGNATURES,
+      mailsPerAddressPerHour: e.KEYSERVER_MAILS_PER_ADDRESS_PER_HOUR,
+      invitesPerRequest: e.KEYSERVER_INVITES_PER_REQUEST,
+      invitesPerAccountPerDay: e.KEYSERVER_INVITES_PER_ACCOUNT_PER_DAY,
     },
   };
 }

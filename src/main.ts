@@ -20,7 +20,7 @@ Usage: tranche <command> [options]        (tranche --version, tranche --help)
 
   serve [--role all|api|worker]           run the HTTP server and/or the webhook worker (migrates first)
   migrate                                 apply database migrations and exit (reads no keys)
-  org create --name N --audience A (--issuer URL | --jwks-url URL) [--admin-email E ...]
+  org create --name N --audience A --issuer URL [--jwks-url URL] [--admin-email E ...]
   org list                                every org: id, name, identity provider, audience
   api-key create --org ORG_ID [--label L] print a new org API key (shown once)
   api-key list --org ORG_ID               the org's API keys: id, hint, label, active or revoked
@@ -112,6 +112,22 @@ async function createDemo({ config, identity }: Context) {
 
 type Role = 'all' | 'api' | 'worker';
 
+export const FIRST_START_SECRETS_FILE = 'first-start-secrets.txt';
+
+/**
+ * One-time secrets (the demo API key, the platform admin key) are for the person at the terminal,
+ * never for a log stream. When stdout is not a terminal (a container, a log collector), they go to
+ * a file only the server's user can read, and stdout names the file.
+ */
+function showSecretsOnce(config: Config, text: string): string {
+  if (process.stdout.isTTY) return text;
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  const file = path.join(config.dataDir, FIRST_START_SECRETS_FILE);
+  fs.writeFileSync(file, `${text}\n`, { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  return `Its API key, admin key and a demo ID token are in ${file} (mode 0600, shown nowhere else): read it, then delete it.`;
+}
+
 async function serve(config: Config, role: Role) {
   const { database, keyring } = await openVerified(config);
   const modules = createModules({ config, database, keyring });
@@ -146,11 +162,8 @@ async function serve(config: Config, role: Role) {
     `API docs: ${config.publicUrl}/docs   OpenAPI: ${config.publicUrl}/openapi.json`,
   ];
   if (config.demoIdp && (await modules.identity.orgs.countOrgs()) === 0) {
-    lines.push(
-      '',
-      'First start: created a demo org.',
-      (await createDemo({ config, database, identity: modules.identity, keyserver: modules.keyserver, keyring })).text,
-    );
+    const demo = await createDemo({ config, database, identity: modules.identity, keyserver: modules.keyserver, keyring });
+    lines.push('', 'First start: created a demo org.', showSecretsOnce(config, demo.text));
   } else {
     lines.push('Create an org and its first API key (with the server stopped when on the embedded database):');
     lines.push('  npm run tranche -- org create --name "Acme" --issuer https://idp.example.com --audience my-client-id');

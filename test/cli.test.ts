@@ -154,10 +154,15 @@ describe('tranche CLI', { timeout: 900_000 }, () => {
 
   it('keys rotate re-wraps PII data keys under a new master key', async () => {
     const userId = await withModules(async (modules) => {
-      const demo = await modules.identity.orgs.createOrg({ name: 'Rotate', idpJwksUrl: 'https://idp.example/jwks', idpAudience: 'a' });
+      const demo = await modules.identity.orgs.createOrg({
+        name: 'Rotate',
+        idpIssuer: 'https://idp.example',
+        idpJwksUrl: 'https://idp.example/jwks',
+        idpAudience: 'a',
+      });
       const user = await modules.identity.users.upsertFromIdentity(
         { id: demo.id, adminEmails: [] },
-        { subject: 's', email: 'r@example.com' },
+        { subject: 's', email: 'r@example.com', emailVerified: true },
       );
       await modules.identity.pii.create({ kind: 'user', orgId: demo.id, userId: user.id, role: 'user', email: user.email }, undefined, {
         firstName: 'Rot',

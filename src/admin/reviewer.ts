@@ -13,13 +13,17 @@ declare module 'fastify' {
  * Back-office authentication: an org_admin (Bearer; their org only) or a platform admin
  * (`X-Admin-Key` from `tranche admin-key create`; every org).
  */
-export function reviewerAuth(app: FastifyInstance, identity: Pick<Identity, 'orgs' | 'auth'>) {
+export function reviewerAuth(app: FastifyInstance, identity: Pick<Identity, 'orgs' | 'auth' | 'guesses'>) {
   if (!app.hasRequestDecorator('reviewer')) app.decorateRequest('reviewer', null);
   return async (request: FastifyRequest) => {
     const adminKey = request.headers['x-admin-key'];
     if (typeof adminKey === 'string') {
+      await identity.guesses.assertAllowed(request.ip);
       const admin = await identity.orgs.authenticateAdminKey(adminKey);
-      if (!admin) throw new AppError('UNAUTHORIZED', 'Admin key is invalid or revoked');
+      if (!admin) {
+        await identity.guesses.failed(request.ip);
+        throw new AppError('UNAUTHORIZED', 'Admin key is invalid or revoked');
+      }
       request.reviewer = { kind: 'platform_admin', adminKeyId: admin.adminKeyId };
       return;
     }

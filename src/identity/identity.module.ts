@@ -4,6 +4,7 @@ import { keyedHash } from '../platform/crypto/envelope.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import type { ObjectStorage } from '../platform/storage/storage.ts';
 import { ping, type Db, type Executor } from '../platform/db/database.ts';
+import { guessLimiter, windowCounters } from '../platform/http/limits.ts';
 import { registerServiceInfo } from '../platform/http/service-info.ts';
 import { authRepo } from './auth/auth.repo.ts';
 import { authRoutes } from './auth/auth.routes.ts';
@@ -37,6 +38,7 @@ export type IdentityDeps = {
     | 'accessTokenTtlSeconds'
     | 'refreshTokenTtlSeconds'
     | 'exchangeRateLimitPerMinute'
+    | 'authFailuresPerMinute'
     | 'allowInsecureHttp'
     | 'demoIdp'
     | 'jwksRefetchCooldownSeconds'
@@ -112,6 +114,8 @@ export function createIdentity(deps: IdentityDeps) {
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
   });
   const demo = demoIdp({ keys, publicUrl: config.publicUrl });
+  /** Failed API-key and admin-key guesses per client address. */
+  const guesses = guessLimiter(windowCounters(db, keyring, 'auth-failures'), config.authFailuresPerMinute);
 
   async function routes(app: FastifyInstance) {
     registerServiceInfo(app, {
@@ -121,7 +125,7 @@ export function createIdentity(deps: IdentityDeps) {
       checkDatabase: () => ping(db),
       healthTimeoutMs: config.healthTimeoutMs,
     });
-    await app.register(authRoutes, { auth, db, exchangeRateLimitPerMinute: config.exchangeRateLimitPerMinute });
+    await app.register(authRoutes, { auth, db, guesses, exchangeRateLimitPerMinute: config.exchangeRateLimitPerMinute });
     await app.register(usersRoutes, { users });
     await app.register(piiRoutes, { pii });
     await app.register(kycRoutes, { kyc, callbackPath: SANDBOX_CALLBACK_PATH });
@@ -136,6 +140,7 @@ export function createIdentity(deps: IdentityDeps) {
     kyc,
     accreditation,
     eligibility,
+    guesses,
     sandbox,
     auth,
     demo,

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { StrKey } from '@stellar/stellar-base';
 
@@ -7,7 +7,7 @@ import { StrKey } from '@stellar/stellar-base';
  * SHA-256 of the signing string, keyId a StrKey account id (G...). See research/tokend.md §2.
  */
 export type SignatureParams = { keyId: string; algorithm: 'ed25519-sha256'; headers: string[]; signature: string };
-export type SignatureFailure = 'missing' | 'malformed' | 'invalid' | 'expired';
+export type SignatureFailure = 'missing' | 'malformed' | 'invalid' | 'expired' | 'replayed';
 
 export class SignatureError extends Error {
   constructor(
@@ -18,11 +18,21 @@ export class SignatureError extends Error {
   }
 }
 
-export type SignedRequest = { method: string; url: string; headers: IncomingHttpHeaders };
+/** `body`: the raw request body as received, checked against a signed `digest` header. */
+export type SignedRequest = { method: string; url: string; headers: IncomingHttpHeaders; body?: string };
+
+/**
+ * How strictly signatures are checked. `skewSeconds`: how far a signed `date` may be from `now`,
+ * either way (default 300). `strict`: every write (any method but GET, HEAD, OPTIONS) must sign
+ * `date` and `digest` besides `(request-target)`, so a captured signature covers its body and
+ * expires; the caller then keeps a replay cache for the skew window.
+ */
+export type VerifyOptions = { skewSeconds?: number; strict?: boolean };
+
+export const DEFAULT_SKEW_SECONDS = 300;
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 const ALLOWED_PARAMS = new Set(['keyId', 'algorithm', 'headers', 'signature']);
-const MAX_AGE_MS = 60 * 60 * 1000;
-const MAX_FUTURE_MS = 5 * 60 * 1000;
 
 function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
@@ -88,27 +98,53 @@ export function verifyEd25519(accountId: string, message: Buffer, signature: Buf
   return verify(null, message, publicKey(accountId), signature);
 }
 
+/** `SHA-256=<base64>` (RFC 3230 instance digest) of a body. */
+export function bodyDigest(body: string | Buffer): string {
+  return `SHA-256=${createHash('sha256').update(body).digest('base64')}`;
+}
+
+/** Whether a `digest` header value names the SHA-256 of `body` (other algorithms are not accepted). */
+function digestMatches(header: string, body: string): boolean {
+  const expected = createHash('sha256').update(body, 'utf8').digest();
+  for (const part of header.split(',')) {
+    const match = /^\s*sha-256=([A-Za-z0-9+/]+={0,2})\s*$/i.exec(part);
+    if (!match) continue;
+    const given = Buffer.from(match[1]!, 'base64');
+    if (given.length === expected.length && timingSafeEqual(given, expected)) return true;
+  }
+  return false;
+}
+
 /**
- * Verifies a signed request and returns the signer's account id. If `date` (or `x-date`) is signed,
- * it must be at most an hour old and at most five minutes ahead.
+ * Verifies a signed request and returns its parameters (`keyId` is the signer's account id).
+ * A signed `digest` must be the SHA-256 of the body; a signed `date` (or `x-date`) must be within
+ * `skewSeconds` of `now` either way. In strict mode a write must sign both. Throws SignatureError.
  */
-export function verifyRequest(request: SignedRequest, now: Date = new Date()): SignatureParams {
+export function verifyRequest(request: SignedRequest, now: Date = new Date(), options: VerifyOptions = {}): SignatureParams {
   const header = signatureHeader(request.headers);
   if (!header) throw new SignatureError('missing', 'the request is not signed');
   const params = parseSignatureHeader(header);
   if (params.headers.length === 0 || !params.headers.includes('(request-target)')) {
     throw new SignatureError('malformed', 'the signature must cover (request-target)');
   }
+  const dateHeader = params.headers.find((name) => name === 'date' || name === 'x-date');
+  if (options.strict && !SAFE_METHODS.has(request.method.toUpperCase())) {
+    if (!dateHeader || !params.headers.includes('digest'))
+      throw new SignatureError('malformed', 'the signature must cover date and digest (strict signatures)');
+  }
   const digest = createHash('sha256').update(signingString(params, request), 'utf8').digest();
   if (!verifyEd25519(params.keyId, digest, Buffer.from(params.signature, 'base64'))) {
     throw new SignatureError('invalid', 'the signature does not match the request');
   }
-  const dateHeader = params.headers.find((name) => name === 'date' || name === 'x-date');
+  if (params.headers.includes('digest') && !digestMatches(headerValue(request.headers, 'digest') ?? '', request.body ?? '')) {
+    throw new SignatureError('invalid', 'the digest header does not match the body');
+  }
   if (dateHeader) {
     const signedAt = Date.parse(headerValue(request.headers, dateHeader) ?? '');
     if (Number.isNaN(signedAt)) throw new SignatureError('malformed', 'date header is malformed');
-    if (signedAt + MAX_AGE_MS < now.getTime()) throw new SignatureError('expired', 'the signature has expired');
-    if (signedAt - MAX_FUTURE_MS > now.getTime()) throw new SignatureError('expired', 'the signature is dated in the future');
+    const skewMs = (options.skewSeconds ?? DEFAULT_SKEW_SECONDS) * 1000;
+    if (signedAt + skewMs < now.getTime()) throw new SignatureError('expired', 'the signature has expired');
+    if (signedAt - skewMs > now.getTime()) throw new SignatureError('expired', 'the signature is dated in the future');
   }
   return params;
 }

@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import type { Db } from '../platform/db/database.ts';
+import { windowCounters } from '../platform/http/limits.ts';
 import { postgresRateLimitStore } from '../platform/http/rate-limit-store.ts';
 import type { Mailer } from '../platform/mail/mailer.ts';
 import type { ObjectStorage } from '../platform/storage/storage.ts';
@@ -31,15 +32,29 @@ export function createKeyserver(deps: KeyserverDeps) {
     clock,
     networkPassphrase: settings.networkPassphrase,
     kycRecoverySignerRole: settings.kycRecoverySignerRole,
+    signatureSkewSeconds: settings.signatureSkewSeconds,
+    strictSignatures: settings.strictSignatures,
   });
+  const counters = windowCounters(db, keyring, 'keyserver');
+  /**
+   * Every verification link and code mail counts against its recipient, so nobody can flood an
+   * address through KYC recovery, second-factor challenges or resent verifications.
+   */
+  const limitedMailer: Mailer = {
+    async send(mail) {
+      const { count, retryAfterSeconds } = await counters.add(`mail:${mail.to.toLowerCase()}`, 1, 3600_000);
+      if (count > settings.mailsPerAddressPerHour) throw tooManyRequests(`Too many mails to this address; retry in ${retryAfterSeconds} s`);
+      await mailer.send(mail);
+    },
+  };
   const identities = createIdentitiesService({ db, accounts });
   const invites = createInvitesService({ db, keyring, mailer });
-  const tfa = createTfa({ db, keyring, clock, mailer, totpIssuer: settings.totpIssuer });
+  const tfa = createTfa({ db, keyring, clock, mailer: limitedMailer, totpIssuer: settings.totpIssuer });
   const wallets = createWalletsService({
     db,
     keyring,
     clock,
-    mailer,
+    mailer: limitedMailer,
     accounts,
     identities,
     invites,
@@ -70,7 +85,12 @@ export function createKeyserver(deps: KeyserverDeps) {
     await blobsRoutes(app, common);
     await documentsRoutes(app, { ...common, storage: deps.storage });
     await identitiesRoutes(app, { identities, accounts, wallets });
-    await invitesRoutes(app, { invites, accounts });
+    await invitesRoutes(app, {
+      invites,
+      accounts,
+      limits: { perRequest: settings.invitesPerRequest, perAccountPerDay: settings.invitesPerAccountPerDay },
+      counters,
+    });
   }
 
   return { accounts, wallets, identities, routes };

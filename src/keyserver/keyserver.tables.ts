@@ -45,6 +45,19 @@ export const ksTransactions = pgTable('ks_transactions', {
   createdAt: createdAt(),
 });
 
+/**
+ * Strict signatures (KEYSERVER_STRICT_SIGNATURES): the SHA-256 of each write's signature, kept for
+ * the clock-skew window, so a captured request cannot be sent again while its date is still good.
+ */
+export const ksSignatureReplays = pgTable(
+  'ks_signature_replays',
+  {
+    signatureDigest: text('signature_digest').primaryKey(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  },
+  (table) => [index('ks_signature_replays_expires_idx').on(table.expiresAt)],
+);
+
 export const ksWallets = pgTable(
   'ks_wallets',
   {

@@ -7,6 +7,8 @@ import net from 'node:net';
  * ranges, for IPv4 and IPv6, including v4 addresses mapped or embedded in v6 (::ffff:, NAT64, 6to4).
  */
 const blocked = new net.BlockList();
+// Separate lists: a BlockList holding ::ffff:0:0/96 also matches every IPv4 address checked against it.
+const blockedV6 = new net.BlockList();
 for (const [address, prefix] of [
   ['0.0.0.0', 8],
   ['10.0.0.0', 8],
@@ -26,18 +28,29 @@ for (const [address, prefix] of [
 ] as const) {
   blocked.addSubnet(address, prefix, 'ipv4');
 }
+// The IANA IPv6 Special-Purpose Address Registry (iana.org/assignments/iana-ipv6-special-registry),
+// every entry that is not globally reachable, plus multicast and the deprecated site-local range.
+// IPv4 carried in IPv6 (::/96 compatible, ::ffff:0:0/96 mapped, 64:ff9b::/96 and 64:ff9b:1::/48
+// NAT64) is refused whole: a webhook has no reason to name a v4 host that way, and a translator
+// could reach an internal v4 address through it. 6to4 (2002::/16) is checked by its embedded v4.
 for (const [address, prefix] of [
-  ['::', 128],
-  ['::1', 128],
+  ['::', 96],
+  ['::ffff:0:0', 96],
+  ['::ffff:0:0:0', 96],
+  ['64:ff9b::', 96],
+  ['64:ff9b:1::', 48],
   ['100::', 64],
+  ['100:0:0:1::', 64],
   ['2001::', 23],
   ['2001:db8::', 32],
+  ['3fff::', 20],
+  ['5f00::', 16],
   ['fc00::', 7],
   ['fe80::', 10],
   ['fec0::', 10],
   ['ff00::', 8],
 ] as const) {
-  blocked.addSubnet(address, prefix, 'ipv6');
+  blockedV6.addSubnet(address, prefix, 'ipv6');
 }
 
 export class EgressBlockedError extends Error {}
@@ -86,12 +99,38 @@ export function egressPolicy(allowList: string | undefined): EgressPolicy {
   return { allow };
 }
 
+/**
+ * Whether a webhook may connect to `address` (IPv4 or IPv6 literal): the allow-list admits it (also
+ * through the v4 address an IPv6 one carries), or it is in none of the refused ranges.
+ */
 export function isAddressAllowed(policy: EgressPolicy, address: string): boolean {
   const family = net.isIPv6(address) ? 'ipv6' : 'ipv4';
   if (policy.allow.check(address, family)) return true;
   const v4 = family === 'ipv6' ? embeddedIpv4(address) : undefined;
-  if (v4 !== undefined) return isAddressAllowed(policy, v4);
-  return !blocked.check(address, family);
+  if (v4 !== undefined && policy.allow.check(v4, 'ipv4')) return true;
+  if (family === 'ipv4') return !blocked.check(address, 'ipv4');
+  if (blockedV6.check(address, 'ipv6')) return false;
+  return v4 === undefined || !blocked.check(v4, 'ipv4');
+}
+
+/**
+ * Resolves a webhook URL's host the way delivery will and refuses it when any address is not
+ * public. A name that does not resolve (yet) passes: the delivery-time guard checks it again on
+ * every connection, so this only turns an already-internal destination away early.
+ */
+export async function assertUrlAllowed(policy: EgressPolicy, url: string, timeoutMs = 3000): Promise<void> {
+  const host = new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+  if (net.isIP(host)) return assertAddressAllowed(policy, host);
+  let addresses: dns.LookupAddress[];
+  try {
+    addresses = await Promise.race([
+      dns.promises.lookup(host, { all: true }),
+      new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs).unref()),
+    ]);
+  } catch {
+    return;
+  }
+  for (const entry of addresses) assertAddressAllowed(policy, entry.address);
 }
 
 export function assertAddressAllowed(policy: EgressPolicy, address: string): void {

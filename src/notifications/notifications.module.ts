@@ -40,7 +40,8 @@ export function createNotifications(deps: NotificationsDeps) {
   const db = database.db;
   const endpoints = endpointsRepo(db);
   const deliveries = deliveriesRepo(db);
-  const sender = httpSender({ policy: egressPolicy(config.webhookEgressAllowlist), timeoutMs: config.webhookTimeoutMs });
+  const egress = egressPolicy(config.webhookEgressAllowlist);
+  const sender = httpSender({ policy: egress, timeoutMs: config.webhookTimeoutMs });
   const wake = async () => {
     await db.execute(sql`select pg_notify(${DELIVERIES_CHANNEL}, '')`);
   };
@@ -51,6 +52,7 @@ export function createNotifications(deps: NotificationsDeps) {
     keyring,
     clock,
     allowInsecureHttp: config.allowInsecureHttp,
+    egress,
     secretGraceSeconds: config.webhookSecretGraceSeconds,
     wake,
   });

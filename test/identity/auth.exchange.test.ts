@@ -64,7 +64,12 @@ describe('POST /identity/auth/exchange happy', () => {
   });
 
   it('verifies through a registered JWKS URL as well as through discovery', async () => {
-    const org = await t.modules.identity.orgs.createOrg({ name: 'JWKS org', idpJwksUrl: t.idp.jwksUrl, idpAudience: t.idp.audience });
+    const org = await t.modules.identity.orgs.createOrg({
+      name: 'JWKS org',
+      idpIssuer: t.idp.issuer,
+      idpJwksUrl: t.idp.jwksUrl,
+      idpAudience: t.idp.audience,
+    });
     const key = await t.modules.identity.orgs.createApiKey(org.id);
     const response = await exchange(await t.idp.idToken('jwks@example.com'), key.key);
     expect(response.status).toBe(200);

@@ -8,7 +8,7 @@ const SEED = 'SCDMOOXVNMO6SA22AYUMZDIGLDJMBUTVEGB73FFNTLFJILBJWIU4NQ3D';
 const KEY_ID = 'GBLTOG6EJS5OWDNQNSCEAVDNMPBY6F73XZHHKR27YE5AKE23ZZEXOLBK';
 const DATE = 'Fri, 05 Jan 2018 21:31:40 GMT';
 const SIGNATURE = 'w/y3EsliTmQPC6MS88N/kjU/hFVxlIdhFhzfRGv4yIsSokgMpxVqxcC/CmUsAN4t3BKpskGG7+JEWryV8NXvCg==';
-const vectorNow = new Date('2018-01-05T21:40:00Z');
+const vectorNow = new Date('2018-01-05T21:33:00Z');
 
 const vectorRequest = (overrides: Partial<SignedRequest> = {}): SignedRequest => ({
   method: 'GET',

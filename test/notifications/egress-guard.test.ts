@@ -39,8 +39,8 @@ describe('egress guard', () => {
     }
   });
 
-  it('allows public addresses, also when mapped', () => {
-    for (const address of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808']) {
+  it('allows public addresses', () => {
+    for (const address of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '2002:808:808::1']) {
       expect(isAddressAllowed(strict, address), address).toBe(true);
     }
   });

@@ -50,7 +50,12 @@ beforeAll(async () => {
     database,
     keyring: loadKeyring({ dataDir, masterKeys: env.MASTER_KEYS, hashSecret: env.HASH_SECRET }),
   });
-  const org = await modules.identity.orgs.createOrg({ name: 'Crash', idpJwksUrl: 'https://idp.example.com/jwks', idpAudience: 'a' });
+  const org = await modules.identity.orgs.createOrg({
+    name: 'Crash',
+    idpIssuer: 'https://idp.example.com',
+    idpJwksUrl: 'https://idp.example.com/jwks',
+    idpAudience: 'a',
+  });
   await modules.notifications.endpoints.create(
     { kind: 'api_key', orgId: org.id, apiKeyId: 'setup' },
     { url: `${receiver.url}/hook`, eventTypes: ['*'] },

@@ -6,8 +6,11 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from '
 type Key = { kid: string; privateKey: CryptoKeyLike; publicJwk: JWK };
 type CryptoKeyLike = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
 
-/** A real OIDC provider on a local port: discovery, JWKS, and ID tokens signed with its keys. */
-export async function startIdp() {
+/**
+ * A real OIDC provider on a local port: discovery, JWKS, and ID tokens signed with its keys.
+ * `trailingSlash` makes its issuer end in `/`, as Auth0's does.
+ */
+export async function startIdp(options: { trailingSlash?: boolean } = {}) {
   const keys: Key[] = [await newKey()];
   const requests: string[] = [];
   const server = http.createServer((request, response) => {
@@ -17,13 +20,14 @@ export async function startIdp() {
       response.end(JSON.stringify(body));
     };
     if (request.url === '/.well-known/openid-configuration') {
-      return send(200, { issuer, jwks_uri: `${issuer}/jwks`, id_token_signing_alg_values_supported: ['RS256'] });
+      return send(200, { issuer, jwks_uri: `${origin}/jwks`, id_token_signing_alg_values_supported: ['RS256'] });
     }
     if (request.url === '/jwks') return send(200, { keys: keys.map((key) => key.publicJwk) });
     return send(404, { error: 'not found' });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const issuer = options.trailingSlash ? `${origin}/` : origin;
   const audience = 'integrator-client';
 
   async function newKey(): Promise<Key> {
@@ -35,7 +39,7 @@ export async function startIdp() {
   return {
     issuer,
     audience,
-    jwksUrl: `${issuer}/jwks`,
+    jwksUrl: `${origin}/jwks`,
     requests,
     /** An ID token for `email`; `claims` and `options` override any default. */
     async idToken(

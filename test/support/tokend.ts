@@ -3,6 +3,7 @@ import { desc, eq } from 'drizzle-orm';
 import sdk from '@tokend/js-sdk';
 import { generateSync } from 'otplib';
 import { expect } from 'vitest';
+import { strictSignatureHeaders } from '../../src/keyserver/client-signing.ts';
 import { mailOutbox } from '../../src/platform/platform.tables.ts';
 import type { TestApp } from './harness.ts';
 
@@ -70,6 +71,21 @@ export async function tokendClient(t: TestApp) {
   const totpCode = (secret: string) => generateSync({ secret, epoch: Math.floor(t.clock.now().getTime() / 1000) });
 
   return { api, admin, latestMail, verificationPayload, confirmEmail, signUp, enableTotp, totpCode };
+}
+
+/** Strict signature headers (date + digest of `body`), through the reusable client helper. */
+export function strictSignedHeaders(
+  keypair: InstanceType<typeof base.Keypair>,
+  method: string,
+  target: string,
+  body: string | undefined,
+  now?: Date,
+): Record<string, string> {
+  return strictSignatureHeaders(
+    { accountId: keypair.accountId(), sign: (data) => keypair.sign(data) as Buffer },
+    { method, target, body },
+    now,
+  );
 }
 
 /** A TokenD SDK-style signature (`(request-target)` only) for a raw request to `target` (path and query). */

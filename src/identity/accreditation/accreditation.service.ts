@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
+import { assertNotOwnReview, reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
 import { publish } from '../../platform/events/outbox.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
@@ -349,6 +349,7 @@ export function accreditationService(deps: { db: Db; repo: AccreditationRepo; st
         const locked = await repo.lock(id, tx);
         const scope = reviewerOrg(reviewer);
         if (!locked || (scope !== undefined && locked.orgId !== scope)) throw notFound('accreditation');
+        assertNotOwnReview(reviewer, locked.userId, 'accreditation');
         const row = await withExpiry(locked, tx);
         if (!transition.from.includes(row.reviewStatus)) {
           throw new AppError('INVALID_STATE', `Cannot ${action.replace('_', ' ')} an accreditation whose review is ${row.reviewStatus}`);

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Db } from '../../platform/db/database.ts';
+import { TooManyGuesses, type GuessLimiter } from '../../platform/http/limits.ts';
 import { postgresRateLimitStore } from '../../platform/http/rate-limit-store.ts';
 import { DATABASE_RETRY_AFTER_SECONDS } from '../../platform/http/errors.ts';
 import { classifyError, logFailure } from '../../platform/http/server.ts';
@@ -12,7 +12,10 @@ import { OAuthError, type AuthService } from './auth.service.ts';
 const oauthErrors = { 400: oauthError, 401: oauthError, 429: oauthError, 503: oauthError };
 
 /** Token routes answer in OAuth2 style (`{ error, error_description }`), not the envelope. */
-export async function authRoutes(app: FastifyInstance, options: { auth: AuthService; db: Db; exchangeRateLimitPerMinute: number }) {
+export async function authRoutes(
+  app: FastifyInstance,
+  options: { auth: AuthService; db: Db; guesses: GuessLimiter; exchangeRateLimitPerMinute: number },
+) {
   const { auth } = options;
   const routes = app.withTypeProvider<ZodTypeProvider>();
 
@@ -24,6 +27,12 @@ export async function authRoutes(app: FastifyInstance, options: { auth: AuthServ
   });
 
   app.setErrorHandler((error: FastifyError | OAuthError, request, reply) => {
+    if (error instanceof TooManyGuesses) {
+      return reply
+        .code(429)
+        .header('retry-after', String(error.retryAfterSeconds))
+        .send({ error: 'rate_limited', error_description: error.message });
+    }
     if (error instanceof OAuthError) {
       return reply.code(error.statusCode).send({ error: error.error, error_description: error.description });
     }
@@ -47,9 +56,12 @@ export async function authRoutes(app: FastifyInstance, options: { auth: AuthServ
         rateLimit: {
           max: options.exchangeRateLimitPerMinute,
           timeWindow: 60_000,
-          keyGenerator: (request) => {
+          // Per API key only once the key is known to be valid; anything else shares the client
+          // address's bucket, so inventing key values does not buy fresh buckets.
+          keyGenerator: async (request) => {
             const key = request.headers['x-api-key'];
-            return typeof key === 'string' ? `key:${createHash('sha256').update(key).digest('hex')}` : `ip:${request.ip}`;
+            const client = typeof key === 'string' ? await options.auth.apiKeyClient(key) : null;
+            return client ? `key:${client.apiKeyId}` : `ip:${request.ip}`;
           },
         },
       },
@@ -63,7 +75,14 @@ export async function authRoutes(app: FastifyInstance, options: { auth: AuthServ
     },
     async (request) => {
       const apiKey = request.headers['x-api-key'];
-      return auth.exchange(typeof apiKey === 'string' ? apiKey : undefined, request.body.token);
+      await options.guesses.assertAllowed(request.ip);
+      try {
+        return await auth.exchange(typeof apiKey === 'string' ? apiKey : undefined, request.body.token);
+      } catch (error) {
+        if (error instanceof OAuthError && error.error === 'invalid_client' && typeof apiKey === 'string')
+          await options.guesses.failed(request.ip);
+        throw error;
+      }
     },
   );
 

@@ -163,13 +163,19 @@ export function authService(deps: AuthDeps) {
       } catch {
         return null;
       }
-      const { user_id: userId, org_id: orgId, role, email } = payload;
-      if (typeof userId !== 'string' || typeof orgId !== 'string' || typeof email !== 'string') return null;
-      if (role !== 'user' && role !== 'org_admin') return null;
-      return { kind: 'user', userId, orgId, role, email };
+      const { user_id: userId, org_id: orgId } = payload;
+      if (typeof userId !== 'string' || typeof orgId !== 'string') return null;
+      // The role and email are read live, not from the token: a demoted admin loses the role at
+      // once, a deleted user every access, without waiting for the token to expire.
+      const user = await deps.users.findById(userId);
+      if (!user || user.orgId !== orgId) return null;
+      return { kind: 'user', userId, orgId, role: user.role, email: user.email };
     },
 
     jwks: () => keys.jwks('access_token'),
+
+    /** The active API key `key` is, or null; for per-key rate limits that must not trust the value sent. */
+    apiKeyClient: (key: string) => deps.orgs.authenticateApiKey(key),
   };
 }
 

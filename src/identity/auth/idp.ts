@@ -2,7 +2,12 @@ import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTP
 import { z } from 'zod';
 
 export type IdpRegistration = { idpIssuer: string | null; idpJwksUrl: string | null; idpAudience: string };
-export type VerifiedIdentity = { subject: string; email: string; claims: JWTPayload };
+/**
+ * What a verified ID token proves. `emailVerified` is true only when the token's `email_verified`
+ * claim is the JSON value `true` (OIDC Core §5.1): a string "true", or an absent claim, does not
+ * prove the email and so grants nothing that hangs on it (the org_admin role by admin email).
+ */
+export type VerifiedIdentity = { subject: string; email: string; emailVerified: boolean; claims: JWTPayload };
 
 export class IdTokenRejected extends Error {}
 
@@ -23,18 +28,20 @@ export function idpVerifier(options: { ownIssuer: string; jwksRefetchCooldownSec
   async function jwksUri(idp: IdpRegistration): Promise<string> {
     if (idp.idpJwksUrl) return idp.idpJwksUrl;
     const issuer = idp.idpIssuer!;
+    // OIDC Discovery §4: strip one trailing slash before appending the well-known path, but
+    // compare the document's issuer with the registered one exactly (§4.3).
+    const discoveryUrl = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
     const cached = discovered.get(issuer);
     if (cached && Date.now() - cached.fetchedAt < DISCOVERY_TTL_MS) return cached.jwksUri;
     let document: z.infer<typeof discoverySchema>;
     try {
-      const response = await fetch(`${issuer}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+      const response = await fetch(discoveryUrl, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
       if (!response.ok) throw new Error(`status ${response.status}`);
       document = discoverySchema.parse(await response.json());
     } catch (error) {
       throw new IdTokenRejected(`the identity provider's discovery document could not be read (${(error as Error).message})`);
     }
-    if (document.issuer.replace(/\/$/, '') !== issuer)
-      throw new IdTokenRejected("the identity provider's discovery document names another issuer");
+    if (document.issuer !== issuer) throw new IdTokenRejected("the identity provider's discovery document names another issuer");
     discovered.set(issuer, { jwksUri: document.jwks_uri, fetchedAt: Date.now() });
     return document.jwks_uri;
   }
@@ -76,14 +83,19 @@ export function idpVerifier(options: { ownIssuer: string; jwksRefetchCooldownSec
       } catch (error) {
         throw new IdTokenRejected(describeJoseError(error));
       }
+      if (typeof payload.iss !== 'string' || (idp.idpIssuer !== null && payload.iss !== idp.idpIssuer))
+        throw new IdTokenRejected('ID token issuer does not match the registered issuer');
       if (payload.iss === options.ownIssuer || payload.token_use === 'access') {
         throw new IdTokenRejected('an access token was sent where an ID token is required');
       }
       if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw new IdTokenRejected('ID token has no sub claim');
       const email = z.email().safeParse(payload.email);
       if (!email.success) throw new IdTokenRejected('ID token has no valid email claim');
-      if (payload.email_verified === false) throw new IdTokenRejected("ID token's email is not verified");
-      return { subject: payload.sub, email: email.data.toLowerCase(), claims: payload };
+      // Only the JSON value `true` proves the email; any other value that is present ("false",
+      // "true", 0, null) is refused rather than guessed at. An absent claim proves nothing.
+      if (payload.email_verified !== undefined && payload.email_verified !== true)
+        throw new IdTokenRejected("ID token's email is not verified");
+      return { subject: payload.sub, email: email.data.toLowerCase(), emailVerified: payload.email_verified === true, claims: payload };
     },
   };
 }

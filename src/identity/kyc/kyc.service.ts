@@ -1,5 +1,5 @@
 import { AppError, notFound } from '../../platform/http/errors.ts';
-import { reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
+import { assertNotOwnReview, reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
 import { publish } from '../../platform/events/outbox.ts';
 import type { OffsetPaging } from '../../platform/http/paging.ts';
@@ -246,6 +246,7 @@ export function kycService(deps: {
           const row = await repo.lock(id, tx);
           const scope = reviewerOrg(reviewer);
           if (!row || (scope !== undefined && row.orgId !== scope)) throw notFound('KYC verification');
+          assertNotOwnReview(reviewer, row.userId, 'KYC verification');
           if (row.status !== 'needs_review')
             throw new AppError('INVALID_STATE', `Only a verification in needs_review can be reviewed; this one is ${row.status}`);
           return changeStatus(

@@ -17,8 +17,10 @@ export const orgInputSchema = z
     idpAudience: z.string().min(1).max(500),
     adminEmails: z.array(z.email()).default([]),
   })
-  .refine((org) => org.idpIssuer !== undefined || org.idpJwksUrl !== undefined, {
-    message: 'register the identity provider by issuer URL or JWKS URL',
+  // An org registered by JWKS URL still names its issuer: every ID token's `iss` is checked
+  // against it, or any token signed by keys at that URL (another tenant of the same IdP) would pass.
+  .refine((org) => org.idpIssuer !== undefined, {
+    message: 'register the identity provider by its issuer URL (also when a JWKS URL is given)',
     path: ['idpIssuer'],
   });
 export type OrgInput = z.input<typeof orgInputSchema>;
@@ -40,7 +42,8 @@ export function orgsService(deps: { repo: OrgsRepo; keyring: Keyring; allowInsec
       if (org.idpJwksUrl) assertOutboundUrl(org.idpJwksUrl, 'idpJwksUrl', deps.allowInsecureHttp);
       return repo.insert({
         name: org.name,
-        idpIssuer: org.idpIssuer?.replace(/\/$/, '') ?? null,
+        // Exactly as the IdP states it (Auth0 issuers end in a slash; OIDC compares issuers exactly).
+        idpIssuer: org.idpIssuer ?? null,
         idpJwksUrl: org.idpJwksUrl ?? null,
         idpAudience: org.idpAudience,
         adminEmails: org.adminEmails.map((email) => email.toLowerCase()),

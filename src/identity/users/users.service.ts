@@ -53,12 +53,19 @@ export function usersService(deps: { repo: UsersRepo }) {
       if (!(await repo.delete(user.id))) throw notFound('user');
     },
 
-    async upsertFromIdentity(org: { id: string; adminEmails: string[] }, identity: { subject: string; email: string }): Promise<UserRow> {
+    /**
+     * Creates or refreshes the user of an ID token. The org's admin emails make a user org_admin
+     * only when the IdP proved the email (`emailVerified`, from `email_verified: true`).
+     */
+    async upsertFromIdentity(
+      org: { id: string; adminEmails: string[] },
+      identity: { subject: string; email: string; emailVerified: boolean },
+    ): Promise<UserRow> {
       return repo.upsertBySubject({
         orgId: org.id,
         externalSubject: identity.subject,
         email: identity.email,
-        role: org.adminEmails.includes(identity.email) ? 'org_admin' : 'user',
+        role: identity.emailVerified && org.adminEmails.includes(identity.email) ? 'org_admin' : 'user',
       });
     },
 

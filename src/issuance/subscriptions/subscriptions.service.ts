@@ -1,4 +1,4 @@
-import { reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
+import { assertNotOwnReview, reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
 import { lockScope } from '../../platform/db/locks.ts';
@@ -349,6 +349,7 @@ export function subscriptionsService(deps: {
     async approve(reviewer: Reviewer, id: string) {
       const current = await repo.find(reviewerOrg(reviewer), id);
       if (!current) throw notFound('subscription');
+      assertNotOwnReview(reviewer, current.userId, 'subscription');
       const offering = (await deps.offerings.find(undefined, current.offeringId))!;
       await assertEligible(current.orgId, current.userId, offering);
       const actor = reviewerLabel(reviewer);
@@ -399,6 +400,7 @@ export function subscriptionsService(deps: {
     async reject(reviewer: Reviewer, id: string, reason: string) {
       const current = await repo.find(reviewerOrg(reviewer), id);
       if (!current) throw notFound('subscription');
+      assertNotOwnReview(reviewer, current.userId, 'subscription');
       const actor = reviewerLabel(reviewer);
       const rejected = await db.transaction(async (tx) => {
         const row = (await repo.lock(current.id, tx))!;

@@ -1,12 +1,31 @@
-import { and, eq, gt, inArray, notInArray } from 'drizzle-orm';
+import { and, eq, gt, inArray, lt, notInArray, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
-import { ksAccounts, ksSigners, ksTransactions } from '../keyserver.tables.ts';
+import { ksAccounts, ksSignatureReplays, ksSigners, ksTransactions } from '../keyserver.tables.ts';
 
 export type SignerRow = typeof ksSigners.$inferSelect;
 export type NewSigner = Omit<SignerRow, 'accountId' | 'createdAt'>;
 
 export function accountsRepo(db: Executor) {
   return {
+    /**
+     * Records a signature as used until `expiresAt`; false when it was already used and has not
+     * expired (an expired entry is taken over). One statement, so concurrent replays race safely.
+     */
+    async rememberSignature(signatureDigest: string, now: Date, expiresAt: Date, tx: Executor = db): Promise<boolean> {
+      const rows = await tx
+        .insert(ksSignatureReplays)
+        .values({ signatureDigest, expiresAt })
+        .onConflictDoUpdate({
+          target: ksSignatureReplays.signatureDigest,
+          set: { expiresAt: sql`excluded.expires_at` },
+          setWhere: lt(ksSignatureReplays.expiresAt, now),
+        })
+        .returning({ digest: ksSignatureReplays.signatureDigest });
+      return rows.length > 0;
+    },
+    async forgetExpiredSignatures(now: Date, tx: Executor = db): Promise<void> {
+      await tx.delete(ksSignatureReplays).where(lt(ksSignatureReplays.expiresAt, now));
+    },
     async masterAccountId(tx: Executor = db): Promise<string | undefined> {
       const [row] = await tx.select({ id: ksAccounts.id }).from(ksAccounts).where(eq(ksAccounts.isMaster, true));
       return row?.id;

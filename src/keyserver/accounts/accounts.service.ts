@@ -3,7 +3,7 @@ import { Keypair, StrKey } from '@stellar/stellar-base';
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../../platform/clock.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
-import { SignatureError, verifyEd25519, verifyRequest } from '../httpsig.ts';
+import { DEFAULT_SKEW_SECONDS, SignatureError, verifyEd25519, verifyRequest } from '../httpsig.ts';
 import { badRequest, conflict, JsonApiError, transactionFailed, unauthorized } from '../jsonapi.ts';
 import { accountsRepo, type NewSigner, type SignerRow } from './accounts.repo.ts';
 import { decodeEnvelope, XdrError } from './tokend-xdr.ts';
@@ -13,7 +13,18 @@ export const RECOVERY_SIGNER_ROLE = 1;
 const MASTER_SIGNER_ROLE = 1;
 const ENVELOPE_TYPE_TX = Buffer.from([0, 0, 0, 2]);
 
-export type AccountsOptions = { db: Db; clock: Clock; networkPassphrase: string; kycRecoverySignerRole: number };
+/**
+ * `signatureSkewSeconds`: the allowed distance of a signed date from our clock; `strictSignatures`:
+ * writes must sign date and digest and are accepted once (see httpsig.ts).
+ */
+export type AccountsOptions = {
+  db: Db;
+  clock: Clock;
+  networkPassphrase: string;
+  kycRecoverySignerRole: number;
+  signatureSkewSeconds?: number;
+  strictSignatures?: boolean;
+};
 export type Access = 'owner' | 'admin';
 
 export function createAccountsService(options: AccountsOptions) {
@@ -33,14 +44,41 @@ export function createAccountsService(options: AccountsOptions) {
     return (masterAccountId = (await repo.masterAccountId())!);
   }
 
-  /** The signature's key; 401 when the request is unsigned or the signature does not verify. */
-  function signerKey(request: FastifyRequest): string {
+  const verified = new WeakMap<FastifyRequest, Promise<string>>();
+  let sinceCleanup = 0;
+
+  /** Verifies once per request (a route may authorize twice; the replay cache must see it once). */
+  async function verifySignature(request: FastifyRequest): Promise<string> {
+    const now = clock.now();
+    const skewSeconds = options.signatureSkewSeconds ?? DEFAULT_SKEW_SECONDS;
+    let params;
     try {
-      return verifyRequest({ method: request.method, url: request.raw.url ?? request.url, headers: request.headers }, clock.now()).keyId;
+      params = verifyRequest(
+        { method: request.method, url: request.raw.url ?? request.url, headers: request.headers, body: request.rawBody },
+        now,
+        { skewSeconds, strict: options.strictSignatures },
+      );
     } catch (error) {
       if (error instanceof SignatureError) throw unauthorized(error.message);
       throw error;
     }
+    if (options.strictSignatures && !['GET', 'HEAD', 'OPTIONS'].includes(request.method)) {
+      const digest = createHash('sha256').update(params.signature).digest('hex');
+      if (!(await repo.rememberSignature(digest, now, new Date(now.getTime() + 2 * skewSeconds * 1000))))
+        throw unauthorized('the signature was already used');
+      if (++sinceCleanup >= 100) {
+        sinceCleanup = 0;
+        await repo.forgetExpiredSignatures(now);
+      }
+    }
+    return params.keyId;
+  }
+
+  /** The signature's key; 401 when the request is unsigned, the signature does not verify, or was replayed. */
+  function signerKey(request: FastifyRequest): Promise<string> {
+    let key = verified.get(request);
+    if (!key) verified.set(request, (key = verifySignature(request)));
+    return key;
   }
 
   /**
@@ -48,7 +86,7 @@ export function createAccountsService(options: AccountsOptions) {
    * `admin`, of the master account. Answers which of the two it was.
    */
   async function authorize(request: FastifyRequest, rule: { owner?: string; admin?: boolean }): Promise<{ key: string; access: Access }> {
-    const key = signerKey(request);
+    const key = await signerKey(request);
     const accounts = [...(rule.owner ? [rule.owner] : []), ...(rule.admin ? [await masterAccount()] : [])];
     const matched = accounts.length > 0 ? await repo.isSigner(accounts, key, restrictedRoles) : undefined;
     if (!matched) throw unauthorized('the signer is not allowed to access this resource');

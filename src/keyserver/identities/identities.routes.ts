@@ -75,9 +75,14 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
         throw badRequest('filter', 'only admins may filter by telegram username or passport');
       const limit = query['page[limit]'];
       const rows = await identities.list(filter, query['page[number]'] * limit, limit + 1);
-      const shown = { email: Boolean(filter.email ?? filter.identifier), phone: Boolean(filter.phone ?? filter.identifier) };
+      // A lookup reveals only what the caller already knew: the field that matched. An identifier
+      // that matched the email does not reveal the phone number, and the other way round.
+      const shown = (row: IdentityRow) => ({
+        email: Boolean(filter.email) || (filter.identifier !== undefined && row.email === filter.identifier.toLowerCase()),
+        phone: Boolean(filter.phone) || (filter.identifier !== undefined && row.phoneNumber === filter.identifier),
+      });
       return {
-        data: rows.slice(0, limit).map((row) => identityResource(row, admin, shown)),
+        data: rows.slice(0, limit).map((row) => identityResource(row, admin, shown(row))),
         links: pageLinks(
           '/identities',
           Object.fromEntries(Object.entries(query).filter(([key]) => key.startsWith('filter['))),

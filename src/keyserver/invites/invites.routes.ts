@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AccountsService } from '../accounts/accounts.service.ts';
-import { badRequest } from '../jsonapi.ts';
+import type { WindowCounters } from '../../platform/http/limits.ts';
+import { badRequest, tooManyRequests } from '../jsonapi.ts';
 import { accountIdSchema, emailSchema, pageLinks } from '../schemas.ts';
 import type { InviteRow, InvitesService } from './invites.service.ts';
 
@@ -23,7 +24,16 @@ const inviteResource = (invite: InviteRow, inviteeAccountId?: string | null) => 
 });
 
 /** Invites: the inviter is the signing account (`Account-Id`); only it or an admin sees or removes them. */
-export async function invitesRoutes(app: FastifyInstance, options: { invites: InvitesService; accounts: AccountsService }) {
+/** `limits`: invites (each one a mail) per request and per inviting account per day. */
+export async function invitesRoutes(
+  app: FastifyInstance,
+  options: {
+    invites: InvitesService;
+    accounts: AccountsService;
+    limits: { perRequest: number; perAccountPerDay: number };
+    counters: WindowCounters;
+  },
+) {
   const { invites, accounts } = options;
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const inviter = async (request: Parameters<AccountsService['authorize']>[0]) => {
@@ -45,6 +55,10 @@ export async function invitesRoutes(app: FastifyInstance, options: { invites: In
     async (request, reply) => {
       const { accountId } = await inviter(request);
       const items = Array.isArray(request.body.data) ? request.body.data : [request.body.data];
+      if (items.length > options.limits.perRequest) throw badRequest('/data', `at most ${options.limits.perRequest} invites per request`);
+      const { count, retryAfterSeconds } = await options.counters.add(`invites:${accountId}`, items.length, 86_400_000);
+      if (count > options.limits.perAccountPerDay)
+        throw tooManyRequests(`This account may send ${options.limits.perAccountPerDay} invites a day; retry in ${retryAfterSeconds} s`);
       const created = await invites.create(
         accountId,
         items.map((item, index) => {

@@ -196,7 +196,7 @@ export function createWalletsService(options: WalletsOptions) {
   ) {
     const wallet = await repo.byEmail(input.email);
     if (!wallet) throw notFound('wallet not found');
-    if (accounts.signerKey(request) !== input.signer)
+    if ((await accounts.signerKey(request)) !== input.signer)
       throw badRequest('/data/relationships/signer/data/id', 'must be the key that signs the request');
     await tfa.require(request, wallet, { mixin: 'kyc-recovery', types: ['email'] });
     return db.transaction(async (tx) => {

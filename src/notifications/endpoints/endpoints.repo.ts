@@ -60,11 +60,11 @@ export function endpointsRepo(db: Executor) {
         .where(and(eq(webhookSecrets.endpointId, endpointId), or(isNull(webhookSecrets.expiresAt), gt(webhookSecrets.expiresAt, now))))
         .orderBy(desc(webhookSecrets.createdAt));
     },
-    async rotateSecret(endpointId: string, secret: Sealed & { id: string }, previousExpiresAt: Date, tx: Executor): Promise<void> {
-      await tx
-        .update(webhookSecrets)
-        .set({ expiresAt: previousExpiresAt })
-        .where(and(eq(webhookSecrets.endpointId, endpointId), isNull(webhookSecrets.expiresAt)));
+    /** Retires the current secret (until `previousExpiresAt`, or at once when null) and adds `secret`. */
+    async rotateSecret(endpointId: string, secret: Sealed & { id: string }, previousExpiresAt: Date | null, tx: Executor): Promise<void> {
+      const current = and(eq(webhookSecrets.endpointId, endpointId), isNull(webhookSecrets.expiresAt));
+      if (previousExpiresAt === null) await tx.delete(webhookSecrets).where(current);
+      else await tx.update(webhookSecrets).set({ expiresAt: previousExpiresAt }).where(current);
       await tx.insert(webhookSecrets).values({ ...secret, endpointId });
     },
     async subscribed(orgId: string, eventType: string, tx: Executor): Promise<EndpointRow[]> {

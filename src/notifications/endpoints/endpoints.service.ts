@@ -8,6 +8,7 @@ import { AppError, notFound } from '../../platform/http/errors.ts';
 import { assertOutboundUrl } from '../../platform/http/urls.ts';
 import type { DeliveriesRepo } from '../deliveries/deliveries.repo.ts';
 import { secretAad } from '../dispatcher.ts';
+import { assertUrlAllowed, EgressBlockedError, type EgressPolicy } from '../egress-guard.ts';
 import { newSigningSecret } from '../signing.ts';
 import type { EndpointRow, EndpointsRepo } from './endpoints.repo.ts';
 
@@ -29,6 +30,8 @@ export function endpointsService(deps: {
   keyring: Keyring;
   clock: Clock;
   allowInsecureHttp: boolean;
+  /** The delivery egress policy, applied already when a URL is set. */
+  egress: EgressPolicy;
   secretGraceSeconds: number;
   wake: () => Promise<void>;
 }) {
@@ -37,6 +40,18 @@ export function endpointsService(deps: {
   function sealSecret(secret: string) {
     const id = randomUUID();
     return { id, ...seal(keyring, secret, secretAad(id)) };
+  }
+
+  /** The URL's form, then its resolved addresses: an internal destination is refused at once. */
+  async function assertDestination(url: string): Promise<void> {
+    assertOutboundUrl(url, 'url', deps.allowInsecureHttp);
+    try {
+      await assertUrlAllowed(deps.egress, url);
+    } catch (error) {
+      if (error instanceof EgressBlockedError)
+        throw new AppError('VALIDATION_ERROR', `url: ${error.message}`, [{ field: 'url', message: 'must be a public address' }]);
+      throw error;
+    }
   }
 
   async function managed(principal: Principal, id: string): Promise<EndpointRow> {
@@ -51,7 +66,7 @@ export function endpointsService(deps: {
 
     async create(principal: Principal, input: { url: string; description?: string; eventTypes: string[] }) {
       assertManager(principal);
-      assertOutboundUrl(input.url, 'url', deps.allowInsecureHttp);
+      await assertDestination(input.url);
       const secret = newSigningSecret();
       const endpoint = await db.transaction((tx) =>
         repo.insert(
@@ -73,7 +88,7 @@ export function endpointsService(deps: {
 
     async update(principal: Principal, id: string, changes: { url?: string; description?: string | null; status?: 'active' | 'disabled' }) {
       const endpoint = await managed(principal, id);
-      if (changes.url) assertOutboundUrl(changes.url, 'url', deps.allowInsecureHttp);
+      if (changes.url) await assertDestination(changes.url);
       return present(
         await db.transaction(async (tx) => {
           const statusChange =
@@ -92,12 +107,17 @@ export function endpointsService(deps: {
       await repo.delete((await managed(principal, id)).id);
     },
 
-    /** A new secret, returned once; the old one keeps signing for the grace period. */
+    /**
+     * A new secret, returned once; the old one keeps signing for the grace period. With a grace
+     * period of 0 the old secret is deleted in the same transaction: it never signs again.
+     */
     async rotateSecret(principal: Principal, id: string, gracePeriodSeconds = deps.secretGraceSeconds) {
       const endpoint = await managed(principal, id);
       const secret = newSigningSecret();
       const previousExpiresAt = new Date(deps.clock.now().getTime() + gracePeriodSeconds * 1000);
-      await db.transaction((tx) => repo.rotateSecret(endpoint.id, sealSecret(secret), previousExpiresAt, tx));
+      await db.transaction((tx) =>
+        repo.rotateSecret(endpoint.id, sealSecret(secret), gracePeriodSeconds > 0 ? previousExpiresAt : null, tx),
+      );
       return { id: endpoint.id, signingSecret: secret, previousSecretExpiresAt: previousExpiresAt };
     },
 

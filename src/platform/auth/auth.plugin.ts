@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError } from '../http/errors.ts';
+import type { GuessLimiter } from '../http/limits.ts';
 import type { Authenticators, AuthMethod, Principal } from './principal.ts';
 
 function bearerToken(request: FastifyRequest): string | undefined {
@@ -17,7 +18,8 @@ function apiKeyHeader(request: FastifyRequest): string | undefined {
   return value;
 }
 
-export const authPlugin = fp(async (app: FastifyInstance, authenticators: Authenticators) => {
+/** `guesses`: failed API keys count against the client address, which is refused once over its limit. */
+export const authPlugin = fp(async (app: FastifyInstance, authenticators: Authenticators & { guesses?: GuessLimiter }) => {
   app.decorateRequest('principal', null);
 
   app.decorate('authenticate', (methods: AuthMethod[]) => async (request: FastifyRequest) => {
@@ -28,8 +30,12 @@ export const authPlugin = fp(async (app: FastifyInstance, authenticators: Authen
       principal = await authenticators.bearer(token);
       if (!principal) throw new AppError('UNAUTHORIZED', 'Access token is invalid or expired');
     } else if (apiKey !== undefined) {
+      await authenticators.guesses?.assertAllowed(request.ip);
       principal = await authenticators.apiKey(apiKey);
-      if (!principal) throw new AppError('UNAUTHORIZED', 'API key is invalid or revoked');
+      if (!principal) {
+        await authenticators.guesses?.failed(request.ip);
+        throw new AppError('UNAUTHORIZED', 'API key is invalid or revoked');
+      }
     }
     if (!principal) {
       const expected = methods.map((method) => (method === 'bearer' ? 'Authorization: Bearer' : 'X-API-Key')).join(' or ');

@@ -45,3 +45,12 @@ export type Reviewer = { kind: 'org_admin'; orgId: string; userId: string } | { 
 export const reviewerOrg = (reviewer: Reviewer): string | undefined => (reviewer.kind === 'org_admin' ? reviewer.orgId : undefined);
 export const reviewerLabel = (reviewer: Reviewer): string =>
   reviewer.kind === 'org_admin' ? `user:${reviewer.userId}` : `admin_key:${reviewer.adminKeyId}`;
+
+/**
+ * Four eyes: an org_admin never reviews a record about themselves (their own KYC, accreditation
+ * or subscription); another admin or a platform admin must. Throws FORBIDDEN.
+ */
+export function assertNotOwnReview(reviewer: Reviewer, subjectUserId: string, what: string): void {
+  if (reviewer.kind === 'org_admin' && reviewer.userId === subjectUserId)
+    throw new AppError('FORBIDDEN', `Nobody reviews their own ${what}: another org_admin or a platform admin must`);
+}

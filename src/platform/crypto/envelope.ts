@@ -59,7 +59,16 @@ export function rewrap(keyring: Keyring, sealed: Sealed): Sealed {
 }
 
 export type HashPurpose =
-  'api-key' | 'admin-key' | 'refresh-token' | 'pii-index' | 'storage-url' | 'kyc-sandbox' | 'wallet-token' | 'invite-code';
+  | 'api-key'
+  | 'admin-key'
+  | 'refresh-token'
+  | 'pii-index'
+  | 'storage-url'
+  | 'kyc-sandbox'
+  | 'wallet-token'
+  | 'invite-code'
+  | 'rate-limit'
+  | 'ks-pii-index';
 
 /** Deterministic keyed digest (hex) for lookups without storing the value; one subkey per purpose. */
 export function keyedHash(keyring: Keyring, purpose: HashPurpose, value: string): string {

@@ -24,7 +24,18 @@ export type ServerOptions = {
   bodyLimitBytes: number;
   publicUrl: string;
   version: string;
+  /** Origins allowed by CORS (exact match); empty: no cross-origin access. */
+  corsOrigins?: string[];
+  /** Proxies whose X-Forwarded-For is believed (IPs or CIDRs); empty: `request.ip` is the socket's. */
+  trustProxy?: string[];
 };
+
+/**
+ * Every response gets this: the API serves JSON, so a page that somehow renders from our origin may
+ * load nothing, be framed by nobody, and post forms only to us (the sandbox KYC scan page does).
+ * The API docs at /docs get swagger-ui's own, relaxed policy.
+ */
+export const CONTENT_SECURITY_POLICY = "default-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
 
@@ -39,6 +50,8 @@ export async function createServer(options: ServerOptions) {
       return typeof incoming === 'string' && REQUEST_ID_PATTERN.test(incoming) ? incoming : randomUUID();
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    // Only the configured proxies' X-Forwarded-For is believed; anyone else could name any address.
+    trustProxy: options.trustProxy && options.trustProxy.length > 0 ? options.trustProxy : false,
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -49,11 +62,20 @@ export async function createServer(options: ServerOptions) {
   );
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-request-id', request.id);
+    // Tokens, PII and key-server secrets must not sit in a browser or proxy cache; a route that
+    // may be cached (the JWKS) says so itself.
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     return payload;
   });
 
-  await app.register(helmet, { contentSecurityPolicy: false });
-  await app.register(cors, { origin: true, exposedHeaders: ['x-request-id', 'idempotent-replayed'] });
+  await app.register(helmet, {
+    contentSecurityPolicy: { useDefaults: false, directives: cspDirectives(CONTENT_SECURITY_POLICY) },
+  });
+  const allowedOrigins = new Set(options.corsOrigins ?? []);
+  await app.register(cors, {
+    origin: (origin, callback) => callback(null, origin !== undefined && allowedOrigins.has(origin) ? origin : false),
+    exposedHeaders: ['x-request-id', 'idempotent-replayed'],
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -73,10 +95,19 @@ export async function createServer(options: ServerOptions) {
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(metricsPlugin);
   return app;
+}
+
+function cspDirectives(policy: string): Record<string, string[]> {
+  return Object.fromEntries(
+    policy.split(';').map((directive) => {
+      const [name, ...values] = directive.trim().split(/\s+/);
+      return [name!, values];
+    }),
+  );
 }
 
 function fieldName(instancePath: string, context: string | undefined): string {

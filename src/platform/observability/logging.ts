@@ -1,4 +1,4 @@
-import type { LoggerOptions } from 'pino';
+import { stdSerializers, type LoggerOptions } from 'pino';
 
 /** Field names whose values must never reach a log line, wherever they appear. */
 export const sensitiveFields = [
@@ -28,9 +28,95 @@ export const sensitiveFields = [
   'api_key',
 ];
 
+/**
+ * Query parameters whose values are credentials or PII (`/kdf?email=`, `/admin/mail?to=`, identity
+ * lookups, signed storage URLs); their values are replaced in logged URLs.
+ */
+export const sensitiveQueryNames = new Set([
+  'email',
+  'to',
+  'phone',
+  'identifier',
+  'filter[email]',
+  'filter[phone]',
+  'filter[identifier]',
+  'filter[passport]',
+  'filter[telegram_username]',
+  'token',
+  'code',
+  'signature',
+  'x-amz-signature',
+  'x-amz-credential',
+  'public_ip',
+  'location_lat',
+  'location_long',
+]);
+
+/**
+ * Path segments that are credentials or PII, by route: a wallet id is the TokenD login credential,
+ * a session id a bearer secret, and identities may be deleted by email.
+ */
+const sensitivePaths: RegExp[] = [
+  /^(\/wallets\/)(?!kdf(?:$|\/))[^/]+/,
+  /^(\/sessions\/)[^/]+/,
+  /^(\/identities\/)[^/]*@[^/]*/,
+  /^(\/verify\/)[^/]+/,
+];
+
+/** The URL as it may be logged: sensitive path segments and query values replaced. */
+export function redactUrl(url: string): string {
+  const queryAt = url.indexOf('?');
+  let pathname = queryAt === -1 ? url : url.slice(0, queryAt);
+  for (const pattern of sensitivePaths) pathname = pathname.replace(pattern, '$1[redacted]');
+  if (queryAt === -1) return pathname;
+  const query = url
+    .slice(queryAt + 1)
+    .split('&')
+    .map((pair) => {
+      const name = pair.split('=')[0]!;
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(name).toLowerCase();
+      } catch {
+        return `${name}=[redacted]`;
+      }
+      return sensitiveQueryNames.has(decoded) ? `${name}=[redacted]` : pair;
+    })
+    .join('&');
+  return `${pathname}?${query}`;
+}
+
+/**
+ * Errors without what they may carry of the data: a failed query's parameters (Drizzle puts them
+ * in `params` and in the message), and PostgreSQL's `detail` ("Key (email)=(...) already exists").
+ */
+export function serializeError(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const serialized = stdSerializers.err(error) as unknown as Record<string, unknown>;
+  return scrubError(serialized);
+}
+
+function scrubError(value: Record<string, unknown>): Record<string, unknown> {
+  const { params: _params, parameters: _parameters, detail: _detail, ...rest } = value;
+  if (typeof rest.message === 'string') rest.message = rest.message.replace(/\nparams: [\s\S]*$/, '');
+  if (typeof rest.stack === 'string') rest.stack = rest.stack.replace(/\nparams: [\s\S]*?(?=\n\s+at |$)/, '');
+  if (rest.cause && typeof rest.cause === 'object') rest.cause = scrubError(rest.cause as Record<string, unknown>);
+  return rest;
+}
+
+type LoggedRequest = { method?: string; url?: string; headers?: Record<string, unknown>; socket?: { remoteAddress?: string }; ip?: string };
+
 export function loggerOptions(level: string): LoggerOptions {
   return {
     level,
+    serializers: {
+      req: (request: LoggedRequest) => ({
+        method: request.method,
+        url: redactUrl(request.url ?? ''),
+        remoteAddress: request.ip ?? request.socket?.remoteAddress,
+      }),
+      err: serializeError,
+    },
     redact: {
       paths: [
         'req.headers.authorization',

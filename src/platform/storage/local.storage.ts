@@ -144,7 +144,13 @@ export function localStorage(options: { directory: string; publicUrl: string; si
         verify('GET', key, request.query);
         const object = await storage.head(key);
         if (!object) throw new AppError('NOT_FOUND', 'object not found');
-        return reply.type(object.contentType ?? 'application/octet-stream').send(await fs.readFile(filePath(key)));
+        // Uploads come from users: never render one inline on our origin (an uploaded text/html
+        // would run as our page). Download it, under the type it was uploaded as, unsniffed.
+        return reply
+          .type(object.contentType ?? 'application/octet-stream')
+          .header('content-disposition', 'attachment')
+          .header('x-content-type-options', 'nosniff')
+          .send(await fs.readFile(filePath(key)));
       },
     );
   }

@@ -53,7 +53,10 @@ export function s3Storage(options: S3Options): ObjectStorage & { client: S3Clien
       return { url, fields, expiresAt: new Date(Date.now() + expiresInSeconds * 1000) };
     },
     presignGet: (key, { expiresInSeconds }) =>
-      getSignedUrl(client, new GetObjectCommand({ Bucket, Key: key }), { expiresIn: expiresInSeconds }),
+      // S3 serves the object with this disposition: a download, never a page (uploads are users').
+      getSignedUrl(client, new GetObjectCommand({ Bucket, Key: key, ResponseContentDisposition: 'attachment' }), {
+        expiresIn: expiresInSeconds,
+      }),
     async head(key) {
       try {
         const result = await client.send(new HeadObjectCommand({ Bucket, Key: key }));
