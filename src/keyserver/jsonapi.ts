@@ -55,15 +55,16 @@ function fromValidation(error: FastifyError): JsonApiError | undefined {
 }
 
 /** Anything else is classified as everywhere else (platform/http/server.ts), then rendered as JSON:API. */
-function toJsonApi(error: FastifyError | JsonApiError): JsonApiError {
+function toJsonApi(error: Error): JsonApiError {
   if (error instanceof JsonApiError) return error;
-  const validation = fromValidation(error);
+  const validation = fromValidation(error as FastifyError);
   if (validation) return validation;
-  const { status, message } = classifyError(error);
+  const { status, message } = classifyError(error as FastifyError);
   return status >= 500 ? problem(500) : problem(status, { detail: message });
 }
 
-export function sendJsonApiError(error: FastifyError | JsonApiError, request: FastifyRequest, reply: FastifyReply) {
+/** Renders any thrown error as a JSON:API error document (the key server's format). */
+export function sendJsonApiError(error: Error, request: FastifyRequest, reply: FastifyReply) {
   const rendered = toJsonApi(error);
   if (rendered.status >= 500) request.log.error({ err: error }, 'request failed');
   if (rendered.status === 429) reply.header('retry-after', reply.getHeader('retry-after') ?? '60');

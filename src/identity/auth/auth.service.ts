@@ -166,6 +166,9 @@ export function authService(deps: AuthDeps) {
       const { user_id: userId, org_id: orgId, role, email } = payload;
       if (typeof userId !== 'string' || typeof orgId !== 'string' || typeof email !== 'string') return null;
       if (role !== 'user' && role !== 'org_admin') return null;
+      // A deleted user's token stays cryptographically valid until it expires; it names nobody.
+      const user = await deps.users.findById(userId);
+      if (!user || user.orgId !== orgId) return null;
       return { kind: 'user', userId, orgId, role, email };
     },
 

@@ -3,7 +3,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AccountsService } from '../accounts/accounts.service.ts';
 import { badRequest } from '../jsonapi.ts';
-import { accountIdSchema, emailSchema, pageLinks } from '../schemas.ts';
+import { queryInt4 } from '../../platform/http/integers.ts';
+import { accountIdSchema, emailSchema, pageLinks, pageQuery } from '../schemas.ts';
 import type { InviteRow, InvitesService } from './invites.service.ts';
 
 const inviteInput = z.object({
@@ -68,8 +69,7 @@ export async function invitesRoutes(app: FastifyInstance, options: { invites: In
         summary: 'List invites (the inviter or an admin)',
         querystring: z.object({
           'filter[sale-id]': z.string().max(64).optional(),
-          'page[number]': z.coerce.number().int().min(0).default(0),
-          'page[limit]': z.coerce.number().int().min(1).max(100).default(15),
+          ...pageQuery,
         }),
       },
     },
@@ -97,7 +97,7 @@ export async function invitesRoutes(app: FastifyInstance, options: { invites: In
         summary: 'Delete invites',
         body: z.object({
           data: z
-            .array(z.object({ type: z.string().optional(), id: z.coerce.number().int().min(1) }))
+            .array(z.object({ type: z.string().optional(), id: queryInt4(1) }))
             .min(1)
             .max(100),
         }),
