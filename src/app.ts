@@ -16,6 +16,7 @@ import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
 import { createNotifications, type Notifications } from './notifications/notifications.module.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
 import { createKeyserver, type Keyserver } from './keyserver/keyserver.module.ts';
+import { sendJsonApiError } from './keyserver/jsonapi.ts';
 import { outboxMailer, smtpMailer, type Mailer } from './platform/mail/mailer.ts';
 
 export const version: string = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
@@ -61,6 +62,23 @@ export function createModules(deps: AppDeps): Modules {
   };
 }
 
+/** Paths served in our envelope; the key server answers everything else at the root in JSON:API. */
+const ENVELOPE_PREFIXES = [
+  '/identity',
+  '/notifications',
+  '/issuance',
+  '/primary-issuance',
+  '/admin',
+  '/demo-idp',
+  LOCAL_STORAGE_PREFIX,
+  '/docs',
+  '/openapi.json',
+  '/metrics',
+];
+
+const servedInEnvelope = (path: string) =>
+  ENVELOPE_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`) || path.startsWith(`${prefix}?`));
+
 /** The HTTP server with every module mounted under its prefix. */
 export async function buildApp(deps: AppDeps, modules: Modules = createModules(deps)) {
   const { config, database, keyring } = deps;
@@ -72,6 +90,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     version,
     corsOrigins: config.corsOrigins,
     trustProxy: config.trustProxy,
+    errorSenderFor: (path) => (servedInEnvelope(path) ? undefined : sendJsonApiError),
   });
   await app.register(healthRoutes, { db: database.db, timeoutMs: config.healthTimeoutMs });
   await app.register(authPlugin, { ...modules.identity.authenticators, guesses: modules.identity.guesses });

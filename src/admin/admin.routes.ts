@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { toSnake } from '../platform/http/case.ts';
+import { optionalBody } from '../platform/http/bodies.ts';
 import { envelope, ok } from '../platform/http/envelope.ts';
 import { errorResponses } from '../platform/http/errors.ts';
 import { offsetPageMeta, offsetPagingQuery } from '../platform/http/paging.ts';
@@ -12,7 +13,9 @@ import { kycStatus, verificationResponse } from '../identity/kyc/kyc.schemas.ts'
 import { adminSecurity, requireReviewer, reviewerAuth } from './reviewer.ts';
 
 const idParams = z.object({ id: z.uuid() });
-const reasonBody = z.strictObject({ reason: z.string().trim().min(1).max(2000).optional() }).optional();
+const requiredReasonBody = z.strictObject({ reason: z.string().trim().min(1).max(2000) });
+const REASON_REQUIRED = new Set<ReviewAction>(['request_info', 'deny']);
+const reasonBody = optionalBody(z.strictObject({ reason: z.string().trim().min(1).max(2000).optional() }));
 const common = { tags: ['admin: review'], security: adminSecurity };
 
 /** Back-office review queues for KYC and accreditation. */
@@ -113,7 +116,8 @@ export async function adminRoutes(app: FastifyInstance, options: { identity: Ide
           ...common,
           summary: `Accreditation review: ${path}`,
           params: idParams,
-          body: reasonBody,
+          // Asking for more information and denying tell the investor why; the other actions need no body.
+          body: REASON_REQUIRED.has(action) ? requiredReasonBody : reasonBody,
           response: { 200: envelope(accreditationResponse), ...errorResponses(400, 401, 403, 404, 409) },
         },
       },

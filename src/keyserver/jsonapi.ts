@@ -56,16 +56,17 @@ function fromValidation(error: FastifyError): JsonApiError | undefined {
 }
 
 /** Anything else is classified as everywhere else (platform/http/server.ts), then rendered as JSON:API. */
-function toJsonApi(error: FastifyError | JsonApiError): JsonApiError {
+function toJsonApi(error: Error): JsonApiError {
   if (error instanceof JsonApiError) return error;
-  const validation = fromValidation(error);
+  const validation = fromValidation(error as FastifyError);
   if (validation) return validation;
-  const { status, code, message } = classifyError(error);
+  const { status, code, message } = classifyError(error as FastifyError);
   if (code === 'DATABASE_UNAVAILABLE') return problem(503, { code: 'database_unavailable', detail: message });
   return status >= 500 ? problem(500) : problem(status, { detail: message });
 }
 
-export function sendJsonApiError(error: FastifyError | JsonApiError, request: FastifyRequest, reply: FastifyReply) {
+/** Renders any thrown error as a JSON:API error document (the key server's format). */
+export function sendJsonApiError(error: Error, request: FastifyRequest, reply: FastifyReply) {
   const rendered = toJsonApi(error);
   const unavailable = rendered.errors[0]?.code === 'database_unavailable';
   if (rendered.status >= 500) logFailure(request, error, unavailable ? 'DATABASE_UNAVAILABLE' : 'INTERNAL_ERROR');

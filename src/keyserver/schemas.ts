@@ -1,5 +1,6 @@
 import { StrKey } from '@stellar/stellar-base';
 import { z } from 'zod';
+import { INT4_MAX, queryInt4 } from '../platform/http/integers.ts';
 
 export const accountIdSchema = z.string().refine((value) => StrKey.isValidEd25519PublicKey(value), 'must be a valid account id');
 export const walletIdSchema = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex characters');
@@ -13,9 +14,9 @@ export const signerResourceSchema = z.object({
   type: z.literal('signer'),
   id: accountIdSchema,
   attributes: z.object({
-    role_id: z.coerce.number().int().min(0),
-    weight: z.coerce.number().int().min(0).max(1000).default(1000),
-    identity: z.coerce.number().int().min(0).default(0),
+    role_id: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    weight: queryInt4(0, 1000).default(1000),
+    identity: queryInt4(0).default(0),
     details: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
   }),
 });
@@ -32,8 +33,8 @@ export const toNewSigner = (signer: SignerResource) => ({
 
 /** Offset paging as TokenD's clients send it: `page[number]` (zero-based), `page[limit]`. */
 export const pageQuery = {
-  'page[number]': z.coerce.number().int().min(0).default(0),
-  'page[limit]': z.coerce.number().int().min(1).max(100).default(15),
+  'page[number]': queryInt4(0, Math.floor(INT4_MAX / 100)).default(0),
+  'page[limit]': queryInt4(1, 100).default(15),
 };
 
 export function pageLinks(path: string, query: Record<string, unknown>, page: number, limit: number, hasMore: boolean) {

@@ -99,7 +99,7 @@ describe('accreditation happy', () => {
     expect(uploaded.status).toBe(201);
     expect(uploaded.body.data).toMatchObject({ status: 'uploaded', file_size_bytes: file.length });
     expect((await t.get(`/identity/accreditation-sessions/${sessionId}`, user.auth)).body.data.documents).toHaveLength(1);
-    expect((await t.get('/identity/accreditation-sessions/user', user.auth)).body.data[0].session_id).toBe(sessionId);
+    expect((await t.get('/identity/accreditation-sessions/user', user.auth)).body.data.items[0].session_id).toBe(sessionId);
     const bad = await t.post(
       `/identity/accreditation-sessions/${sessionId}/documents`,
       { documentType: 'license_proof', fileName: 'x.png', contentType: 'image/png', content: '***' },

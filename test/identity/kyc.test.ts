@@ -115,9 +115,9 @@ describe('kyc-verifications happy', () => {
     const sessionId = created.body.data.session_id;
     expect((await t.get(`/identity/kyc-verifications/${sessionId}`, user.auth)).body.data.status).toBe('action_required');
     expect((await t.get(`/identity/kyc-sessions/${sessionId}`, user.auth)).body.data.session_id).toBe(sessionId);
-    expect((await t.get('/identity/kyc-sessions/user', user.auth)).body.data.map((s: { session_id: string }) => s.session_id)).toEqual([
-      sessionId,
-    ]);
+    expect(
+      (await t.get('/identity/kyc-sessions/user', user.auth)).body.data.items.map((s: { session_id: string }) => s.session_id),
+    ).toEqual([sessionId]);
   });
 });
 

@@ -46,10 +46,10 @@ describe('offerings happy', () => {
     expect((await t.get(`/primary-issuance/offerings/${offeringId}`, investor)).body.data.id).toBe(offeringId);
 
     const documents = await t.get(`/issuance/offerings/${offeringId}/documents`, investor);
-    expect(documents.body.data).toEqual([
+    expect(documents.body.data.items).toEqual([
       expect.objectContaining({ kind: 'subscription_agreement', version: 1, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) }),
     ]);
-    const url = new URL(documents.body.data[0].url);
+    const url = new URL(documents.body.data.items[0].url);
     expect(await (await fetch(`${t.url}${url.pathname}${url.search}`)).text()).toBe('I subscribe.');
 
     expect((await t.post(`/admin/offerings/${offeringId}/pause`, {}, admin)).body.data.status).toBe('paused');

@@ -5,6 +5,7 @@ import { requireUser } from '../../platform/auth/principal.ts';
 import { toSnake } from '../../platform/http/case.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses } from '../../platform/http/errors.ts';
+import { offsetPageMeta, offsetPagingQuery } from '../../platform/http/paging.ts';
 import { MAX_UPLOAD_BYTES } from '../../platform/storage/storage.ts';
 import {
   accreditationResponse,
@@ -102,11 +103,19 @@ export async function accreditationRoutes(app: FastifyInstance, options: { accre
       onRequest,
       schema: {
         ...common,
-        summary: "The caller's accreditation sessions (older API)",
-        response: { 200: envelope(z.array(accreditationSessionResponse)), ...errorResponses(401) },
+        summary: "The caller's accreditation sessions (older API): the one record per user and org",
+        querystring: offsetPagingQuery,
+        response: {
+          200: envelope(z.object({ items: z.array(accreditationSessionResponse), meta: offsetPageMeta })),
+          ...errorResponses(400, 401),
+        },
       },
     },
-    async (request) => ok([toSnake(asSession(await accreditation.get(requireUser(request))))]),
+    async (request) => {
+      const { limit, offset } = request.query;
+      const record = toSnake(asSession(await accreditation.get(requireUser(request))));
+      return ok({ items: offset === 0 ? [record] : [], meta: { limit, offset, total: 1 } });
+    },
   );
 
   routes.get(

@@ -14,7 +14,8 @@ const fileName = z
   .string()
   .min(1)
   .max(255)
-  .regex(/^[^/\\\0]+$/, 'must be a file name without slashes');
+  .regex(/^[^/\\\0]+$/, 'must be a file name without slashes')
+  .refine((name) => !/^\.+$/.test(name), 'must be a file name, not . or ..');
 
 export const documentRequestBody = z.strictObject({
   documentType,

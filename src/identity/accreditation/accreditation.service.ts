@@ -148,7 +148,7 @@ export function accreditationService(deps: { db: Db; repo: AccreditationRepo; st
   }
 
   const storageKey = (row: AccreditationRow, documentId: string, fileName: string) =>
-    `accreditation/${row.orgId}/${row.userId}/${documentId}/${fileName.replace(/[^\w.-]/g, '_')}`;
+    `accreditation/${row.orgId}/${row.userId}/${documentId}/${fileName.replace(/[^\w.-]/g, '_').replace(/^\.+$/, '_')}`;
 
   return {
     get: async (principal: UserPrincipal) => present(await own(principal)),

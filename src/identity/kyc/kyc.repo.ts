@@ -39,9 +39,14 @@ export function kycRepo(db: Executor) {
     async listForUser(userId: string, tx: Executor = db): Promise<KycRow[]> {
       return tx.select().from(kycVerifications).where(eq(kycVerifications.userId, userId)).orderBy(desc(kycVerifications.createdAt));
     },
-    async listForOrg(filter: { orgId?: string; status?: KycStatus }, paging: { limit: number; offset: number }, tx: Executor = db) {
+    async listForOrg(
+      filter: { orgId?: string; userId?: string; status?: KycStatus },
+      paging: { limit: number; offset: number },
+      tx: Executor = db,
+    ) {
       const where = and(
         filter.orgId ? eq(kycVerifications.orgId, filter.orgId) : undefined,
+        filter.userId ? eq(kycVerifications.userId, filter.userId) : undefined,
         filter.status ? eq(kycVerifications.status, filter.status) : undefined,
       );
       const rows = await tx

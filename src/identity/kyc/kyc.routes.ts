@@ -6,7 +6,7 @@ import { toSnake } from '../../platform/http/case.ts';
 import { receiveRawJson } from '../../platform/http/raw-body.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses } from '../../platform/http/errors.ts';
-import { offsetPageMeta } from '../../platform/http/paging.ts';
+import { offsetPageMeta, offsetPagingQuery } from '../../platform/http/paging.ts';
 import {
   createKycBody,
   effectiveResponse,
@@ -122,11 +122,16 @@ export async function kycRoutes(app: FastifyInstance, options: { kyc: KycService
       onRequest,
       schema: {
         ...common,
-        summary: "The caller's KYC sessions (older API)",
-        response: { 200: envelope(z.array(kycSessionResponse)), ...errorResponses(401) },
+        summary: "The caller's KYC sessions (older API), newest first",
+        querystring: offsetPagingQuery,
+        response: { 200: envelope(z.object({ items: z.array(kycSessionResponse), meta: offsetPageMeta })), ...errorResponses(400, 401) },
       },
     },
-    async (request) => ok((await kyc.listOwn(requireUser(request))).map(asSession)),
+    async (request) => {
+      const { limit, offset } = request.query;
+      const { items, total } = await kyc.listOwn(requireUser(request), { limit, offset });
+      return ok({ items: items.map(asSession), meta: { limit, offset, total } });
+    },
   );
 
   routes.get(

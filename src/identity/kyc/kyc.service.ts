@@ -188,10 +188,11 @@ export function kycService(deps: {
       return present(await refresh(await visibleVerification(principal, id)));
     },
 
-    async listOwn(principal: UserPrincipal): Promise<KycVerification[]> {
+    /** The caller's verifications, newest first, one page of them, with the total. */
+    async listOwn(principal: UserPrincipal, paging: OffsetPaging): Promise<{ items: KycVerification[]; total: number }> {
       await repo.sweep({ userId: principal.userId });
-      const rows = await repo.listForUser(principal.userId);
-      return Promise.all(rows.map(async (row) => present(await refresh(row))));
+      const { rows, total } = await repo.listForOrg({ orgId: principal.orgId, userId: principal.userId }, paging);
+      return { items: await Promise.all(rows.map(async (row) => present(await refresh(row)))), total };
     },
 
     /** An approved check stays effective; otherwise the newest check speaks. */

@@ -183,12 +183,20 @@ export function offeringsRepo(db: Executor) {
         .returning();
       return document!;
     },
-    async documents(offeringId: string, tx: Executor = db): Promise<DocumentRow[]> {
-      return tx
+    async documents(
+      offeringId: string,
+      paging: { limit: number; offset: number },
+      tx: Executor = db,
+    ): Promise<{ rows: DocumentRow[]; total: number }> {
+      const where = eq(offeringDocuments.offeringId, offeringId);
+      const rows = await tx
         .select()
         .from(offeringDocuments)
-        .where(eq(offeringDocuments.offeringId, offeringId))
-        .orderBy(asc(offeringDocuments.kind), desc(offeringDocuments.version));
+        .where(where)
+        .orderBy(asc(offeringDocuments.kind), desc(offeringDocuments.version), asc(offeringDocuments.id))
+        .limit(paging.limit)
+        .offset(paging.offset);
+      return { rows, total: await tx.$count(offeringDocuments, where) };
     },
     async latestDocument(offeringId: string, kind: DocumentRow['kind'], tx: Executor = db): Promise<DocumentRow | undefined> {
       const [row] = await tx

@@ -5,7 +5,7 @@ import { requirePrincipal, type Principal } from '../../platform/auth/principal.
 import { toSnake } from '../../platform/http/case.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses } from '../../platform/http/errors.ts';
-import { pageMetaFor } from '../../platform/http/paging.ts';
+import { pageMetaFor, pagePagingQuery } from '../../platform/http/paging.ts';
 import {
   documentResponse,
   listOfferingsQuery,
@@ -84,10 +84,14 @@ export async function offeringsRoutes(app: FastifyInstance, options: { offerings
         security: [{ bearer: [] }],
         summary: 'Offering documents with short-lived download links',
         params: idParams,
-        response: { 200: envelope(z.array(documentResponse)), ...errorResponses(400, 401, 404) },
+        querystring: pagePagingQuery,
+        response: { 200: envelope(paged(documentResponse)), ...errorResponses(400, 401, 404) },
       },
     },
-    async (request) => ok(toSnake(await offerings.documents(requirePrincipal(request), request.params.id))),
+    async (request) => {
+      const { items, total } = await offerings.documents(requirePrincipal(request), request.params.id, request.query);
+      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, total) });
+    },
   );
 
   routes.get(

@@ -164,12 +164,14 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
       return (await securitiesOf([row]))[0]!;
     },
 
-    async documents(principal: Principal, offeringId: string) {
+    /** One page of an offering's documents (by kind, newest version first) with download links, and the total. */
+    async documents(principal: Principal, offeringId: string, paging: PagePaging) {
       await visibleOffering(principal, offeringId);
-      const rows = await repo.documents(offeringId);
-      return Promise.all(
+      const { rows, total } = await repo.documents(offeringId, { limit: paging.limit, offset: pageOffset(paging) });
+      const items = await Promise.all(
         rows.map(async (row) => presentDocument(row, await storage.presignGet(row.storageKey, { expiresInSeconds: 900 }))),
       );
+      return { items, total };
     },
 
     async createIssuer(reviewer: Reviewer, input: { orgId?: string; legalName: string }) {

@@ -1,4 +1,5 @@
 import { StrKey } from '@stellar/stellar-base';
+import { INT4_MAX } from '../../platform/http/integers.ts';
 
 /**
  * Reads the part of TokenD's XDR (tokend/xdr: Transaction-entry.x, operation-manage-signer.x,
@@ -107,6 +108,9 @@ function readSignerChange(reader: Reader): SignerChange {
   reader.emptyExt();
   reader.emptyExt();
   if (roleId > BigInt(Number.MAX_SAFE_INTEGER)) throw new XdrError('role id out of range');
+  // Stored in PostgreSQL integer and text columns: uint32 values past int4, or a NUL, cannot be.
+  if (weight > INT4_MAX || identity > INT4_MAX) throw new XdrError('signer weight or identity out of range');
+  if (details.includes('\0')) throw new XdrError('signer details must not contain NUL');
   return { action, publicKey, roleId: Number(roleId), weight, identity, details };
 }
 

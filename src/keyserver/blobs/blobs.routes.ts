@@ -8,6 +8,7 @@ import type { Db } from '../../platform/db/database.ts';
 import type { AccountsService } from '../accounts/accounts.service.ts';
 import { badRequest, notFound } from '../jsonapi.ts';
 import { ksBlobs } from '../keyserver.tables.ts';
+import { queryInt4 } from '../../platform/http/integers.ts';
 import { accountIdSchema } from '../schemas.ts';
 
 /** Blob types are bit flags; up to token_metrics they are public (research/tokend.md §1.4). */
@@ -52,7 +53,7 @@ export async function blobsRoutes(app: FastifyInstance, options: { db: Db; accou
 
   const createBody = z.object({
     data: z.object({
-      type: z.string().refine((type) => type in BLOB_TYPES, 'invalid blob type'),
+      type: z.string().refine((type) => Object.hasOwn(BLOB_TYPES, type), 'invalid blob type'),
       attributes: z.object({ value: z.string().max(MAX_BLOB_BYTES) }),
       relationships: z.object({ owner: z.object({ data: z.object({ id: accountIdSchema }) }) }).optional(),
     }),
@@ -125,8 +126,8 @@ export async function blobsRoutes(app: FastifyInstance, options: { db: Db; accou
         summary: "An account's blobs (private ones for the owner or admin)",
         params: z.object({ address: accountIdSchema }),
         querystring: z.object({
-          'filter[type]': z.coerce.number().int().min(1).optional(),
-          type: z.coerce.number().int().min(1).optional(),
+          'filter[type]': queryInt4(1).optional(),
+          type: queryInt4(1).optional(),
           'filter[deleted]': z.enum(['true', 'false']).optional(),
         }),
       },

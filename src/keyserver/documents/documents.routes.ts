@@ -39,7 +39,7 @@ export async function documentsRoutes(app: FastifyInstance, options: { db: Db; a
 
   const body = z.object({
     data: z.object({
-      type: z.string().refine((type) => type in DOCUMENT_TYPES, 'invalid document type'),
+      type: z.string().refine((type) => Object.hasOwn(DOCUMENT_TYPES, type), 'invalid document type'),
       attributes: z.object({ content_type: z.string().max(100) }),
       relationships: z.object({ owner: z.object({ data: z.object({ id: accountIdSchema }) }) }).optional(),
     }),

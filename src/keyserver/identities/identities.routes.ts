@@ -264,7 +264,12 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
         tags: ['key server'],
         summary: 'Set a setting (owner)',
         params: addressParams,
-        body: z.object({ data: z.object({ type: z.string().optional(), attributes: z.object({ key: settingKey, value: z.json() }) }) }),
+        body: z.object({
+          data: z.object({
+            type: z.string().optional(),
+            attributes: z.object({ key: settingKey, value: z.json().refine((value) => value !== null, 'cannot be null') }),
+          }),
+        }),
       },
     },
     async (request, reply) => {

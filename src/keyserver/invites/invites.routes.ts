@@ -4,7 +4,8 @@ import { z } from 'zod';
 import type { AccountsService } from '../accounts/accounts.service.ts';
 import type { WindowCounters } from '../../platform/http/limits.ts';
 import { badRequest, tooManyRequests } from '../jsonapi.ts';
-import { accountIdSchema, emailSchema, pageLinks } from '../schemas.ts';
+import { queryInt4 } from '../../platform/http/integers.ts';
+import { accountIdSchema, emailSchema, pageLinks, pageQuery } from '../schemas.ts';
 import type { InviteRow, InvitesService } from './invites.service.ts';
 
 const inviteInput = z.object({
@@ -82,8 +83,7 @@ export async function invitesRoutes(
         summary: 'List invites (the inviter or an admin)',
         querystring: z.object({
           'filter[sale-id]': z.string().max(64).optional(),
-          'page[number]': z.coerce.number().int().min(0).default(0),
-          'page[limit]': z.coerce.number().int().min(1).max(100).default(15),
+          ...pageQuery,
         }),
       },
     },
@@ -111,7 +111,7 @@ export async function invitesRoutes(
         summary: 'Delete invites',
         body: z.object({
           data: z
-            .array(z.object({ type: z.string().optional(), id: z.coerce.number().int().min(1) }))
+            .array(z.object({ type: z.string().optional(), id: queryInt4(1) }))
             .min(1)
             .max(100),
         }),

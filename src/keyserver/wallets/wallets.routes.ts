@@ -6,6 +6,7 @@ import { badRequest, conflict, notFound } from '../jsonapi.ts';
 import { accountIdSchema, emailSchema, pageLinks, pageQuery, signerResourceSchema, toNewSigner, walletIdSchema } from '../schemas.ts';
 import type { Tfa } from './tfa.ts';
 import type { WalletRow } from './wallets.repo.ts';
+import { int4, queryInt4 } from '../../platform/http/integers.ts';
 import { KDF_VERSIONS, type Session, type WalletsService } from './wallets.service.ts';
 
 type Options = { wallets: WalletsService; accounts: AccountsService; tfa: Tfa; rateLimit: { max: number; timeWindow: number } };
@@ -315,7 +316,7 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
     async (request) => ({ data: sessionResource(await wallets.extendSession(request.params.sessionId)) }),
   );
 
-  const factorParams = walletParams.extend({ factorId: z.coerce.number().int().min(1).max(2_147_483_647) });
+  const factorParams = walletParams.extend({ factorId: queryInt4(1) });
   const ownedWallet = async (request: Parameters<AccountsService['authorize']>[0], walletId: string) => {
     const wallet = await wallets.mustFind(walletId);
     await accounts.authorize(request, { owner: wallet.accountId });
@@ -363,7 +364,7 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
         summary: 'Set a factor priority (enabling needs that factor verified)',
         params: factorParams,
         body: z.object({
-          data: z.object({ type: z.string().optional(), attributes: z.object({ priority: z.number().int().min(0).max(1000) }) }),
+          data: z.object({ type: z.string().optional(), attributes: z.object({ priority: int4(0, 1000) }) }),
         }),
       },
     },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { optionalBody } from '../../platform/http/bodies.ts';
 import { isKnownEventType } from '../event-catalog.ts';
 
 const eventTypes = z
@@ -27,16 +28,16 @@ export const updateEndpointBody = z
   .refine((body) => Object.keys(body).length > 0, { message: 'send at least one field to change' });
 
 export const subscriptionsBody = z.strictObject({ eventTypes });
-export const rotateBody = z
-  .strictObject({
+export const rotateBody = optionalBody(
+  z.strictObject({
     gracePeriodSeconds: z
       .number()
       .int()
       .min(0)
       .max(7 * 86_400)
       .optional(),
-  })
-  .optional();
+  }),
+);
 export const recoverBody = z.strictObject({ since: z.iso.datetime({ offset: true }) });
 export const endpointIdParams = z.object({ id: z.uuid() });
 

@@ -1,9 +1,10 @@
 import { z } from 'zod';
+import { INT4_MAX, queryInt4 } from './integers.ts';
 
 /** Identity style: `?limit&offset`. */
 export const offsetPagingQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  offset: z.coerce.number().int().min(0).default(0),
+  limit: queryInt4(1, 100).default(20),
+  offset: queryInt4(0).default(0),
 });
 export type OffsetPaging = z.infer<typeof offsetPagingQuery>;
 
@@ -11,8 +12,8 @@ export const offsetPageMeta = z.object({ limit: z.number(), offset: z.number(), 
 
 /** Issuance style: `?page&limit` with page meta. */
 export const pagePagingQuery = z.object({
-  page: z.coerce.number().int().min(1).default(1),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  page: queryInt4(1, Math.floor(INT4_MAX / 100)).default(1),
+  limit: queryInt4(1, 100).default(20),
 });
 export type PagePaging = z.infer<typeof pagePagingQuery>;
 

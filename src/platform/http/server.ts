@@ -4,7 +4,7 @@ import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   isResponseSerializationError,
@@ -13,10 +13,15 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { loggerOptions } from '../observability/logging.ts';
 import { metricsPlugin } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import { AppError, DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE_MESSAGE, errorBody, type FieldError } from './errors.ts';
+import { findNul } from './input-guard.ts';
+
+/** Renders a thrown error as a response (the platform's `sendError`, or a module's own format). */
+export type ErrorSender = (error: Error, request: FastifyRequest, reply: FastifyReply) => FastifyReply;
 
 export type ServerOptions = {
   logLevel: string;
@@ -28,6 +33,12 @@ export type ServerOptions = {
   corsOrigins?: string[];
   /** Proxies whose X-Forwarded-For is believed (IPs or CIDRs); empty: `request.ip` is the socket's. */
   trustProxy?: string[];
+  /**
+   * The error format of a path no route answers (unknown route, bad percent-encoding, over-long
+   * parameter): a module serving its own format under some paths (the key server's JSON:API at the
+   * root) returns its sender for them; undefined means our envelope.
+   */
+  errorSenderFor?: (path: string) => ErrorSender | undefined;
 };
 
 /**
@@ -39,8 +50,16 @@ export const CONTENT_SECURITY_POLICY = "default-src 'none'; base-uri 'none'; for
 
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
 
+/** Adds `method path` (OpenAPI style) to `optionalBodies` when the route's body schema accepts no body at all. */
+function noteOptionalBody(optionalBodies: Set<string>, body: unknown, methods: string | string[], url: string) {
+  if (!(body instanceof z.ZodType) || !body.safeParse(undefined).success) return;
+  for (const method of [methods].flat()) optionalBodies.add(`${method.toLowerCase()} ${url.replace(/:(\w+)/g, '{$1}')}`);
+}
+
 /** Fastify with our conventions: zod schemas, the error envelope, request ids, OpenAPI, metrics. */
 export async function createServer(options: ServerOptions) {
+  const optionalBodies = new Set<string>();
+  const senderFor = (request: FastifyRequest): ErrorSender => options.errorSenderFor?.(request.url.split('?')[0]!) ?? sendError;
   const app = Fastify({
     logger: { ...loggerOptions(options.logLevel), ...(options.logStream ? { stream: options.logStream } : {}) },
     bodyLimit: options.bodyLimitBytes,
@@ -52,14 +71,27 @@ export async function createServer(options: ServerOptions) {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     // Only the configured proxies' X-Forwarded-For is believed; anyone else could name any address.
     trustProxy: options.trustProxy && options.trustProxy.length > 0 ? options.trustProxy : false,
+    // Router-level errors (bad percent-encoding, over-long parameters) in the path's own format.
+    frameworkErrors: (error, request, reply) => {
+      void senderFor(request)(error, request, reply);
+    },
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  app.setErrorHandler(sendError);
+  app.setErrorHandler((error, request, reply) => senderFor(request)(error as Error, request, reply));
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send(errorBody('NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`, request.id)),
+    senderFor(request)(new AppError('NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`), request, reply),
   );
+  acceptEmptyJsonBodies(app);
+  app.addHook('preValidation', async (request) => {
+    const found = findNul(request.params, 'params') ?? findNul(request.query, 'query') ?? findNul(request.body, 'body');
+    if (found !== undefined) {
+      throw new AppError('VALIDATION_ERROR', `${found}: must not contain the NUL character`, [
+        { field: found, message: 'must not contain the NUL character' },
+      ]);
+    }
+  });
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-request-id', request.id);
     // Tokens, PII and key-server secrets must not sit in a browser or proxy cache; a route that
@@ -93,7 +125,22 @@ export async function createServer(options: ServerOptions) {
         },
       },
     },
-    transform: jsonSchemaTransform,
+    transform: (input) => {
+      noteOptionalBody(optionalBodies, input.schema?.body, input.route.method, input.url);
+      return jsonSchemaTransform(input);
+    },
+    // @fastify/swagger marks every request body required; action routes take none.
+    transformObject: (documents) => {
+      const document = (
+        documents as { openapiObject: { paths?: Record<string, Record<string, { requestBody?: { required?: boolean } }>> } }
+      ).openapiObject;
+      for (const [path, operations] of Object.entries(document.paths ?? {})) {
+        for (const [method, operation] of Object.entries(operations)) {
+          if (operation.requestBody && optionalBodies.has(`${method} ${path}`)) operation.requestBody.required = false;
+        }
+      }
+      return document;
+    },
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -108,6 +155,22 @@ function cspDirectives(policy: string): Record<string, string[]> {
       return [name!, values];
     }),
   );
+/**
+ * `content-type: application/json` with an empty body (as curl and most clients send a bodiless
+ * POST) parses as no body, so action routes work with or without the header; anything else is
+ * parsed by Fastify's own JSON parser (prototype-poisoning protection included).
+ */
+function acceptEmptyJsonBodies(app: FastifyInstance) {
+  const parse = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    void parse(request, text, done);
+  });
 }
 
 function fieldName(instancePath: string, context: string | undefined): string {
@@ -164,6 +227,15 @@ export function classifyError(error: FastifyError | AppError): {
       return { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Content-Type must be application/json' };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { status: 400, code: 'VALIDATION_ERROR', message: 'Request body is empty', details: [{ field: 'body', message: 'is empty' }] };
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return { status: 414, code: 'URI_TOO_LONG', message: 'A path parameter is too long' };
+    case 'FST_ERR_BAD_URL':
+      return {
+        status: 400,
+        code: 'VALIDATION_ERROR',
+        message: 'The URL is not validly percent-encoded',
+        details: [{ field: 'url', message: 'is not validly percent-encoded' }],
+      };
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return {
         status: 400,

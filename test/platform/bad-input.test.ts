@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { johnSmith } from '../support/fixtures.ts';
+import { startTestApp, type ApiResponse, type TestApp } from '../support/harness.ts';
+import { signedHeaders, tokendClient } from '../support/tokend.ts';
+
+let t: TestApp;
+let client: Awaited<ReturnType<typeof tokendClient>>;
+beforeAll(async () => {
+  t = await startTestApp();
+  client = await tokendClient(t);
+});
+afterAll(() => t.close());
+
+/** Our envelope, with its code and the HTTP status its code stands for. */
+function expectEnvelope(response: ApiResponse, status: number, code: string) {
+  expect(response.status, response.text).toBe(status);
+  expect(response.body).toMatchObject({ success: false, error: { code, message: expect.any(String) } });
+}
+
+/** A JSON:API error document whose first error carries the response status. */
+function expectJsonApi(response: ApiResponse, status: number) {
+  expect(response.status, response.text).toBe(status);
+  expect(response.headers.get('content-type')).toContain('application/vnd.api+json');
+  expect(response.body.errors[0]).toMatchObject({ status: String(status), title: expect.any(String) });
+}
+
+describe('bad input is a 4xx, never a 5xx', () => {
+  it('refuses the NUL character in bodies, query strings and path parameters, naming the field', async () => {
+    const user = await t.signIn('nul@example.com');
+    const body = await t.post('/identity/kyc-verifications', { ...johnSmith, address: 'PEACHTREE\u0000PLACE' }, user.auth);
+    expectEnvelope(body, 400, 'VALIDATION_ERROR');
+    expect(body.body.error.field).toBe('address');
+    expect((await t.get('/identity/user-pii/' + user.userId, user.auth)).status).toBe(404);
+
+    const admin = await t.signIn('admin@example.com');
+    expectEnvelope(await t.get('/notifications/deliveries?event_type=test.ping%00', admin.auth), 400, 'VALIDATION_ERROR');
+    expectEnvelope(await t.get('/identity/users/%00', user.auth), 400, 'VALIDATION_ERROR');
+    expectJsonApi(await t.get('/wallets/kdf?email=a%00b@example.com'), 400);
+    expectJsonApi(await t.get('/identities/a%00b'), 400);
+  });
+
+  it('bounds integers to their column type in bodies and query filters', async () => {
+    const investor = await t.signIn('ints@example.com');
+    expectEnvelope(await t.get('/issuance/offerings?page=2147483648', investor.auth), 400, 'VALIDATION_ERROR');
+    expectEnvelope(await t.get('/notifications/webhooks?offset=9007199254740993', investor.auth), 400, 'VALIDATION_ERROR');
+    const wallet = await client.signUp('ints-wallet@example.com', 'pw');
+    expectJsonApi(await t.get(`/accounts/${wallet.accountId}/blobs?filter[type]=2147483648`), 400);
+    const target = `/accounts/${wallet.accountId}/signers`;
+    const signer = await t.request('POST', target, {
+      headers: signedHeaders(client.admin, 'POST', target),
+      body: {
+        data: { type: 'signer', id: wallet.accountId, attributes: { role_id: 2, weight: 1000, identity: 2 ** 31 } },
+      },
+    });
+    expectJsonApi(signer, 400);
+  });
+
+  it('refuses a file name of . or .., and null where an object is stored', async () => {
+    const user = await t.signIn('dots@example.com');
+    const certified = await t.request('PUT', '/identity/accreditations', {
+      body: { accreditationStatus: 'accredited', accreditationBasis: 'income' },
+      headers: user.auth,
+    });
+    expect(certified.status, certified.text).toBe(200);
+    for (const fileName of ['..', '.']) {
+      const upload = await t.post(
+        `/identity/accreditation-sessions/${certified.body.data.id}/documents`,
+        { documentType: 'income_proof', fileName, contentType: 'application/pdf', content: Buffer.from('%PDF').toString('base64') },
+        user.auth,
+      );
+      expectEnvelope(upload, 400, 'VALIDATION_ERROR');
+    }
+
+    const wallet = await client.signUp('null-setting@example.com', 'pw');
+    const target = `/identities/${wallet.accountId}/settings`;
+    const setting = await t.request('PUT', target, {
+      headers: { ...signedHeaders(wallet.keypair, 'PUT', target), 'account-id': wallet.accountId },
+      body: { data: { attributes: { key: 'theme', value: null } } },
+    });
+    expectJsonApi(setting, 400);
+  });
+
+  it("answers a deleted user's still-valid token with 401", async () => {
+    const user = await t.signIn('deleted@example.com');
+    expect((await t.delete(`/identity/users/${user.userId}`, user.auth)).status).toBe(200);
+    expectEnvelope(await t.post('/identity/kyc-verifications', johnSmith, user.auth), 401, 'UNAUTHORIZED');
+    expectEnvelope(await t.get('/identity/accreditations', user.auth), 401, 'UNAUTHORIZED');
+  });
+});
+
+describe("router-level errors come out in the path's own envelope", () => {
+  it('unknown routes', async () => {
+    expectEnvelope(await t.get('/identity/nothing-here'), 404, 'NOT_FOUND');
+    expectEnvelope(await t.post('/admin/nothing-here', {}), 404, 'NOT_FOUND');
+    expectJsonApi(await t.get('/nothing-here'), 404);
+    expectJsonApi(await t.request('PATCH', '/wallets'), 404);
+  });
+
+  it('invalid percent-encoding and over-long path parameters', async () => {
+    expectEnvelope(await t.get('/identity/users/%zz'), 400, 'VALIDATION_ERROR');
+    expectEnvelope(await t.get(`/issuance/offerings/${'9'.repeat(600)}`), 414, 'URI_TOO_LONG');
+    expectJsonApi(await t.get('/wallets/%E0%A4%A'), 400);
+    expectJsonApi(await t.get(`/wallets/${'a'.repeat(600)}`), 414);
+  });
+
+  it('unparsable and unsupported bodies', async () => {
+    const user = await t.signIn('bodies@example.com');
+    const headers = { ...user.auth, 'content-type': 'application/json' };
+    expectEnvelope(await t.request('POST', '/identity/user-pii', { rawBody: '{"firstName":', headers }), 400, 'VALIDATION_ERROR');
+    expectEnvelope(await t.request('POST', '/identity/user-pii', { rawBody: 'null', headers }), 400, 'VALIDATION_ERROR');
+    expectEnvelope(
+      await t.request('POST', '/identity/user-pii', { rawBody: 'a=b', headers: { ...user.auth, 'content-type': 'text/csv' } }),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    );
+    expectJsonApi(await t.request('POST', '/wallets', { rawBody: '{"data":', headers: { 'content-type': 'application/json' } }), 400);
+    expectJsonApi(await t.request('POST', '/wallets', { rawBody: 'null', headers: { 'content-type': 'application/json' } }), 400);
+    expectJsonApi(await t.request('POST', '/wallets', { rawBody: 'a=b', headers: { 'content-type': 'text/csv' } }), 415);
+  });
+});
