@@ -9,6 +9,7 @@ import {
   hasZodFastifySchemaValidationErrors,
   isResponseSerializationError,
   jsonSchemaTransform,
+  jsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
@@ -16,6 +17,7 @@ import {
 import { loggerOptions } from '../observability/logging.ts';
 import { metricsPlugin } from '../observability/metrics.ts';
 import { AppError, errorBody, type FieldError } from './errors.ts';
+import { finishOpenApiDocument } from './openapi-document.ts';
 
 export type ServerOptions = {
   logLevel: string;
@@ -59,7 +61,9 @@ export async function createServer(options: ServerOptions) {
       info: {
         title: 'Tranche API',
         version: options.version,
-        description: 'Identity, notifications, primary issuance and key server.',
+        description:
+          'Identity, notifications, primary issuance and key server. Success bodies are `{ success: true, data }`, errors `{ success: false, error: { message, code, field? } }`; key server routes speak JSON:API. `/primary-issuance/...` serves the same operations as `/issuance/...`.',
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
       },
       servers: [{ url: options.publicUrl }],
       components: {
@@ -71,6 +75,7 @@ export async function createServer(options: ServerOptions) {
       },
     },
     transform: jsonSchemaTransform,
+    transformObject: (document) => finishOpenApiDocument(jsonSchemaTransformObject(document) as Record<string, unknown>) as never,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
