@@ -2,7 +2,7 @@ import { Keypair } from '@stellar/stellar-base';
 import type { Keyserver } from './keyserver/keyserver.module.ts';
 import { parseArgs } from 'node:util';
 import { buildApp, createModules, version } from './app.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { ConfigError, LOOPBACK_RANGES, loadConfig, type Config } from './config.ts';
 import { DEMO_AUDIENCE } from './identity/demo-idp/demo-idp.ts';
 import type { Identity } from './identity/identity.module.ts';
 import { addMasterKeyToFile, loadKeyring, type Keyring } from './platform/crypto/keyring.ts';
@@ -22,7 +22,8 @@ Usage: tranche <command> [options]
   admin-key create [--label L]            print a platform admin key (back-office review across orgs)
   keyserver admin-signer create           print a new key server admin seed (a signer of the master account)
   keys rotate                             new master key (data-dir keyring) and re-wrap every data key
-  demo                                    demo org, API key and ID token from the built-in demo IdP
+  demo                                    demo org, API key, admin key and ID token from the built-in demo IdP
+                                          (as the first start on the embedded database prints)
 
 Configuration comes from the environment (see README): PORT, DATA_DIR, DATABASE_URL, ...`;
 
@@ -112,6 +113,12 @@ async function serve(config: Config, role: Role) {
     `Tranche ${version} listening on ${config.publicUrl} (${database.kind === 'embedded' ? `embedded database in ${config.dataDir}` : 'PostgreSQL'})`,
     `API docs: ${config.publicUrl}/docs   OpenAPI: ${config.publicUrl}/openapi.json`,
   ];
+  if (config.loopbackWebhooksByDefault && role === 'all') {
+    lines.push(
+      `Development mode: webhooks may be delivered to loopback addresses (${LOOPBACK_RANGES}), e.g. a receiver on this machine.`,
+      'Never in production: on PostgreSQL or with NODE_ENV=production only public addresses (and WEBHOOK_EGRESS_ALLOWLIST) are reached.',
+    );
+  }
   if (config.demoIdp && (await modules.identity.orgs.countOrgs()) === 0) {
     lines.push(
       '',
@@ -213,11 +220,19 @@ async function main(argv: string[]) {
       return;
     }
     case 'demo':
-      if (!config.demoIdp)
-        throw new UsageError(
-          'The demo needs the built-in demo IdP: set DEMO_IDP=true (it is on by default only for the embedded database).',
-        );
-      await withDatabase(config, async (context) => console.log((await createDemo(context)).text));
+      await withDatabase(config, async (context) => {
+        console.log((await createDemo(context)).text);
+        if (!config.demoIdp || (!config.allowInsecureHttp && config.publicUrl.startsWith('http:'))) {
+          console.log(
+            [
+              '',
+              'This server does not serve the demo IdP yet (it is on by default only on the embedded database).',
+              `Start it with DEMO_IDP=true${config.publicUrl.startsWith('http:') ? ' ALLOW_INSECURE_HTTP=true' : ''} so the tokens above exchange:`,
+              `  DEMO_IDP=true${config.publicUrl.startsWith('http:') ? ' ALLOW_INSECURE_HTTP=true' : ''} npm start`,
+            ].join('\n'),
+          );
+        }
+      });
       return;
     default:
       throw new UsageError(`Unknown command "${command}".`);
