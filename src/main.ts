@@ -219,8 +219,10 @@ async function main(argv: string[]) {
       });
       return;
     }
-    case 'demo':
-      await withDatabase(config, async (context) => {
+    case 'demo': {
+      // The demo org trusts our own demo IdP, at PUBLIC_URL (http:// in the quick start).
+      const demoConfig = { ...config, demoIdp: true, allowInsecureHttp: config.allowInsecureHttp || config.publicUrl.startsWith('http:') };
+      await withDatabase(demoConfig, async (context) => {
         console.log((await createDemo(context)).text);
         if (!config.demoIdp || (!config.allowInsecureHttp && config.publicUrl.startsWith('http:'))) {
           console.log(
@@ -234,6 +236,7 @@ async function main(argv: string[]) {
         }
       });
       return;
+    }
     default:
       throw new UsageError(`Unknown command "${command}".`);
   }
