@@ -17,6 +17,7 @@ import { createNotifications, type Notifications } from './notifications/notific
 import { systemClock, type Clock } from './platform/clock.ts';
 import { createKeyserver, type Keyserver } from './keyserver/keyserver.module.ts';
 import { sendJsonApiError } from './keyserver/jsonapi.ts';
+import './openapi-components.ts';
 import { outboxMailer, smtpMailer, type Mailer } from './platform/mail/mailer.ts';
 
 export const version: string = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })

@@ -46,6 +46,7 @@ const envSchema = z.object({
   IN_PROGRESS_LEASE_SECONDS: z.coerce.number().min(0.1).max(3600).default(60),
   ACCREDITATION_VALIDITY_DAYS: z.coerce.number().int().min(1).default(90),
   WEBHOOK_EGRESS_ALLOWLIST: z.string().optional(),
+  NODE_ENV: z.string().optional(),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
   WEBHOOK_RETRY_SCHEDULE_SECONDS: z
     .string()
@@ -140,6 +141,11 @@ export type Config = {
   accreditationValidityDays: number;
   /** CIDRs webhooks may reach although they are not public (tests, local development). */
   webhookEgressAllowlist: string | undefined;
+  /**
+   * Development mode (embedded database, NODE_ENV not `production`) with WEBHOOK_EGRESS_ALLOWLIST
+   * unset: webhooks may reach loopback receivers, and `serve` says so at start. Never on PostgreSQL.
+   */
+  loopbackWebhooksByDefault: boolean;
   webhookTimeoutMs: number;
   webhookRetryScheduleSeconds: number[];
   webhookSecretGraceSeconds: number;
@@ -213,6 +219,9 @@ function readFileVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return resolved;
 }
 
+/** The loopback ranges development mode lets webhooks reach (a receiver on this machine). */
+export const LOOPBACK_RANGES = '127.0.0.0/8,::1/128';
+
 /** Reads and validates the environment; throws `ConfigError`. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(readFileVariables(env));
@@ -224,6 +233,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.STRIPE_SECRET_KEY && !e.STRIPE_WEBHOOK_SECRET)
     throw new ConfigError('Invalid configuration: STRIPE_WEBHOOK_SECRET: required when STRIPE_SECRET_KEY is set');
   const embedded = e.DATABASE_URL === undefined;
+  const loopbackWebhooksByDefault = embedded && e.NODE_ENV !== 'production' && e.WEBHOOK_EGRESS_ALLOWLIST === undefined;
   const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, '');
   return {
     port: e.PORT,
@@ -266,7 +276,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kycSandboxSubmitDelayMs: e.KYC_SANDBOX_SUBMIT_DELAY_MS,
     inProgressLeaseSeconds: e.IN_PROGRESS_LEASE_SECONDS,
     accreditationValidityDays: e.ACCREDITATION_VALIDITY_DAYS,
-    webhookEgressAllowlist: e.WEBHOOK_EGRESS_ALLOWLIST,
+    webhookEgressAllowlist: loopbackWebhooksByDefault ? LOOPBACK_RANGES : e.WEBHOOK_EGRESS_ALLOWLIST,
+    loopbackWebhooksByDefault,
     webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
     webhookRetryScheduleSeconds: e.WEBHOOK_RETRY_SCHEDULE_SECONDS.split(',').map(Number),
     webhookSecretGraceSeconds: e.WEBHOOK_SECRET_GRACE_SECONDS,

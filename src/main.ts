@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildApp, createModules, version } from './app.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { ConfigError, LOOPBACK_RANGES, loadConfig, type Config } from './config.ts';
 import { DEMO_AUDIENCE } from './identity/demo-idp/demo-idp.ts';
 import type { Identity } from './identity/identity.module.ts';
 import { KeyMismatchError, verifyDeploymentKeys } from './platform/crypto/key-check.ts';
@@ -29,7 +29,8 @@ Usage: tranche <command> [options]        (tranche --version, tranche --help)
   keyserver admin-signer create           print a new key server admin seed (a signer of the master account)
   keys generate [--out DIR]               new MASTER_KEYS and HASH_SECRET: env lines, or files in DIR
   keys rotate                             new master key (data-dir keyring) and re-wrap every data key
-  demo                                    demo org, API key and ID token from the built-in demo IdP
+  demo                                    demo org, API key, admin key and ID token from the built-in demo IdP
+                                          (as the first start on the embedded database prints)
 
 Configuration comes from the environment (see README), X_FILE=/path for any X:
   DATABASE_URL        postgres://... (unset: embedded database in DATA_DIR, default ./data)
@@ -161,6 +162,12 @@ async function serve(config: Config, role: Role) {
     `Tranche ${version} listening on ${config.publicUrl} (${database.kind === 'embedded' ? `embedded database in ${config.dataDir}` : 'PostgreSQL'})`,
     `API docs: ${config.publicUrl}/docs   OpenAPI: ${config.publicUrl}/openapi.json`,
   ];
+  if (config.loopbackWebhooksByDefault && role === 'all') {
+    lines.push(
+      `Development mode: webhooks may be delivered to loopback addresses (${LOOPBACK_RANGES}), e.g. a receiver on this machine.`,
+      'Never in production: on PostgreSQL or with NODE_ENV=production only public addresses (and WEBHOOK_EGRESS_ALLOWLIST) are reached.',
+    );
+  }
   if (config.demoIdp && (await modules.identity.orgs.countOrgs()) === 0) {
     const demo = await createDemo({ config, database, identity: modules.identity, keyserver: modules.keyserver, keyring });
     lines.push('', 'First start: created a demo org.', showSecretsOnce(config, demo.text));
@@ -311,13 +318,24 @@ async function main(argv: string[]) {
       });
       return;
     }
-    case 'demo':
-      if (!config.demoIdp)
-        throw new UsageError(
-          'The demo needs the built-in demo IdP: set DEMO_IDP=true (it is on by default only for the embedded database).',
-        );
-      await withDatabase(config, async (context) => console.log((await createDemo(context)).text));
+    case 'demo': {
+      // The demo org trusts our own demo IdP, at PUBLIC_URL (http:// in the quick start).
+      const demoConfig = { ...config, demoIdp: true, allowInsecureHttp: config.allowInsecureHttp || config.publicUrl.startsWith('http:') };
+      await withDatabase(demoConfig, async (context) => {
+        console.log((await createDemo(context)).text);
+        if (!config.demoIdp || (!config.allowInsecureHttp && config.publicUrl.startsWith('http:'))) {
+          console.log(
+            [
+              '',
+              'This server does not serve the demo IdP yet (it is on by default only on the embedded database).',
+              `Start it with DEMO_IDP=true${config.publicUrl.startsWith('http:') ? ' ALLOW_INSECURE_HTTP=true' : ''} so the tokens above exchange:`,
+              `  DEMO_IDP=true${config.publicUrl.startsWith('http:') ? ' ALLOW_INSECURE_HTTP=true' : ''} npm start`,
+            ].join('\n'),
+          );
+        }
+      });
       return;
+    }
     default:
       throw new UsageError(`Unknown command "${command}".`);
   }

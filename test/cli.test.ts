@@ -187,12 +187,15 @@ describe('tranche CLI', { timeout: 900_000 }, () => {
 
   it('demo prints an API key and a ready-to-paste exchange curl', async () => {
     if (usingPostgres()) {
-      const refused = await tranche('demo');
-      expect(refused.code).toBe(1);
-      expect(refused.stderr).toContain('DEMO_IDP=true');
+      // PostgreSQL: the same demo as the embedded first start, and how to serve its IdP.
+      const first = await tranche('demo');
+      expect(first.code).toBe(0);
+      expect(first.stdout).toMatch(/API key \(shown once\): rialto_ak_/);
+      expect(first.stdout).toContain('DEMO_IDP=true ALLOW_INSECURE_HTTP=true npm start');
       env = { ...env, DEMO_IDP: 'true', ALLOW_INSECURE_HTTP: 'true' };
     }
     const demo = await tranche('demo');
+    expect(demo.stdout).not.toContain('does not serve the demo IdP');
     expect(demo.stdout).toMatch(/API key \(shown once\): rialto_ak_/);
     expect(demo.stdout).toMatch(/curl -s -X POST http:\/\/localhost:3000\/identity\/auth\/exchange/);
     expect(demo.stdout).toMatch(/"token":"eyJ/);
@@ -214,6 +217,8 @@ describe('tranche CLI', { timeout: 900_000 }, () => {
       });
       expect(output).toContain(`listening on http://localhost:${port}`);
       expect(output).toContain(`API docs: http://localhost:${port}/docs`);
+      if (usingPostgres()) expect(output).not.toContain('Development mode: webhooks may be delivered to loopback');
+      else expect(output).toContain('Development mode: webhooks may be delivered to loopback addresses (127.0.0.0/8,::1/128)');
       const health = await fetch(`http://127.0.0.1:${port}/identity/health`);
       expect(health.status).toBe(200);
 

@@ -18,6 +18,7 @@ import { invitesRoutes } from './invites/invites.routes.ts';
 import { createInvitesService } from './invites/invites.service.ts';
 import { tooManyRequests, useJsonApi } from './jsonapi.ts';
 import { createTfa } from './wallets/tfa.ts';
+import { verifyPageRoutes } from './wallets/verify-page.routes.ts';
 import { walletsRoutes } from './wallets/wallets.routes.ts';
 import { createWalletsService } from './wallets/wallets.service.ts';
 
@@ -82,6 +83,7 @@ export function createKeyserver(deps: KeyserverDeps) {
       kycRecoverySignerRole: settings.kycRecoverySignerRole,
     });
     await walletsRoutes(app, { wallets, accounts, tfa, rateLimit: { max: settings.rateLimitPerMinute, timeWindow: 60_000 } });
+    await app.register(verifyPageRoutes, { wallets });
     await blobsRoutes(app, common);
     await documentsRoutes(app, { ...common, storage: deps.storage });
     await identitiesRoutes(app, { identities, accounts, wallets });

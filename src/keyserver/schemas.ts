@@ -8,6 +8,11 @@ export const emailSchema = z
   .email('must be a valid email address')
   .max(254)
   .transform((value) => value.toLowerCase());
+/** Any JSON value (identity settings); named so that its recursion resolves in the OpenAPI document. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export const jsonValueSchema: z.ZodType<JsonValue> = z
+  .lazy(() => z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValueSchema), z.record(z.string(), jsonValueSchema)]))
+  .meta({ id: 'JsonValue' });
 export const phoneSchema = z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 phone number');
 
 export const signerResourceSchema = z.object({

@@ -52,7 +52,14 @@ describe('kyc-verifications happy', () => {
     const page = await fetch(`${t.url}${scanPath}`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('Complete scan');
-    expect((await fetch(`${t.url}${scanPath}`, { method: 'POST' })).status).toBe(200);
+    // As a browser submits the page's form: url-encoded, no fields.
+    const submitted = await fetch(`${t.url}${scanPath}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: '',
+    });
+    expect(submitted.status).toBe(200);
+    expect(await submitted.text()).toContain('Scan complete');
 
     const after = await t.get(`/identity/kyc-verifications/${id}`, user.auth);
     expect(after.body.data).toMatchObject({

@@ -150,6 +150,10 @@ export function sandboxProvider(options: SandboxOptions) {
     /** The vendor's hosted document-scan page (a form; submitting it completes the scan). */
     async routes(app: FastifyInstance) {
       const routes = app.withTypeProvider<ZodTypeProvider>();
+      // The page's own form posts url-encoded (it carries no fields): accept it here, nowhere else.
+      app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, _body, done) =>
+        done(null, undefined),
+      );
       const params = z.object({ reference: z.string().max(300) });
       routes.get('/scan/:reference', { schema: { hide: true, params } }, async (request, reply) => {
         readReference(request.params.reference);

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AccountsService } from '../accounts/accounts.service.ts';
 import { badRequest } from '../jsonapi.ts';
-import { accountIdSchema, emailSchema, pageLinks, pageQuery, phoneSchema } from '../schemas.ts';
+import { accountIdSchema, emailSchema, jsonValueSchema, pageLinks, pageQuery, phoneSchema } from '../schemas.ts';
 import type { WalletsService } from '../wallets/wallets.service.ts';
 import type { IdentitiesService, IdentityRow } from './identities.service.ts';
 
@@ -267,7 +267,7 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
         body: z.object({
           data: z.object({
             type: z.string().optional(),
-            attributes: z.object({ key: settingKey, value: z.json().refine((value) => value !== null, 'cannot be null') }),
+            attributes: z.object({ key: settingKey, value: jsonValueSchema.refine((value) => value !== null, 'cannot be null') }),
           }),
         }),
       },

@@ -9,6 +9,7 @@ import {
   hasZodFastifySchemaValidationErrors,
   isResponseSerializationError,
   jsonSchemaTransform,
+  jsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
@@ -22,6 +23,7 @@ import { findNul } from './input-guard.ts';
 
 /** Renders a thrown error as a response (the platform's `sendError`, or a module's own format). */
 export type ErrorSender = (error: Error, request: FastifyRequest, reply: FastifyReply) => FastifyReply;
+import { finishOpenApiDocument } from './openapi-document.ts';
 
 export type ServerOptions = {
   logLevel: string;
@@ -114,7 +116,9 @@ export async function createServer(options: ServerOptions) {
       info: {
         title: 'Tranche API',
         version: options.version,
-        description: 'Identity, notifications, primary issuance and key server.',
+        description:
+          'Identity, notifications, primary issuance and key server. Success bodies are `{ success: true, data }`, errors `{ success: false, error: { message, code, field? } }`; key server routes speak JSON:API. `/primary-issuance/...` serves the same operations as `/issuance/...`.',
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
       },
       servers: [{ url: options.publicUrl }],
       components: {
@@ -129,17 +133,17 @@ export async function createServer(options: ServerOptions) {
       noteOptionalBody(optionalBodies, input.schema?.body, input.route.method, input.url);
       return jsonSchemaTransform(input);
     },
-    // @fastify/swagger marks every request body required; action routes take none.
     transformObject: (documents) => {
-      const document = (
-        documents as { openapiObject: { paths?: Record<string, Record<string, { requestBody?: { required?: boolean } }>> } }
-      ).openapiObject;
+      const document = jsonSchemaTransformObject(documents) as {
+        paths?: Record<string, Record<string, { requestBody?: { required?: boolean } }>>;
+      };
+      // @fastify/swagger marks every request body required; action routes take none.
       for (const [path, operations] of Object.entries(document.paths ?? {})) {
         for (const [method, operation] of Object.entries(operations)) {
           if (operation.requestBody && optionalBodies.has(`${method} ${path}`)) operation.requestBody.required = false;
         }
       }
-      return document;
+      return finishOpenApiDocument(document as Record<string, unknown>) as never;
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
