@@ -159,6 +159,8 @@ function cspDirectives(policy: string): Record<string, string[]> {
       return [name!, values];
     }),
   );
+}
+
 /**
  * `content-type: application/json` with an empty body (as curl and most clients send a bodiless
  * POST) parses as no body, so action routes work with or without the header; anything else is
