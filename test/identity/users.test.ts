@@ -53,7 +53,8 @@ describe('users happy', () => {
     expect(await t.db.select().from(userPii).where(eq(userPii.userId, me.userId))).toHaveLength(0);
     expect(await t.db.select().from(refreshTokens).where(eq(refreshTokens.userId, me.userId))).toHaveLength(0);
     expect((await t.post('/identity/auth/refresh', { refreshToken: me.refreshToken })).status).toBe(400);
-    expect((await t.get(`/identity/users/${me.userId}`, me.auth)).status).toBe(404);
+    // The access token is still cryptographically valid, but it names nobody any more.
+    expect((await t.get(`/identity/users/${me.userId}`, me.auth)).status).toBe(401);
   });
 });
 

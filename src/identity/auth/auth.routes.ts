@@ -5,7 +5,7 @@ import type { Db } from '../../platform/db/database.ts';
 import { TooManyGuesses, type GuessLimiter } from '../../platform/http/limits.ts';
 import { postgresRateLimitStore } from '../../platform/http/rate-limit-store.ts';
 import { DATABASE_RETRY_AFTER_SECONDS } from '../../platform/http/errors.ts';
-import { classifyError, logFailure } from '../../platform/http/server.ts';
+import { classifyError, logFailure, sendError } from '../../platform/http/server.ts';
 import { exchangeBody, jwksResponse, oauthError, refreshBody, tokenResponse } from './auth.schemas.ts';
 import { OAuthError, type AuthService } from './auth.service.ts';
 
@@ -27,6 +27,8 @@ export async function authRoutes(
   });
 
   app.setErrorHandler((error: FastifyError | OAuthError, request, reply) => {
+    // Only the token routes answer OAuth-style; the JWKS is an ordinary read in our envelope.
+    if (request.url.includes('/.well-known/')) return sendError(error, request, reply);
     if (error instanceof TooManyGuesses) {
       return reply
         .code(429)

@@ -143,7 +143,7 @@ export async function createServer(options: ServerOptions) {
           if (operation.requestBody && optionalBodies.has(`${method} ${path}`)) operation.requestBody.required = false;
         }
       }
-      return finishOpenApiDocument(document as Record<string, unknown>) as never;
+      return finishOpenApiDocument(document as Record<string, unknown>);
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
