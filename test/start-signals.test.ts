@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -46,7 +47,8 @@ describe('signals through the README command', () => {
       const port = await freePort();
       const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
       delete env.DATABASE_URL;
-      if (databaseUrl) Object.assign(env, { DATABASE_URL: databaseUrl, DEMO_IDP: 'false' });
+      // On PostgreSQL a process never generates keys: give it the deployment's.
+      if (databaseUrl) Object.assign(env, { DATABASE_URL: databaseUrl, DEMO_IDP: 'false', ...deploymentKeys() });
       const npm = spawn('npm', ['start'], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
       let output = '';
       npm.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -69,3 +71,9 @@ describe('signals through the README command', () => {
     120_000,
   );
 });
+
+/** Keys for this file's PostgreSQL deployment (MASTER_KEYS and HASH_SECRET): the same for every process. */
+const keys = { MASTER_KEYS: `mk_test:${randomBytes(32).toString('base64')}`, HASH_SECRET: randomBytes(32).toString('base64url') };
+function deploymentKeys() {
+  return keys;
+}

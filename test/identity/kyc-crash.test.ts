@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -46,13 +47,20 @@ beforeAll(async () => {
   if (usingPostgres()) {
     const database = await createPostgresTestDatabase();
     env.DATABASE_URL = database.url;
+    // On PostgreSQL every process needs the deployment's keys; it never generates its own.
+    env.MASTER_KEYS = `mk_kyc_crash:${randomBytes(32).toString('base64')}`;
+    env.HASH_SECRET = randomBytes(32).toString('base64url');
     dropDatabase = () => database.drop();
   }
   idp = await startIdp();
   const config = loadConfig(env);
   const database = await openDatabase(config);
   await database.migrate();
-  const modules = createModules({ config, database, keyring: loadKeyring({ dataDir }) });
+  const modules = createModules({
+    config,
+    database,
+    keyring: loadKeyring({ dataDir, masterKeys: env.MASTER_KEYS, hashSecret: env.HASH_SECRET }),
+  });
   const org = await modules.identity.orgs.createOrg({ name: 'KYC crash', idpIssuer: idp.issuer, idpAudience: idp.audience });
   apiKey = (await modules.identity.orgs.createApiKey(org.id)).key;
   await modules.notifications.close();

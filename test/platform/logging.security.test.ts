@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -69,11 +70,21 @@ describe('logging security: the first start shows one-time secrets once, never i
   });
 
   it('writes them to a 0600 file when stdout is not a terminal', async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'info', DEMO_IDP: 'true', HOST: '127.0.0.1' };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'info',
+      DEMO_IDP: 'true',
+      ALLOW_INSECURE_HTTP: 'true',
+      HOST: '127.0.0.1',
+    };
     delete env.DATABASE_URL;
     if (usingPostgres()) {
       const database = await createPostgresTestDatabase();
       env.DATABASE_URL = database.url;
+      // On PostgreSQL a process never generates keys: give it the deployment's.
+      env.MASTER_KEYS = `mk_test:${randomBytes(32).toString('base64')}`;
+      env.HASH_SECRET = randomBytes(32).toString('base64url');
       drop = () => database.drop();
     }
     env.PORT = String(
