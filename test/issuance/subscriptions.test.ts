@@ -395,7 +395,8 @@ describe('concurrency', () => {
     expect(refused).toHaveLength(190);
     expect(new Set(refused.map((r) => r.body.error.code))).toEqual(new Set(['OFFERING_FULL']));
     expect((await t.get(`/issuance/securities/${securityId}`, investor.auth)).body.data.units_available).toBe(0);
-  });
+    // 200 requests queue on one investor's lock and one offering row: room for a slow machine.
+  }, 120_000);
 
   it('the same Stripe event delivered 5 times at once funds once', async () => {
     const investor = await seedInvestor(t, 'redeliver@example.com', { accreditation: 'none' });
