@@ -1,8 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { eq } from 'drizzle-orm';
@@ -13,31 +11,20 @@ import { userPii } from '../src/identity/identity.tables.ts';
 import { unseal } from '../src/platform/crypto/envelope.ts';
 import { loadKeyring } from '../src/platform/crypto/keyring.ts';
 import { openDatabase } from '../src/platform/db/database.ts';
-import { createPostgresTestDatabase, usingPostgres } from './support/harness.ts';
+import { usingPostgres } from './support/harness.ts';
+import { freePort, testDeployment, type Deployment } from './support/process.ts';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..');
+let deployment: Deployment;
 let dataDir: string;
 let env: NodeJS.ProcessEnv;
-let dropDatabase: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-cli-'));
-  env = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
-  delete env.DATABASE_URL;
-  if (usingPostgres()) {
-    const database = await createPostgresTestDatabase();
-    env.DATABASE_URL = database.url;
-    // On PostgreSQL every process is given the deployment's keys; none is generated.
-    env.MASTER_KEYS = `mk_cli:${randomBytes(32).toString('base64')}`;
-    env.HASH_SECRET = randomBytes(32).toString('base64url');
-    dropDatabase = () => database.drop();
-  }
+  deployment = await testDeployment('cli', { LOG_LEVEL: 'warn' });
+  ({ dataDir, env } = deployment);
 });
-afterAll(async () => {
-  await dropDatabase?.();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => deployment.dispose());
 
 async function tranche(...args: string[]) {
   try {
@@ -65,15 +52,6 @@ async function withModules<T>(
 /** The keyring the CLI processes use: the environment's on PostgreSQL, else the data-dir one. */
 function cliKeyring() {
   return loadKeyring({ dataDir: env.DATABASE_URL ? undefined : dataDir, masterKeys: env.MASTER_KEYS, hashSecret: env.HASH_SECRET });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 // Every test here starts cold CLI processes (several each); how long they take depends on the

@@ -1,40 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createModules } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { loadKeyring } from '../../src/platform/crypto/keyring.ts';
 import { openDatabase } from '../../src/platform/db/database.ts';
 import { johnSmith } from '../support/fixtures.ts';
-import { createPostgresTestDatabase, usingPostgres } from '../support/harness.ts';
 import { startIdp } from '../support/idp.ts';
+import { freePort, fromSource, startServer, testDeployment, type Deployment, type Running } from '../support/process.ts';
 
-const root = path.resolve(import.meta.dirname, '../..');
 const LEASE_SECONDS = 5;
-let dataDir: string;
-let env: NodeJS.ProcessEnv;
+let deployment: Deployment;
 let idp: Awaited<ReturnType<typeof startIdp>>;
 let apiKey: string;
-let dropDatabase: (() => Promise<void>) | undefined;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-kyc-crash-'));
-  env = {
-    ...process.env,
-    DATA_DIR: dataDir,
+  deployment = await testDeployment('kyc-crash', {
     LOG_LEVEL: 'warn',
     HOST: '127.0.0.1',
     // One issuer for both server processes, so the access token outlives the crash.
@@ -42,25 +20,12 @@ beforeAll(async () => {
     ALLOW_INSECURE_HTTP: 'true',
     DEMO_IDP: 'false',
     IN_PROGRESS_LEASE_SECONDS: String(LEASE_SECONDS),
-  };
-  delete env.DATABASE_URL;
-  if (usingPostgres()) {
-    const database = await createPostgresTestDatabase();
-    env.DATABASE_URL = database.url;
-    // On PostgreSQL every process needs the deployment's keys; it never generates its own.
-    env.MASTER_KEYS = `mk_kyc_crash:${randomBytes(32).toString('base64')}`;
-    env.HASH_SECRET = randomBytes(32).toString('base64url');
-    dropDatabase = () => database.drop();
-  }
+  });
   idp = await startIdp();
-  const config = loadConfig(env);
+  const config = loadConfig(deployment.env);
   const database = await openDatabase(config);
   await database.migrate();
-  const modules = createModules({
-    config,
-    database,
-    keyring: loadKeyring({ dataDir, masterKeys: env.MASTER_KEYS, hashSecret: env.HASH_SECRET }),
-  });
+  const modules = createModules({ config, database, keyring: deployment.keyring() });
   const org = await modules.identity.orgs.createOrg({ name: 'KYC crash', idpIssuer: idp.issuer, idpAudience: idp.audience });
   apiKey = (await modules.identity.orgs.createApiKey(org.id)).key;
   await modules.notifications.close();
@@ -69,34 +34,23 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await idp.close();
-  await dropDatabase?.();
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await deployment.dispose();
 });
 
-/** The real server in its own process; resolves once it listens. */
-async function startServer(extraEnv: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
+/** The real server in its own process; resolves once it serves. */
+async function startApi(extraEnv: Record<string, string>): Promise<Running> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', '--role', 'api'], {
-    cwd: root,
-    env: { ...env, PORT: String(port), ...extraEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 240_000);
-    child.stdout.on('data', () => output.includes('listening on') && (clearTimeout(timer), resolve()));
-    child.once('exit', (code) => (clearTimeout(timer), reject(new Error(`server exited ${code}: ${output}`))));
-  });
-  return { child, url: `http://127.0.0.1:${port}` };
+  return startServer(
+    [...fromSource, 'serve', '--role', 'api'],
+    { ...deployment.env, PORT: String(port), ...extraEnv },
+    port,
+    '/health/live',
+  );
 }
 
-async function stop(child: ChildProcess, signal: NodeJS.Signals) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill(signal);
-  await exited;
+async function stop(server: Running, signal: NodeJS.Signals) {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
+  await server.stop(signal);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -104,8 +58,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('kyc crash', () => {
   it('a server killed with SIGKILL mid KYC request leaves nothing stuck: the retry with the same Idempotency-Key succeeds', async () => {
     // The first server's KYC vendor hangs, so the request is certainly in flight when the process dies.
-    const first = await startServer({ KYC_SANDBOX_SUBMIT_DELAY_MS: '600000' });
-    let second: { child: ChildProcess; url: string } | undefined;
+    const first = await startApi({ KYC_SANDBOX_SUBMIT_DELAY_MS: '600000' });
+    let second: Running | undefined;
     try {
       const exchange = await fetch(`${first.url}/identity/auth/exchange`, {
         method: 'POST',
@@ -133,10 +87,10 @@ describe('kyc crash', () => {
         else await sleep(100);
       }
       expect(stuckId).toBeDefined();
-      await stop(first.child, 'SIGKILL');
+      await stop(first, 'SIGKILL');
       expect(await inFlight).toBeInstanceOf(Error);
 
-      second = await startServer({});
+      second = await startApi({});
       // Until the dead request's lease is over, the key is still held (409); then the retry runs.
       let retry = await submit(second.url);
       for (let i = 0; i < 600 && retry.status === 409; i++) {
@@ -156,8 +110,8 @@ describe('kyc crash', () => {
       expect(replay.headers.get('idempotent-replayed')).toBe('true');
       expect((await effective(second.url)).status).toBe('approved');
     } finally {
-      await stop(first.child, 'SIGKILL');
-      if (second) await stop(second.child, 'SIGTERM');
+      await stop(first, 'SIGKILL');
+      if (second) await stop(second, 'SIGTERM');
     }
   }, 600_000);
 });

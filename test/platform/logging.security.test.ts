@@ -1,15 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { DrizzleQueryError } from 'drizzle-orm/errors';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loggerOptions, redactUrl } from '../../src/platform/observability/logging.ts';
-import { createPostgresTestDatabase, usingPostgres } from '../support/harness.ts';
+import { freePort, fromSource, repoRoot, testDeployment, type Deployment } from '../support/process.ts';
 
 function capture() {
   const lines: string[] = [];
@@ -62,43 +59,15 @@ describe('logging security: a failed query never logs its parameters', () => {
 });
 
 describe('logging security: the first start shows one-time secrets once, never in the log stream', () => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-first-'));
-  let drop: (() => Promise<void>) | undefined;
-  afterAll(async () => {
-    await drop?.();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  });
+  let deployment: Deployment | undefined;
+  afterAll(() => deployment?.dispose());
 
   it('writes them to a 0600 file when stdout is not a terminal', async () => {
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'info',
-      DEMO_IDP: 'true',
-      ALLOW_INSECURE_HTTP: 'true',
-      HOST: '127.0.0.1',
-    };
-    delete env.DATABASE_URL;
-    if (usingPostgres()) {
-      const database = await createPostgresTestDatabase();
-      env.DATABASE_URL = database.url;
-      // On PostgreSQL a process never generates keys: give it the deployment's.
-      env.MASTER_KEYS = `mk_test:${randomBytes(32).toString('base64')}`;
-      env.HASH_SECRET = randomBytes(32).toString('base64url');
-      drop = () => database.drop();
-    }
-    env.PORT = String(
-      await new Promise<number>((resolve) => {
-        const server = net.createServer().listen(0, '127.0.0.1', () => {
-          const { port } = server.address() as net.AddressInfo;
-          server.close(() => resolve(port));
-        });
-      }),
-    );
-    const server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', '--role', 'api'], {
-      cwd: path.resolve(import.meta.dirname, '../..'),
-      env,
-    });
+    deployment = await testDeployment('first', { LOG_LEVEL: 'info', DEMO_IDP: 'true', ALLOW_INSECURE_HTTP: 'true', HOST: '127.0.0.1' });
+    const { dataDir } = deployment;
+    const env = { ...deployment.env, PORT: String(await freePort()) };
+    const [node, ...args] = fromSource;
+    const server = spawn(node!, [...args, 'serve', '--role', 'api'], { cwd: repoRoot, env });
     let output = '';
     server.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     server.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

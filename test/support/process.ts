@@ -1,6 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { loadKeyring, type Keyring } from '../../src/platform/crypto/keyring.ts';
+import { createPostgresTestDatabase, usingPostgres } from './harness.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 
@@ -15,6 +20,45 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+export type Deployment = {
+  dataDir: string;
+  /** The environment for every process of the deployment (server, worker, CLI). */
+  env: NodeJS.ProcessEnv;
+  /** The keyring those processes load: the environment's on PostgreSQL, else the data dir's. */
+  keyring(): Keyring;
+  /** Drops the database (PostgreSQL runs) and removes the data dir. */
+  dispose(): Promise<void>;
+};
+
+/**
+ * A deployment for real server and CLI processes: a data dir of its own and, on a PostgreSQL test
+ * run, a database of its own and the deployment's keys (a PostgreSQL process never generates keys,
+ * and every process of one deployment must hold the same). `settings` are added to the environment.
+ */
+export async function testDeployment(name: string, settings: NodeJS.ProcessEnv = {}): Promise<Deployment> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `tranche-${name}-`));
+  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, ...settings };
+  delete env.DATABASE_URL;
+  let drop: () => Promise<void> = () => Promise.resolve();
+  if (usingPostgres()) {
+    const database = await createPostgresTestDatabase();
+    env.DATABASE_URL = database.url;
+    env.MASTER_KEYS = `mk_${name.replaceAll('-', '_')}:${randomBytes(32).toString('base64')}`;
+    env.HASH_SECRET = randomBytes(32).toString('base64url');
+    drop = () => database.drop();
+  }
+  return {
+    dataDir,
+    env,
+    keyring: () =>
+      loadKeyring({ dataDir: env.DATABASE_URL ? undefined : dataDir, masterKeys: env.MASTER_KEYS, hashSecret: env.HASH_SECRET }),
+    async dispose() {
+      await drop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 export type Exit = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
