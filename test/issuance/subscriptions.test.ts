@@ -208,6 +208,19 @@ describe('eligibility rules', () => {
     expect((await subscribe(offeringId, body(25, { otherRegCfInvestments: '1500.00' }), elsewhere.auth)).status).toBe(201);
   });
 
+  it('Reg CF: only a verified accreditation lifts the 12-month limit, not a pending or denied self-certification', async () => {
+    const { offeringId, securityId } = await seedOffering(t, admin, { exemptionType: 'reg_cf', pricePerUnit: '10.00' });
+    const pending = await seedInvestor(t, 'crowd-pending@example.com', { accreditation: 'self_certified' });
+    const large = subscriptionBody(securityId, 5_000);
+    expect((await subscribe(offeringId, large, pending.auth)).body.error.field).toBe('annualIncome');
+    const accreditation = (await t.get('/identity/accreditations', pending.auth)).body.data;
+    const denied = await t.post(`/admin/accreditations/${accreditation.id}/deny`, { reason: 'no evidence' }, admin);
+    expect(denied.status).toBe(200);
+    expect((await subscribe(offeringId, large, pending.auth)).body.error.field).toBe('annualIncome');
+    const verified = await seedInvestor(t, 'crowd-verified@example.com', { accreditation: 'verified' });
+    expect((await subscribe(offeringId, large, verified.auth)).status).toBe(201);
+  });
+
   it('Reg CF: only the last 12 months count', async () => {
     const investor = await seedInvestor(t, 'crowd-window@example.com', { accreditation: 'none' });
     const { offeringId, securityId } = await seedOffering(t, admin, { exemptionType: 'reg_cf', pricePerUnit: '100.00' });

@@ -158,7 +158,10 @@ export function subscriptionsService(deps: {
       }
       const eligibility = await assertEligible(principal.orgId, principal.userId, offering);
       let regCfLimit: number | undefined;
-      if (offering.exemptionType === 'reg_cf' && eligibility.accreditation.status !== 'accredited') {
+      // 17 CFR 227.100(a)(2): the 12-month limit does not bind accredited investors, and an
+      // investor counts as one here only once a reviewer verified it (a self-certification still
+      // pending, denied or expired lifts nothing).
+      if (offering.exemptionType === 'reg_cf' && !eligibility.accreditation.verified) {
         if (input.annualIncomeCents === undefined || input.netWorthCents === undefined) {
           const field = input.annualIncomeCents === undefined ? 'annualIncome' : 'netWorth';
           throw new AppError('VALIDATION_ERROR', `${field} is required for a non-accredited Reg CF investment`, [
