@@ -3,12 +3,6 @@ import type { Identity } from '../identity/identity.module.ts';
 import type { Reviewer } from '../platform/auth/principal.ts';
 import { AppError } from '../platform/http/errors.ts';
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    reviewer: Reviewer | null;
-  }
-}
-
 /**
  * Back-office authentication: an org_admin (Bearer; their org only) or a platform admin
  * (`X-Admin-Key` from `tranche admin-key create`; every org).

@@ -22,6 +22,22 @@ describe('Idempotency-Key', () => {
     expect(withoutKey.status).toBe(409);
   });
 
+  it('holds for back-office writes too: an org admin and a platform admin key each replay, in scopes of their own', async () => {
+    const orgAdmin = await t.signIn('admin@example.com');
+    const platform = { 'x-admin-key': (await t.modules.identity.orgs.createAdminKey('idem')).key };
+    for (const [caller, body] of [
+      [orgAdmin.auth, { legalName: 'Idem Issuer, Inc.' }],
+      [platform, { legalName: 'Idem Issuer, Inc.', orgId: t.org.id }],
+    ] as const) {
+      const headers = { ...caller, 'idempotency-key': 'create-issuer-1' };
+      const first = await t.post('/admin/issuers', body, headers);
+      const second = await t.post('/admin/issuers', body, headers);
+      expect(first.status).toBe(201);
+      expect(second.headers.get('idempotent-replayed')).toBe('true');
+      expect(second.body).toEqual(first.body);
+    }
+  });
+
   it('refuses the same key with a different body (422)', async () => {
     const me = await t.signIn('idem-mismatch@example.com');
     const headers = { ...me.auth, 'idempotency-key': 'k-1' };

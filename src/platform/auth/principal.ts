@@ -20,6 +20,8 @@ export type Authenticators = {
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
+    /** Set by the back-office routes' authentication (an org_admin or a platform admin key). */
+    reviewer: Reviewer | null;
   }
   interface FastifyInstance {
     /** An onRequest hook admitting requests that present one of `methods`. */

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { and, eq, lt, or, sql } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Principal } from '../auth/principal.ts';
+import type { Principal, Reviewer } from '../auth/principal.ts';
 import { rewrap, seal, unseal } from '../crypto/envelope.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Db, Executor } from '../db/database.ts';
@@ -24,8 +24,10 @@ declare module 'fastify' {
   }
 }
 
-function scopeOf(principal: Principal): string {
-  return principal.kind === 'user' ? `user:${principal.userId}` : `org:${principal.orgId}`;
+/** Whose keys a key lives among: a user, an org's API key, or a platform admin key (back office). */
+function scopeOf(caller: Principal | Reviewer): string {
+  if (caller.kind === 'platform_admin') return `admin:${caller.adminKeyId}`;
+  return caller.kind === 'user' || caller.kind === 'org_admin' ? `user:${caller.userId}` : `org:${caller.orgId}`;
 }
 
 function requestHash(request: FastifyRequest): string {
@@ -55,8 +57,9 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: 
         { field: 'Idempotency-Key', message: 'must be 1-255 visible ASCII characters' },
       ]);
     }
-    if (!request.principal) return;
-    const scope = scopeOf(request.principal);
+    const caller = request.principal ?? request.reviewer;
+    if (!caller) return;
+    const scope = scopeOf(caller);
     const hash = requestHash(request);
     const expiresAt = sql`now() + make_interval(hours => ${RETENTION_HOURS})`;
     const leaseUntil = sql`now() + make_interval(secs => ${options.leaseSeconds})`;
