@@ -28,7 +28,7 @@ export const idempotencyKeys = pgTable(
     scope: text('scope').notNull(),
     key: text('key').notNull(),
     requestHash: text('request_hash').notNull(),
-    state: text('state', { enum: ['in_progress', 'completed'] }).notNull(),
+    state: text('state', { enum: ['in_progress', 'committed', 'completed'] }).notNull(),
     responseStatus: integer('response_status'),
     responseKeyId: text('response_key_id'),
     responseWrappedKey: text('response_wrapped_key'),

@@ -1,5 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryRows } from '../../src/platform/db/database.ts';
+import { johnSmith } from '../support/fixtures.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 
 let t: TestApp;
@@ -118,4 +120,66 @@ describe('Idempotency-Key', () => {
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
     expect(replay.body).toEqual(retry.body);
   });
+
+  it('a request that dies after its writes committed is never run twice: the retry is refused, and nothing is written again', async () => {
+    const headers = { 'x-api-key': t.apiKey, 'idempotency-key': 'dies-after-commit' };
+    const body = { url: 'http://127.0.0.1:9/after-commit', eventTypes: ['*'] };
+    const count = async () =>
+      (await queryRows<{ n: number }>(t.db, sql`select count(*)::int as n from webhook_endpoints where url = ${body.url}`))[0]!.n;
+    // As if the process died between its commit and storing the answer: storing the answer fails.
+    await t.db.execute(sql`create or replace function test_die_before_answer() returns trigger language plpgsql as $$
+      begin
+        if new.key = 'dies-after-commit' and new.state = 'completed' then raise exception 'process died'; end if;
+        return new;
+      end $$`);
+    await t.db.execute(
+      sql`create trigger test_die_before_answer before update on idempotency_keys for each row execute function test_die_before_answer()`,
+    );
+    try {
+      await t.post('/notifications/webhooks', body, headers);
+    } finally {
+      await t.db.execute(sql`drop trigger test_die_before_answer on idempotency_keys`);
+    }
+    expect(await count()).toBe(1);
+    const [record] = await queryRows<{ state: string }>(t.db, sql`select state from idempotency_keys where key = 'dies-after-commit'`);
+    expect(record?.state).toBe('committed');
+
+    // The dead process's lease runs out; the retry must not create a second endpoint.
+    await t.db.execute(
+      sql`update idempotency_keys set owner = gen_random_uuid(), lease_until = now() - interval '1 second' where key = 'dies-after-commit'`,
+    );
+    const retry = await t.post('/notifications/webhooks', body, headers);
+    expect(retry.status).toBe(409);
+    expect(retry.body.error.code).toBe('IDEMPOTENCY_REQUEST_INTERRUPTED');
+    expect(await count()).toBe(1);
+  });
+
+  it('a long request keeps its key: the lease is renewed while it runs, so a retry waits instead of running it twice', async () => {
+    const slow = await startTestApp({ inProgressLeaseSeconds: 3, kycSandboxSubmitDelayMs: 8_000 });
+    try {
+      const me = await slow.signIn('idem-slow@example.com');
+      const headers = { ...me.auth, 'idempotency-key': 'slow-kyc' };
+      const first = slow.post('/identity/kyc-verifications', johnSmith, headers);
+      const started = Date.now();
+      let retries = 0;
+      // Well past the 3 s lease, while the first request still waits on the vendor.
+      while (Date.now() - started < 6_000) {
+        const retry = await slow.post('/identity/kyc-verifications', johnSmith, headers);
+        if (retry.status === 201) break;
+        expect(retry.status).toBe(409);
+        expect(retry.body.error.message).toMatch(/in progress/);
+        retries++;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      expect(retries).toBeGreaterThan(0);
+      const answered = await first;
+      expect(answered.status).toBe(201);
+      const replay = await slow.post('/identity/kyc-verifications', johnSmith, headers);
+      expect(replay.status).toBe(201);
+      expect(replay.headers.get('idempotent-replayed')).toBe('true');
+      expect(replay.body.data.verification_id).toBe(answered.body.data.verification_id);
+    } finally {
+      await slow.close();
+    }
+  }, 60_000);
 });

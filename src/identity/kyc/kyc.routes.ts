@@ -41,6 +41,8 @@ export async function kycRoutes(app: FastifyInstance, options: { kyc: KycService
     '/kyc-verifications',
     {
       onRequest,
+      // A retry after a crash mid-submission may run again: the interrupted verification is swept to `error`.
+      config: { idempotentRerun: true },
       schema: {
         ...common,
         summary: 'Submit PII (upserted, encrypted) and start a KYC verification',

@@ -29,6 +29,22 @@ export type Database = {
 };
 
 const insideTransaction = new AsyncLocalStorage<boolean>();
+
+/**
+ * Work that must commit or roll back with whatever transaction the current request opens, set for
+ * the duration of one request (the Idempotency-Key record says, in the request's own transaction,
+ * that its writes happened). `beforeCommit` runs inside each top-level `db.transaction(fn)` after
+ * `fn` resolves and before the commit; if it throws, the transaction rolls back.
+ */
+export type CommitParticipant = { beforeCommit?: (tx: Tx) => Promise<void> };
+export const commitParticipant = new AsyncLocalStorage<CommitParticipant>();
+
+async function runInTransaction<T>(tx: Tx, run: (tx: Tx) => Promise<T>): Promise<T> {
+  const result = await run(tx);
+  const participant = commitParticipant.getStore();
+  if (participant?.beforeCommit) await participant.beforeCommit(tx);
+  return result;
+}
 const QUERY_METHODS = new Set(['select', 'selectDistinct', 'insert', 'update', 'delete', 'execute', '$count', 'with']);
 
 export class QueryOutsideTransactionError extends Error {}
@@ -45,7 +61,11 @@ function guardTransactions(db: Db): Db {
       if (typeof value !== 'function') return value;
       if (property === 'transaction') {
         return (run: (tx: Tx) => Promise<unknown>, ...rest: unknown[]) =>
-          (value as (...args: unknown[]) => unknown).call(target, (tx: Tx) => insideTransaction.run(true, () => run(tx)), ...rest);
+          (value as (...args: unknown[]) => unknown).call(
+            target,
+            (tx: Tx) => insideTransaction.run(true, () => runInTransaction(tx, run)),
+            ...rest,
+          );
       }
       if (typeof property === 'string' && QUERY_METHODS.has(property)) {
         return (...args: unknown[]) => {

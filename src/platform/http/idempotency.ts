@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { and, eq, lt, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, lt, or, sql } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Principal, Reviewer } from '../auth/principal.ts';
 import { rewrap, seal, unseal } from '../crypto/envelope.ts';
 import type { Keyring } from '../crypto/keyring.ts';
-import type { Db, Executor } from '../db/database.ts';
+import { commitParticipant, type CommitParticipant, type Db, type Executor, type Tx } from '../db/database.ts';
 import { idempotencyKeys } from '../platform.tables.ts';
 import { throttled } from '../throttle.ts';
 import { AppError } from './errors.ts';
@@ -18,6 +18,12 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Set false on routes whose responses must never be stored (token issuance). */
     idempotent?: boolean;
+    /**
+     * Set true where a retry may run again after the first request committed its writes and then
+     * died before answering, because the service itself supersedes the interrupted work (KYC
+     * submission: the interrupted verification is swept to `error`). Elsewhere such a retry is refused.
+     */
+    idempotentRerun?: boolean;
   }
   interface FastifyRequest {
     idempotencyRecord: { scope: string; key: string; owner: string } | null;
@@ -42,12 +48,32 @@ function requestHash(request: FastifyRequest): string {
  * is refused, and so is a retry while the first request is still running. 5xx answers are not kept,
  * so the client can retry them. The running request holds the key under a lease of `leaseSeconds`:
  * a record still in progress after it was left by a process that died mid-request, and a retry
- * takes it over and runs; only the request that holds the key may complete or release it.
+ * takes it over and runs; only the request that holds the key may complete or release it. The
+ * lease is renewed every third of `leaseSeconds` while the request runs.
+ *
+ * Exactly once: every transaction the request commits also marks the record `committed`, in that
+ * same transaction, and only if the request still holds the key (else it rolls back: a retry took
+ * over). A process that dies after that commit but before the response is stored leaves a
+ * `committed` record, and the retry is refused with 409 `IDEMPOTENCY_REQUEST_INTERRUPTED` instead of
+ * writing twice (except on routes with `idempotentRerun`). A 5xx after the commit is stored like
+ * any other answer.
  */
 export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: Db; keyring: Keyring; leaseSeconds: number }) => {
   const { db, keyring } = options;
   const sweepExpired = throttled(() => db.delete(idempotencyKeys).where(lt(idempotencyKeys.expiresAt, sql`now()`)), 60_000);
   app.decorateRequest('idempotencyRecord', null);
+  const renewEveryMs = Math.max(100, (options.leaseSeconds * 1000) / 3);
+  const participants = new WeakMap<FastifyRequest, CommitParticipant & { heartbeat?: NodeJS.Timeout }>();
+
+  // Every write carrying a key runs inside its own participant slot, so that the transactions its
+  // handler opens can mark the record. A callback hook, so that the rest of the request runs in it;
+  // after the body is read, whose stream events would run outside it.
+  app.addHook('preValidation', (request, _reply, done) => {
+    if (request.headers['idempotency-key'] === undefined || !WRITE_METHODS.has(request.method)) return done();
+    const participant: CommitParticipant = {};
+    participants.set(request, participant);
+    commitParticipant.run(participant, done);
+  });
 
   app.addHook('preHandler', async (request, reply) => {
     const key = request.headers['idempotency-key'];
@@ -84,7 +110,9 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: 
         setWhere: or(
           lt(idempotencyKeys.expiresAt, sql`now()`),
           and(
-            eq(idempotencyKeys.state, 'in_progress'),
+            request.routeOptions.config.idempotentRerun
+              ? inArray(idempotencyKeys.state, ['in_progress', 'committed'])
+              : eq(idempotencyKeys.state, 'in_progress'),
             eq(idempotencyKeys.requestHash, hash),
             or(sql`${idempotencyKeys.leaseUntil} is null`, lt(idempotencyKeys.leaseUntil, sql`now()`)),
           ),
@@ -92,7 +120,13 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: 
       })
       .returning({ scope: idempotencyKeys.scope });
     if (claimed.length > 0) {
-      request.idempotencyRecord = { scope, key, owner };
+      const record = { scope, key, owner };
+      request.idempotencyRecord = record;
+      const participant = participants.get(request);
+      if (participant) {
+        participant.beforeCommit = (tx) => markCommitted(tx, record);
+        participant.heartbeat = setInterval(() => void renew(record).catch(() => undefined), renewEveryMs).unref();
+      }
       sweepExpired();
       return;
     }
@@ -104,6 +138,12 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: 
     if (!existing) throw new AppError('CONFLICT', 'A request with this Idempotency-Key is in progress; retry shortly');
     if (existing.requestHash !== hash) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request');
+    }
+    if (existing.state === 'committed' && existing.leaseUntil !== null && existing.leaseUntil.getTime() < Date.now()) {
+      throw new AppError(
+        'IDEMPOTENCY_REQUEST_INTERRUPTED',
+        'The first request with this Idempotency-Key made its changes but was interrupted before it answered; read the resource instead of retrying',
+      );
     }
     if (existing.state !== 'completed' || !existing.responseCiphertext) {
       throw new AppError('CONFLICT', 'A request with this Idempotency-Key is in progress; retry shortly');
@@ -118,6 +158,8 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: 
 
   app.addHook('onSend', async (request, reply, payload) => {
     const record = request.idempotencyRecord;
+    // Work the request leaves running after its answer commits on its own.
+    endParticipation(request);
     if (!record) return payload;
     request.idempotencyRecord = null;
     // Only while this request still holds the key: after its lease another request may have taken it over.
@@ -126,9 +168,17 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: 
       eq(idempotencyKeys.key, record.key),
       eq(idempotencyKeys.owner, record.owner),
     );
-    if (reply.statusCode >= 500 || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) {
+    if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) {
       await db.delete(idempotencyKeys).where(where);
       return payload;
+    }
+    if (reply.statusCode >= 500) {
+      // Nothing was written: the client may retry. Once something was, the answer is kept like any other.
+      const released = await db
+        .delete(idempotencyKeys)
+        .where(and(where, eq(idempotencyKeys.state, 'in_progress')))
+        .returning({ key: idempotencyKeys.key });
+      if (released.length > 0) return payload;
     }
     const sealed = seal(keyring, payload.toString(), `idempotency:${record.scope}:${record.key}`);
     await db
@@ -144,6 +194,44 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: 
       .where(where);
     return payload;
   });
+
+  // A request that ends without an answer (client gone) stops renewing; the lease then lapses.
+  app.addHook('onResponse', async (request) => endParticipation(request));
+  app.addHook('onRequestAbort', async (request) => endParticipation(request));
+
+  function endParticipation(request: FastifyRequest): void {
+    const participant = participants.get(request);
+    if (!participant) return;
+    participant.beforeCommit = undefined;
+    clearInterval(participant.heartbeat);
+  }
+
+  /** In the request's own transaction: its writes happened. Throws (rolls back) if the key was taken over. */
+  async function markCommitted(tx: Tx, record: { scope: string; key: string; owner: string }): Promise<void> {
+    const marked = await tx
+      .update(idempotencyKeys)
+      .set({ state: 'committed' })
+      .where(and(eq(idempotencyKeys.scope, record.scope), eq(idempotencyKeys.key, record.key), eq(idempotencyKeys.owner, record.owner)))
+      .returning({ key: idempotencyKeys.key });
+    if (marked.length === 0) {
+      throw new AppError('CONFLICT', 'This request lost its Idempotency-Key to a retry; nothing was changed');
+    }
+  }
+
+  /** Extends the lease of a record this request still holds and has not completed. */
+  async function renew(record: { scope: string; key: string; owner: string }): Promise<void> {
+    await db
+      .update(idempotencyKeys)
+      .set({ leaseUntil: sql`now() + make_interval(secs => ${options.leaseSeconds})` })
+      .where(
+        and(
+          eq(idempotencyKeys.scope, record.scope),
+          eq(idempotencyKeys.key, record.key),
+          eq(idempotencyKeys.owner, record.owner),
+          inArray(idempotencyKeys.state, ['in_progress', 'committed']),
+        ),
+      );
+  }
 });
 
 /** Re-wraps stored responses under the active master key. */
