@@ -1,20 +1,40 @@
 /**
- * Writes the OpenAPI document the server serves at /openapi.json to `openapi.json` at the repo root
- * (`npm run openapi`), or with `--check` exits 1 when the committed file differs from it.
+ * Writes the OpenAPI document the server serves at /openapi.json to `openapi.json` at the repo root,
+ * and the TypeScript client's types generated from it (openapi-typescript) to
+ * `clients/typescript/src/schema.ts` (`npm run openapi`); with `--check` exits 1 when either
+ * committed file differs from what the code generates.
  */
 import fs from 'node:fs';
+import openapiTS, { astToString, type OpenAPI3 } from 'openapi-typescript';
+import ts from 'typescript';
 import { openApiDocument } from '../src/openapi.ts';
 
-const target = new URL('../openapi.json', import.meta.url);
-const text = `${JSON.stringify(await openApiDocument(), null, 2)}\n`;
+const document = await openApiDocument();
+const header = '// Generated from openapi.json by `npm run openapi` (openapi-typescript). Do not edit.\n\n';
+const files = [
+  { target: new URL('../openapi.json', import.meta.url), text: `${JSON.stringify(document, null, 2)}\n` },
+  {
+    target: new URL('../clients/typescript/src/schema.ts', import.meta.url),
+    text:
+      header +
+      astToString(
+        await openapiTS(document as unknown as OpenAPI3, {
+          // Any JSON value: TypeScript can't name its recursion inside an interface member (TS2502).
+          transform: (_schema, { path }) =>
+            path?.match(/\/JsonValue(Input)?$/) ? ts.factory.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword) : undefined,
+        }),
+      ),
+  },
+];
+
 if (process.argv.includes('--check')) {
-  const current = fs.existsSync(target) ? fs.readFileSync(target, 'utf8') : '';
-  if (current !== text) {
-    console.error('openapi.json is stale: run `npm run openapi` and commit it.');
-    process.exit(1);
-  }
-  console.log('openapi.json is current.');
+  const stale = files.filter(({ target, text }) => !fs.existsSync(target) || fs.readFileSync(target, 'utf8') !== text);
+  for (const { target } of stale) console.error(`${target.pathname} is stale: run \`npm run openapi\` and commit it.`);
+  if (stale.length > 0) process.exit(1);
+  console.log('openapi.json and the client types are current.');
 } else {
-  fs.writeFileSync(target, text);
-  console.log(`Wrote ${target.pathname}`);
+  for (const { target, text } of files) {
+    fs.writeFileSync(target, text);
+    console.log(`Wrote ${target.pathname}`);
+  }
 }

@@ -51,7 +51,7 @@ function signedWith(keypair: Keypair, method: string, target: string, date: stri
 describe('key server security: signatures cover what they claim (default mode)', () => {
   it('a signed digest must match the body: a captured admin signature cannot carry another body', async () => {
     const body = identityBody('digest-ok@example.com');
-    const headers = strictSignedHeaders(client.admin, 'POST', '/identities', body);
+    const headers = await strictSignedHeaders(client.admin, 'POST', '/identities', body);
     const swapped = await send(t, 'POST', '/identities', identityBody('attacker@example.com'), headers);
     expect(swapped.status).toBe(401);
     expect(JSON.stringify(swapped.body)).toContain('digest');
@@ -83,7 +83,7 @@ describe('key server security: strict signatures (KEYSERVER_STRICT_SIGNATURES)',
 
   it('accepts a write that signs date + digest, once: the same signed request again is refused', async () => {
     const body = identityBody('strict@example.com');
-    const headers = strictSignedHeaders(strictClient.admin, 'POST', '/identities', body);
+    const headers = await strictSignedHeaders(strictClient.admin, 'POST', '/identities', body);
     expect(headers.signature).toContain('headers="(request-target) date digest"');
     const first = await send(strict, 'POST', '/identities', body, headers);
     expect(first.status, first.text).toBe(201);
@@ -102,7 +102,9 @@ describe('key server security: strict signatures (KEYSERVER_STRICT_SIGNATURES)',
 describe('key server security: public lookups reveal only what was searched', () => {
   it('filter[identifier]=<email> does not reveal the phone, and =<phone> does not reveal the email', async () => {
     const body = identityBody('lookup@example.com', '+15551230001');
-    expect((await send(t, 'POST', '/identities', body, strictSignedHeaders(client.admin, 'POST', '/identities', body))).status).toBe(201);
+    expect((await send(t, 'POST', '/identities', body, await strictSignedHeaders(client.admin, 'POST', '/identities', body))).status).toBe(
+      201,
+    );
     const byEmail = await t.get('/identities?filter[identifier]=lookup@example.com');
     expect(byEmail.body.data).toHaveLength(1);
     expect(byEmail.body.data[0].attributes.email).toBe('lookup@example.com');
@@ -129,8 +131,8 @@ describe('key server security: every mail and every guess is limited', () => {
   it('invites are limited per request and per inviting account per day', async () => {
     const invite = (emails: string[]) =>
       JSON.stringify({ data: emails.map((email) => ({ type: 'general-invite', attributes: { email } })) });
-    const post = (body: string) =>
-      send(strict, 'POST', '/invites', body, strictSignedHeaders(strictClient.admin, 'POST', '/invites', body));
+    const post = async (body: string) =>
+      send(strict, 'POST', '/invites', body, await strictSignedHeaders(strictClient.admin, 'POST', '/invites', body));
     expect((await post(invite(['a1@example.com', 'a2@example.com', 'a3@example.com', 'a4@example.com']))).status).toBe(400);
     expect((await post(invite(['b1@example.com', 'b2@example.com', 'b3@example.com']))).status).toBe(201);
     expect((await post(invite(['c1@example.com', 'c2@example.com']))).status).toBe(201);

@@ -3,7 +3,7 @@ import { desc, eq } from 'drizzle-orm';
 import sdk from '@tokend/js-sdk';
 import { generateSync } from 'otplib';
 import { expect } from 'vitest';
-import { strictSignatureHeaders } from '../../src/keyserver/client-signing.ts';
+import { strictSignatureHeaders } from '@tranche/client';
 import { mailOutbox } from '../../src/platform/platform.tables.ts';
 import type { TestApp } from './harness.ts';
 
@@ -73,16 +73,16 @@ export async function tokendClient(t: TestApp) {
   return { api, admin, latestMail, verificationPayload, confirmEmail, signUp, enableTotp, totpCode };
 }
 
-/** Strict signature headers (date + digest of `body`), through the reusable client helper. */
+/** Strict signature headers (date + digest of `body`), through our typed client's helper. */
 export function strictSignedHeaders(
   keypair: InstanceType<typeof base.Keypair>,
   method: string,
   target: string,
   body: string | undefined,
   now?: Date,
-): Record<string, string> {
+): Promise<Record<string, string>> {
   return strictSignatureHeaders(
-    { accountId: keypair.accountId(), sign: (data) => keypair.sign(data) as Buffer },
+    { accountId: keypair.accountId(), sign: (data) => keypair.sign(Buffer.from(data)) as Buffer },
     { method, target, body },
     now,
   );
