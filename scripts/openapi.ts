@@ -19,6 +19,8 @@ const files = [
       header +
       astToString(
         await openapiTS(document as unknown as OpenAPI3, {
+          // A request field with a default may be left out.
+          defaultNonNullable: false,
           // Any JSON value: TypeScript can't name its recursion inside an interface member (TS2502).
           transform: (_schema, { path }) =>
             path?.match(/\/JsonValue(Input)?$/) ? ts.factory.createKeywordTypeNode(ts.SyntaxKind.UnknownKeyword) : undefined,

@@ -13,7 +13,7 @@ export const johnSmith = {
   dobYear: '1975',
   email: 'john.smith@example.com',
   telephone: '4045551212',
-  idType: 'driverLicense',
+  idType: 'driverLicense' as const,
   idIssuer: 'GA',
   idNumber: '0123456789',
 };

@@ -2042,7 +2042,7 @@ export interface components {
              * @default USD
              * @constant
              */
-            currency: "USD";
+            currency?: "USD";
             targetAmount: string;
             maximumAmount: string;
             minimumInvestment: string;
@@ -2128,7 +2128,7 @@ export interface components {
              *       "*"
              *     ]
              */
-            eventTypes: string[];
+            eventTypes?: string[];
         };
         /**
          * @example {
