@@ -95,6 +95,154 @@ const envSchema = z.object({
     .optional(),
 });
 
+/** What one environment variable does, for the README's configuration table (`npm run openapi` writes it). */
+export type SettingDoc = {
+  /** The default as a person reads it, where the parsed default alone would mislead (e.g. "required on PostgreSQL"). */
+  default?: string;
+  meaning: string;
+};
+
+type SettingName = keyof z.input<typeof envSchema>;
+
+/**
+ * Every variable of `envSchema`, documented (the type makes a missing one a compile error), plus
+ * `HEALTH_PORT`, which only the container health check reads. The README's table is generated
+ * from this and `envSchema`'s defaults, so the two can't drift.
+ */
+export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
+  PORT: { meaning: 'HTTP port' },
+  HOST: { default: '`127.0.0.1` on the embedded database, else `0.0.0.0`', meaning: 'listen address' },
+  PUBLIC_URL: {
+    default: '`http://localhost:$PORT`',
+    meaning: 'external URL; the access-token issuer is `$PUBLIC_URL/identity` (the same in every process of a deployment)',
+  },
+  HEALTH_PORT: { default: '`$PORT`', meaning: 'the port the container `HEALTHCHECK` (`dist/healthcheck.js`) asks for `/health/ready`' },
+  DATA_DIR: { meaning: 'embedded database files, the generated keyring and local object storage' },
+  DATABASE_URL: { meaning: '`postgres://...`: run on a PostgreSQL server (15 or newer) instead of the embedded database' },
+  NODE_ENV: { meaning: '`production` turns off the development defaults of the embedded database (loopback webhooks)' },
+  LOG_LEVEL: { meaning: 'pino level' },
+  MASTER_KEYS: {
+    default: 'required on PostgreSQL; embedded: generated in `DATA_DIR/keyring.json`',
+    meaning: '`kid:base64(32 bytes)[,kid:key...]`; the first wraps new data keys, the rest only unwrap (`tranche keys generate`)',
+  },
+  HASH_SECRET: {
+    default: 'required on PostgreSQL; embedded: generated in `DATA_DIR/keyring.json`',
+    meaning: 'at least 32 characters; keys the digests of API keys, refresh tokens and the blind indexes of PII',
+  },
+  DB_POOL_SIZE: { meaning: 'PostgreSQL connections per process' },
+  DB_CONNECT_TIMEOUT_MS: {
+    meaning: 'longest wait to open a connection or get one from the pool; then the request answers 503 `DATABASE_UNAVAILABLE`',
+  },
+  DB_STATEMENT_TIMEOUT_MS: { meaning: 'PostgreSQL `statement_timeout` (0: none); a cancelled statement answers 503' },
+  DB_LOCK_TIMEOUT_MS: { meaning: 'PostgreSQL `lock_timeout` (0: none); a lock not granted in time answers 503' },
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: { meaning: 'PostgreSQL `idle_in_transaction_session_timeout` (0: none)' },
+  DB_QUERY_TIMEOUT_MS: {
+    meaning: 'client side: a query with no answer (network partition) fails with 503 and its connection is dropped (0: none)',
+  },
+  HEALTH_TIMEOUT_MS: {
+    meaning: '`/health/ready` and `/<service>/health` answer 503 when the database has not answered within this long',
+  },
+  ACCESS_TOKEN_TTL_SECONDS: { meaning: 'access-token lifetime' },
+  REFRESH_TOKEN_TTL_SECONDS: { meaning: 'refresh-token lifetime (rotated on every use)' },
+  EXCHANGE_RATE_LIMIT_PER_MINUTE: { meaning: 'token exchanges per org API key per minute (shared by all processes)' },
+  JWKS_REFETCH_COOLDOWN_SECONDS: { meaning: "minimum time between two fetches of an IdP's JWKS" },
+  BODY_LIMIT_BYTES: { meaning: 'larger request bodies get 413' },
+  ALLOW_INSECURE_HTTP: {
+    default: '`true` on the embedded database, else `false`',
+    meaning: 'accept `http://` IdP URLs (development only)',
+  },
+  DEMO_IDP: { default: '`true` on the embedded database, else `false`', meaning: 'serve the demo identity provider under `/demo-idp`' },
+  AUTH_FAILURES_PER_MINUTE: {
+    meaning: 'failed API-key and admin-key attempts per client address per minute; past it every attempt from that address gets 429',
+  },
+  TRUST_PROXY: {
+    meaning:
+      'comma-separated IPs/CIDRs of your load balancers; only their `X-Forwarded-For` names the client address (rate limits key on it)',
+  },
+  CORS_ORIGINS: {
+    meaning: 'comma-separated origins browsers may call the API from (`https://app.example.com`); unset, no cross-origin access',
+  },
+  IN_PROGRESS_LEASE_SECONDS: {
+    meaning:
+      'how long a request may hold work in progress without renewing it (a live request renews every third of it); after it, an `Idempotency-Key` left in progress by a crashed process lets the retry run, and a KYC verification whose submission died is failed so the user can submit again',
+  },
+  S3_BUCKET: {
+    meaning: 'store uploaded documents in this S3 bucket (presigned URLs); unset, in `DATA_DIR/objects` behind our own signed URLs',
+  },
+  S3_REGION: { meaning: "the bucket's region" },
+  S3_ENDPOINT: { meaning: 'an S3-compatible endpoint (MinIO, R2, ...) instead of AWS' },
+  S3_FORCE_PATH_STYLE: { meaning: 'path-style bucket URLs (most S3-compatible stores need it)' },
+  S3_ACCESS_KEY_ID: { default: "unset: the AWS SDK's default credential chain", meaning: 'S3 credentials (with `S3_SECRET_ACCESS_KEY`)' },
+  S3_SECRET_ACCESS_KEY: { default: "unset: the AWS SDK's default credential chain", meaning: 'S3 credentials (with `S3_ACCESS_KEY_ID`)' },
+  KYC_VERIFICATION_TTL_HOURS: { meaning: 'a KYC verification still pending or waiting on the user (action required) expires after this long' },
+  KYC_SANDBOX_ASYNC_DELAY_MS: {
+    meaning: 'how long the sandbox KYC provider takes before its asynchronous outcomes (see docs/kyc-sandbox.md)',
+  },
+  KYC_SANDBOX_SUBMIT_DELAY_MS: {
+    meaning: 'how long the sandbox KYC provider takes to answer a submission (to try a slow or hung vendor)',
+  },
+  ACCREDITATION_VALIDITY_DAYS: { meaning: 'a verified accreditation counts for this many days after its approval (Reg D 506(c))' },
+  WEBHOOK_EGRESS_ALLOWLIST: {
+    default: 'loopback in development, else unset',
+    meaning: 'CIDRs webhooks may reach although not public; development: embedded database, `NODE_ENV` not `production`',
+  },
+  WEBHOOK_TIMEOUT_MS: { meaning: 'a webhook send that has not answered within this long fails (and is retried)' },
+  WEBHOOK_RETRY_SCHEDULE_SECONDS: {
+    meaning: 'waits before each retry of a failed delivery, comma-separated; after the last, the delivery fails',
+  },
+  WEBHOOK_SECRET_GRACE_SECONDS: {
+    meaning: 'after a secret rotation, deliveries are also signed with the old secret for this long (0: the old one stops at once)',
+  },
+  WEBHOOK_DISABLE_AFTER_HOURS: { meaning: 'an endpoint whose every delivery failed for this long is disabled' },
+  WORKER_POLL_MS: { meaning: 'how often an idle webhook worker looks for work when no `NOTIFY` woke it' },
+  WEBHOOK_LEASE_SECONDS: { meaning: 'how long a worker owns a delivery it claimed; after it another worker may send it' },
+  WORKER_DRAIN_SECONDS: { meaning: 'on SIGTERM, how long the worker waits for sends in flight before it exits' },
+  STRIPE_SECRET_KEY: {
+    default: 'unset: the local Stripe double',
+    meaning: '`sk_test_...` or `sk_live_...`: take payments with Stripe Checkout (needs `STRIPE_WEBHOOK_SECRET`)',
+  },
+  STRIPE_WEBHOOK_SECRET: {
+    meaning: '`whsec_...`: the signing secret of your Stripe webhook endpoint (`$PUBLIC_URL/issuance/payments/stripe/webhook`)',
+  },
+  STRIPE_API_BASE: { meaning: 'another Stripe API base URL (a mock); normally unset' },
+  STRIPE_DOUBLE_PORT: {
+    default: '`0` (any free port)',
+    meaning: 'the port of the local Stripe double (when `STRIPE_SECRET_KEY` is unset)',
+  },
+  SMTP_URL: { meaning: '`smtp://user:pass@host:587`; unset, mail is kept in the `mail_outbox` table (read with `GET /admin/mail`)' },
+  MAIL_FROM: { meaning: 'the sender of every mail' },
+  KEYSERVER_NETWORK_PASSPHRASE: { meaning: 'network passphrase TokenD clients sign transaction envelopes with (served at `GET /`)' },
+  KEYSERVER_EMAIL_VERIFICATION: { meaning: 'wallets must confirm their email before login' },
+  KEYSERVER_CLIENT_URL: { default: '`$PUBLIC_URL/verify`', meaning: 'verification links are `<client url>/<base64url payload>`' },
+  KEYSERVER_DEFAULT_SIGNER_ROLE: { meaning: "the signer role id of a wallet's own signers (`/v3/key_values/signer_role:default`)" },
+  KEYSERVER_KYC_RECOVERY_SIGNER_ROLE: { meaning: 'the signer role id of keys added by KYC recovery (never an owner)' },
+  KEYSERVER_SESSION_TTL_SECONDS: { meaning: 'key server session lifetime (extended by `GET /sessions/:id`)' },
+  KEYSERVER_TOTP_ISSUER: { meaning: 'the issuer name authenticator apps show for TOTP factors' },
+  KEYSERVER_RATE_LIMIT_PER_MINUTE: { meaning: 'per client address: wallet fetch, KDF, email verification, factor verification' },
+  KEYSERVER_SIGNATURE_SKEW_SECONDS: {
+    meaning: 'how far a signed `date` may be from the server clock, either way; also how long strict mode remembers a signature',
+  },
+  KEYSERVER_STRICT_SIGNATURES: {
+    meaning: "every key server write must sign `date` and `digest` (the body's SHA-256) and is accepted once; see below",
+  },
+  KEYSERVER_MAILS_PER_ADDRESS_PER_HOUR: {
+    meaning: 'verification links and codes (sign-up, resend, KYC recovery, email 2FA) mailed to one address per hour',
+  },
+  KEYSERVER_INVITES_PER_REQUEST: { meaning: 'invites one `POST /invites` may send' },
+  KEYSERVER_INVITES_PER_ACCOUNT_PER_DAY: { meaning: 'invites one inviting account may send per day' },
+};
+
+/** The README's configuration table (markdown), from `settingDocs` and the defaults of `envSchema`. */
+export function settingsTable(): string {
+  const defaults = envSchema.parse({}) as Record<string, unknown>;
+  const rows = Object.entries(settingDocs).map(([name, doc]) => {
+    const parsed = defaults[name];
+    const fallback = parsed === undefined ? 'unset' : `\`${Array.isArray(parsed) ? parsed.join(',') : String(parsed)}\``;
+    return `| \`${name}\` | ${doc.default ?? fallback} | ${doc.meaning.replace(/\|/g, '\\|')} |`;
+  });
+  return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}
+
 export type Config = {
   port: number;
   /** Listen address: 127.0.0.1 on the embedded database (development), else 0.0.0.0. */
