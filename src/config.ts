@@ -174,7 +174,9 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
   S3_FORCE_PATH_STYLE: { meaning: 'path-style bucket URLs (most S3-compatible stores need it)' },
   S3_ACCESS_KEY_ID: { default: "unset: the AWS SDK's default credential chain", meaning: 'S3 credentials (with `S3_SECRET_ACCESS_KEY`)' },
   S3_SECRET_ACCESS_KEY: { default: "unset: the AWS SDK's default credential chain", meaning: 'S3 credentials (with `S3_ACCESS_KEY_ID`)' },
-  KYC_VERIFICATION_TTL_HOURS: { meaning: 'a KYC verification still pending or waiting on the user (action required) expires after this long' },
+  KYC_VERIFICATION_TTL_HOURS: {
+    meaning: 'a KYC verification still pending or waiting on the user (action required) expires after this long',
+  },
   KYC_SANDBOX_ASYNC_DELAY_MS: {
     meaning: 'how long the sandbox KYC provider takes before its asynchronous outcomes (see docs/kyc-sandbox.md)',
   },
@@ -237,7 +239,7 @@ export function settingsTable(): string {
   const defaults = envSchema.parse({}) as Record<string, unknown>;
   const rows = Object.entries(settingDocs).map(([name, doc]) => {
     const parsed = defaults[name];
-    const fallback = parsed === undefined ? 'unset' : `\`${Array.isArray(parsed) ? parsed.join(',') : String(parsed)}\``;
+    const fallback = parsed === undefined ? 'unset' : `\`${JSON.stringify(parsed).replace(/^"|"$/g, '')}\``;
     return `| \`${name}\` | ${doc.default ?? fallback} | ${doc.meaning.replace(/\|/g, '\\|')} |`;
   });
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');

@@ -114,7 +114,7 @@ describe('the README quick start, then the typical journey', () => {
       body: { documentType: 'income_proof', fileName: 'tax-return.pdf', contentType: 'application/pdf', fileSizeBytes: pdf.length },
     });
     expect(requested.response.status, JSON.stringify(requested.error)).toBe(201);
-    const upload = requested.data!.data.upload!;
+    const upload = requested.data!.data.upload;
     const put = await fetch(upload.url, { method: 'PUT', headers: upload.headers, body: pdf });
     expect(put.status).toBe(200);
     const finalized = await investor.POST('/identity/accreditations/documents/{id}/upload', {
