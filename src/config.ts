@@ -63,7 +63,10 @@ const envSchema = z.object({
     .optional(),
   STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').optional(),
   STRIPE_API_BASE: z.url().optional(),
-  STRIPE_DOUBLE_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  CHECKOUT_RETURN_ORIGINS: z
+    .string()
+    .regex(/^https?:\/\/[^\s,/]+(\s*,\s*https?:\/\/[^\s,/]+)*$/, 'expected comma-separated origins (https://app.example.com)')
+    .optional(),
   ALLOW_INSECURE_HTTP: booleanFlag.optional(),
   DEMO_IDP: booleanFlag.optional(),
   SMTP_URL: z
@@ -156,9 +159,14 @@ export type Config = {
   webhookLeaseSeconds: number;
   /** On SIGTERM, how long the worker waits for sends in flight before abandoning them and exiting. */
   workerDrainSeconds: number;
-  /** Real Stripe when set; otherwise the local Stripe double runs in-process. */
+  /** Real Stripe when set; otherwise the local Stripe double is served under /stripe-double. */
   stripe: { secretKey: string; webhookSecret: string; apiBase?: string } | undefined;
-  stripeDoublePort: number;
+  /**
+   * Where a Stripe Checkout may send the investor back to (`successUrl` / `cancelUrl`).
+   * `origins`: the allowed origins; empty, any origin. `allowHttp`: http:// return URLs are
+   * accepted, only in development mode (embedded database, NODE_ENV not `production`).
+   */
+  checkoutReturn: { origins: string[]; allowHttp: boolean };
   /** Accept http:// (not only https://) for IdP and other outbound URLs: development only. */
   allowInsecureHttp: boolean;
   /** Serve the built-in demo identity provider under /demo-idp. */
@@ -288,7 +296,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stripe: e.STRIPE_SECRET_KEY
       ? { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET ?? '', apiBase: e.STRIPE_API_BASE }
       : undefined,
-    stripeDoublePort: e.STRIPE_DOUBLE_PORT,
+    checkoutReturn: {
+      origins: list(e.CHECKOUT_RETURN_ORIGINS).map((origin) => new URL(origin).origin),
+      allowHttp: embedded && e.NODE_ENV !== 'production',
+    },
     allowInsecureHttp: e.ALLOW_INSECURE_HTTP ?? embedded,
     demoIdp: e.DEMO_IDP ?? embedded,
     smtpUrl: e.SMTP_URL,
