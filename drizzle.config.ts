@@ -7,6 +7,7 @@ export default defineConfig({
     './src/identity/identity.tables.ts',
     './src/notifications/notifications.tables.ts',
     './src/issuance/issuance.tables.ts',
+    './src/issuance/payments/stripe-double.tables.ts',
     './src/keyserver/keyserver.tables.ts',
   ],
   out: './migrations',

@@ -13,6 +13,7 @@ import { adminRoutes } from './admin/admin.routes.ts';
 import { mailAdminRoutes } from './admin/mail-admin.routes.ts';
 import { offeringsAdminRoutes, subscriptionsAdminRoutes } from './admin/offerings-admin.routes.ts';
 import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
+import { STRIPE_DOUBLE_PREFIX } from './issuance/payments/stripe-double.ts';
 import { createNotifications, type Notifications } from './notifications/notifications.module.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
 import { createKeyserver, type Keyserver } from './keyserver/keyserver.module.ts';
@@ -114,5 +115,6 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
   });
   if (modules.storage.routes) await app.register(modules.storage.routes, { prefix: LOCAL_STORAGE_PREFIX });
   if (modules.identity.demoRoutes) await app.register(modules.identity.demoRoutes, { prefix: '/demo-idp' });
+  if (modules.issuance.stripeDouble) await app.register(modules.issuance.stripeDouble.routes, { prefix: STRIPE_DOUBLE_PREFIX });
   return app;
 }

@@ -63,7 +63,10 @@ const envSchema = z.object({
     .optional(),
   STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').optional(),
   STRIPE_API_BASE: z.url().optional(),
-  STRIPE_DOUBLE_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  CHECKOUT_RETURN_ORIGINS: z
+    .string()
+    .regex(/^https?:\/\/[^\s,/]+(\s*,\s*https?:\/\/[^\s,/]+)*$/, 'expected comma-separated origins (https://app.example.com)')
+    .optional(),
   ALLOW_INSECURE_HTTP: booleanFlag.optional(),
   DEMO_IDP: booleanFlag.optional(),
   SMTP_URL: z
@@ -207,9 +210,9 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
     meaning: '`whsec_...`: the signing secret of your Stripe webhook endpoint (`$PUBLIC_URL/issuance/payments/stripe/webhook`)',
   },
   STRIPE_API_BASE: { meaning: 'another Stripe API base URL (a mock); normally unset' },
-  STRIPE_DOUBLE_PORT: {
-    default: '`0` (any free port)',
-    meaning: 'the port of the local Stripe double (when `STRIPE_SECRET_KEY` is unset)',
+  CHECKOUT_RETURN_ORIGINS: {
+    meaning:
+      'comma-separated origins the `successUrl` / `cancelUrl` of a checkout must be on (`https://app.example.com`); unset, any origin (https only in production)',
   },
   SMTP_URL: { meaning: '`smtp://user:pass@host:587`; unset, mail is kept in the `mail_outbox` table (read with `GET /admin/mail`)' },
   MAIL_FROM: { meaning: 'the sender of every mail' },
@@ -306,9 +309,14 @@ export type Config = {
   webhookLeaseSeconds: number;
   /** On SIGTERM, how long the worker waits for sends in flight before abandoning them and exiting. */
   workerDrainSeconds: number;
-  /** Real Stripe when set; otherwise the local Stripe double runs in-process. */
+  /** Real Stripe when set; otherwise the local Stripe double is served under /stripe-double. */
   stripe: { secretKey: string; webhookSecret: string; apiBase?: string } | undefined;
-  stripeDoublePort: number;
+  /**
+   * Where a Stripe Checkout may send the investor back to (`successUrl` / `cancelUrl`).
+   * `origins`: the allowed origins; empty, any origin. `allowHttp`: http:// return URLs are
+   * accepted, only in development mode (embedded database, NODE_ENV not `production`).
+   */
+  checkoutReturn: { origins: string[]; allowHttp: boolean };
   /** Accept http:// (not only https://) for IdP and other outbound URLs: development only. */
   allowInsecureHttp: boolean;
   /** Serve the built-in demo identity provider under /demo-idp. */
@@ -438,7 +446,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stripe: e.STRIPE_SECRET_KEY
       ? { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET ?? '', apiBase: e.STRIPE_API_BASE }
       : undefined,
-    stripeDoublePort: e.STRIPE_DOUBLE_PORT,
+    checkoutReturn: {
+      origins: list(e.CHECKOUT_RETURN_ORIGINS).map((origin) => new URL(origin).origin),
+      allowHttp: embedded && e.NODE_ENV !== 'production',
+    },
     allowInsecureHttp: e.ALLOW_INSECURE_HTTP ?? embedded,
     demoIdp: e.DEMO_IDP ?? embedded,
     smtpUrl: e.SMTP_URL,

@@ -90,6 +90,10 @@ export const requestExamples: Record<string, unknown> = {
     riskAcknowledgmentSigned: true,
   },
   SignSubscriptionRequest: { signerName: 'Ada Lovelace', consent: true },
+  CreateCheckoutRequest: {
+    successUrl: 'https://app.example.com/invest/done?session_id={CHECKOUT_SESSION_ID}',
+    cancelUrl: 'https://app.example.com/invest/cancelled',
+  },
   CreateWebhookEndpointRequest: { url: 'https://hooks.example.com/tranche', description: 'Back office', eventTypes: ['*'] },
   UpdateWebhookEndpointRequest: { status: 'disabled' },
   WebhookSubscriptionsRequest: { eventTypes: ['*'] },
@@ -141,6 +145,7 @@ export const named: [z.ZodType, string][] = [
   [subscriptions.createSubscriptionBody, 'CreateSubscriptionRequest'],
   [subscriptions.signBody, 'SignSubscriptionRequest'],
   [subscriptions.subscriptionResponse, 'Subscription'],
+  [subscriptions.checkoutBody, 'CreateCheckoutRequest'],
   [subscriptions.checkoutResponse, 'Checkout'],
   [endpoints.createEndpointBody, 'CreateWebhookEndpointRequest'],
   [endpoints.updateEndpointBody, 'UpdateWebhookEndpointRequest'],

@@ -7,6 +7,7 @@ import type { ObjectStorage } from '../platform/storage/storage.ts';
 import { offeringsRepo } from './offerings/offerings.repo.ts';
 import { offeringsRoutes } from './offerings/offerings.routes.ts';
 import { offeringsService } from './offerings/offerings.service.ts';
+import { checkoutReturnRoutes } from './payments/checkout-return.ts';
 import { createPayments } from './payments/create-payments.ts';
 import { sharesRepo } from './shares/shares.repo.ts';
 import { sharesRoutes } from './shares/shares.routes.ts';
@@ -18,7 +19,7 @@ export type IssuanceDeps = {
   db: Db;
   storage: ObjectStorage;
   clock: Clock;
-  config: Pick<Config, 'stripe' | 'stripeDoublePort' | 'publicUrl' | 'healthTimeoutMs'>;
+  config: Pick<Config, 'stripe' | 'checkoutReturn' | 'publicUrl' | 'healthTimeoutMs'>;
   /** Identity's live KYC and accreditation state. */
   eligibility: (orgId: string, userId: string) => Promise<InvestorEligibility>;
   version: string;
@@ -27,7 +28,7 @@ export type IssuanceDeps = {
 export function createIssuance(deps: IssuanceDeps) {
   const { db } = deps;
   const offerings = offeringsRepo(db);
-  const payments = createPayments(deps.config);
+  const payments = createPayments(deps.config, db);
   const offeringsSvc = offeringsService({ db, repo: offerings, storage: deps.storage });
   const subscriptions = subscriptionsService({
     db,
@@ -37,12 +38,14 @@ export function createIssuance(deps: IssuanceDeps) {
     payments: payments.provider,
     clock: deps.clock,
     publicUrl: deps.config.publicUrl,
+    checkoutReturn: deps.config.checkoutReturn,
   });
   const shares = sharesRepo(db);
 
   return {
     offerings: offeringsSvc,
     subscriptions,
+    /** The local Stripe double when no STRIPE_SECRET_KEY is set; mount `routes` at STRIPE_DOUBLE_PREFIX. */
     stripeDouble: payments.double,
     async routes(app: FastifyInstance) {
       registerServiceInfo(app, {
@@ -55,8 +58,9 @@ export function createIssuance(deps: IssuanceDeps) {
       await app.register(offeringsRoutes, { offerings: offeringsSvc });
       await app.register(subscriptionsRoutes, { subscriptions, payments: payments.provider });
       await app.register(sharesRoutes, { shares });
+      await app.register(checkoutReturnRoutes);
     },
-    close: () => payments.close(),
+    close: async () => undefined,
   };
 }
 

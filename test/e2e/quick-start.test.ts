@@ -5,7 +5,6 @@ import path from 'node:path';
 import { createTrancheClient, exchangeToken, verifyWebhook } from '@tranche/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { johnSmith } from '../support/fixtures.ts';
-import { payCheckout } from '../support/issuance.ts';
 import { freePort, repoRoot } from '../support/process.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
 
@@ -184,7 +183,17 @@ describe('the README quick start, then the typical journey', () => {
       params: { path: { id: subscriptionId } },
     });
     expect(checkout.response.status, JSON.stringify(checkout.error)).toBeLessThan(300);
-    await payCheckout(checkout.data!.data.checkout_url);
+    // The investor's browser on the Stripe double's hosted page, served by the same server.
+    const checkoutUrl = checkout.data!.data.checkout_url;
+    expect(checkoutUrl.startsWith(`${base}/`)).toBe(true);
+    expect((await fetch(checkoutUrl)).status).toBe(200);
+    const pay = await fetch(checkoutUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'outcome=pay',
+      redirect: 'manual',
+    });
+    expect(pay.status).toBe(303);
     let paid = await investor.GET('/issuance/subscriptions/{id}', { params: { path: { id: subscriptionId } } });
     for (let i = 0; i < 100 && paid.data?.data.status !== 'pending_review'; i++) {
       await new Promise((resolve) => setTimeout(resolve, 100));

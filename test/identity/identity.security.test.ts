@@ -137,7 +137,7 @@ describe('identity security: four eyes', () => {
     const id = created.body.data.id as string;
     await t.post(`/issuance/subscriptions/${id}/sign-agreement`, { signerName: 'Admin', consent: true }, investor.auth);
     const checkout = await t.post(`/issuance/subscriptions/${id}/create-checkout-session`, undefined, investor.auth);
-    await payCheckout(checkout.body.data.checkout_url);
+    await payCheckout(t, checkout.body.data.checkout_url);
     expect((await t.get(`/issuance/subscriptions/${id}`, investor.auth)).body.data.status).toBe('pending_review');
     expect((await t.post(`/admin/subscriptions/${id}/approve`, {}, investor.auth)).status).toBe(403);
     expect((await t.post(`/admin/subscriptions/${id}/reject`, { reason: 'mine' }, investor.auth)).status).toBe(403);

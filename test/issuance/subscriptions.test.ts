@@ -5,7 +5,8 @@ import { accreditations } from '../../src/identity/identity.tables.ts';
 import { subscriptionTransitions } from '../../src/issuance/issuance.tables.ts';
 import { outboxEvents } from '../../src/platform/platform.tables.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
-import { payCheckout, seedInvestor, seedOffering, subscriptionBody } from '../support/issuance.ts';
+import { payCheckout, seedInvestor, seedOffering, settleCheckout, subscriptionBody } from '../support/issuance.ts';
+import { stripeClient } from '../../src/issuance/payments/stripe.provider.ts';
 import { startReceiver } from '../support/webhook-receiver.ts';
 
 let t: TestApp;
@@ -28,7 +29,7 @@ async function funded(auth: Record<string, string>, offeringId: string, security
     200,
   );
   const checkout = await t.post(`/issuance/subscriptions/${id}/create-checkout-session`, undefined, auth);
-  await payCheckout(checkout.body.data.checkout_url);
+  await payCheckout(t, checkout.body.data.checkout_url);
   const after = await t.get(`/issuance/subscriptions/${id}`, auth);
   expect(after.body.data.status).toBe('pending_review');
   return id;
@@ -74,14 +75,14 @@ describe('the whole journey over real HTTP', () => {
         currency: 'USD',
         checkout_url: expect.stringContaining('/pay/cs_test_'),
       });
-      const session = t.stripe.sessions.get(checkout.body.data.session_id)!;
+      const session = (await t.stripe.session(checkout.body.data.session_id))!;
       expect(session.amount_total).toBe(40 * 2550);
       expect(session.metadata).toEqual({ subscription_id: id });
       expect((await t.post(`/issuance/subscriptions/${id}/create-checkout-session`, undefined, investor.auth)).body.data.session_id).toBe(
         session.id,
       );
 
-      await payCheckout(checkout.body.data.checkout_url);
+      await payCheckout(t, checkout.body.data.checkout_url);
       const paid = await t.get(`/issuance/subscriptions/${id}`, investor.auth);
       expect(paid.body.data).toMatchObject({ status: 'pending_review', payment_status: 'paid' });
 
@@ -295,7 +296,7 @@ describe('lifecycle', () => {
       investor.auth,
     );
     expect((await t.delete(`/issuance/subscriptions/${pendingPayment.body.data.id}`, investor.auth)).body.data.status).toBe('cancelled');
-    expect(t.stripe.sessions.get(checkout.body.data.session_id)!.status).toBe('expired');
+    expect((await t.stripe.session(checkout.body.data.session_id))!.status).toBe('expired');
 
     const reviewId = await funded(investor.auth, offeringId, securityId);
     const refused = await t.delete(`/issuance/subscriptions/${reviewId}`, investor.auth);
@@ -305,7 +306,7 @@ describe('lifecycle', () => {
       status: 'rejected',
       payment_status: 'refunded',
     });
-    expect(t.stripe.refunds).toHaveLength(1);
+    expect(await t.stripe.refunds()).toHaveLength(1);
     expect((await t.delete(`/issuance/subscriptions/${reviewId}`, investor.auth)).status).toBe(409);
 
     const securities = await t.get(`/issuance/offerings/${offeringId}/securities`, investor.auth);
@@ -323,7 +324,7 @@ describe('lifecycle', () => {
     await t.post(`/issuance/subscriptions/${created.body.data.id}/sign-agreement`, { signerName: 'J S', consent: true }, investor.auth);
     const checkout = await t.post(`/issuance/subscriptions/${created.body.data.id}/create-checkout-session`, undefined, investor.auth);
     expect((await subscribe(offeringId, subscriptionBody(securityId, 1), investor.auth)).body.error.code).toBe('OFFERING_FULL');
-    const stripe = new Stripe('sk_test_x', { host: t.stripe.host, port: t.stripe.port, protocol: 'http' });
+    const stripe = stripeClient('sk_test_x', t.stripe.apiBase());
     await stripe.checkout.sessions.expire(checkout.body.data.session_id);
     expect((await t.get(`/issuance/subscriptions/${created.body.data.id}`, investor.auth)).body.data).toMatchObject({
       status: 'cancelled',
@@ -339,25 +340,17 @@ describe('lifecycle', () => {
     const id = created.body.data.id;
     await t.post(`/issuance/subscriptions/${id}/sign-agreement`, { signerName: 'J S', consent: true }, investor.auth);
     const first = await t.post(`/issuance/subscriptions/${id}/create-checkout-session`, undefined, investor.auth);
-    await payCheckout(first.body.data.checkout_url);
+    await payCheckout(t, first.body.data.checkout_url);
     expect((await t.get(`/issuance/subscriptions/${id}`, investor.auth)).body.data).toMatchObject({
       status: 'pending_payment',
       payment_status: 'processing',
     });
-    await fetch(`${first.body.data.checkout_url}/settle`, {
-      method: 'POST',
-      body: 'outcome=fail',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    });
+    await settleCheckout(t, first.body.data.checkout_url, 'fail');
     expect((await t.get(`/issuance/subscriptions/${id}`, investor.auth)).body.data.payment_status).toBe('failed');
     const second = await t.post(`/issuance/subscriptions/${id}/create-checkout-session`, undefined, investor.auth);
     expect(second.body.data.session_id).not.toBe(first.body.data.session_id);
-    await payCheckout(second.body.data.checkout_url);
-    await fetch(`${second.body.data.checkout_url}/settle`, {
-      method: 'POST',
-      body: 'outcome=pay',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    });
+    await payCheckout(t, second.body.data.checkout_url);
+    await settleCheckout(t, second.body.data.checkout_url, 'pay');
     expect((await t.get(`/issuance/subscriptions/${id}`, investor.auth)).body.data).toMatchObject({
       status: 'pending_review',
       payment_status: 'paid',
@@ -367,7 +360,7 @@ describe('lifecycle', () => {
 
 describe('payments security', () => {
   it('refuses forged and stale Stripe signatures', async () => {
-    const event = t.stripe.sentEvents.at(-1)!;
+    const event = (await t.stripe.sentEvents()).at(-1)!;
     const post = (signature: string) =>
       t.request('POST', '/issuance/payments/stripe/webhook', {
         rawBody: event.payload,
@@ -415,7 +408,7 @@ describe('concurrency', () => {
     const investor = await seedInvestor(t, 'redeliver@example.com', { accreditation: 'none' });
     const { offeringId, securityId } = await seedOffering(t, admin, { exemptionType: 'reg_d_506b' });
     const id = await funded(investor.auth, offeringId, securityId);
-    const completed = t.stripe.sentEvents.filter((event) => event.type === 'checkout.session.completed').at(-1)!;
+    const completed = (await t.stripe.sentEvents()).filter((event) => event.type === 'checkout.session.completed').at(-1)!;
     await Promise.all(Array.from({ length: 5 }, () => t.stripe.redeliver(completed)));
     const fundedEvents = (await t.db.select().from(outboxEvents).where(eq(outboxEvents.type, 'subscription.funded'))).filter(
       (event) => (event.data as { subscription_id: string }).subscription_id === id,

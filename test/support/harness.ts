@@ -12,7 +12,6 @@ import { loadKeyring, type Keyring } from '../../src/platform/crypto/keyring.ts'
 import { openEmbedded, openPostgres, type Database, type PostgresOptions } from '../../src/platform/db/database.ts';
 import { withDatabaseName } from './global-setup.ts';
 import { startIdp } from './idp.ts';
-import { STRIPE_WEBHOOK_PATH } from '../../src/issuance/payments/create-payments.ts';
 
 export const usingPostgres = () => inject('database').kind === 'postgres';
 
@@ -64,6 +63,30 @@ export async function openTestDatabase(options: TestDatabaseOptions = {}): Promi
   };
 }
 
+/**
+ * A database that outlives one app, for restart tests: `open()` again after closing gives the same
+ * data (the embedded database in a directory on disk, PostgreSQL a database of its own).
+ */
+export async function restartableTestDatabase(): Promise<{ open(): Promise<Database & { url?: string }>; dispose(): Promise<void> }> {
+  const target = inject('database');
+  if (target.kind === 'embedded') {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-db-'));
+    let first = true;
+    return {
+      async open() {
+        const loadDataDir = first ? new Blob([fs.readFileSync(target.snapshotFile)]) : undefined;
+        first = false;
+        return openEmbedded({ dataDir: dir, ...(loadDataDir ? { loadDataDir } : {}) });
+      },
+      async dispose() {
+        fs.rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  const created = await createPostgresTestDatabase();
+  return { open: async () => openPostgres(created.url, { poolSize: 5 }), dispose: () => created.drop() };
+}
+
 export function testKeyring(): Keyring {
   return loadKeyring({
     masterKeys: `test-k1:${randomBytes(32).toString('base64')}`,
@@ -91,9 +114,15 @@ export type TestApp = Awaited<ReturnType<typeof startTestApp>>;
  * The whole server on a real socket and a real database, with a local IdP, one org trusting it
  * and that org's API key. `logs` holds every log line the server wrote.
  */
-export async function startTestApp(overrides: Partial<Config> = {}, options: Pick<TestDatabaseOptions, 'connectThrough'> = {}) {
-  const database = await openTestDatabase({ ...options, postgres: overrides.postgres });
-  const keyring = testKeyring();
+export async function startTestApp(
+  overrides: Partial<Config> = {},
+  options: Pick<TestDatabaseOptions, 'connectThrough'> & {
+    /** Run on this database (and keyring) instead of a fresh copy, and leave it open on close: a restart. */
+    reuse?: { database: Database & { url?: string }; keyring: Keyring };
+  } = {},
+) {
+  const database = options.reuse?.database ?? (await openTestDatabase({ ...options, postgres: overrides.postgres }));
+  const keyring = options.reuse?.keyring ?? testKeyring();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-app-'));
   const logs: string[] = [];
   const logStream = new Writable({
@@ -120,8 +149,7 @@ export async function startTestApp(overrides: Partial<Config> = {}, options: Pic
   await app.listen({ port: 0, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const idp = await startIdp();
-  const stripe = await modules.issuance.stripeDouble!();
-  stripe.setWebhookUrl(`${url}${STRIPE_WEBHOOK_PATH}`);
+  const stripe = modules.issuance.stripeDouble!;
 
   async function request<T = any>(
     method: string,
@@ -200,7 +228,7 @@ export async function startTestApp(overrides: Partial<Config> = {}, options: Pic
     async close() {
       await app.close();
       await idp.close();
-      await database.close();
+      if (!options.reuse) await database.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };

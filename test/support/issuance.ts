@@ -109,13 +109,32 @@ export const subscriptionBody = (securityClassId: string, units: number, extra: 
   ...extra,
 });
 
-/** Pays a checkout session on the Stripe double's hosted page, as the investor's browser would. */
-export async function payCheckout(checkoutUrl: string) {
-  const response = await fetch(checkoutUrl, {
+/** The Stripe double's page for a checkout URL, reached on the test server (PUBLIC_URL is a name only). */
+export const onTestServer = (t: Pick<TestApp, 'url' | 'config'>, publicLink: string) =>
+  publicLink.startsWith(t.config.publicUrl) ? `${t.url}${publicLink.slice(t.config.publicUrl.length)}` : publicLink;
+
+/**
+ * Submits the Stripe double's hosted pay page, as the investor's browser would; `outcome` is one of
+ * the page's buttons (pay, decline, fail_3ds, ach_succeed, ach_fail). Returns the response (a 303 to
+ * the success URL when the payment went through).
+ */
+export async function payCheckout(t: Pick<TestApp, 'url' | 'config'>, checkoutUrl: string, outcome = 'pay', expected = [303]) {
+  const response = await fetch(onTestServer(t, checkoutUrl), {
     method: 'POST',
-    body: 'outcome=pay',
+    body: `outcome=${outcome}`,
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     redirect: 'manual',
   });
-  expect([200, 303]).toContain(response.status);
+  expect(expected, await response.clone().text()).toContain(response.status);
+  return response;
+}
+
+/** Settles a processing bank debit on the double's page: the debit clears (`pay`) or fails (`fail`). */
+export async function settleCheckout(t: Pick<TestApp, 'url' | 'config'>, checkoutUrl: string, outcome: 'pay' | 'fail') {
+  const response = await fetch(`${onTestServer(t, checkoutUrl)}/settle`, {
+    method: 'POST',
+    body: `outcome=${outcome}`,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  expect(response.status, await response.clone().text()).toBe(200);
 }

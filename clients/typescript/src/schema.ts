@@ -820,7 +820,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create a Stripe Checkout Session for units × price */
+        /**
+         * Create a Stripe Checkout Session for units × price
+         * @description The body is optional. `successUrl` / `cancelUrl` say where the browser goes after paying or cancelling: absolute https URLs (http only in development mode), on an origin of CHECKOUT_RETURN_ORIGINS when that is set; Stripe's `{CHECKOUT_SESSION_ID}` placeholder is kept. Without them, our hosted confirmation pages, which need no token. An open session is returned again, with the return URLs it was created with.
+         */
         post: operations["postIssuanceSubscriptionsByIdCreateCheckoutSession"];
         delete?: never;
         options?: never;
@@ -2110,6 +2113,12 @@ export interface components {
             /** @constant */
             consent: true;
         };
+        CreateCheckoutRequestInput: {
+            /** Format: uri */
+            successUrl?: string;
+            /** Format: uri */
+            cancelUrl?: string;
+        } | null;
         /**
          * @example {
          *       "url": "https://hooks.example.com/tranche",
@@ -7671,7 +7680,17 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "successUrl": "https://app.example.com/return",
+                 *       "cancelUrl": "https://app.example.com/return"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateCheckoutRequestInput"];
+            };
+        };
         responses: {
             /** @description Default Response */
             200: {

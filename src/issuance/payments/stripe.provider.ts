@@ -1,7 +1,8 @@
 import Stripe from 'stripe';
 import type { PaymentEvent, PaymentProvider } from './payment-provider.ts';
 
-export type StripeOptions = { secretKey: string; webhookSecret: string; host?: string; port?: number; protocol?: 'http' | 'https' };
+/** `apiBase`: another Stripe API root, such as the local double (`http://127.0.0.1:3000/stripe-double`); a path is kept. */
+export type StripeOptions = { secretKey: string; webhookSecret: string; apiBase?: string };
 
 const HANDLED = new Set<string>([
   'checkout.session.completed',
@@ -10,15 +11,36 @@ const HANDLED = new Set<string>([
   'checkout.session.expired',
 ]);
 
-/** Stripe Checkout through the official SDK; `host`/`port`/`protocol` point it at the local double. */
-export function stripeProvider(options: StripeOptions): PaymentProvider {
-  const stripe = new Stripe(options.secretKey, {
+/**
+ * The official SDK client, pointed at `apiBase` when given. The SDK knows a host, port and protocol
+ * but no path, so a base with a path (the double under /stripe-double) gets an HTTP client that
+ * prefixes every request path.
+ */
+export function stripeClient(secretKey: string, apiBase?: string): Stripe {
+  const base = apiBase ? new URL(apiBase) : undefined;
+  const prefix = base ? base.pathname.replace(/\/$/, '') : '';
+  const httpClient = Stripe.createNodeHttpClient();
+  if (prefix) {
+    const inner = Stripe.createNodeHttpClient();
+    httpClient.makeRequest = (host, port, path, ...rest) => inner.makeRequest(host, port, `${prefix}${path}`, ...rest);
+  }
+  return new Stripe(secretKey, {
     maxNetworkRetries: 2,
     timeout: 15_000,
-    ...(options.host ? { host: options.host } : {}),
-    ...(options.port ? { port: options.port } : {}),
-    ...(options.protocol ? { protocol: options.protocol } : {}),
+    httpClient,
+    ...(base
+      ? {
+          host: base.hostname.replace(/^\[(.*)\]$/, '$1'),
+          port: Number(base.port || (base.protocol === 'https:' ? 443 : 80)),
+          protocol: base.protocol === 'https:' ? ('https' as const) : ('http' as const),
+        }
+      : {}),
   });
+}
+
+/** Stripe Checkout through the official SDK; `apiBase` points it at the local double. Amounts in cents. */
+export function stripeProvider(options: StripeOptions): PaymentProvider {
+  const stripe = stripeClient(options.secretKey, options.apiBase);
 
   return {
     async createCheckoutSession(request) {

@@ -10,6 +10,7 @@ import { pageMetaFor } from '../../platform/http/paging.ts';
 import { paged } from '../offerings/offerings.schemas.ts';
 import type { PaymentProvider } from '../payments/payment-provider.ts';
 import {
+  checkoutBody,
   checkoutResponse,
   createSubscriptionBody,
   listSubscriptionsQuery,
@@ -118,11 +119,17 @@ export async function subscriptionsRoutes(
       schema: {
         ...common,
         summary: 'Create a Stripe Checkout Session for units × price',
+        description:
+          'The body is optional. `successUrl` / `cancelUrl` say where the browser goes after paying or cancelling: ' +
+          'absolute https URLs (http only in development mode), on an origin of CHECKOUT_RETURN_ORIGINS when that is set; ' +
+          "Stripe's `{CHECKOUT_SESSION_ID}` placeholder is kept. Without them, our hosted confirmation pages, which need no token. " +
+          'An open session is returned again, with the return URLs it was created with.',
         params: idParams,
+        body: checkoutBody,
         response: { 200: envelope(checkoutResponse), ...errorResponses(400, 401, 404, 409) },
       },
     },
-    async (request) => ok(toSnake(await subscriptions.createCheckout(requireUser(request), request.params.id))),
+    async (request) => ok(toSnake(await subscriptions.createCheckout(requireUser(request), request.params.id, request.body ?? {}))),
   );
 
   routes.delete(

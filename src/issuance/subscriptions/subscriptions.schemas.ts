@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { subscriptionStatuses } from '../issuance.tables.ts';
 import { moneyString } from '../../platform/money.ts';
 import { pagePagingQuery } from '../../platform/http/paging.ts';
+import { optionalBody } from '../../platform/http/bodies.ts';
 
 export const subscriptionStatus = z.enum(subscriptionStatuses);
 
@@ -49,3 +50,13 @@ export const subscriptionResponse = z.object({
 });
 
 export const checkoutResponse = z.object({ session_id: z.string(), checkout_url: z.string(), amount: z.string(), currency: z.string() });
+
+const returnUrl = z.url({ protocol: /^https?$/ }).max(2048);
+
+/** Optional: where Stripe Checkout sends the browser back to; see `checkoutReturnUrls`. */
+export const checkoutBody = optionalBody(
+  z.strictObject({
+    successUrl: returnUrl.optional(),
+    cancelUrl: returnUrl.optional(),
+  }),
+);

@@ -7,6 +7,7 @@ import { AppError, notFound } from '../../platform/http/errors.ts';
 import { pageOffset, type PagePaging } from '../../platform/http/paging.ts';
 import { fromCents } from '../../platform/money.ts';
 import type { OfferingRow, OfferingsRepo, SecurityRow } from '../offerings/offerings.repo.ts';
+import { checkoutReturnUrls, type CheckoutReturnPolicy, type CheckoutReturnUrls } from '../payments/checkout-return.ts';
 import type { PaymentEvent, PaymentProvider } from '../payments/payment-provider.ts';
 import { regCfLimitCents, restrictionFor } from './regulation.ts';
 import type { SubscriptionRow, SubscriptionsRepo, SubscriptionStatus } from './subscriptions.repo.ts';
@@ -74,6 +75,7 @@ export function subscriptionsService(deps: {
   payments: PaymentProvider;
   clock: Clock;
   publicUrl: string;
+  checkoutReturn: CheckoutReturnPolicy;
 }) {
   const { db, repo, clock } = deps;
 
@@ -276,8 +278,14 @@ export function subscriptionsService(deps: {
       return present(signed);
     },
 
-    /** A Stripe Checkout Session for units × price; an open session is returned again rather than duplicated. */
-    async createCheckout(principal: UserPrincipal, id: string) {
+    /**
+     * A Stripe Checkout Session for units × price; an open session is returned again rather than
+     * duplicated (with the return URLs it was created with). `successUrl` / `cancelUrl`: where the
+     * browser goes after paying or cancelling (absolute URLs, see `checkoutReturnUrls`); absent,
+     * our hosted confirmation pages.
+     */
+    async createCheckout(principal: UserPrincipal, id: string, returnTo: Partial<CheckoutReturnUrls> = {}) {
+      const urls = checkoutReturnUrls(returnTo, deps.checkoutReturn, deps.publicUrl);
       const row = await own(principal, id);
       if (row.status !== 'pending_payment')
         throw new AppError('INVALID_STATE', `Checkout needs a signed subscription; this one is ${row.status}`);
@@ -297,8 +305,7 @@ export function subscriptionsService(deps: {
         currency: row.currency,
         paymentMethod: row.paymentMethod,
         description: `Subscription ${row.id}: ${row.units} units`,
-        successUrl: `${deps.publicUrl}/issuance/subscriptions/${row.id}?checkout=success`,
-        cancelUrl: `${deps.publicUrl}/issuance/subscriptions/${row.id}?checkout=cancelled`,
+        ...urls,
         idempotencyKey: `checkout:${row.id}:${attempt}`,
       });
       await db.transaction(async (tx) => {
