@@ -7,6 +7,7 @@ import { rewrap, seal, unseal } from '../crypto/envelope.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Db, Executor } from '../db/database.ts';
 import { idempotencyKeys } from '../platform.tables.ts';
+import type { JobMetrics } from '../observability/metrics.ts';
 import { throttled } from '../throttle.ts';
 import { AppError } from './errors.ts';
 
@@ -44,107 +45,112 @@ function requestHash(request: FastifyRequest): string {
  * a record still in progress after it was left by a process that died mid-request, and a retry
  * takes it over and runs; only the request that holds the key may complete or release it.
  */
-export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: Db; keyring: Keyring; leaseSeconds: number }) => {
-  const { db, keyring } = options;
-  const sweepExpired = throttled(() => db.delete(idempotencyKeys).where(lt(idempotencyKeys.expiresAt, sql`now()`)), 60_000);
-  app.decorateRequest('idempotencyRecord', null);
+export const idempotencyPlugin = fp(
+  async (app: FastifyInstance, options: { db: Db; keyring: Keyring; leaseSeconds: number; jobs?: JobMetrics }) => {
+    const { db, keyring } = options;
+    const sweep = async () => {
+      await db.delete(idempotencyKeys).where(lt(idempotencyKeys.expiresAt, sql`now()`));
+    };
+    const sweepExpired = throttled(() => (options.jobs ? options.jobs.track('idempotency_sweep', sweep) : sweep()), 60_000);
+    app.decorateRequest('idempotencyRecord', null);
 
-  app.addHook('preHandler', async (request, reply) => {
-    const key = request.headers['idempotency-key'];
-    if (key === undefined || !WRITE_METHODS.has(request.method) || request.routeOptions.config.idempotent === false) return;
-    if (typeof key !== 'string' || !KEY_PATTERN.test(key)) {
-      throw new AppError('VALIDATION_ERROR', 'Idempotency-Key must be 1-255 visible ASCII characters', [
-        { field: 'Idempotency-Key', message: 'must be 1-255 visible ASCII characters' },
-      ]);
-    }
-    const caller = request.principal ?? request.reviewer;
-    if (!caller) return;
-    const scope = scopeOf(caller);
-    const hash = requestHash(request);
-    const expiresAt = sql`now() + make_interval(hours => ${RETENTION_HOURS})`;
-    const leaseUntil = sql`now() + make_interval(secs => ${options.leaseSeconds})`;
-    const owner = randomUUID();
+    app.addHook('preHandler', async (request, reply) => {
+      const key = request.headers['idempotency-key'];
+      if (key === undefined || !WRITE_METHODS.has(request.method) || request.routeOptions.config.idempotent === false) return;
+      if (typeof key !== 'string' || !KEY_PATTERN.test(key)) {
+        throw new AppError('VALIDATION_ERROR', 'Idempotency-Key must be 1-255 visible ASCII characters', [
+          { field: 'Idempotency-Key', message: 'must be 1-255 visible ASCII characters' },
+        ]);
+      }
+      const caller = request.principal ?? request.reviewer;
+      if (!caller) return;
+      const scope = scopeOf(caller);
+      const hash = requestHash(request);
+      const expiresAt = sql`now() + make_interval(hours => ${RETENTION_HOURS})`;
+      const leaseUntil = sql`now() + make_interval(secs => ${options.leaseSeconds})`;
+      const owner = randomUUID();
 
-    const claimed = await db
-      .insert(idempotencyKeys)
-      .values({ scope, key, requestHash: hash, state: 'in_progress', owner, leaseUntil, expiresAt })
-      .onConflictDoUpdate({
-        target: [idempotencyKeys.scope, idempotencyKeys.key],
-        set: {
-          requestHash: hash,
-          state: 'in_progress',
-          owner,
-          leaseUntil,
-          responseStatus: null,
-          responseCiphertext: null,
-          expiresAt,
-          createdAt: sql`now()`,
-        },
-        // An expired record, or one whose request died holding it (same request only: another body gets 422).
-        setWhere: or(
-          lt(idempotencyKeys.expiresAt, sql`now()`),
-          and(
-            eq(idempotencyKeys.state, 'in_progress'),
-            eq(idempotencyKeys.requestHash, hash),
-            or(sql`${idempotencyKeys.leaseUntil} is null`, lt(idempotencyKeys.leaseUntil, sql`now()`)),
+      const claimed = await db
+        .insert(idempotencyKeys)
+        .values({ scope, key, requestHash: hash, state: 'in_progress', owner, leaseUntil, expiresAt })
+        .onConflictDoUpdate({
+          target: [idempotencyKeys.scope, idempotencyKeys.key],
+          set: {
+            requestHash: hash,
+            state: 'in_progress',
+            owner,
+            leaseUntil,
+            responseStatus: null,
+            responseCiphertext: null,
+            expiresAt,
+            createdAt: sql`now()`,
+          },
+          // An expired record, or one whose request died holding it (same request only: another body gets 422).
+          setWhere: or(
+            lt(idempotencyKeys.expiresAt, sql`now()`),
+            and(
+              eq(idempotencyKeys.state, 'in_progress'),
+              eq(idempotencyKeys.requestHash, hash),
+              or(sql`${idempotencyKeys.leaseUntil} is null`, lt(idempotencyKeys.leaseUntil, sql`now()`)),
+            ),
           ),
-        ),
-      })
-      .returning({ scope: idempotencyKeys.scope });
-    if (claimed.length > 0) {
-      request.idempotencyRecord = { scope, key, owner };
-      sweepExpired();
-      return;
-    }
+        })
+        .returning({ scope: idempotencyKeys.scope });
+      if (claimed.length > 0) {
+        request.idempotencyRecord = { scope, key, owner };
+        sweepExpired();
+        return;
+      }
 
-    const [existing] = await db
-      .select()
-      .from(idempotencyKeys)
-      .where(and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key)));
-    if (!existing) throw new AppError('CONFLICT', 'A request with this Idempotency-Key is in progress; retry shortly');
-    if (existing.requestHash !== hash) {
-      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request');
-    }
-    if (existing.state !== 'completed' || !existing.responseCiphertext) {
-      throw new AppError('CONFLICT', 'A request with this Idempotency-Key is in progress; retry shortly');
-    }
-    const body = unseal(
-      keyring,
-      { keyId: existing.responseKeyId!, wrappedKey: existing.responseWrappedKey!, ciphertext: existing.responseCiphertext },
-      `idempotency:${scope}:${key}`,
-    );
-    return reply.code(existing.responseStatus!).header('idempotent-replayed', 'true').type('application/json; charset=utf-8').send(body);
-  });
+      const [existing] = await db
+        .select()
+        .from(idempotencyKeys)
+        .where(and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key)));
+      if (!existing) throw new AppError('CONFLICT', 'A request with this Idempotency-Key is in progress; retry shortly');
+      if (existing.requestHash !== hash) {
+        throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request');
+      }
+      if (existing.state !== 'completed' || !existing.responseCiphertext) {
+        throw new AppError('CONFLICT', 'A request with this Idempotency-Key is in progress; retry shortly');
+      }
+      const body = unseal(
+        keyring,
+        { keyId: existing.responseKeyId!, wrappedKey: existing.responseWrappedKey!, ciphertext: existing.responseCiphertext },
+        `idempotency:${scope}:${key}`,
+      );
+      return reply.code(existing.responseStatus!).header('idempotent-replayed', 'true').type('application/json; charset=utf-8').send(body);
+    });
 
-  app.addHook('onSend', async (request, reply, payload) => {
-    const record = request.idempotencyRecord;
-    if (!record) return payload;
-    request.idempotencyRecord = null;
-    // Only while this request still holds the key: after its lease another request may have taken it over.
-    const where = and(
-      eq(idempotencyKeys.scope, record.scope),
-      eq(idempotencyKeys.key, record.key),
-      eq(idempotencyKeys.owner, record.owner),
-    );
-    if (reply.statusCode >= 500 || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) {
-      await db.delete(idempotencyKeys).where(where);
+    app.addHook('onSend', async (request, reply, payload) => {
+      const record = request.idempotencyRecord;
+      if (!record) return payload;
+      request.idempotencyRecord = null;
+      // Only while this request still holds the key: after its lease another request may have taken it over.
+      const where = and(
+        eq(idempotencyKeys.scope, record.scope),
+        eq(idempotencyKeys.key, record.key),
+        eq(idempotencyKeys.owner, record.owner),
+      );
+      if (reply.statusCode >= 500 || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) {
+        await db.delete(idempotencyKeys).where(where);
+        return payload;
+      }
+      const sealed = seal(keyring, payload.toString(), `idempotency:${record.scope}:${record.key}`);
+      await db
+        .update(idempotencyKeys)
+        .set({
+          state: 'completed',
+          leaseUntil: null,
+          responseStatus: reply.statusCode,
+          responseKeyId: sealed.keyId,
+          responseWrappedKey: sealed.wrappedKey,
+          responseCiphertext: sealed.ciphertext,
+        })
+        .where(where);
       return payload;
-    }
-    const sealed = seal(keyring, payload.toString(), `idempotency:${record.scope}:${record.key}`);
-    await db
-      .update(idempotencyKeys)
-      .set({
-        state: 'completed',
-        leaseUntil: null,
-        responseStatus: reply.statusCode,
-        responseKeyId: sealed.keyId,
-        responseWrappedKey: sealed.wrappedKey,
-        responseCiphertext: sealed.ciphertext,
-      })
-      .where(where);
-    return payload;
-  });
-});
+    });
+  },
+);
 
 /** Re-wraps stored responses under the active master key. */
 export async function rewrapIdempotencyResponses(tx: Executor, keyring: Keyring): Promise<number> {
