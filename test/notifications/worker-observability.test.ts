@@ -90,22 +90,23 @@ describe('worker observability: its own health and metrics port, one log line pe
 
   it('answers health on WORKER_HTTP_PORT, metrics only with the token, and counts the deliveries there', async () => {
     worker = await startServer([...fromSource, 'serve', '--role', 'worker'], deployment.env, port, '/health/ready');
-    const live = await fetch(`${worker.url}/health/live`);
+    const url = worker.url;
+    const live = await fetch(`${url}/health/live`);
     expect(live.status).toBe(200);
     expect(await live.json()).toMatchObject({ success: true, data: { status: 'ok' } });
-    const ready = await fetch(`${worker.url}/health/ready`);
+    const ready = await fetch(`${url}/health/ready`);
     expect(await ready.json()).toMatchObject({ data: { status: 'ready', checks: { database: 'ok' } } });
     // The worker serves no API and no docs.
-    expect((await fetch(`${worker.url}/notifications/webhooks`)).status).toBe(404);
-    expect((await fetch(`${worker.url}/openapi.json`)).status).toBe(404);
+    expect((await fetch(`${url}/notifications/webhooks`)).status).toBe(404);
+    expect((await fetch(`${url}/openapi.json`)).status).toBe(404);
 
-    const refused = await fetch(`${worker.url}/metrics`);
+    const refused = await fetch(`${url}/metrics`);
     expect(refused.status).toBe(401);
     expect(await refused.text()).not.toContain('tranche_');
 
     let text = '';
     await eventually(async () => {
-      const response = await fetch(`${worker.url}/metrics`, { headers: bearer });
+      const response = await fetch(`${url}/metrics`, { headers: bearer });
       text = await response.text();
       return (
         response.status === 200 &&
