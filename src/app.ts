@@ -19,12 +19,24 @@ import { systemClock, type Clock } from './platform/clock.ts';
 import { createKeyserver, type Keyserver } from './keyserver/keyserver.module.ts';
 import { sendJsonApiError } from './keyserver/jsonapi.ts';
 import './openapi-components.ts';
+import type { FastifyBaseLogger } from 'fastify';
+import { createLogger } from './platform/observability/logging.ts';
+import { createMetricsRegistry, databaseMetrics, jobMetrics, type JobMetrics, type Registry } from './platform/observability/metrics.ts';
 import { outboxMailer, smtpMailer, type Mailer } from './platform/mail/mailer.ts';
 
 export const version: string = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
 
-export type AppDeps = { config: Config; database: Database; keyring: Keyring; logStream?: Writable; clock?: Clock };
+export type AppDeps = {
+  config: Config;
+  database: Database;
+  keyring: Keyring;
+  /** Where log lines go when no `log` is given (tests); default stdout. */
+  logStream?: Writable;
+  /** The process's logger; default one made from LOG_LEVEL and `logStream`. */
+  log?: FastifyBaseLogger;
+  clock?: Clock;
+};
 
 export type Modules = {
   identity: Identity;
@@ -33,6 +45,11 @@ export type Modules = {
   keyserver: Keyserver;
   storage: StorageSetup;
   mailer: Mailer;
+  /** One logger for the process: its HTTP servers and the webhook worker. */
+  log: FastifyBaseLogger;
+  /** One metrics registry for the process: whichever listener serves `/metrics` shows all of it. */
+  metrics: Registry;
+  jobs: JobMetrics;
 };
 
 export function createModules(deps: AppDeps): Modules {
@@ -40,10 +57,16 @@ export function createModules(deps: AppDeps): Modules {
   const clock = deps.clock ?? systemClock;
   const mailer = deps.config.smtpUrl ? smtpMailer(deps.config.smtpUrl, deps.config.mailFrom) : outboxMailer(deps.database.db);
   const identity = createIdentity({ db: deps.database.db, keyring: deps.keyring, storage: storage.storage, config: deps.config, version });
+  const log = deps.log ?? createLogger(deps.config.logLevel, deps.logStream);
+  const metrics = createMetricsRegistry();
+  databaseMetrics(metrics, deps.database, deps.config.healthTimeoutMs);
   return {
     storage,
     mailer,
     identity,
+    log,
+    metrics,
+    jobs: jobMetrics(metrics),
     keyserver: createKeyserver({
       db: deps.database.db,
       keyring: deps.keyring,
@@ -52,7 +75,15 @@ export function createModules(deps: AppDeps): Modules {
       storage: storage.storage,
       config: deps.config,
     }),
-    notifications: createNotifications({ database: deps.database, keyring: deps.keyring, clock, config: deps.config, version }),
+    notifications: createNotifications({
+      database: deps.database,
+      keyring: deps.keyring,
+      clock,
+      config: deps.config,
+      version,
+      metrics,
+      log,
+    }),
     issuance: createIssuance({
       db: deps.database.db,
       storage: storage.storage,
@@ -86,7 +117,8 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
   const { config, database, keyring } = deps;
   const app = await createServer({
     logLevel: config.logLevel,
-    logStream: deps.logStream,
+    logger: modules.log,
+    metrics: { registry: modules.metrics, serve: config.metricsPort === undefined, token: config.metricsToken },
     bodyLimitBytes: config.bodyLimitBytes,
     publicUrl: config.publicUrl,
     version,
@@ -96,7 +128,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
   });
   await app.register(healthRoutes, { db: database.db, timeoutMs: config.healthTimeoutMs });
   await app.register(authPlugin, { ...modules.identity.authenticators, guesses: modules.identity.guesses });
-  await app.register(idempotencyPlugin, { db: database.db, keyring, leaseSeconds: config.inProgressLeaseSeconds });
+  await app.register(idempotencyPlugin, { db: database.db, keyring, leaseSeconds: config.inProgressLeaseSeconds, jobs: modules.jobs });
   await app.register(modules.identity.routes, { prefix: '/identity' });
   await app.register((scope) => modules.notifications.routes(scope), { prefix: '/notifications' });
   for (const prefix of ['/issuance', '/primary-issuance']) await app.register((scope) => modules.issuance.routes(scope), { prefix });
@@ -117,4 +149,32 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
   if (modules.identity.demoRoutes) await app.register(modules.identity.demoRoutes, { prefix: '/demo-idp' });
   if (modules.issuance.stripeDouble) await app.register(modules.issuance.stripeDouble.routes, { prefix: STRIPE_DOUBLE_PREFIX });
   return app;
+}
+
+/** A server with no API routes: the process's logger and metrics, our error envelope, no docs. */
+function bareServer(config: Config, modules: Modules, serveMetrics: boolean) {
+  return createServer({
+    logLevel: config.logLevel,
+    logger: modules.log,
+    metrics: { registry: modules.metrics, serve: serveMetrics, token: config.metricsToken },
+    bodyLimitBytes: config.bodyLimitBytes,
+    publicUrl: config.publicUrl,
+    version,
+    docs: false,
+  });
+}
+
+/**
+ * The `--role worker` HTTP server (WORKER_HTTP_PORT): `/health/live`, `/health/ready` (the
+ * database answers, migrations current) and, unless METRICS_PORT moves it, `/metrics`.
+ */
+export async function buildWorkerApp(deps: Pick<AppDeps, 'config' | 'database'>, modules: Modules) {
+  const app = await bareServer(deps.config, modules, deps.config.metricsPort === undefined);
+  await app.register(healthRoutes, { db: deps.database.db, timeoutMs: deps.config.healthTimeoutMs });
+  return app;
+}
+
+/** The METRICS_PORT listener: `/metrics` only (with METRICS_TOKEN when set). */
+export function buildMetricsApp(config: Config, modules: Modules) {
+  return bareServer(config, modules, true);
 }

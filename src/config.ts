@@ -10,6 +10,9 @@ const booleanFlag = z
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().min(1).optional(),
+  WORKER_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(3001),
+  METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
   PUBLIC_URL: z.url().optional(),
   DATA_DIR: z.string().min(1).default('./data'),
   DATABASE_URL: z
@@ -120,6 +123,18 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
     meaning: 'external URL; the access-token issuer is `$PUBLIC_URL/identity` (the same in every process of a deployment)',
   },
   HEALTH_PORT: { default: '`$PORT`', meaning: 'the port the container `HEALTHCHECK` (`dist/healthcheck.js`) asks for `/health/ready`' },
+  WORKER_HTTP_PORT: {
+    meaning:
+      "`--role worker`: port (on `HOST`) of the worker's `/health/live`, `/health/ready` and `/metrics`; `0` serves no HTTP. The other roles serve these on `PORT`",
+  },
+  METRICS_PORT: {
+    meaning:
+      "serve `/metrics` on this port (on `HOST`) only, not on `PORT` or `WORKER_HTTP_PORT`; unset, `/metrics` is on the process's HTTP port",
+  },
+  METRICS_TOKEN: {
+    meaning:
+      'at least 16 characters; `/metrics` then answers only `Authorization: Bearer <token>` (else 401). Unset, `/metrics` is open to whoever reaches the port',
+  },
   DATA_DIR: { meaning: 'embedded database files, the generated keyring and local object storage' },
   DATABASE_URL: { meaning: '`postgres://...`: run on a PostgreSQL server (15 or newer) instead of the embedded database' },
   NODE_ENV: { meaning: '`production` turns off the development defaults of the embedded database (loopback webhooks)' },
@@ -253,6 +268,18 @@ export type Config = {
   /** Listen address: 127.0.0.1 on the embedded database (development), else 0.0.0.0. */
   host: string;
   publicUrl: string;
+  /**
+   * `--role worker` only: the port of the worker's own HTTP server (`/health/live`,
+   * `/health/ready`, `/metrics`) on HOST; 0 serves none. The other roles serve these on PORT.
+   */
+  workerHttpPort: number;
+  /**
+   * Where `/metrics` is served: on its own listener at this port (on HOST) and nowhere else, or,
+   * undefined, on the process's HTTP port (PORT, or WORKER_HTTP_PORT for the worker role).
+   */
+  metricsPort: number | undefined;
+  /** When set, `/metrics` answers only `Authorization: Bearer <token>` (compared in constant time); else 401. */
+  metricsToken: string | undefined;
   dataDir: string;
   databaseUrl: string | undefined;
   /** Pool size and the bounds on every wait for PostgreSQL (ignored on the embedded database). */
@@ -397,6 +424,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST ?? (embedded ? '127.0.0.1' : '0.0.0.0'),
     publicUrl,
+    workerHttpPort: e.WORKER_HTTP_PORT,
+    metricsPort: e.METRICS_PORT,
+    metricsToken: e.METRICS_TOKEN,
     dataDir: path.resolve(e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     postgres: {

@@ -3,7 +3,7 @@ import type { Keyserver } from './keyserver/keyserver.module.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildApp, createModules, version } from './app.ts';
+import { buildApp, buildMetricsApp, buildWorkerApp, createModules, version, type Modules } from './app.ts';
 import { ConfigError, LOOPBACK_RANGES, loadConfig, type Config } from './config.ts';
 import { DEMO_AUDIENCE } from './identity/demo-idp/demo-idp.ts';
 import type { Identity } from './identity/identity.module.ts';
@@ -36,6 +36,8 @@ Configuration comes from the environment (see README), X_FILE=/path for any X:
   DATABASE_URL        postgres://... (unset: embedded database in DATA_DIR, default ./data)
   MASTER_KEYS, HASH_SECRET   required on PostgreSQL, the same in every process (tranche keys generate)
   PORT, HOST          HTTP listen address (default 3000, 127.0.0.1 embedded / 0.0.0.0 PostgreSQL)
+  WORKER_HTTP_PORT    --role worker: health and metrics port (default 3001, 0: none)
+  METRICS_PORT, METRICS_TOKEN   /metrics on its own port only; require Authorization: Bearer <token>
 Exit code 1 with one line on stderr when the command fails.`;
 
 type Context = { config: Config; database: Database; identity: Identity; keyserver: Keyserver; keyring: Keyring };
@@ -129,27 +131,50 @@ function showSecretsOnce(config: Config, text: string): string {
   return `Its API key, admin key and a demo ID token are in ${file} (mode 0600, shown nowhere else): read it, then delete it.`;
 }
 
+/** The METRICS_PORT listener when configured, listening; closed with the process. */
+async function listenForMetrics(config: Config, modules: Modules) {
+  if (config.metricsPort === undefined) return undefined;
+  const metricsApp = await buildMetricsApp(config, modules);
+  await metricsApp.listen({ port: config.metricsPort, host: config.host });
+  return metricsApp;
+}
+
 async function serve(config: Config, role: Role) {
   const { database, keyring } = await openVerified(config);
   const modules = createModules({ config, database, keyring });
   if (role === 'worker') {
+    const http = config.workerHttpPort === 0 ? undefined : await buildWorkerApp({ config, database }, modules);
+    await http?.listen({ port: config.workerHttpPort, host: config.host });
+    const metricsApp = await listenForMetrics(config, modules);
     const worker = await modules.notifications.startWorker();
     const stop = async () => {
       await worker.stop();
+      await http?.close();
+      await metricsApp?.close();
       await modules.notifications.close();
       await database.close();
       process.exit(0);
     };
     process.once('SIGINT', () => void stop());
     process.once('SIGTERM', () => void stop());
-    console.log(`Tranche ${version} webhook worker started (${database.kind === 'embedded' ? 'embedded database' : 'PostgreSQL'})`);
+    const served = [
+      http
+        ? `health${config.metricsPort === undefined ? ' and metrics' : ''} on http://${config.host}:${config.workerHttpPort}`
+        : undefined,
+      config.metricsPort === undefined ? undefined : `metrics on http://${config.host}:${config.metricsPort}/metrics`,
+    ].filter(Boolean);
+    console.log(
+      `Tranche ${version} webhook worker started (${database.kind === 'embedded' ? 'embedded database' : 'PostgreSQL'})${served.length > 0 ? `; ${served.join(', ')}` : ''}`,
+    );
     return;
   }
   const app = await buildApp({ config, database, keyring }, modules);
-  const worker = role === 'all' ? await modules.notifications.startWorker(app.log) : undefined;
+  const worker = role === 'all' ? await modules.notifications.startWorker() : undefined;
+  const metricsApp = await listenForMetrics(config, modules);
   const close = async () => {
     await worker?.stop();
     await app.close();
+    await metricsApp?.close();
     await database.close();
     process.exit(0);
   };

@@ -23,3 +23,20 @@ describe('config: webhook egress in development mode', () => {
     });
   });
 });
+
+describe('config: observability settings', () => {
+  it('the worker answers health and metrics on 3001 by default, 0 turns its listener off; /metrics stays open and on the HTTP port', () => {
+    expect(loadConfig({})).toMatchObject({ workerHttpPort: 3001, metricsPort: undefined, metricsToken: undefined });
+    expect(loadConfig({ WORKER_HTTP_PORT: '0' }).workerHttpPort).toBe(0);
+    expect(loadConfig({ METRICS_PORT: '9464', METRICS_TOKEN: 'a'.repeat(16) })).toMatchObject({
+      metricsPort: 9464,
+      metricsToken: 'a'.repeat(16),
+    });
+  });
+
+  it('refuses a short METRICS_TOKEN and a port out of range, naming the variable', () => {
+    expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(/METRICS_TOKEN: at least 16 characters/);
+    expect(() => loadConfig({ METRICS_PORT: '0' })).toThrow(/METRICS_PORT/);
+    expect(() => loadConfig({ WORKER_HTTP_PORT: '70000' })).toThrow(/WORKER_HTTP_PORT/);
+  });
+});

@@ -10,7 +10,18 @@ describe('docs stay true', () => {
     const documented = new Set([...webhooks.matchAll(/^\| `([\w.]+)` +\|/gm)].map((match) => match[1]));
     for (const type of Object.keys(eventCatalog)) expect(documented.has(type), type).toBe(true);
     const readme = read('README.md');
-    for (const doc of ['docs/webhooks.md', 'docs/kyc-sandbox.md', 'docs/accreditation.md']) expect(readme).toContain(`](${doc})`);
+    for (const doc of ['docs/webhooks.md', 'docs/kyc-sandbox.md', 'docs/accreditation.md', 'docs/operations.md'])
+      expect(readme).toContain(`](${doc})`);
+  });
+
+  it('the operations guide lists every metric the code registers, and the README every setting of src/config.ts it documents', () => {
+    const sources = ['src/platform/observability/metrics.ts', 'src/notifications/delivery-observer.ts'].map(read).join('\n');
+    const names = [...sources.matchAll(/name: '((?:tranche|http)_\w+)'/g)].map((match) => match[1]!);
+    expect(names.length).toBeGreaterThan(10);
+    const operations = read('docs/operations.md');
+    for (const name of names) expect(operations, name).toContain(`| \`${name}\``);
+    const readme = read('README.md');
+    for (const setting of ['WORKER_HTTP_PORT', 'METRICS_PORT', 'METRICS_TOKEN']) expect(readme, setting).toContain(`| \`${setting}\``);
   });
 
   it('the sandbox KYC table covers every SSN suffix the sandbox provider reacts to', () => {

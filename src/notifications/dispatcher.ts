@@ -28,7 +28,26 @@ export type DispatcherOptions = {
   concurrency?: number;
   disableAfterMs: number;
   log?: FastifyBaseLogger;
+  /** Called once per scheduled attempt after its result is recorded (metrics, the failed-attempt log line). */
+  onAttempt?: (report: AttemptReport) => void;
 };
+
+/**
+ * One scheduled attempt, as recorded: `attemptNumber` counts from 1; `outcome` is `succeeded`,
+ * `retrying` (a retry at `nextAttemptAt`), `exhausted` (no retry: the schedule ran out, or 410
+ * Gone), or `superseded` (the lease had passed to another worker, which will record its own attempt).
+ */
+export type AttemptReport = {
+  delivery: DeliveryRow;
+  endpoint: EndpointRow;
+  result: SendResult;
+  attemptNumber: number;
+  outcome: 'succeeded' | 'retrying' | 'exhausted' | 'superseded';
+  nextAttemptAt: Date | null;
+  at: Date;
+};
+
+type RecordedFailure = Pick<AttemptReport, 'attemptNumber' | 'outcome' | 'nextAttemptAt'>;
 
 export const secretAad = (secretId: string) => `webhook_secrets:${secretId}`;
 
@@ -121,9 +140,15 @@ export function dispatcher(options: DispatcherOptions) {
   }
 
   /** What follows a failed scheduled attempt: a retry later, giving up, or disabling the endpoint. */
-  async function recordFailure(claimed: DeliveryRow, endpoint: EndpointRow, result: SendResult, now: Date, tx: Executor): Promise<void> {
+  async function recordFailure(
+    claimed: DeliveryRow,
+    endpoint: EndpointRow,
+    result: SendResult,
+    now: Date,
+    tx: Executor,
+  ): Promise<RecordedFailure> {
     const current = await deliveries.lock(claimed.id, tx);
-    if (current?.status !== 'sending') return;
+    if (current?.status !== 'sending') return { attemptNumber: claimed.attemptCount + 1, outcome: 'superseded', nextAttemptAt: null };
     await deliveries.insertAttempts(
       [{ deliveryId: claimed.id, trigger: 'scheduled', url: endpoint.url, createdAt: now, ...attemptFields(result) }],
       tx,
@@ -140,14 +165,13 @@ export function dispatcher(options: DispatcherOptions) {
     if (result.statusCode === 410) {
       await deliveries.update(claimed.id, { ...common, status: 'exhausted', nextAttemptAt: null }, tx);
       if (lockedEndpoint.status === 'active') await disable(lockedEndpoint, 'the endpoint answered 410 Gone', tx);
-      return;
+      return { attemptNumber: attemptsMade, outcome: 'exhausted', nextAttemptAt: null };
     }
     const exhausted = attemptsMade > schedule.length;
+    const nextAttemptAt = exhausted ? null : new Date(now.getTime() + retryDelayMs(attemptsMade, result));
     await deliveries.update(
       claimed.id,
-      exhausted
-        ? { ...common, status: 'exhausted', nextAttemptAt: null }
-        : { ...common, status: 'pending', nextAttemptAt: new Date(now.getTime() + retryDelayMs(attemptsMade, result)) },
+      nextAttemptAt === null ? { ...common, status: 'exhausted', nextAttemptAt } : { ...common, status: 'pending', nextAttemptAt },
       tx,
     );
     const failingSince = lockedEndpoint.failingSince ?? now;
@@ -155,6 +179,7 @@ export function dispatcher(options: DispatcherOptions) {
     if (lockedEndpoint.status === 'active' && now.getTime() - failingSince.getTime() >= options.disableAfterMs) {
       await disable(lockedEndpoint, `failing for ${Math.round(options.disableAfterMs / 3_600_000)} hours`, tx);
     }
+    return { attemptNumber: attemptsMade, outcome: exhausted ? 'exhausted' : 'retrying', nextAttemptAt };
   }
 
   /**
@@ -210,9 +235,13 @@ export function dispatcher(options: DispatcherOptions) {
       const recovered = new Set(succeeded.filter(({ endpoint }) => endpoint.failingSince).map(({ endpoint }) => endpoint.id));
       for (const endpointId of recovered) await endpoints.update(endpointId, { failingSince: null }, tx);
     });
+    for (const entry of succeeded) {
+      options.onAttempt?.({ ...entry, attemptNumber: entry.delivery.attemptCount + 1, outcome: 'succeeded', nextAttemptAt: null });
+    }
     for (const { delivery, endpoint, result, at } of failed) {
       try {
-        await db.transaction((tx) => recordFailure(delivery, endpoint, result, at, tx));
+        const recorded = await db.transaction((tx) => recordFailure(delivery, endpoint, result, at, tx));
+        options.onAttempt?.({ delivery, endpoint, result, at, ...recorded });
       } catch (error) {
         options.log?.error({ err: error, deliveryId: delivery.id }, 'recording a failed attempt failed');
       }

@@ -6,8 +6,10 @@ import type { Keyring } from '../platform/crypto/keyring.ts';
 import { ping, type Database } from '../platform/db/database.ts';
 import { OUTBOX_CHANNEL } from '../platform/events/outbox.ts';
 import { registerServiceInfo } from '../platform/http/service-info.ts';
+import { jobMetrics, Registry } from '../platform/observability/metrics.ts';
 import { deliveriesRepo } from './deliveries/deliveries.repo.ts';
 import { deliveriesRoutes } from './deliveries/deliveries.routes.ts';
+import { deliveryObserver } from './delivery-observer.ts';
 import { DELIVERIES_CHANNEL, dispatcher as createDispatcher } from './dispatcher.ts';
 import { egressPolicy } from './egress-guard.ts';
 import { endpointsRepo } from './endpoints/endpoints.repo.ts';
@@ -33,10 +35,16 @@ export type NotificationsDeps = {
     | 'healthTimeoutMs'
   >;
   version: string;
+  /** The process's metrics registry (webhook metrics, worker passes); default: one of its own, unserved. */
+  metrics?: Registry;
+  /** Where the worker logs failed attempts and failed passes. */
+  log?: FastifyBaseLogger;
 };
 
 export function createNotifications(deps: NotificationsDeps) {
   const { database, keyring, clock, config } = deps;
+  const metrics = deps.metrics ?? new Registry();
+  const jobs = jobMetrics(metrics);
   const db = database.db;
   const endpoints = endpointsRepo(db);
   const deliveries = deliveriesRepo(db);
@@ -56,6 +64,12 @@ export function createNotifications(deps: NotificationsDeps) {
     secretGraceSeconds: config.webhookSecretGraceSeconds,
     wake,
   });
+  const observer = deliveryObserver({
+    registry: metrics,
+    log: deps.log,
+    backlog: () => deliveries.backlog(clock.now()),
+    timeoutMs: config.healthTimeoutMs,
+  });
   const dispatcher = createDispatcher({
     db,
     endpoints,
@@ -66,6 +80,8 @@ export function createNotifications(deps: NotificationsDeps) {
     retryScheduleSeconds: config.webhookRetryScheduleSeconds,
     disableAfterMs: config.webhookDisableAfterHours * 3_600_000,
     leaseSeconds: config.webhookLeaseSeconds,
+    log: deps.log,
+    onAttempt: observer.onAttempt,
   });
 
   return {
@@ -85,7 +101,7 @@ export function createNotifications(deps: NotificationsDeps) {
     },
 
     /** The delivery worker: woken by NOTIFY on commit, polling as a fallback. */
-    async startWorker(log?: FastifyBaseLogger) {
+    async startWorker(log: FastifyBaseLogger | undefined = deps.log) {
       let running = true;
       let wakeUp: (() => void) | undefined;
       const nudge = () => wakeUp?.();
@@ -94,7 +110,7 @@ export function createNotifications(deps: NotificationsDeps) {
         while (running) {
           let busy = false;
           try {
-            busy = await dispatcher.runOnce();
+            busy = await jobs.track('webhook_dispatch', () => dispatcher.runOnce());
           } catch (error) {
             log?.error({ err: error }, 'dispatcher pass failed');
           }

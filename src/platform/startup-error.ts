@@ -32,10 +32,13 @@ export function describeStartupError(error: unknown, where: { host: string; port
   if (!(error instanceof Error)) return undefined;
   const failure = error as ErrorWithCode;
   const code = codeOf(failure);
+  // The failed listener's own port: PORT, WORKER_HTTP_PORT or METRICS_PORT.
+  const port = failure.port ?? where.port;
+  const setting = port === where.port ? 'PORT' : 'WORKER_HTTP_PORT or METRICS_PORT';
   if (failure.syscall === 'listen' && code === 'EADDRINUSE')
-    return `Port ${where.port} on ${where.host} is already in use: stop what holds it or set PORT (or HOST).`;
+    return `Port ${port} on ${where.host} is already in use: stop what holds it or set ${setting} (or HOST).`;
   if (failure.syscall === 'listen' && code === 'EACCES')
-    return `Not allowed to listen on ${where.host}:${where.port}: choose another PORT (ports below 1024 need privileges).`;
+    return `Not allowed to listen on ${where.host}:${port}: choose another ${setting} (ports below 1024 need privileges).`;
   const database = where.databaseUrl ? `the database at ${databaseHost(where.databaseUrl)}` : 'the database';
   if (code && DATABASE_CONNECTION_CODES.has(code)) return `Cannot reach ${database} (${code}): is it running, and is DATABASE_URL right?`;
   if (code && DATABASE_SERVER_CODES[code]) return `Cannot use ${database}: ${DATABASE_SERVER_CODES[code]} (${code}). Check DATABASE_URL.`;

@@ -144,8 +144,8 @@ export async function startTestApp(
     ...overrides,
   };
   const clock = testClock();
-  const modules = createModules({ config, database, keyring, clock });
-  const app = await buildApp({ config, database, keyring, logStream, clock }, modules);
+  const modules = createModules({ config, database, keyring, logStream, clock });
+  const app = await buildApp({ config, database, keyring, clock }, modules);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const idp = await startIdp();

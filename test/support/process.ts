@@ -35,11 +35,12 @@ export type Deployment = {
 /**
  * A deployment for real server and CLI processes: a data dir of its own and, on a PostgreSQL test
  * run, a database of its own and the deployment's keys (a PostgreSQL process never generates keys,
- * and every process of one deployment must hold the same). `settings` are added to the environment.
+ * and every process of one deployment must hold the same). A worker's HTTP port is a free one, not
+ * the fixed default that concurrent test files would contend for. `settings` are added to the environment.
  */
 export async function testDeployment(name: string, settings: NodeJS.ProcessEnv = {}): Promise<Deployment> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `tranche-${name}-`));
-  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, ...settings };
+  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, WORKER_HTTP_PORT: String(await freePort()), ...settings };
   delete env.DATABASE_URL;
   let drop: () => Promise<void> = () => Promise.resolve();
   if (usingPostgres()) {

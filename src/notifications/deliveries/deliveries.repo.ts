@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, gte, inArray, lte, sql } from 'drizzle-orm';
-import type { Executor } from '../../platform/db/database.ts';
+import { queryRows, type Executor } from '../../platform/db/database.ts';
 import { webhookAttempts, webhookDeliveries } from '../notifications.tables.ts';
 
 export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
@@ -7,8 +7,34 @@ export type AttemptRow = typeof webhookAttempts.$inferSelect;
 export type DeliveryStatus = DeliveryRow['status'];
 export type DeliveryFilter = { orgId: string; endpointId?: string; eventType?: string; status?: DeliveryStatus; from?: Date; to?: Date };
 
+/** Deliveries waiting at `now`: due (pending, their time has come), scheduled (pending, a retry later), sending (claimed). */
+export type Backlog = { due: number; scheduled: number; sending: number; oldestDueAgeSeconds: number };
+
 export function deliveriesRepo(db: Executor) {
   return {
+    /**
+     * The backlog at `now`; `oldestDueAgeSeconds` is how long the longest-waiting due delivery has
+     * been due (0 when none). Each subquery reads one of the partial indexes on pending and sending
+     * deliveries, so the cost follows the backlog, not the delivery history.
+     */
+    async backlog(now: Date, tx: Executor = db): Promise<Backlog> {
+      const [row] = await queryRows<{ due: number; pending: number; sending: number; oldest: string | Date | null }>(
+        tx,
+        sql`select
+          (select count(*)::int from ${webhookDeliveries} where status = 'pending' and next_attempt_at <= ${now.toISOString()}::timestamptz) as due,
+          (select count(*)::int from ${webhookDeliveries} where status = 'pending') as pending,
+          (select count(*)::int from ${webhookDeliveries} where status = 'sending') as sending,
+          (select min(next_attempt_at) from ${webhookDeliveries} where status = 'pending') as oldest`,
+      );
+      const due = Number(row?.due ?? 0);
+      const oldest = row?.oldest ? new Date(row.oldest).getTime() : now.getTime();
+      return {
+        due,
+        scheduled: Number(row?.pending ?? 0) - due,
+        sending: Number(row?.sending ?? 0),
+        oldestDueAgeSeconds: Math.max(0, (now.getTime() - oldest) / 1000),
+      };
+    },
     async insertMany(rows: (typeof webhookDeliveries.$inferInsert)[], tx: Executor): Promise<DeliveryRow[]> {
       return rows.length === 0 ? [] : tx.insert(webhookDeliveries).values(rows).returning();
     },

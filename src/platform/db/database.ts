@@ -25,8 +25,17 @@ export type Database = {
   migrate(): Promise<void>;
   /** Calls `onNotify` on every NOTIFY to one of `channels`; returns the unsubscribe. */
   listen(channels: string[], onNotify: () => void): Promise<() => Promise<void>>;
+  /** This process's connections right now (for metrics); see `ConnectionStats`. */
+  connections(): ConnectionStats;
   close(): Promise<void>;
 };
+
+/**
+ * Connection counts: `max` the pool may open, `total` open now, `idle` of those free, `waiting`
+ * queries queued for a free one. The embedded database is one connection, which serializes its
+ * queries itself: it reports `max` and `total` (1) and no `idle` or `waiting`.
+ */
+export type ConnectionStats = { max: number; total: number; idle?: number; waiting?: number };
 
 const insideTransaction = new AsyncLocalStorage<boolean>();
 
@@ -214,6 +223,7 @@ export function openPostgres(connectionString: string, overrides: Partial<Postgr
     },
     listen: (channels, onNotify) =>
       listenWithReconnect(() => new GuardedClient(clientConfig(connectionString, options, LISTENER_APPLICATION_NAME)), channels, onNotify),
+    connections: () => ({ max: options.poolSize, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     close: () => pool.end(),
   };
 }
@@ -310,6 +320,7 @@ export async function openEmbedded(options: EmbeddedOptions = {}): Promise<Datab
           for (const unsubscribe of unsubscribes) await unsubscribe();
         };
       },
+      connections: () => ({ max: 1, total: 1 }),
       async close() {
         await pglite.close();
         releaseLock();

@@ -1,5 +1,5 @@
 import { asc, inArray, isNull, sql } from 'drizzle-orm';
-import type { Executor } from '../db/database.ts';
+import { queryRows, type Executor } from '../db/database.ts';
 import { outboxEvents } from '../platform.tables.ts';
 
 export const OUTBOX_CHANNEL = 'tranche_outbox';
@@ -39,4 +39,18 @@ export async function markDispatched(tx: Executor, ids: string[]): Promise<void>
       .update(outboxEvents)
       .set({ dispatchedAt: sql`now()` })
       .where(inArray(outboxEvents.id, ids));
+}
+
+/**
+ * The outbox lag: events not yet dispatched (`pending`) and how long the oldest has waited, in
+ * seconds (0 when none). Both read the partial index on undispatched events, so this stays cheap.
+ */
+export async function outboxBacklog(db: Executor): Promise<{ pending: number; oldestAgeSeconds: number }> {
+  const [row] = await queryRows<{ pending: number; oldest_age_seconds: number | string | null }>(
+    db,
+    sql`select count(*)::int as pending,
+          coalesce(extract(epoch from now() - min(${outboxEvents.createdAt})), 0)::float8 as oldest_age_seconds
+        from ${outboxEvents} where ${outboxEvents.dispatchedAt} is null`,
+  );
+  return { pending: Number(row?.pending ?? 0), oldestAgeSeconds: Math.max(0, Number(row?.oldest_age_seconds ?? 0)) };
 }

@@ -6,6 +6,7 @@ import type { Principal, Reviewer } from '../auth/principal.ts';
 import { rewrap, seal, unseal } from '../crypto/envelope.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import { commitParticipant, type CommitParticipant, type Db, type Executor, type Tx } from '../db/database.ts';
+import type { JobMetrics } from '../observability/metrics.ts';
 import { idempotencyKeys } from '../platform.tables.ts';
 import { throttled } from '../throttle.ts';
 import { AppError } from './errors.ts';
@@ -29,6 +30,9 @@ declare module 'fastify' {
     idempotencyRecord: { scope: string; key: string; owner: string } | null;
   }
 }
+
+/** `leaseSeconds`: how long a request holds its key without renewing it; `jobs` counts the expiry sweeps. */
+type IdempotencyOptions = { db: Db; keyring: Keyring; leaseSeconds: number; jobs?: JobMetrics };
 
 /** Whose keys a key lives among: a user, an org's API key, or a platform admin key (back office). */
 function scopeOf(caller: Principal | Reviewer): string {
@@ -58,9 +62,12 @@ function requestHash(request: FastifyRequest): string {
  * writing twice (except on routes with `idempotentRerun`). A 5xx after the commit is stored like
  * any other answer.
  */
-export const idempotencyPlugin = fp(async (app: FastifyInstance, options: { db: Db; keyring: Keyring; leaseSeconds: number }) => {
+export const idempotencyPlugin = fp(async (app: FastifyInstance, options: IdempotencyOptions) => {
   const { db, keyring } = options;
-  const sweepExpired = throttled(() => db.delete(idempotencyKeys).where(lt(idempotencyKeys.expiresAt, sql`now()`)), 60_000);
+  const sweep = async () => {
+    await db.delete(idempotencyKeys).where(lt(idempotencyKeys.expiresAt, sql`now()`));
+  };
+  const sweepExpired = throttled(() => (options.jobs ? options.jobs.track('idempotency_sweep', sweep) : sweep()), 60_000);
   app.decorateRequest('idempotencyRecord', null);
   const renewEveryMs = Math.max(100, (options.leaseSeconds * 1000) / 3);
   const participants = new WeakMap<FastifyRequest, CommitParticipant & { heartbeat?: NodeJS.Timeout }>();

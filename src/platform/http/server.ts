@@ -4,7 +4,7 @@ import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   isResponseSerializationError,
@@ -16,7 +16,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { loggerOptions } from '../observability/logging.ts';
-import { metricsPlugin } from '../observability/metrics.ts';
+import { createMetricsRegistry, metricsPlugin, type MetricsPluginOptions } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import { AppError, DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE_MESSAGE, errorBody, type FieldError } from './errors.ts';
 import { findNul } from './input-guard.ts';
@@ -28,6 +28,15 @@ import { finishOpenApiDocument } from './openapi-document.ts';
 export type ServerOptions = {
   logLevel: string;
   logStream?: Writable;
+  /** The process's logger (`createLogger`); without it the server makes its own from `logLevel` and `logStream`. */
+  logger?: FastifyBaseLogger;
+  /**
+   * The registry request durations go to and whether this server answers `/metrics` (and with
+   * which token); default: a registry of its own, served openly.
+   */
+  metrics?: MetricsPluginOptions;
+  /** Serve the OpenAPI document and `/docs` (default); false for the worker's and the metrics listener. */
+  docs?: boolean;
   bodyLimitBytes: number;
   publicUrl: string;
   version: string;
@@ -63,7 +72,9 @@ export async function createServer(options: ServerOptions) {
   const optionalBodies = new Set<string>();
   const senderFor = (request: FastifyRequest): ErrorSender => options.errorSenderFor?.(request.url.split('?')[0]!) ?? sendError;
   const app = Fastify({
-    logger: { ...loggerOptions(options.logLevel), ...(options.logStream ? { stream: options.logStream } : {}) },
+    ...(options.logger
+      ? { loggerInstance: options.logger }
+      : { logger: { ...loggerOptions(options.logLevel), ...(options.logStream ? { stream: options.logStream } : {}) } }),
     bodyLimit: options.bodyLimitBytes,
     requestIdHeader: false,
     genReqId: (request) => {
@@ -110,6 +121,12 @@ export async function createServer(options: ServerOptions) {
     origin: (origin, callback) => callback(null, origin !== undefined && allowedOrigins.has(origin) ? origin : false),
     exposedHeaders: ['x-request-id', 'idempotent-replayed'],
   });
+  if (options.docs !== false) await registerDocs(app, options, optionalBodies);
+  await app.register(metricsPlugin, options.metrics ?? { registry: createMetricsRegistry(), serve: true });
+  return app;
+}
+
+async function registerDocs(app: FastifyInstance, options: ServerOptions, optionalBodies: Set<string>) {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -148,8 +165,6 @@ export async function createServer(options: ServerOptions) {
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  await app.register(metricsPlugin);
-  return app;
 }
 
 function cspDirectives(policy: string): Record<string, string[]> {

@@ -1,4 +1,5 @@
-import { stdSerializers, type LoggerOptions } from 'pino';
+import type { Writable } from 'node:stream';
+import { pino, stdSerializers, type Logger, type LoggerOptions } from 'pino';
 
 /** Field names whose values must never reach a log line, wherever they appear. */
 export const sensitiveFields = [
@@ -105,7 +106,14 @@ function scrubError(value: Record<string, unknown>): Record<string, unknown> {
 }
 
 type LoggedRequest = { method?: string; url?: string; headers?: Record<string, unknown>; socket?: { remoteAddress?: string }; ip?: string };
+type LoggedReply = { statusCode?: number; request?: { method?: string; routeOptions?: { url?: string } } };
 
+/**
+ * pino options for every log line of the process: the request line (`req`: method, redacted URL,
+ * client address), the completed line (`res`: method, route pattern such as
+ * `/notifications/webhooks/:id` or `unmatched`, status code), errors without query parameters,
+ * and the sensitive fields censored.
+ */
 export function loggerOptions(level: string): LoggerOptions {
   return {
     level,
@@ -114,6 +122,11 @@ export function loggerOptions(level: string): LoggerOptions {
         method: request.method,
         url: redactUrl(request.url ?? ''),
         remoteAddress: request.ip ?? request.socket?.remoteAddress,
+      }),
+      res: (reply: LoggedReply) => ({
+        method: reply.request?.method,
+        route: reply.request?.routeOptions?.url ?? 'unmatched',
+        statusCode: reply.statusCode,
       }),
       err: serializeError,
     },
@@ -128,4 +141,9 @@ export function loggerOptions(level: string): LoggerOptions {
       censor: '[redacted]',
     },
   };
+}
+
+/** The process's logger (JSON lines on stdout, or on `stream`), shared by its HTTP servers and the webhook worker. */
+export function createLogger(level: string, stream?: Writable): Logger {
+  return stream ? pino(loggerOptions(level), stream) : pino(loggerOptions(level));
 }
