@@ -3,7 +3,7 @@ import type { Keyserver } from './keyserver/keyserver.module.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildApp, createModules, version } from './app.ts';
+import { buildApp, createModules, sealPlaintextRows, version } from './app.ts';
 import { ConfigError, LOOPBACK_RANGES, loadConfig, type Config } from './config.ts';
 import { DEMO_AUDIENCE } from './identity/demo-idp/demo-idp.ts';
 import type { Identity } from './identity/identity.module.ts';
@@ -52,13 +52,17 @@ function deploymentKeyring(config: Config): Keyring {
   });
 }
 
-/** Migrates, then checks the keys against the deployment's before anything can use them. */
+/**
+ * Migrates, then checks the keys against the deployment's before anything can use them, then seals
+ * PII left in plaintext by releases before sealing at rest (SQL migrations cannot: no keys there).
+ */
 async function openVerified(config: Config): Promise<{ database: Database; keyring: Keyring }> {
   const keyring = deploymentKeyring(config);
   const database = await openDatabase(config);
   try {
     await database.migrate();
     await verifyDeploymentKeys(database.db, keyring);
+    await sealPlaintextRows(database.db, keyring);
     return { database, keyring };
   } catch (error) {
     await database.close().catch(() => undefined);
