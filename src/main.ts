@@ -13,6 +13,8 @@ import { DataDirLockedError, openDatabase, type Database } from './platform/db/d
 import { AppError } from './platform/http/errors.ts';
 import { describeStartupError } from './platform/startup-error.ts';
 import { rewrapIdempotencyResponses } from './platform/http/idempotency.ts';
+import { rewrapKeyserverRows } from './keyserver/at-rest.ts';
+import { rewrapRows } from './platform/crypto/rewrap-rows.ts';
 
 const usage = `tranche ${version}
 
@@ -313,6 +315,8 @@ async function main(argv: string[]) {
         const counts = await database.db.transaction(async (tx) => ({
           ...(await identity.rewrap(tx)),
           idempotencyResponses: await rewrapIdempotencyResponses(tx, rotated),
+          ...(await rewrapKeyserverRows(tx, rotated)),
+          mailOutbox: await rewrapRows(tx, rotated, 'mail_outbox'),
         }));
         console.log(
           `Re-wrapped: ${Object.entries(counts)

@@ -1,7 +1,8 @@
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import { keyedHash, seal, unseal, type Sealed } from '../platform/crypto/envelope.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
-import type { Db } from '../platform/db/database.ts';
+import { rewrapRows } from '../platform/crypto/rewrap-rows.ts';
+import type { Db, Executor } from '../platform/db/database.ts';
 import { ksBlobs, ksIdentities, ksIdentitySettings, ksInvites, ksSessions, ksWallets } from './keyserver.tables.ts';
 
 /** What a keyed-hash lookup column holds; the kind is part of the hashed text, so equal values of different kinds never match. */
@@ -145,4 +146,21 @@ export async function sealPlaintextKeyserverRows(db: Db, keyring: Keyring): Prom
     }
     return counts;
   });
+}
+
+/**
+ * `tranche keys rotate`: re-wraps the data keys of everything the key server sealed (wallets,
+ * identities, settings, blobs, invites, sessions, TOTP secrets) under the active master key, so
+ * the old master key can then be dropped. Returns how many rows of each it re-wrapped.
+ */
+export async function rewrapKeyserverRows(tx: Executor, keyring: Keyring): Promise<Record<string, number>> {
+  return {
+    keyserverWallets: await rewrapRows(tx, keyring, 'ks_wallets'),
+    keyserverIdentities: await rewrapRows(tx, keyring, 'ks_identities'),
+    keyserverSettings: await rewrapRows(tx, keyring, 'ks_identity_settings'),
+    keyserverBlobs: await rewrapRows(tx, keyring, 'ks_blobs'),
+    keyserverInvites: await rewrapRows(tx, keyring, 'ks_invites'),
+    keyserverSessions: await rewrapRows(tx, keyring, 'ks_sessions'),
+    keyserverTotpSecrets: await rewrapRows(tx, keyring, 'ks_factors', 'secret_'),
+  };
 }

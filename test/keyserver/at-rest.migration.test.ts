@@ -12,8 +12,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { createModules, sealPlaintextRows } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { aad, keyserverSealer } from '../../src/keyserver/at-rest.ts';
+import { aad, keyserverSealer, rewrapKeyserverRows } from '../../src/keyserver/at-rest.ts';
 import { seal } from '../../src/platform/crypto/envelope.ts';
+import type { Keyring } from '../../src/platform/crypto/keyring.ts';
+import { rewrapRows } from '../../src/platform/crypto/rewrap-rows.ts';
 import { migrationsFolder, openEmbedded, openPostgres, queryRows, type Database } from '../../src/platform/db/database.ts';
 import { readOutbox } from '../../src/platform/mail/mailer.ts';
 import { withDatabaseName } from '../support/global-setup.ts';
@@ -176,5 +178,31 @@ describe('at-rest migration: rows written before sealing', () => {
 
     // Uniqueness now rests on the keyed hashes: the legacy email cannot be taken again.
     await expect(keyserver.identities.createUnregistered({ email: legacy.email })).rejects.toMatchObject({ status: 409 });
+  }, 180_000);
+
+  it('keys rotate re-wraps everything sealed, so the old master key can go', async () => {
+    const oldKey = keyring.masterKeys.get(keyring.activeKeyId)!;
+    const newKey = randomBytes(32);
+    const during: Keyring = {
+      ...keyring,
+      activeKeyId: 'test-k2',
+      masterKeys: new Map([
+        ['test-k2', newKey],
+        [keyring.activeKeyId, oldKey],
+      ]),
+    };
+    const counts = await database.db.transaction(async (tx) => ({
+      ...(await rewrapKeyserverRows(tx, during)),
+      mail: await rewrapRows(tx, during, 'mail_outbox'),
+    }));
+    expect(counts).toMatchObject({ keyserverWallets: 1, keyserverIdentities: 2, keyserverBlobs: 1, keyserverSessions: 1, mail: 1 });
+
+    const after: Keyring = { ...keyring, activeKeyId: 'test-k2', masterKeys: new Map([['test-k2', newKey]]) };
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-at-rest-'));
+    const { keyserver } = createModules({ config: { ...loadConfig({}), dataDir }, database, keyring: after });
+    expect((await keyserver.wallets.mustFind(legacy.walletId)).email).toBe(legacy.email);
+    expect((await keyserver.wallets.extendSession(legacy.sessionId)).encryptionKey).toBe(legacy.encryptionKey);
+    expect((await keyserver.identities.byEmail(legacy.otherEmail)).status).toBe('unregistered');
+    expect((await readOutbox(database.db, after, { to: legacy.email, limit: 10, offset: 0 })).items[0]!.body).toBe(legacy.mailBody);
   }, 180_000);
 });
