@@ -317,6 +317,7 @@ async function main(argv: string[]) {
           idempotencyResponses: await rewrapIdempotencyResponses(tx, rotated),
           ...(await rewrapKeyserverRows(tx, rotated)),
           mailOutbox: await rewrapRows(tx, rotated, 'mail_outbox'),
+          webhookSecrets: await rewrapRows(tx, rotated, 'webhook_secrets'),
         }));
         console.log(
           `Re-wrapped: ${Object.entries(counts)
