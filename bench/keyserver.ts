@@ -4,7 +4,7 @@ import { Keypair } from '@stellar/stellar-base';
 import { and, eq, gt, inArray, notInArray } from 'drizzle-orm';
 import Fastify from 'fastify';
 import { ksBlobs, ksFactors, ksSessions, ksSigners, ksWallets } from '../src/keyserver/keyserver.tables.ts';
-import { seal } from '../src/platform/crypto/envelope.ts';
+import { aad, keyserverSealer } from '../src/keyserver/at-rest.ts';
 import { postgresRateLimitStore } from '../src/platform/http/rate-limit-store.ts';
 import { loadConfig } from '../src/config.ts';
 import { load, startBenchServer } from './support.ts';
@@ -18,10 +18,11 @@ function signature(keypair: Keypair, method: string, path: string): string {
 /**
  * Login (`GET /wallets/:id`, unsigned: the wallet id is the password proof) and a signed private
  * blob read (`GET /blobs/:id`) through the whole stack (rate limiter, JSON:API, 2FA check, schema
- * validation, logging), next to a bare Fastify route that runs the same SQL: for login, the
- * per-address counter (the brute-force guard), the wallet and its factors and a sealed session
- * insert; for the blob, a raw Ed25519 verify, the blob and the
- * signer lookup.
+ * validation, logging), next to a bare Fastify route that runs the same SQL and the same at-rest
+ * crypto: for login, the per-address counter (the brute-force guard), the wallet by the keyed hash
+ * of its id (its sealed document opened), its factors and a sealed session insert keyed by the
+ * session id's keyed hash; for the blob, a raw Ed25519 verify, the blob (its sealed value opened)
+ * and the signer lookup.
  */
 export async function benchKeyserver(options: { seconds: number; connections: number; databaseUrl?: string }) {
   const defaults = loadConfig({}).keyserver;
@@ -31,6 +32,7 @@ export async function benchKeyserver(options: { seconds: number; connections: nu
   });
   const { database, modules, keyring } = server;
   const { db } = database;
+  const sealer = keyserverSealer(keyring);
   const appUrl = server.url;
 
   const owner = Keypair.random();
@@ -64,14 +66,19 @@ export async function benchKeyserver(options: { seconds: number; connections: nu
     );
   floor.get<{ Params: { walletId: string } }>('/wallets/:walletId', async (request, reply) => {
     if ((await hit(`wallet-get:${request.ip}`)) > 100_000_000) return reply.code(429).send({});
-    const [wallet] = await db.select().from(ksWallets).where(eq(ksWallets.walletId, request.params.walletId));
-    if (!wallet) return reply.code(404).send({});
+    const [row] = await db
+      .select()
+      .from(ksWallets)
+      .where(eq(ksWallets.walletIdDigest, sealer.digest('wallet-id', request.params.walletId)));
+    if (!row) return reply.code(404).send({});
+    const wallet = { ...row, ...sealer.open<{ walletId: string; email: string }>(row, aad.wallet(row.id)) };
     const factors = await db.select().from(ksFactors).where(eq(ksFactors.walletPk, wallet.id));
     if (factors.some((factor) => factor.type === 'totp' && factor.priority > 0)) return reply.code(403).send({});
     const id = randomBytes(16).toString('hex');
     const encryptionKey = randomBytes(32).toString('hex');
     const expiresAt = new Date(Date.now() + 600_000);
-    await db.insert(ksSessions).values({ id, walletPk: wallet.id, expiresAt, ...seal(keyring, encryptionKey, `ks-session:${id}`) });
+    const digest = sealer.sessionDigest(id);
+    await db.insert(ksSessions).values({ id: digest, walletPk: wallet.id, expiresAt, ...sealer.seal(encryptionKey, aad.session(digest)) });
     return { wallet, session: { id, encryptionKey, expiresAt } };
   });
   const publicKey = createPublicKey({
@@ -82,8 +89,9 @@ export async function benchKeyserver(options: { seconds: number; connections: nu
     const signed = /signature="([^"]+)"/.exec(String(request.headers.signature))?.[1] ?? '';
     const digest = createHash('sha256').update(`(request-target): get ${request.url}`).digest();
     if (!verify(null, digest, publicKey, Buffer.from(signed, 'base64'))) return reply.code(401).send({});
-    const [blob] = await db.select().from(ksBlobs).where(eq(ksBlobs.id, request.params.blobId));
-    if (!blob) return reply.code(404).send({});
+    const [stored] = await db.select().from(ksBlobs).where(eq(ksBlobs.id, request.params.blobId));
+    if (!stored) return reply.code(404).send({});
+    const blob = { id: stored.id, type: stored.type, ownerId: stored.ownerId, value: sealer.open<string>(stored, aad.blob(stored.id)) };
     const [signer] = await db
       .select({ accountId: ksSigners.accountId })
       .from(ksSigners)

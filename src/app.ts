@@ -16,13 +16,14 @@ import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
 import { STRIPE_DOUBLE_PREFIX } from './issuance/payments/stripe-double.ts';
 import { createNotifications, type Notifications } from './notifications/notifications.module.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
+import { sealPlaintextKeyserverRows } from './keyserver/at-rest.ts';
 import { createKeyserver, type Keyserver } from './keyserver/keyserver.module.ts';
 import { sendJsonApiError } from './keyserver/jsonapi.ts';
 import './openapi-components.ts';
 import type { FastifyBaseLogger } from 'fastify';
 import { createLogger } from './platform/observability/logging.ts';
 import { createMetricsRegistry, databaseMetrics, jobMetrics, type JobMetrics, type Registry } from './platform/observability/metrics.ts';
-import { outboxMailer, smtpMailer, type Mailer } from './platform/mail/mailer.ts';
+import { outboxMailer, sealPlaintextOutbox, smtpMailer, type Mailer } from './platform/mail/mailer.ts';
 
 export const version: string = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
@@ -52,10 +53,18 @@ export type Modules = {
   jobs: JobMetrics;
 };
 
+/**
+ * Seals the PII that releases before sealing at rest left in plaintext (key-server rows, the mail
+ * outbox); run after the migrations, before serving. Returns how many rows of each table it sealed.
+ */
+export async function sealPlaintextRows(db: Database['db'], keyring: Keyring): Promise<Record<string, number>> {
+  return { ...(await sealPlaintextKeyserverRows(db, keyring)), mail: await sealPlaintextOutbox(db, keyring) };
+}
+
 export function createModules(deps: AppDeps): Modules {
   const storage = createStorage(deps.config, deps.keyring);
   const clock = deps.clock ?? systemClock;
-  const mailer = deps.config.smtpUrl ? smtpMailer(deps.config.smtpUrl, deps.config.mailFrom) : outboxMailer(deps.database.db);
+  const mailer = deps.config.smtpUrl ? smtpMailer(deps.config.smtpUrl, deps.config.mailFrom) : outboxMailer(deps.database.db, deps.keyring);
   const identity = createIdentity({ db: deps.database.db, keyring: deps.keyring, storage: storage.storage, config: deps.config, version });
   const log = deps.log ?? createLogger(deps.config.logLevel, deps.logStream);
   const metrics = createMetricsRegistry();
@@ -139,7 +148,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     identity: modules.identity,
     subscriptions: modules.issuance.subscriptions,
   });
-  await app.register(mailAdminRoutes, { prefix: '/admin', identity: modules.identity, db: database.db });
+  await app.register(mailAdminRoutes, { prefix: '/admin', identity: modules.identity, db: database.db, keyring });
   await app.register(modules.keyserver.routes);
   app.addHook('onClose', async () => {
     await modules.notifications.close();

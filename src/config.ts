@@ -229,7 +229,9 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
     meaning:
       'comma-separated origins the `successUrl` / `cancelUrl` of a checkout must be on (`https://app.example.com`); unset, any origin (https only in production)',
   },
-  SMTP_URL: { meaning: '`smtp://user:pass@host:587`; unset, mail is kept in the `mail_outbox` table (read with `GET /admin/mail`)' },
+  SMTP_URL: {
+    meaning: '`smtp://user:pass@host:587`; unset, mail is kept, sealed, in the `mail_outbox` table (read with `GET /admin/mail`)',
+  },
   MAIL_FROM: { meaning: 'the sender of every mail' },
   KEYSERVER_NETWORK_PASSPHRASE: { meaning: 'network passphrase TokenD clients sign transaction envelopes with (served at `GET /`)' },
   KEYSERVER_EMAIL_VERIFICATION: { meaning: 'wallets must confirm their email before login' },

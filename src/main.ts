@@ -3,7 +3,7 @@ import type { Keyserver } from './keyserver/keyserver.module.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildApp, buildMetricsApp, buildWorkerApp, createModules, version, type Modules } from './app.ts';
+import { buildApp, buildMetricsApp, buildWorkerApp, createModules, sealPlaintextRows, version, type Modules } from './app.ts';
 import { ConfigError, LOOPBACK_RANGES, loadConfig, type Config } from './config.ts';
 import { DEMO_AUDIENCE } from './identity/demo-idp/demo-idp.ts';
 import type { Identity } from './identity/identity.module.ts';
@@ -13,6 +13,8 @@ import { DataDirLockedError, openDatabase, type Database } from './platform/db/d
 import { AppError } from './platform/http/errors.ts';
 import { describeStartupError } from './platform/startup-error.ts';
 import { rewrapIdempotencyResponses } from './platform/http/idempotency.ts';
+import { rewrapKeyserverRows } from './keyserver/at-rest.ts';
+import { rewrapRows } from './platform/crypto/rewrap-rows.ts';
 
 const usage = `tranche ${version}
 
@@ -54,13 +56,17 @@ function deploymentKeyring(config: Config): Keyring {
   });
 }
 
-/** Migrates, then checks the keys against the deployment's before anything can use them. */
+/**
+ * Migrates, then checks the keys against the deployment's before anything can use them, then seals
+ * PII left in plaintext by releases before sealing at rest (SQL migrations cannot: no keys there).
+ */
 async function openVerified(config: Config): Promise<{ database: Database; keyring: Keyring }> {
   const keyring = deploymentKeyring(config);
   const database = await openDatabase(config);
   try {
     await database.migrate();
     await verifyDeploymentKeys(database.db, keyring);
+    await sealPlaintextRows(database.db, keyring);
     return { database, keyring };
   } catch (error) {
     await database.close().catch(() => undefined);
@@ -334,6 +340,9 @@ async function main(argv: string[]) {
         const counts = await database.db.transaction(async (tx) => ({
           ...(await identity.rewrap(tx)),
           idempotencyResponses: await rewrapIdempotencyResponses(tx, rotated),
+          ...(await rewrapKeyserverRows(tx, rotated)),
+          mailOutbox: await rewrapRows(tx, rotated, 'mail_outbox'),
+          webhookSecrets: await rewrapRows(tx, rotated, 'webhook_secrets'),
         }));
         console.log(
           `Re-wrapped: ${Object.entries(counts)

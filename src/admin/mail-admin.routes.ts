@@ -6,6 +6,7 @@ import { toSnake } from '../platform/http/case.ts';
 import { envelope, ok } from '../platform/http/envelope.ts';
 import { AppError, errorResponses } from '../platform/http/errors.ts';
 import { offsetPageMeta, offsetPagingQuery } from '../platform/http/paging.ts';
+import type { Keyring } from '../platform/crypto/keyring.ts';
 import type { Db } from '../platform/db/database.ts';
 import { readOutbox } from '../platform/mail/mailer.ts';
 import { requireReviewer, reviewerAuth } from './reviewer.ts';
@@ -14,9 +15,10 @@ const mailResponse = z.object({ id: z.uuid(), recipient: z.string(), subject: z.
 
 /**
  * The mail kept instead of sent when no SMTP server is configured (verification links, codes,
- * invites). It spans every tenant, so only a platform admin key reads it.
+ * invites). It spans every tenant, so only a platform admin key reads it; it is sealed at rest and
+ * opened here.
  */
-export async function mailAdminRoutes(app: FastifyInstance, options: { identity: Identity; db: Db }) {
+export async function mailAdminRoutes(app: FastifyInstance, options: { identity: Identity; db: Db; keyring: Keyring }) {
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const onRequest = reviewerAuth(app, options.identity);
 
@@ -38,7 +40,7 @@ export async function mailAdminRoutes(app: FastifyInstance, options: { identity:
     async (request) => {
       if (requireReviewer(request).kind !== 'platform_admin') throw new AppError('FORBIDDEN', 'The mail outbox needs a platform admin key');
       const { to, limit, offset } = request.query;
-      const { items, total } = await readOutbox(options.db, { to, limit, offset });
+      const { items, total } = await readOutbox(options.db, options.keyring, { to, limit, offset });
       return ok({ items: toSnake(items), meta: { limit, offset, total } });
     },
   );

@@ -48,7 +48,7 @@ export function createKeyserver(deps: KeyserverDeps) {
       await mailer.send(mail);
     },
   };
-  const identities = createIdentitiesService({ db, accounts });
+  const identities = createIdentitiesService({ db, accounts, keyring });
   const invites = createInvitesService({ db, keyring, mailer });
   const tfa = createTfa({ db, keyring, clock, mailer: limitedMailer, totpIssuer: settings.totpIssuer });
   const wallets = createWalletsService({
@@ -84,7 +84,7 @@ export function createKeyserver(deps: KeyserverDeps) {
     });
     await walletsRoutes(app, { wallets, accounts, tfa, rateLimit: { max: settings.rateLimitPerMinute, timeWindow: 60_000 } });
     await app.register(verifyPageRoutes, { wallets });
-    await blobsRoutes(app, common);
+    await blobsRoutes(app, { ...common, keyring });
     await documentsRoutes(app, { ...common, storage: deps.storage });
     await identitiesRoutes(app, { identities, accounts, wallets });
     await invitesRoutes(app, {

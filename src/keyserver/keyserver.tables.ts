@@ -15,6 +15,17 @@ import {
 import { createdAt, id, updatedAt } from '../platform/db/columns.ts';
 import type { NewSigner } from './accounts/accounts.repo.ts';
 
+/**
+ * An envelope-sealed JSON document (platform/crypto/envelope.ts). Nullable only for rows written
+ * before PII was sealed at rest: the start-up step `sealPlaintextRows` seals those, after which
+ * every row has all three.
+ */
+const sealedColumns = () => ({
+  keyId: text('key_id'),
+  wrappedKey: text('wrapped_key'),
+  ciphertext: text('ciphertext'),
+});
+
 /** The account registry the request-signature checks rely on (TokenD accounts, without a ledger). */
 export const ksAccounts = pgTable('ks_accounts', {
   id: text('id').primaryKey(),
@@ -62,8 +73,14 @@ export const ksWallets = pgTable(
   'ks_wallets',
   {
     id: id(),
-    walletId: text('wallet_id').notNull(),
-    email: text('email').notNull(),
+    /** Lookups and uniqueness: keyed hashes of the wallet id (the login credential) and of the email. */
+    walletIdDigest: text('wallet_id_digest'),
+    emailDigest: text('email_digest'),
+    /** `{ walletId, email }`, sealed. */
+    ...sealedColumns(),
+    /** Plaintext of rows older than sealing at rest; null once `sealPlaintextRows` ran. */
+    legacyWalletId: text('wallet_id'),
+    legacyEmail: text('email'),
     accountId: text('account_id')
       .notNull()
       .references(() => ksAccounts.id),
@@ -80,8 +97,8 @@ export const ksWallets = pgTable(
     updatedAt: updatedAt(),
   },
   (table) => [
-    uniqueIndex('ks_wallets_wallet_id_idx').on(table.walletId),
-    uniqueIndex('ks_wallets_email_idx').on(table.email),
+    uniqueIndex('ks_wallets_wallet_id_digest_idx').on(table.walletIdDigest),
+    uniqueIndex('ks_wallets_email_digest_idx').on(table.emailDigest),
     index('ks_wallets_account_idx').on(table.accountId),
   ],
 );
@@ -134,6 +151,7 @@ export const ksTfaChallenges = pgTable(
 export const ksSessions = pgTable(
   'ks_sessions',
   {
+    /** The keyed hash of the session id (a bearer secret); the id itself is never stored. */
     id: text('id').primaryKey(),
     walletPk: uuid('wallet_pk')
       .notNull()
@@ -153,7 +171,10 @@ export const ksBlobs = pgTable(
     id: text('id').primaryKey(),
     type: integer('type').notNull(),
     ownerId: text('owner_id').notNull(),
-    value: text('value').notNull(),
+    /** The value, sealed: whatever its type, a blob may hold PII (kyc_form holds SSNs). */
+    ...sealedColumns(),
+    /** Plaintext of rows older than sealing at rest; null once `sealPlaintextRows` ran. */
+    legacyValue: text('value'),
     creatorRoleId: bigint('creator_role_id', { mode: 'number' }),
     createdAt: createdAt(),
     deletedAt: timestamp('deleted_at', { withTimezone: true }),
@@ -180,19 +201,28 @@ export const ksIdentities = pgTable(
     address: text('address')
       .notNull()
       .references(() => ksAccounts.id),
-    email: text('email'),
-    phoneNumber: text('phone_number'),
-    telegramUsername: text('telegram_username'),
-    passport: text('passport'),
+    /** Lookups and uniqueness: keyed hashes of the contact details. */
+    emailDigest: text('email_digest'),
+    phoneDigest: text('phone_digest'),
+    telegramDigest: text('telegram_digest'),
+    passportDigest: text('passport_digest'),
+    /** `{ email, phoneNumber, telegramUsername, passport }`, sealed. */
+    ...sealedColumns(),
+    /** Plaintext of rows older than sealing at rest; null once `sealPlaintextRows` ran. */
+    legacyEmail: text('email'),
+    legacyPhoneNumber: text('phone_number'),
+    legacyTelegramUsername: text('telegram_username'),
+    legacyPassport: text('passport'),
     status: text('status', { enum: ['unregistered', 'active'] }).notNull(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (table) => [
     uniqueIndex('ks_identities_address_idx').on(table.address),
-    uniqueIndex('ks_identities_email_idx').on(table.email),
-    uniqueIndex('ks_identities_phone_idx').on(table.phoneNumber),
-    uniqueIndex('ks_identities_telegram_idx').on(table.telegramUsername),
+    uniqueIndex('ks_identities_email_digest_idx').on(table.emailDigest),
+    uniqueIndex('ks_identities_phone_digest_idx').on(table.phoneDigest),
+    uniqueIndex('ks_identities_telegram_digest_idx').on(table.telegramDigest),
+    index('ks_identities_passport_digest_idx').on(table.passportDigest),
   ],
 );
 
@@ -203,7 +233,10 @@ export const ksIdentitySettings = pgTable(
       .notNull()
       .references(() => ksIdentities.id, { onDelete: 'cascade' }),
     key: text('key').notNull(),
-    value: jsonb('value').notNull(),
+    /** The JSON value, sealed. */
+    ...sealedColumns(),
+    /** Plaintext of rows older than sealing at rest; null once `sealPlaintextRows` ran. */
+    legacyValue: jsonb('value'),
     updatedAt: updatedAt(),
   },
   (table) => [primaryKey({ columns: [table.identityId, table.key] })],
@@ -214,7 +247,11 @@ export const ksInvites = pgTable(
   {
     id: serial('id').primaryKey(),
     type: text('type', { enum: ['whitelist-invite', 'general-invite'] }).notNull(),
-    email: text('email').notNull(),
+    /** Keyed hash of the invitee's email (the same as a wallet's `email_digest`); the email itself is sealed. */
+    emailDigest: text('email_digest'),
+    ...sealedColumns(),
+    /** Plaintext of rows older than sealing at rest; null once `sealPlaintextRows` ran. */
+    legacyEmail: text('email'),
     saleId: text('sale_id').notNull().default(''),
     creatorId: text('creator_id').notNull(),
     /** Keyed hash of the code mailed with the invite; a wallet created with it starts verified. */
@@ -222,7 +259,7 @@ export const ksInvites = pgTable(
     createdAt: createdAt(),
   },
   (table) => [
-    uniqueIndex('ks_invites_email_sale_idx').on(table.email, table.type, table.saleId),
+    uniqueIndex('ks_invites_email_digest_sale_idx').on(table.emailDigest, table.type, table.saleId),
     index('ks_invites_sale_idx').on(table.saleId),
   ],
 );

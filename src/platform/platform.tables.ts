@@ -54,12 +54,19 @@ export const mailOutbox = pgTable(
   'mail_outbox',
   {
     id: id(),
-    recipient: text('recipient').notNull(),
-    subject: text('subject').notNull(),
-    body: text('body').notNull(),
+    /** Keyed hash of the lower-cased recipient, for the admin's filter. */
+    recipientDigest: text('recipient_digest'),
+    /** `{ to, subject, text }`, sealed: the mail carries emails, verification links and codes. */
+    keyId: text('key_id'),
+    wrappedKey: text('wrapped_key'),
+    ciphertext: text('ciphertext'),
+    /** Plaintext of mail kept before sealing at rest; null once the start-up step sealed it. */
+    legacyRecipient: text('recipient'),
+    legacySubject: text('subject'),
+    legacyBody: text('body'),
     createdAt: createdAt(),
   },
-  (table) => [index('mail_outbox_recipient_idx').on(table.recipient, table.createdAt)],
+  (table) => [index('mail_outbox_recipient_digest_idx').on(table.recipientDigest, table.createdAt)],
 );
 
 /**

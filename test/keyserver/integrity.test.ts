@@ -1,6 +1,7 @@
 import { eq } from 'drizzle-orm';
 import sdk from '@tokend/js-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyserverSealer } from '../../src/keyserver/at-rest.ts';
 import { ksWallets } from '../../src/keyserver/keyserver.tables.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 import { signedHeaders, tokendClient } from '../support/tokend.ts';
@@ -19,7 +20,11 @@ afterAll(async () => {
 });
 
 const COMPETITORS = 20;
-const walletsFor = (email: string) => t.db.select().from(ksWallets).where(eq(ksWallets.email, email));
+const walletsFor = (email: string) =>
+  t.db
+    .select()
+    .from(ksWallets)
+    .where(eq(ksWallets.emailDigest, keyserverSealer(t.keyring).digest('email', email)));
 const asOwner = (wallet: SdkWallet, method: string, target: string, body?: unknown) =>
   t.request(method, target, { body, headers: { ...signedHeaders(wallet.keypair, method, target), 'account-id': wallet.accountId } });
 

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { desc, eq } from 'drizzle-orm';
 import sdk from '@tokend/js-sdk';
 import { generateSync } from 'otplib';
 import { expect } from 'vitest';
 import { strictSignatureHeaders } from '@tranche/client';
-import { mailOutbox } from '../../src/platform/platform.tables.ts';
+import { readOutbox } from '../../src/platform/mail/mailer.ts';
 import type { TestApp } from './harness.ts';
 
 const { ApiCaller, WalletsManager, FactorsManager, base, errors } = sdk;
@@ -28,8 +27,8 @@ export async function tokendClient(t: TestApp) {
   await t.modules.keyserver.accounts.addAdminSigner(admin.accountId());
 
   async function latestMail(to: string) {
-    const [mail] = await t.db.select().from(mailOutbox).where(eq(mailOutbox.recipient, to)).orderBy(desc(mailOutbox.createdAt)).limit(1);
-    return mail!;
+    const { items } = await readOutbox(t.db, t.keyring, { to, limit: 1, offset: 0 });
+    return items[0]!;
   }
 
   /** The base64url payload of the verification link last mailed to `email`. */

@@ -4,8 +4,10 @@ import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db } from '../../platform/db/database.ts';
 import type { AccountsService } from '../accounts/accounts.service.ts';
+import { aad, keyserverSealer } from '../at-rest.ts';
 import { badRequest, notFound } from '../jsonapi.ts';
 import { ksBlobs } from '../keyserver.tables.ts';
 import { queryInt4 } from '../../platform/http/integers.ts';
@@ -33,7 +35,8 @@ const BLOB_NAMES = Object.fromEntries(Object.entries(BLOB_TYPES).map(([name, val
 const isPublic = (type: number) => type <= BLOB_TYPES.token_metrics!;
 const MAX_BLOB_BYTES = 512 * 1024;
 
-type BlobRow = typeof ksBlobs.$inferSelect;
+type StoredBlob = typeof ksBlobs.$inferSelect;
+type BlobRow = Pick<StoredBlob, 'id' | 'type' | 'ownerId' | 'deletedAt'> & { value: string };
 
 /** base32 (RFC 4648, no padding) of SHA-256(owner + decimal type + value): the same blob has the same id. */
 export function blobId(owner: string, type: number, value: string): string {
@@ -47,9 +50,21 @@ const blobResource = (blob: BlobRow) => ({
   relationships: { owner: { data: { type: 'accounts', id: blob.ownerId } } },
 });
 
-export async function blobsRoutes(app: FastifyInstance, options: { db: Db; accounts: AccountsService }) {
+/**
+ * Every blob value is sealed, whatever its type: the private types hold PII (`kyc_form` holds
+ * SSNs), and no query looks inside a value.
+ */
+export async function blobsRoutes(app: FastifyInstance, options: { db: Db; accounts: AccountsService; keyring: Keyring }) {
   const { db, accounts } = options;
   const routes = app.withTypeProvider<ZodTypeProvider>();
+  const sealer = keyserverSealer(options.keyring);
+  const open = (row: StoredBlob): BlobRow => ({
+    id: row.id,
+    type: row.type,
+    ownerId: row.ownerId,
+    deletedAt: row.deletedAt,
+    value: sealer.open<string>(row, aad.blob(row.id)),
+  });
 
   const createBody = z.object({
     data: z.object({
@@ -64,9 +79,12 @@ export async function blobsRoutes(app: FastifyInstance, options: { db: Db; accou
     await accounts.authorize(request, { owner, admin: true });
     const type = BLOB_TYPES[body.data.type]!;
     const id = blobId(owner, type, body.data.attributes.value);
-    await db.insert(ksBlobs).values({ id, type, ownerId: owner, value: body.data.attributes.value }).onConflictDoNothing();
+    await db
+      .insert(ksBlobs)
+      .values({ id, type, ownerId: owner, ...sealer.seal(body.data.attributes.value, aad.blob(id)) })
+      .onConflictDoNothing();
     const [blob] = await db.select().from(ksBlobs).where(eq(ksBlobs.id, id));
-    return { data: blobResource(blob!) };
+    return { data: blobResource(open(blob!)) };
   }
 
   routes.post(
@@ -96,7 +114,10 @@ export async function blobsRoutes(app: FastifyInstance, options: { db: Db; accou
     if (!isPublic(blob.type)) await accounts.authorize(request, { owner: blob.ownerId, admin: true });
     return blob;
   }
-  const findBlob = async (id: string) => (await db.select().from(ksBlobs).where(eq(ksBlobs.id, id)))[0];
+  const findBlob = async (id: string) => {
+    const [row] = await db.select().from(ksBlobs).where(eq(ksBlobs.id, id));
+    return row && open(row);
+  };
   const blobParam = z.string().regex(/^[A-Z2-7]{52}$/, 'invalid blob id');
 
   routes.get(
@@ -148,7 +169,7 @@ export async function blobsRoutes(app: FastifyInstance, options: { db: Db; accou
         )
         .orderBy(asc(ksBlobs.createdAt))
         .limit(500);
-      return { data: rows.map(blobResource) };
+      return { data: rows.map((row) => blobResource(open(row))) };
     },
   );
 

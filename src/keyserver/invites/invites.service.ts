@@ -4,10 +4,13 @@ import { keyedHash } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
+import { aad, keyserverSealer } from '../at-rest.ts';
 import { conflict } from '../jsonapi.ts';
 import { ksInvites, ksWallets } from '../keyserver.tables.ts';
 
-export type InviteRow = typeof ksInvites.$inferSelect;
+type StoredInvite = typeof ksInvites.$inferSelect;
+/** An invite with its email opened from the sealed document. */
+export type InviteRow = Pick<StoredInvite, 'id' | 'type' | 'saleId' | 'creatorId' | 'codeDigest' | 'createdAt'> & { email: string };
 export type NewInvite = { type: InviteRow['type']; email: string; saleId: string };
 
 /** Upper-case letters and digits without the look-alikes 0/O and 1/I: 32 symbols, 5 bits each. */
@@ -17,6 +20,16 @@ const CODE_LENGTH = 12;
 /** Invites: an inviter's list of emails (per sale for whitelist invites), each mailed a code. */
 export function createInvitesService(options: { db: Db; keyring: Keyring; mailer: Mailer }) {
   const { db, keyring } = options;
+  const sealer = keyserverSealer(keyring);
+  const open = (row: StoredInvite): InviteRow => ({
+    id: row.id,
+    type: row.type,
+    saleId: row.saleId,
+    creatorId: row.creatorId,
+    codeDigest: row.codeDigest,
+    createdAt: row.createdAt,
+    email: sealer.open<string>(row, aad.invite(row.type, row.saleId, row.emailDigest ?? '')),
+  });
   const newCode = () => Array.from({ length: CODE_LENGTH }, () => CODE_ALPHABET[randomInt(CODE_ALPHABET.length)]).join('');
   const codeDigest = (email: string, code: string) => keyedHash(keyring, 'invite-code', `${email}:${code.toUpperCase()}`);
 
@@ -25,11 +38,21 @@ export function createInvitesService(options: { db: Db; keyring: Keyring; mailer
     async create(creatorId: string, invites: NewInvite[]): Promise<InviteRow[]> {
       const key = (invite: NewInvite) => `${invite.type}:${invite.saleId}:${invite.email}`;
       const codes = new Map(invites.map((invite) => [key(invite), newCode()]));
-      const rows = invites.map((invite) => ({ ...invite, creatorId, codeDigest: codeDigest(invite.email, codes.get(key(invite))!) }));
+      const rows = invites.map(({ email, type, saleId }) => {
+        const emailDigest = sealer.digest('email', email);
+        return {
+          type,
+          saleId,
+          creatorId,
+          codeDigest: codeDigest(email, codes.get(key({ email, type, saleId }))!),
+          emailDigest,
+          ...sealer.seal(email, aad.invite(type, saleId, emailDigest)),
+        };
+      });
       const created = await db.transaction(async (tx) => {
         const inserted = await tx.insert(ksInvites).values(rows).onConflictDoNothing().returning();
         if (inserted.length < rows.length) throw conflict('invite already exists');
-        return inserted;
+        return inserted.map(open);
       });
       for (const invite of created) {
         const what = invite.saleId ? `to take part in offering ${invite.saleId}` : 'to join';
@@ -44,10 +67,10 @@ export function createInvitesService(options: { db: Db; keyring: Keyring; mailer
 
     /** Invites of one inviter (all of them for an admin), with the account of an invitee who signed up. */
     async list(filter: { creatorId?: string; saleId?: string }, offset: number, limit: number) {
-      return db
+      const rows = await db
         .select({ invite: ksInvites, accountId: ksWallets.accountId })
         .from(ksInvites)
-        .leftJoin(ksWallets, eq(ksWallets.email, ksInvites.email))
+        .leftJoin(ksWallets, eq(ksWallets.emailDigest, ksInvites.emailDigest))
         .where(
           and(
             filter.saleId ? eq(ksInvites.saleId, filter.saleId) : undefined,
@@ -57,6 +80,7 @@ export function createInvitesService(options: { db: Db; keyring: Keyring; mailer
         .orderBy(asc(ksInvites.id))
         .offset(offset)
         .limit(limit);
+      return rows.map((row) => ({ invite: open(row.invite), accountId: row.accountId }));
     },
 
     async remove(ids: number[], creatorId: string | undefined): Promise<void> {
@@ -68,7 +92,7 @@ export function createInvitesService(options: { db: Db; keyring: Keyring; mailer
       const [match] = await tx
         .select({ id: ksInvites.id })
         .from(ksInvites)
-        .where(and(eq(ksInvites.email, email), eq(ksInvites.codeDigest, codeDigest(email, code))))
+        .where(and(eq(ksInvites.emailDigest, sealer.digest('email', email)), eq(ksInvites.codeDigest, codeDigest(email, code))))
         .limit(1);
       return match !== undefined;
     },

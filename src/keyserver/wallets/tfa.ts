@@ -9,6 +9,7 @@ import type { Db, Executor } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
 import { verifyEd25519 } from '../httpsig.ts';
 import { badRequest, forbidden, notFound, tooManyRequests } from '../jsonapi.ts';
+import { keyserverSealer } from '../at-rest.ts';
 import { walletsRepo, type FactorRow, type WalletRow } from './wallets.repo.ts';
 
 const CHALLENGE_TTL_MS = 10 * 60 * 1000;
@@ -32,7 +33,7 @@ const secretAad = (factorId: number) => `ks-factor:${factorId}`;
  */
 export function createTfa(options: TfaOptions) {
   const { db, keyring, clock } = options;
-  const repo = walletsRepo(db);
+  const repo = walletsRepo(db, keyserverSealer(keyring));
 
   function requestToken(request: FastifyRequest, wallet: WalletRow, mixin: string): string {
     const body = sha256(request.rawBody ?? '');

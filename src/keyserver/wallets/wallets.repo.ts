@@ -1,61 +1,122 @@
+import { randomUUID } from 'node:crypto';
 import { and, asc, desc, eq, gt, inArray, lt, or } from 'drizzle-orm';
 import type { Sealed } from '../../platform/crypto/envelope.ts';
 import type { Executor } from '../../platform/db/database.ts';
+import { aad, type KeyserverSealer } from '../at-rest.ts';
 import { ksFactors, ksSessions, ksTfaChallenges, ksWallets } from '../keyserver.tables.ts';
 
-export type WalletRow = typeof ksWallets.$inferSelect;
+type StoredWallet = typeof ksWallets.$inferSelect;
+/** A wallet as the service sees it: the wallet id and email opened from their sealed document. */
+export type WalletRow = Omit<
+  StoredWallet,
+  'walletIdDigest' | 'emailDigest' | 'keyId' | 'wrappedKey' | 'ciphertext' | 'legacyWalletId' | 'legacyEmail'
+> & { walletId: string; email: string };
 export type FactorRow = typeof ksFactors.$inferSelect;
 export type ChallengeRow = typeof ksTfaChallenges.$inferSelect;
 export type SessionRow = typeof ksSessions.$inferSelect;
-export type NewWallet = typeof ksWallets.$inferInsert;
+export type NewWallet = Omit<typeof ksWallets.$inferInsert, keyof StoredWallet> &
+  Partial<Omit<WalletRow, 'id' | 'createdAt' | 'updatedAt'>> &
+  Pick<WalletRow, 'walletId' | 'email' | 'accountId' | 'currentAccountId' | 'salt' | 'keychainData' | 'kdfVersion'>;
+type WalletChanges = Partial<Omit<WalletRow, 'id' | 'walletId' | 'email' | 'createdAt' | 'updatedAt'>> & {
+  /** A new wallet id re-seals the wallet's document, so the email it keeps comes along. */
+  credentials?: { walletId: string; email: string };
+};
 
-export function walletsRepo(db: Executor) {
+/**
+ * Wallets, their factors, challenges and sessions. The wallet id (the login credential) and the
+ * email are stored sealed and found by their keyed hashes; sessions are keyed by the keyed hash of
+ * their id.
+ */
+export function walletsRepo(db: Executor, sealer: KeyserverSealer) {
+  const sealSession = (digest: string, encryptionKey: string): Sealed => sealer.seal(encryptionKey, aad.session(digest));
+  const open = (row: StoredWallet): WalletRow => {
+    const {
+      walletIdDigest: _w,
+      emailDigest: _e,
+      keyId: _k,
+      wrappedKey: _r,
+      ciphertext: _c,
+      legacyWalletId: _lw,
+      legacyEmail: _le,
+      ...rest
+    } = row;
+    return { ...rest, ...sealer.open<{ walletId: string; email: string }>(row, aad.wallet(row.id)) };
+  };
+  const sealed = (pk: string, credentials: { walletId: string; email: string }) => ({
+    walletIdDigest: sealer.digest('wallet-id', credentials.walletId),
+    emailDigest: sealer.digest('email', credentials.email),
+    ...sealer.seal({ walletId: credentials.walletId, email: credentials.email }, aad.wallet(pk)),
+  });
+  const one = (rows: StoredWallet[]) => (rows[0] ? open(rows[0]) : undefined);
+
   return {
     async byWalletId(walletId: string, tx: Executor = db): Promise<WalletRow | undefined> {
-      const [row] = await tx.select().from(ksWallets).where(eq(ksWallets.walletId, walletId));
-      return row;
+      return one(
+        await tx
+          .select()
+          .from(ksWallets)
+          .where(eq(ksWallets.walletIdDigest, sealer.digest('wallet-id', walletId))),
+      );
     },
     async byEmail(email: string, tx: Executor = db): Promise<WalletRow | undefined> {
-      const [row] = await tx.select().from(ksWallets).where(eq(ksWallets.email, email));
-      return row;
+      return one(
+        await tx
+          .select()
+          .from(ksWallets)
+          .where(eq(ksWallets.emailDigest, sealer.digest('email', email))),
+      );
     },
     async byAccountId(accountId: string, tx: Executor = db): Promise<WalletRow | undefined> {
-      const [row] = await tx.select().from(ksWallets).where(eq(ksWallets.accountId, accountId));
-      return row;
+      return one(await tx.select().from(ksWallets).where(eq(ksWallets.accountId, accountId)));
     },
     async lock(pk: string, tx: Executor): Promise<WalletRow | undefined> {
-      const [row] = await tx.select().from(ksWallets).where(eq(ksWallets.id, pk)).for('update');
-      return row;
+      return one(await tx.select().from(ksWallets).where(eq(ksWallets.id, pk)).for('update'));
     },
     /** Undefined when the wallet id or the email is taken. */
     async insert(wallet: NewWallet, tx: Executor): Promise<WalletRow | undefined> {
-      const [row] = await tx.insert(ksWallets).values(wallet).onConflictDoNothing().returning();
-      return row;
+      const { walletId, email, ...rest } = wallet;
+      const id = randomUUID();
+      return one(
+        await tx
+          .insert(ksWallets)
+          .values({ ...rest, id, ...sealed(id, { walletId, email }) })
+          .onConflictDoNothing()
+          .returning(),
+      );
     },
     async walletIdTaken(walletId: string, exceptPk: string, tx: Executor): Promise<boolean> {
-      const [row] = await tx.select({ id: ksWallets.id }).from(ksWallets).where(eq(ksWallets.walletId, walletId));
+      const [row] = await tx
+        .select({ id: ksWallets.id })
+        .from(ksWallets)
+        .where(eq(ksWallets.walletIdDigest, sealer.digest('wallet-id', walletId)));
       return row !== undefined && row.id !== exceptPk;
     },
-    async update(pk: string, changes: Partial<NewWallet>, tx: Executor): Promise<WalletRow> {
+    async update(pk: string, changes: WalletChanges, tx: Executor): Promise<WalletRow> {
+      const { credentials, ...rest } = changes;
       const [row] = await tx
         .update(ksWallets)
-        .set({ ...changes, updatedAt: new Date() })
+        .set({ ...rest, ...(credentials ? sealed(pk, credentials) : {}), updatedAt: new Date() })
         .where(eq(ksWallets.id, pk))
         .returning();
-      return row!;
+      return open(row!);
     },
     async delete(walletId: string, tx: Executor = db): Promise<WalletRow | undefined> {
-      const [row] = await tx.delete(ksWallets).where(eq(ksWallets.walletId, walletId)).returning();
-      return row;
+      return one(
+        await tx
+          .delete(ksWallets)
+          .where(eq(ksWallets.walletIdDigest, sealer.digest('wallet-id', walletId)))
+          .returning(),
+      );
     },
     async list(options: { verified?: boolean; offset: number; limit: number }, tx: Executor = db): Promise<WalletRow[]> {
-      return tx
+      const rows = await tx
         .select()
         .from(ksWallets)
         .where(options.verified === undefined ? undefined : eq(ksWallets.verified, options.verified))
         .orderBy(asc(ksWallets.createdAt), asc(ksWallets.id))
         .offset(options.offset)
         .limit(options.limit);
+      return rows.map(open);
     },
 
     async factors(walletPk: string, tx: Executor = db): Promise<FactorRow[]> {
@@ -116,18 +177,27 @@ export function walletsRepo(db: Executor) {
       await tx.delete(ksTfaChallenges).where(or(eq(ksTfaChallenges.walletPk, walletPk), lt(ksTfaChallenges.expiresAt, now)));
     },
 
-    async insertSession(row: { id: string; walletPk: string; expiresAt: Date } & Sealed, tx: Executor = db): Promise<SessionRow> {
-      const [session] = await tx.insert(ksSessions).values(row).returning();
-      return session!;
+    /** Stores a session under the keyed hash of its id, with its encryption key sealed. */
+    async insertSession(row: { id: string; walletPk: string; expiresAt: Date; encryptionKey: string }, tx: Executor = db): Promise<void> {
+      const digest = sealer.sessionDigest(row.id);
+      await tx
+        .insert(ksSessions)
+        .values({ id: digest, walletPk: row.walletPk, expiresAt: row.expiresAt, ...sealSession(digest, row.encryptionKey) });
     },
-    /** Extends a live session; undefined when it is unknown or expired. */
-    async extendSession(id: string, now: Date, expiresAt: Date, tx: Executor = db): Promise<SessionRow | undefined> {
+    /** Extends a live session; its encryption key, or undefined when it is unknown or expired. */
+    async extendSession(
+      id: string,
+      now: Date,
+      expiresAt: Date,
+      tx: Executor = db,
+    ): Promise<{ encryptionKey: string; expiresAt: Date } | undefined> {
+      const digest = sealer.sessionDigest(id);
       const [row] = await tx
         .update(ksSessions)
         .set({ expiresAt })
-        .where(and(eq(ksSessions.id, id), gt(ksSessions.expiresAt, now)))
+        .where(and(eq(ksSessions.id, digest), gt(ksSessions.expiresAt, now)))
         .returning();
-      return row;
+      return row && { encryptionKey: sealer.open<string>(row, aad.session(digest)), expiresAt: row.expiresAt };
     },
     async deleteSessions(walletPks: string[], tx: Executor): Promise<void> {
       if (walletPks.length > 0) await tx.delete(ksSessions).where(inArray(ksSessions.walletPk, walletPks));

@@ -2,7 +2,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../../platform/clock.ts';
 import { constantTimeEqual } from '../../platform/crypto/compare.ts';
-import { keyedHash, seal, unseal } from '../../platform/crypto/envelope.ts';
+import { keyedHash } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
@@ -11,8 +11,9 @@ import type { NewSigner } from '../accounts/accounts.repo.ts';
 import type { IdentitiesService } from '../identities/identities.service.ts';
 import type { InvitesService } from '../invites/invites.service.ts';
 import { badRequest, conflict, forbidden, notFound } from '../jsonapi.ts';
+import { keyserverSealer } from '../at-rest.ts';
 import type { Tfa } from './tfa.ts';
-import { walletsRepo, type SessionRow, type WalletRow } from './wallets.repo.ts';
+import { walletsRepo, type WalletRow } from './wallets.repo.ts';
 
 /** KDF parameter sets (research/tokend.md §3.1); v2 lower-cases emails and is the default. */
 export const KDF_VERSIONS: Record<number, { algorithm: 'scrypt'; bits: number; n: number; r: number; p: number }> = {
@@ -54,8 +55,7 @@ export function verificationLink(clientUrl: string, walletId: string, token: str
 
 export function createWalletsService(options: WalletsOptions) {
   const { db, keyring, clock, accounts, tfa } = options;
-  const repo = walletsRepo(db);
-  const sessionAad = (id: string) => `ks-session:${id}`;
+  const repo = walletsRepo(db, keyserverSealer(keyring));
 
   const emailToken = () => Array.from({ length: 20 }, () => LETTERS[randomInt(LETTERS.length)]).join('');
   const tokenDigest = (email: string, token: string) => keyedHash(keyring, 'wallet-token', `${email}:${token}`);
@@ -72,15 +72,9 @@ export function createWalletsService(options: WalletsOptions) {
     const id = randomBytes(16).toString('hex');
     const encryptionKey = randomBytes(32).toString('hex');
     const expiresAt = new Date(clock.now().getTime() + options.sessionTtlSeconds * 1000);
-    await repo.insertSession({ id, walletPk: wallet.id, expiresAt, ...seal(keyring, encryptionKey, sessionAad(id)) }, tx);
+    await repo.insertSession({ id, walletPk: wallet.id, expiresAt, encryptionKey }, tx);
     return { id, encryptionKey, expiresAt };
   }
-
-  const sessionOf = (row: SessionRow): Session => ({
-    id: row.id,
-    encryptionKey: unseal(keyring, row, sessionAad(row.id)),
-    expiresAt: row.expiresAt,
-  });
 
   /**
    * Sign-up. With email verification on, the wallet starts unverified and a link is mailed, unless
@@ -175,7 +169,11 @@ export function createWalletsService(options: WalletsOptions) {
   /** New id, keychain and password factor; the sessions and challenges of the old credentials end. */
   async function storeKeychain(wallet: WalletRow, input: WalletInput, passwordFactor: PasswordFactorInput, tx: Executor) {
     const { walletId, salt, keychainData, kdfVersion, accountId } = input;
-    const updated = await repo.update(wallet.id, { walletId, salt, keychainData, kdfVersion, currentAccountId: accountId }, tx);
+    const updated = await repo.update(
+      wallet.id,
+      { credentials: { walletId, email: wallet.email }, salt, keychainData, kdfVersion, currentAccountId: accountId },
+      tx,
+    );
     const password = (await repo.factors(wallet.id, tx)).find((factor) => factor.type === 'password');
     if (password) await repo.updateFactor(password.id, { ...passwordFactor, failedAttempts: 0, lockedUntil: null }, tx);
     else await repo.insertFactor({ walletPk: wallet.id, type: 'password', priority: 100, ...passwordFactor }, tx);
@@ -248,9 +246,9 @@ export function createWalletsService(options: WalletsOptions) {
 
   async function extendSession(id: string): Promise<Session> {
     const now = clock.now();
-    const row = await repo.extendSession(id, now, new Date(now.getTime() + options.sessionTtlSeconds * 1000));
-    if (!row) throw notFound('session not found');
-    return sessionOf(row);
+    const session = await repo.extendSession(id, now, new Date(now.getTime() + options.sessionTtlSeconds * 1000));
+    if (!session) throw notFound('session not found');
+    return { id, ...session };
   }
 
   return {

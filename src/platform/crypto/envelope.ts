@@ -68,7 +68,9 @@ export type HashPurpose =
   | 'wallet-token'
   | 'invite-code'
   | 'rate-limit'
-  | 'ks-pii-index';
+  | 'ks-pii-index'
+  | 'ks-session'
+  | 'mail-recipient';
 
 /** Deterministic keyed digest (hex) for lookups without storing the value; one subkey per purpose. */
 export function keyedHash(keyring: Keyring, purpose: HashPurpose, value: string): string {

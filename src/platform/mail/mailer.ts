@@ -1,5 +1,8 @@
-import { desc, eq } from 'drizzle-orm';
+import { randomUUID } from 'node:crypto';
+import { desc, eq, isNull } from 'drizzle-orm';
 import nodemailer from 'nodemailer';
+import { keyedHash, seal, unseal } from '../crypto/envelope.ts';
+import type { Keyring } from '../crypto/keyring.ts';
 import type { Db } from '../db/database.ts';
 import { mailOutbox } from '../platform.tables.ts';
 
@@ -16,18 +19,60 @@ export function smtpMailer(url: string, from: string): Mailer {
   };
 }
 
-/** The embedded default: mail is kept in a table instead of sent, so a developer can read it. */
-export function outboxMailer(db: Db): Mailer {
+/** A kept mail as the platform admin reads it. */
+export type OutboxMail = { id: string; recipient: string; subject: string; body: string; createdAt: Date };
+type StoredMail = typeof mailOutbox.$inferSelect;
+
+const mailAad = (id: string) => `mail_outbox:${id}`;
+/** The outbox is found by recipient through this keyed hash of the lower-cased address. */
+const recipientDigest = (keyring: Keyring, to: string) => keyedHash(keyring, 'mail-recipient', to.toLowerCase());
+
+/** The stored form of a mail: sealed (it carries addresses, links and codes), found by the keyed hash of its recipient. */
+export function sealMail(keyring: Keyring, id: string, mail: Mail) {
+  return { recipientDigest: recipientDigest(keyring, mail.to), ...seal(keyring, JSON.stringify(mail), mailAad(id)) };
+}
+
+function openMail(keyring: Keyring, row: StoredMail): OutboxMail {
+  if (row.keyId === null || row.wrappedKey === null || row.ciphertext === null) {
+    throw new Error('mail_outbox row is not sealed yet; restart the server so that it seals plaintext rows');
+  }
+  const mail = JSON.parse(
+    unseal(keyring, { keyId: row.keyId, wrappedKey: row.wrappedKey, ciphertext: row.ciphertext }, mailAad(row.id)),
+  ) as Mail;
+  return { id: row.id, recipient: mail.to, subject: mail.subject, body: mail.text, createdAt: row.createdAt };
+}
+
+/** The embedded default: mail is kept in a table instead of sent, so a developer can read it; sealed at rest. */
+export function outboxMailer(db: Db, keyring: Keyring): Mailer {
   return {
     async send(mail) {
-      await db.insert(mailOutbox).values({ recipient: mail.to, subject: mail.subject, body: mail.text });
+      const id = randomUUID();
+      await db.insert(mailOutbox).values({ id, ...sealMail(keyring, id, { to: mail.to, subject: mail.subject, text: mail.text }) });
     },
   };
 }
 
-/** The outbox, newest first, optionally for one recipient; with the total for paging. */
-export async function readOutbox(db: Db, query: { to?: string; limit: number; offset: number }) {
-  const where = query.to ? eq(mailOutbox.recipient, query.to) : undefined;
-  const items = await db.select().from(mailOutbox).where(where).orderBy(desc(mailOutbox.createdAt)).limit(query.limit).offset(query.offset);
-  return { items, total: await db.$count(mailOutbox, where) };
+/** The outbox, newest first, optionally for one recipient (any case); with the total for paging. */
+export async function readOutbox(db: Db, keyring: Keyring, query: { to?: string; limit: number; offset: number }) {
+  const where = query.to ? eq(mailOutbox.recipientDigest, recipientDigest(keyring, query.to)) : undefined;
+  const rows = await db.select().from(mailOutbox).where(where).orderBy(desc(mailOutbox.createdAt)).limit(query.limit).offset(query.offset);
+  return { items: rows.map((row) => openMail(keyring, row)), total: await db.$count(mailOutbox, where) };
+}
+
+/**
+ * Seals mail kept before the outbox was sealed at rest (migration 0013 could only add columns) and
+ * nulls its plaintext. Every start runs it after the migrations; returns how many it sealed.
+ */
+export async function sealPlaintextOutbox(db: Db, keyring: Keyring): Promise<number> {
+  return db.transaction(async (tx) => {
+    const rows = await tx.select().from(mailOutbox).where(isNull(mailOutbox.keyId)).for('update');
+    for (const row of rows) {
+      const mail = { to: row.legacyRecipient ?? '', subject: row.legacySubject ?? '', text: row.legacyBody ?? '' };
+      await tx
+        .update(mailOutbox)
+        .set({ ...sealMail(keyring, row.id, mail), legacyRecipient: null, legacySubject: null, legacyBody: null })
+        .where(eq(mailOutbox.id, row.id));
+    }
+    return rows.length;
+  });
 }

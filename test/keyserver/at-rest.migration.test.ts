@@ -1,0 +1,208 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Keypair } from '@stellar/stellar-base';
+import { sql } from 'drizzle-orm';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { createModules, sealPlaintextRows } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { aad, keyserverSealer, rewrapKeyserverRows } from '../../src/keyserver/at-rest.ts';
+import { seal } from '../../src/platform/crypto/envelope.ts';
+import type { Keyring } from '../../src/platform/crypto/keyring.ts';
+import { rewrapRows } from '../../src/platform/crypto/rewrap-rows.ts';
+import { migrationsFolder, openEmbedded, openPostgres, queryRows, type Database } from '../../src/platform/db/database.ts';
+import { readOutbox } from '../../src/platform/mail/mailer.ts';
+import { withDatabaseName } from '../support/global-setup.ts';
+import { testKeyring } from '../support/harness.ts';
+
+/** The migrations before PII was sealed at rest, in a folder of their own. */
+function migrationsBeforeSealing(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-migrations-'));
+  const journal = JSON.parse(fs.readFileSync(path.join(migrationsFolder, 'meta/_journal.json'), 'utf8')) as {
+    entries: { idx: number; tag: string }[];
+  };
+  const last = journal.entries.findIndex((entry) => entry.tag === '0014_pii_at_rest');
+  expect(last).toBeGreaterThan(0);
+  journal.entries = journal.entries.slice(0, last);
+  fs.mkdirSync(path.join(dir, 'meta'));
+  fs.writeFileSync(path.join(dir, 'meta/_journal.json'), JSON.stringify(journal));
+  for (const entry of journal.entries) fs.copyFileSync(path.join(migrationsFolder, `${entry.tag}.sql`), path.join(dir, `${entry.tag}.sql`));
+  return dir;
+}
+
+/** An empty database migrated up to `folder` only; `migrate()` then applies the rest. */
+async function databaseAt(folder: string): Promise<{ database: Database; drop(): Promise<void> }> {
+  const target = inject('database');
+  if (target.kind === 'embedded') {
+    const database = await openEmbedded();
+    await migratePglite(drizzlePglite(database.pglite), { migrationsFolder: folder });
+    return { database, drop: async () => undefined };
+  }
+  const name = `${target.prefix}${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: target.serverUrl });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = withDatabaseName(target.serverUrl, name);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await migratePg(drizzlePg(client), { migrationsFolder: folder });
+  await client.end();
+  return {
+    database: openPostgres(url, 2),
+    async drop() {
+      const cleanup = new pg.Client({ connectionString: target.serverUrl });
+      await cleanup.connect();
+      await cleanup.query(`drop database if exists ${name} with (force)`);
+      await cleanup.end();
+    },
+  };
+}
+
+const keyring = testKeyring();
+const owner = Keypair.random().publicKey();
+const legacy = {
+  walletId: 'a1'.repeat(32),
+  email: 'legacy.owner@at-rest.example',
+  phone: '+15550166543',
+  telegram: 'legacytelegram',
+  passport: 'LEGACYPASS77',
+  otherEmail: 'legacy.unregistered@at-rest.example',
+  inviteEmail: 'legacy.invitee@at-rest.example',
+  sessionId: 'b2'.repeat(16),
+  encryptionKey: 'c3'.repeat(32),
+  blobId: 'D'.repeat(52),
+  blobValue: JSON.stringify({ first_name: 'Legacymarker', ssn: '987-65-1234' }),
+  setting: 'legacysetting.example',
+  mailBody: 'Your legacy confirmation code is 918273.',
+};
+
+let database: Database;
+let fresh: Awaited<ReturnType<typeof databaseAt>> | undefined;
+beforeAll(async () => {
+  fresh = await databaseAt(migrationsBeforeSealing());
+  database = fresh.database;
+  const db = database.db;
+  // Rows as the releases before sealing at rest wrote them.
+  await db.execute(sql`insert into ks_accounts (id) values (${owner})`);
+  const [wallet] = await queryRows<{ id: string }>(
+    db,
+    sql`insert into ks_wallets (wallet_id, email, account_id, current_account_id, salt, keychain_data, kdf_version, verified)
+        values (${legacy.walletId}, ${legacy.email}, ${owner}, ${owner}, 'c2FsdA==', 'keychain', 2, true) returning id`,
+  );
+  const session = seal(keyring, legacy.encryptionKey, `ks-session:${legacy.sessionId}`);
+  await db.execute(
+    sql`insert into ks_sessions (id, wallet_pk, key_id, wrapped_key, ciphertext, expires_at)
+        values (${legacy.sessionId}, ${wallet!.id}, ${session.keyId}, ${session.wrappedKey}, ${session.ciphertext}, now() + interval '1 hour')`,
+  );
+  const [identity] = await queryRows<{ id: number }>(
+    db,
+    sql`insert into ks_identities (address, email, phone_number, telegram_username, passport, status)
+        values (${owner}, ${legacy.email}, ${legacy.phone}, ${legacy.telegram}, ${legacy.passport}, 'active') returning id`,
+  );
+  const other = Keypair.random().publicKey();
+  await db.execute(sql`insert into ks_accounts (id) values (${other})`);
+  await db.execute(sql`insert into ks_identities (address, email, status) values (${other}, ${legacy.otherEmail}, 'unregistered')`);
+  await db.execute(
+    sql`insert into ks_identity_settings (identity_id, key, value) values (${identity!.id}, 'client_domain', ${JSON.stringify(legacy.setting)}::jsonb)`,
+  );
+  await db.execute(sql`insert into ks_blobs (id, type, owner_id, value) values (${legacy.blobId}, 2048, ${owner}, ${legacy.blobValue})`);
+  await db.execute(
+    sql`insert into ks_invites (type, email, sale_id, creator_id) values ('general-invite', ${legacy.inviteEmail}, '', ${owner})`,
+  );
+  await db.execute(sql`insert into mail_outbox (recipient, subject, body) values (${legacy.email}, 'Your code', ${legacy.mailBody})`);
+}, 180_000);
+afterAll(async () => {
+  await database?.close();
+  await fresh?.drop();
+});
+
+async function dump(): Promise<string> {
+  const tables = await queryRows<{ name: string }>(database.db, sql`select tablename as name from pg_tables where schemaname = 'public'`);
+  const parts: string[] = [];
+  for (const { name } of tables) {
+    const rows = await queryRows<{ row: string }>(database.db, sql`select r::text as row from ${sql.identifier(name)} r`);
+    parts.push(...rows.map((row) => row.row));
+  }
+  return parts.join('\n');
+}
+
+describe('at-rest migration: rows written before sealing', () => {
+  it('migration 0013 applies over them, and the start-up step seals each once, keeping every lookup', async () => {
+    await database.migrate();
+    expect(await dump()).toContain(legacy.email);
+
+    expect(await sealPlaintextRows(database.db, keyring)).toEqual({
+      wallets: 1,
+      identities: 2,
+      settings: 1,
+      blobs: 1,
+      invites: 1,
+      sessions: 1,
+      mail: 1,
+    });
+    expect(Object.values(await sealPlaintextRows(database.db, keyring)).every((count) => count === 0)).toBe(true);
+
+    const stored = await dump();
+    const { blobId: _blobId, ...inClear } = legacy; // a blob id is a public content hash, not PII
+    for (const value of Object.values(inClear)) expect(stored, `${value} in clear`).not.toContain(value);
+
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-at-rest-'));
+    const { keyserver } = createModules({ config: { ...loadConfig({}), dataDir }, database, keyring });
+    const wallet = await keyserver.wallets.mustFind(legacy.walletId);
+    expect(wallet).toMatchObject({ email: legacy.email, accountId: owner, verified: true });
+    expect((await keyserver.wallets.kdfFor(legacy.email)).salt).toBe('c2FsdA==');
+    expect((await keyserver.wallets.extendSession(legacy.sessionId)).encryptionKey).toBe(legacy.encryptionKey);
+
+    const [identity] = await keyserver.identities.list({ phone: legacy.phone }, 0, 10);
+    expect(identity).toMatchObject({ address: owner, email: legacy.email, telegramUsername: legacy.telegram, passport: legacy.passport });
+    expect((await keyserver.identities.list({ passport: legacy.passport }, 0, 10)).map((row) => row.address)).toEqual([owner]);
+    expect((await keyserver.identities.byEmail(legacy.otherEmail)).status).toBe('unregistered');
+    expect(await keyserver.identities.setting(identity!, 'client_domain')).toBe(legacy.setting);
+
+    const [blob] = await queryRows<{ key_id: string; wrapped_key: string; ciphertext: string }>(
+      database.db,
+      sql`select key_id, wrapped_key, ciphertext from ks_blobs where id = ${legacy.blobId}`,
+    );
+    const sealed = { keyId: blob!.key_id, wrappedKey: blob!.wrapped_key, ciphertext: blob!.ciphertext };
+    expect(keyserverSealer(keyring).open(sealed, aad.blob(legacy.blobId))).toBe(legacy.blobValue);
+
+    const mail = await readOutbox(database.db, keyring, { to: legacy.email.toUpperCase(), limit: 10, offset: 0 });
+    expect(mail.items.map((item) => item.body)).toEqual([legacy.mailBody]);
+
+    // Uniqueness now rests on the keyed hashes: the legacy email cannot be taken again.
+    await expect(keyserver.identities.createUnregistered({ email: legacy.email })).rejects.toMatchObject({ status: 409 });
+  }, 180_000);
+
+  it('keys rotate re-wraps everything sealed, so the old master key can go', async () => {
+    const oldKey = keyring.masterKeys.get(keyring.activeKeyId)!;
+    const newKey = randomBytes(32);
+    const during: Keyring = {
+      ...keyring,
+      activeKeyId: 'test-k2',
+      masterKeys: new Map([
+        ['test-k2', newKey],
+        [keyring.activeKeyId, oldKey],
+      ]),
+    };
+    const counts = await database.db.transaction(async (tx) => ({
+      ...(await rewrapKeyserverRows(tx, during)),
+      mail: await rewrapRows(tx, during, 'mail_outbox'),
+    }));
+    expect(counts).toMatchObject({ keyserverWallets: 1, keyserverIdentities: 2, keyserverBlobs: 1, keyserverSessions: 1, mail: 1 });
+
+    const after: Keyring = { ...keyring, activeKeyId: 'test-k2', masterKeys: new Map([['test-k2', newKey]]) };
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-at-rest-'));
+    const { keyserver } = createModules({ config: { ...loadConfig({}), dataDir }, database, keyring: after });
+    expect((await keyserver.wallets.mustFind(legacy.walletId)).email).toBe(legacy.email);
+    expect((await keyserver.wallets.extendSession(legacy.sessionId)).encryptionKey).toBe(legacy.encryptionKey);
+    expect((await keyserver.identities.byEmail(legacy.otherEmail)).status).toBe('unregistered');
+    expect((await readOutbox(database.db, after, { to: legacy.email, limit: 10, offset: 0 })).items[0]!.body).toBe(legacy.mailBody);
+  }, 180_000);
+});
