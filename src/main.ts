@@ -134,6 +134,7 @@ async function serve(config: Config, role: Role) {
   const modules = createModules({ config, database, keyring });
   if (role === 'worker') {
     const worker = await modules.notifications.startWorker();
+    // Drains (WORKER_DRAIN_SECONDS) and exits 0; a second signal kills the process at once.
     const stop = async () => {
       await worker.stop();
       await modules.notifications.close();
@@ -147,9 +148,10 @@ async function serve(config: Config, role: Role) {
   }
   const app = await buildApp({ config, database, keyring }, modules);
   const worker = role === 'all' ? await modules.notifications.startWorker(app.log) : undefined;
+  // The HTTP server finishes its requests while the worker drains its sends (the worker raises
+  // its stop signal first, so the sender, closed with the app, only waits for sends in flight).
   const close = async () => {
-    await worker?.stop();
-    await app.close();
+    await Promise.all([worker?.stop(), app.close()]);
     await database.close();
     process.exit(0);
   };
