@@ -168,16 +168,6 @@ export function dispatcher(options: DispatcherOptions) {
       [{ deliveryId: claimed.id, trigger: 'scheduled', url: endpoint.url, createdAt: now, ...attemptFields(result) }],
       tx,
     );
-    if (result.errorKind === 'interrupted') {
-      // Our shutdown, not the endpoint's failure: due again at once (another worker takes it),
-      // without using up a step of the schedule or counting against the endpoint's health.
-      await deliveries.update(
-        claimed.id,
-        { status: 'pending', nextAttemptAt: now, leaseUntil: null, lastStatusCode: null, lastError: result.errorMessage, updatedAt: now },
-        tx,
-      );
-      return;
-    }
     const attemptsMade = current.attemptCount + 1;
     const common = {
       attemptCount: attemptsMade,
@@ -210,7 +200,37 @@ export function dispatcher(options: DispatcherOptions) {
   /** Commits outcomes: successes with one insert and one update per status code, failures one by one. Never throws. */
   async function recordOutcomes(outcomes: Outcome[]): Promise<void> {
     const succeeded = outcomes.filter((entry) => entry.result.errorKind === null);
-    const failed = outcomes.filter((entry) => entry.result.errorKind !== null);
+    const interrupted = outcomes.filter((entry) => entry.result.errorKind === 'interrupted');
+    const failed = outcomes.filter((entry) => entry.result.errorKind !== null && entry.result.errorKind !== 'interrupted');
+    if (interrupted.length > 0) {
+      // Our shutdown, not the endpoint's failure: due again at once (another worker takes it),
+      // without using up a step of the schedule or counting against the endpoint's health. One
+      // transaction for all of them: the drain deadline has passed, the process is about to exit.
+      try {
+        await persistently(() =>
+          db.transaction(async (tx) => {
+            await deliveries.insertAttempts(
+              interrupted.map(({ delivery, endpoint, result, at }) => ({
+                deliveryId: delivery.id,
+                trigger: 'scheduled' as const,
+                url: endpoint.url,
+                createdAt: at,
+                ...attemptFields(result),
+              })),
+              tx,
+            );
+            await deliveries.requeueInterrupted(
+              interrupted.map(({ delivery }) => delivery.id),
+              interrupted[0]!.result.errorMessage!,
+              clock.now(),
+              tx,
+            );
+          }),
+        );
+      } catch (error) {
+        options.log?.error({ err: error, deliveries: interrupted.length }, 'recording interrupted attempts failed');
+      }
+    }
     if (succeeded.length > 0) {
       try {
         await persistently(() =>

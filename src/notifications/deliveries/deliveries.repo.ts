@@ -52,6 +52,17 @@ export function deliveriesRepo(db: Executor) {
         .returning({ id: webhookDeliveries.id });
       return rows.length;
     },
+    /**
+     * Sends cut short by a worker's shutdown: due again at once, with `lastError`, no schedule step
+     * used. Only deliveries still `sending` are touched.
+     */
+    async requeueInterrupted(ids: string[], lastError: string, now: Date, tx: Executor): Promise<void> {
+      if (ids.length === 0) return;
+      await tx
+        .update(webhookDeliveries)
+        .set({ status: 'pending', nextAttemptAt: now, leaseUntil: null, lastStatusCode: null, lastError, updatedAt: now })
+        .where(and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, 'sending')));
+    },
     async find(orgId: string, id: string, tx: Executor = db): Promise<DeliveryRow | undefined> {
       const [row] = await tx
         .select()
