@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { benchChaos } from './chaos.ts';
 import { benchIdentityRead } from './identity-read.ts';
 import { benchIssuance } from './issuance.ts';
 import { benchKeyserver } from './keyserver.ts';
@@ -11,10 +12,13 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '20' },
     events: { type: 'string', default: '10000' },
+    'chaos-seconds': { type: 'string', default: '60' },
   },
 });
 const databaseUrl = process.env.BENCH_DATABASE_URL;
 const runs = (name: string) => values.only === undefined || values.only === name;
+// Fault injection runs only when asked for: it needs PostgreSQL and terminates its backends.
+const asked = (name: string) => values.only === name;
 
 if (runs('identity')) {
   const seconds = Number(values.seconds);
@@ -69,4 +73,22 @@ if (runs('webhooks')) {
     `| dispatcher | ${Math.round(d.deliveriesPerSecond)} | ${Math.round(d.eventsPerSecond)} | ${Math.round(d.p50Ms)} | ${Math.round(d.p99Ms)} | ${d.seconds.toFixed(1)} |`,
   );
   console.log(`\nratio dispatcher / raw POST loop: ${result.ratio.toFixed(2)}`);
+}
+
+if (asked('chaos')) {
+  const r = await benchChaos({ serverUrl: databaseUrl, seconds: Number(values['chaos-seconds']) });
+  console.log(
+    `\nchaos on PostgreSQL: ${r.seconds.toFixed(0)} s of POST /notifications/webhooks/:id/test from 8 clients, every backend of the database terminated every 3 s (${r.terminations} times, ${r.backendsTerminated} backends)\n`,
+  );
+  console.log('| requests | 2xx | 503 | other 5xx | other status | network errors |');
+  console.log('|---|---|---|---|---|---|');
+  console.log(`| ${r.requests} | ${r.ok} | ${r.unavailable503} | ${r.other5xx} | ${r.otherStatus} | ${r.networkErrors} |`);
+  console.log(
+    '\n| events committed (2xx) | delivered | duplicated | lost | delivered, request not 2xx | recovery p50 ms | recovery max ms | last delivery after load s |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|');
+  console.log(
+    `| ${r.eventsCommitted} | ${r.eventsDelivered} | ${r.duplicates} | ${r.lost} | ${r.deliveredUncommitted} | ${Math.round(r.recoveryP50Ms)} | ${Math.round(r.recoveryMaxMs)} | ${r.drainSeconds.toFixed(1)} |`,
+  );
+  console.log(`\nserver exit code after SIGTERM: ${r.serverExitCode}`);
 }

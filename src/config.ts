@@ -216,7 +216,10 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
   WEBHOOK_DISABLE_AFTER_HOURS: { meaning: 'an endpoint whose every delivery failed for this long is disabled' },
   WORKER_POLL_MS: { meaning: 'how often an idle webhook worker looks for work when no `NOTIFY` woke it' },
   WEBHOOK_LEASE_SECONDS: { meaning: 'how long a worker owns a delivery it claimed; after it another worker may send it' },
-  WORKER_DRAIN_SECONDS: { meaning: 'on SIGTERM, how long the worker waits for sends in flight before it exits' },
+  WORKER_DRAIN_SECONDS: {
+    meaning:
+      'on SIGTERM the webhook worker (`--role worker`, or inside `serve`) stops claiming, gives back what it claimed but did not send, and waits this long for sends in flight; then it cuts them short (recorded as `interrupted` attempts, due again at once) and exits 0',
+  },
   STRIPE_SECRET_KEY: {
     default: 'unset: the local Stripe double',
     meaning: '`sk_test_...` or `sk_live_...`: take payments with Stripe Checkout (needs `STRIPE_WEBHOOK_SECRET`)',

@@ -153,6 +153,7 @@ async function serve(config: Config, role: Role) {
     await http?.listen({ port: config.workerHttpPort, host: config.host });
     const metricsApp = await listenForMetrics(config, modules);
     const worker = await modules.notifications.startWorker();
+    // Drains (WORKER_DRAIN_SECONDS) and exits 0; a second signal kills the process at once.
     const stop = async () => {
       await worker.stop();
       await http?.close();
@@ -177,9 +178,10 @@ async function serve(config: Config, role: Role) {
   const app = await buildApp({ config, database, keyring }, modules);
   const worker = role === 'all' ? await modules.notifications.startWorker() : undefined;
   const metricsApp = await listenForMetrics(config, modules);
+  // The HTTP server finishes its requests while the worker drains its sends (the worker raises
+  // its stop signal first, so the sender, closed with the app, only waits for sends in flight).
   const close = async () => {
-    await worker?.stop();
-    await app.close();
+    await Promise.all([worker?.stop(), app.close()]);
     await metricsApp?.close();
     await database.close();
     process.exit(0);

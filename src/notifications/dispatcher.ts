@@ -4,6 +4,7 @@ import type { Clock } from '../platform/clock.ts';
 import { unseal } from '../platform/crypto/envelope.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../platform/db/database.ts';
+import { isDatabaseUnavailable } from '../platform/db/errors.ts';
 import { claimUndispatched, markDispatched, publish } from '../platform/events/outbox.ts';
 import type { DeliveriesRepo, DeliveryRow } from './deliveries/deliveries.repo.ts';
 import type { EndpointRow, EndpointsRepo } from './endpoints/endpoints.repo.ts';
@@ -24,8 +25,12 @@ export type DispatcherOptions = {
   jitter?: number;
   random?: () => number;
   leaseSeconds?: number;
+  /** Events fanned out per transaction. */
   batchSize?: number;
+  /** Sends in flight at once, and so deliveries claimed at once. */
   concurrency?: number;
+  /** The sender's timeout: a send starts only while its lease can outlast it. */
+  sendTimeoutMs?: number;
   disableAfterMs: number;
   log?: FastifyBaseLogger;
   /** Called once per scheduled attempt after its result is recorded (metrics, the failed-attempt log line). */
@@ -35,14 +40,15 @@ export type DispatcherOptions = {
 /**
  * One scheduled attempt, as recorded: `attemptNumber` counts from 1; `outcome` is `succeeded`,
  * `retrying` (a retry at `nextAttemptAt`), `exhausted` (no retry: the schedule ran out, or 410
- * Gone), or `superseded` (the lease had passed to another worker, which will record its own attempt).
+ * Gone), `superseded` (the lease had passed to another worker, which will record its own attempt)
+ * or `interrupted` (cut short by this worker's shutdown; due again at once, no step used up).
  */
 export type AttemptReport = {
   delivery: DeliveryRow;
   endpoint: EndpointRow;
   result: SendResult;
   attemptNumber: number;
-  outcome: 'succeeded' | 'retrying' | 'exhausted' | 'superseded';
+  outcome: 'succeeded' | 'retrying' | 'exhausted' | 'superseded' | 'interrupted';
   nextAttemptAt: Date | null;
   at: Date;
 };
@@ -51,9 +57,36 @@ type RecordedFailure = Pick<AttemptReport, 'attemptNumber' | 'outcome' | 'nextAt
 
 export const secretAad = (secretId: string) => `webhook_secrets:${secretId}`;
 
+/** How a worker that is shutting down tells a delivery pass to wind up (see `deliverDue`). */
+export type DrainSignals = {
+  /** Fires when shutdown starts: nothing more is claimed or sent; claims not yet sent are released. */
+  stop?: AbortSignal;
+  /** Fires at the drain deadline: sends still in flight are cut short and recorded as `interrupted`. */
+  interrupt?: AbortSignal;
+};
+
+type Outcome = { delivery: DeliveryRow; endpoint: EndpointRow; result: SendResult; at: Date };
+
+/**
+ * Runs `write` again while the database is unavailable (a dropped connection, a restart), up to
+ * five tries over about 3 s: a result that could not be recorded would be sent again.
+ */
+async function persistently<T>(write: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      if (attempt >= 5 || !isDatabaseUnavailable(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+    }
+  }
+}
+
 /**
  * Turns outbox events into deliveries and delivers them, at least once: a delivery is claimed
  * under a lease, so a worker that dies mid-send leaves it to be claimed again when the lease ends.
+ * It claims no more than it sends at once, so a worker killed at any moment sends again at most
+ * what it had in flight (`concurrency` sends).
  */
 export function dispatcher(options: DispatcherOptions) {
   const { db, endpoints, deliveries, sender, keyring, clock } = options;
@@ -61,9 +94,14 @@ export function dispatcher(options: DispatcherOptions) {
   const random = options.random ?? Math.random;
   const leaseMs = (options.leaseSeconds ?? 60) * 1000;
   const batchSize = options.batchSize ?? 250;
-  const concurrency = options.concurrency ?? 32;
+  // A chunk is claimed only as large as can be in flight at once: nothing waits, claimed, for a
+  // free send slot (and can be sent twice after a crash, or held past its lease).
+  const claimSize = Math.min(batchSize, options.concurrency ?? 32);
   const schedule = options.retryScheduleSeconds;
   const longestStep = Math.max(...schedule);
+  // A send starts only while the lease has this long left, so it ends (or times out) before the
+  // lease does and no other worker can claim the delivery while it is in flight.
+  const sendWindowMs = Math.min(options.sendTimeoutMs ?? 15_000, leaseMs / 2);
 
   async function fanOut(): Promise<number> {
     return db.transaction(async (tx) => {
@@ -83,14 +121,16 @@ export function dispatcher(options: DispatcherOptions) {
           data: event.data,
         };
         for (const endpoint of targets) {
+          // Kept while the endpoint is disabled, so recover sends it once the endpoint is back.
+          const active = endpoint.status === 'active';
           rows.push({
             orgId: event.orgId,
             endpointId: endpoint.id,
             eventId: event.id,
             eventType: event.type,
             payload,
-            status: 'pending',
-            nextAttemptAt: clock.now(),
+            status: active ? 'pending' : 'skipped',
+            nextAttemptAt: active ? clock.now() : null,
           });
         }
       }
@@ -123,7 +163,7 @@ export function dispatcher(options: DispatcherOptions) {
     return secrets.map((secret) => unseal(keyring, secret, secretAad(secret.id)));
   }
 
-  async function send(delivery: DeliveryRow, endpoint: EndpointRow, secrets: string[]): Promise<SendResult> {
+  async function send(delivery: DeliveryRow, endpoint: EndpointRow, secrets: string[], interrupt?: AbortSignal): Promise<SendResult> {
     const body = JSON.stringify(delivery.payload);
     const timestamp = Math.floor(clock.now().getTime() / 1000);
     return sender.send(
@@ -136,6 +176,7 @@ export function dispatcher(options: DispatcherOptions) {
         'webhook-signature': signatureHeader(secrets, delivery.eventId, timestamp, body),
       },
       body,
+      interrupt,
     );
   }
 
@@ -182,13 +223,95 @@ export function dispatcher(options: DispatcherOptions) {
     return { attemptNumber: attemptsMade, outcome: exhausted ? 'exhausted' : 'retrying', nextAttemptAt };
   }
 
+  /** Commits outcomes: successes with one insert and one update per status code, failures one by one. Never throws. */
+  async function recordOutcomes(outcomes: Outcome[]): Promise<void> {
+    const succeeded = outcomes.filter((entry) => entry.result.errorKind === null);
+    const interrupted = outcomes.filter((entry) => entry.result.errorKind === 'interrupted');
+    const failed = outcomes.filter((entry) => entry.result.errorKind !== null && entry.result.errorKind !== 'interrupted');
+    if (interrupted.length > 0) {
+      // Our shutdown, not the endpoint's failure: due again at once (another worker takes it),
+      // without using up a step of the schedule or counting against the endpoint's health. One
+      // transaction for all of them: the drain deadline has passed, the process is about to exit.
+      try {
+        await persistently(() =>
+          db.transaction(async (tx) => {
+            await deliveries.insertAttempts(
+              interrupted.map(({ delivery, endpoint, result, at }) => ({
+                deliveryId: delivery.id,
+                trigger: 'scheduled' as const,
+                url: endpoint.url,
+                createdAt: at,
+                ...attemptFields(result),
+              })),
+              tx,
+            );
+            await deliveries.requeueInterrupted(
+              interrupted.map(({ delivery }) => delivery.id),
+              interrupted[0]!.result.errorMessage!,
+              clock.now(),
+              tx,
+            );
+          }),
+        );
+        for (const entry of interrupted) {
+          options.onAttempt?.({ ...entry, attemptNumber: entry.delivery.attemptCount + 1, outcome: 'interrupted', nextAttemptAt: null });
+        }
+      } catch (error) {
+        options.log?.error({ err: error, deliveries: interrupted.length }, 'recording interrupted attempts failed');
+      }
+    }
+    if (succeeded.length > 0) {
+      try {
+        await persistently(() =>
+          db.transaction(async (tx) => {
+            await deliveries.insertAttempts(
+              succeeded.map(({ delivery, endpoint, result, at }) => ({
+                deliveryId: delivery.id,
+                trigger: 'scheduled' as const,
+                url: endpoint.url,
+                createdAt: at,
+                ...attemptFields(result),
+              })),
+              tx,
+            );
+            const idsByStatus = new Map<number, string[]>();
+            for (const { delivery, result } of succeeded)
+              idsByStatus.set(result.statusCode!, [...(idsByStatus.get(result.statusCode!) ?? []), delivery.id]);
+            for (const [statusCode, ids] of idsByStatus) await deliveries.markSucceeded(ids, statusCode, clock.now(), tx);
+            const recovered = new Set(succeeded.filter(({ endpoint }) => endpoint.failingSince).map(({ endpoint }) => endpoint.id));
+            for (const endpointId of recovered) await endpoints.update(endpointId, { failingSince: null }, tx);
+          }),
+        );
+        for (const entry of succeeded) {
+          options.onAttempt?.({ ...entry, attemptNumber: entry.delivery.attemptCount + 1, outcome: 'succeeded', nextAttemptAt: null });
+        }
+      } catch (error) {
+        options.log?.error({ err: error, deliveries: succeeded.length }, 'recording successful attempts failed');
+      }
+    }
+    for (const { delivery, endpoint, result, at } of failed) {
+      try {
+        const recorded = await persistently(() => db.transaction((tx) => recordFailure(delivery, endpoint, result, at, tx)));
+        options.onAttempt?.({ delivery, endpoint, result, at, ...recorded });
+      } catch (error) {
+        options.log?.error({ err: error, deliveryId: delivery.id }, 'recording a failed attempt failed');
+      }
+    }
+  }
+
   /**
-   * Claims a batch, loads each endpoint and its secrets once, sends with bounded concurrency, then
-   * records the batch: successes with one insert and one update, failures one by one.
+   * Claims a chunk of at most `concurrency` deliveries under one lease, loads each endpoint and its
+   * secrets once, sends them all at once and commits their outcomes together. A worker killed at
+   * any moment thus sends again at most one chunk: the sends it had in flight. Claims it does not
+   * send are given back (due now): all of them when `signals.stop` fired before the sends started,
+   * and any whose lease has too little time left for a send. Deliveries of an endpoint disabled
+   * since they were queued are cancelled. Returns how many deliveries were claimed.
    */
-  async function deliverDue(): Promise<number> {
+  async function deliverChunk(signals: DrainSignals): Promise<number> {
+    if (signals.stop?.aborted) return 0;
     const claimedAt = clock.now();
-    const claimed = await db.transaction((tx) => deliveries.claimDue(claimedAt, new Date(claimedAt.getTime() + leaseMs), batchSize, tx));
+    const leaseUntil = new Date(claimedAt.getTime() + leaseMs);
+    const claimed = await db.transaction((tx) => deliveries.claimDue(claimedAt, leaseUntil, claimSize, tx));
     if (claimed.length === 0) return 0;
     const endpointIds = [...new Set(claimed.map((delivery) => delivery.endpointId))];
     const targets = new Map<string, { endpoint: EndpointRow; secrets: string[] }>();
@@ -196,66 +319,58 @@ export function dispatcher(options: DispatcherOptions) {
       if (endpoint.status === 'active') targets.set(endpoint.id, { endpoint, secrets: await signingSecrets(endpoint.id) });
     }
 
-    const results: { delivery: DeliveryRow; endpoint: EndpointRow; result: SendResult; at: Date }[] = [];
-    const orphaned: string[] = [];
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, claimed.length) }, async () => {
-        while (next < claimed.length) {
-          const delivery = claimed[next++]!;
-          const target = targets.get(delivery.endpointId);
-          if (!target) {
-            orphaned.push(delivery.id);
-            continue;
-          }
-          const result = await send(delivery, target.endpoint, target.secrets);
-          results.push({ delivery, endpoint: target.endpoint, result, at: clock.now() });
-        }
+    const orphaned = claimed.filter((delivery) => !targets.has(delivery.endpointId)).map((delivery) => delivery.id);
+    const tooLate = signals.stop?.aborted || clock.now().getTime() > leaseUntil.getTime() - sendWindowMs;
+    const toSend = tooLate ? [] : claimed.filter((delivery) => targets.has(delivery.endpointId));
+    const unsent = tooLate ? claimed.filter((delivery) => targets.has(delivery.endpointId)).map((delivery) => delivery.id) : [];
+    const outcomes = await Promise.all(
+      toSend.map(async (delivery): Promise<Outcome> => {
+        const { endpoint, secrets } = targets.get(delivery.endpointId)!;
+        const result = await send(delivery, endpoint, secrets, signals.interrupt);
+        return { delivery, endpoint, result, at: clock.now() };
       }),
     );
-
-    const succeeded = results.filter((entry) => entry.result.errorKind === null);
-    const failed = results.filter((entry) => entry.result.errorKind !== null);
-    await db.transaction(async (tx) => {
-      await deliveries.insertAttempts(
-        succeeded.map(({ delivery, endpoint, result, at }) => ({
-          deliveryId: delivery.id,
-          trigger: 'scheduled' as const,
-          url: endpoint.url,
-          createdAt: at,
-          ...attemptFields(result),
-        })),
-        tx,
-      );
-      const idsByStatus = new Map<number, string[]>();
-      for (const { delivery, result } of succeeded)
-        idsByStatus.set(result.statusCode!, [...(idsByStatus.get(result.statusCode!) ?? []), delivery.id]);
-      for (const [statusCode, ids] of idsByStatus) await deliveries.markSucceeded(ids, statusCode, clock.now(), tx);
-      await deliveries.cancel(orphaned, clock.now(), tx);
-      const recovered = new Set(succeeded.filter(({ endpoint }) => endpoint.failingSince).map(({ endpoint }) => endpoint.id));
-      for (const endpointId of recovered) await endpoints.update(endpointId, { failingSince: null }, tx);
-    });
-    for (const entry of succeeded) {
-      options.onAttempt?.({ ...entry, attemptNumber: entry.delivery.attemptCount + 1, outcome: 'succeeded', nextAttemptAt: null });
-    }
-    for (const { delivery, endpoint, result, at } of failed) {
+    await recordOutcomes(outcomes);
+    if (orphaned.length > 0 || unsent.length > 0) {
       try {
-        const recorded = await db.transaction((tx) => recordFailure(delivery, endpoint, result, at, tx));
-        options.onAttempt?.({ delivery, endpoint, result, at, ...recorded });
+        await persistently(() =>
+          db.transaction(async (tx) => {
+            await deliveries.cancel(orphaned, clock.now(), tx);
+            await deliveries.release(unsent, leaseUntil, clock.now(), tx);
+          }),
+        );
       } catch (error) {
-        options.log?.error({ err: error, deliveryId: delivery.id }, 'recording a failed attempt failed');
+        // Their lease ends them anyway: another worker claims them then.
+        options.log?.error({ err: error, unsent: unsent.length }, 'releasing unsent deliveries failed');
       }
     }
     return claimed.length;
   }
 
+  /**
+   * Delivers what is due, chunk after chunk (see `deliverChunk`), until a chunk comes back short,
+   * `batchSize` deliveries were claimed, or `signals.stop` fires. Returns how many were claimed.
+   */
+  async function deliverDue(signals: DrainSignals = {}): Promise<number> {
+    let claimed = 0;
+    while (claimed < batchSize && !signals.stop?.aborted) {
+      const chunk = await deliverChunk(signals);
+      claimed += chunk;
+      if (chunk < claimSize) break;
+    }
+    return claimed;
+  }
+
   return {
     fanOut,
     deliverDue,
-    /** One pass: fan out new events, then deliver what is due. Returns whether anything happened. */
-    async runOnce(): Promise<boolean> {
+    /**
+     * One pass: fan out new events, then deliver what is due (see `deliverDue` for `signals`).
+     * Returns whether anything happened.
+     */
+    async runOnce(signals: DrainSignals = {}): Promise<boolean> {
       const events = await fanOut();
-      const sent = await deliverDue();
+      const sent = await deliverDue(signals);
       return events + sent > 0;
     },
 

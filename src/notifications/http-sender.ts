@@ -2,7 +2,8 @@ import net from 'node:net';
 import { Agent, request } from 'undici';
 import { assertAddressAllowed, EgressBlockedError, guardedLookup, type EgressPolicy } from './egress-guard.ts';
 
-export type ErrorKind = 'timeout' | 'dns' | 'connect' | 'tls' | 'http' | 'blocked';
+/** `interrupted`: this worker shut down (its drain deadline passed) before the endpoint answered. */
+export type ErrorKind = 'timeout' | 'dns' | 'connect' | 'tls' | 'http' | 'blocked' | 'interrupted';
 export type SendResult = {
   statusCode: number | null;
   durationMs: number;
@@ -14,7 +15,11 @@ export type SendResult = {
 
 const EXCERPT_BYTES = 4096;
 
-/** One signed POST, guarded against non-public destinations; never follows redirects. */
+/**
+ * One signed POST, guarded against non-public destinations; never follows redirects. Never throws:
+ * a failure is a `SendResult` with an `errorKind`. `interrupt`, when it fires, cuts the request
+ * short and the result's kind is `interrupted` (the worker is shutting down).
+ */
 export function httpSender(options: { policy: EgressPolicy; timeoutMs: number; connectTimeoutMs?: number }) {
   const agent = new Agent({
     connect: { lookup: guardedLookup(options.policy), timeout: options.connectTimeoutMs ?? 5000 },
@@ -24,7 +29,7 @@ export function httpSender(options: { policy: EgressPolicy; timeoutMs: number; c
   });
 
   return {
-    async send(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
+    async send(url: string, headers: Record<string, string>, body: string, interrupt?: AbortSignal): Promise<SendResult> {
       const started = performance.now();
       const elapsed = () => Math.round(performance.now() - started);
       try {
@@ -35,7 +40,7 @@ export function httpSender(options: { policy: EgressPolicy; timeoutMs: number; c
           headers,
           body,
           dispatcher: agent,
-          signal: AbortSignal.timeout(options.timeoutMs),
+          signal: interrupt ? AbortSignal.any([AbortSignal.timeout(options.timeoutMs), interrupt]) : AbortSignal.timeout(options.timeoutMs),
         });
         const excerpt = await readExcerpt(response.body);
         const ok = response.statusCode >= 200 && response.statusCode < 300;
@@ -48,7 +53,10 @@ export function httpSender(options: { policy: EgressPolicy; timeoutMs: number; c
           retryAfterSeconds: parseRetryAfter(response.headers['retry-after']),
         };
       } catch (error) {
-        return { statusCode: null, durationMs: elapsed(), responseExcerpt: null, retryAfterSeconds: null, ...classify(error) };
+        const kind = interrupt?.aborted
+          ? { errorKind: 'interrupted' as const, errorMessage: 'the worker shut down before the endpoint answered' }
+          : classify(error);
+        return { statusCode: null, durationMs: elapsed(), responseExcerpt: null, retryAfterSeconds: null, ...kind };
       }
     },
     close: () => agent.close(),

@@ -82,6 +82,7 @@ export function createNotifications(deps: NotificationsDeps) {
     leaseSeconds: config.webhookLeaseSeconds,
     log: deps.log,
     onAttempt: observer.onAttempt,
+    sendTimeoutMs: config.webhookTimeoutMs,
   });
 
   return {
@@ -100,17 +101,27 @@ export function createNotifications(deps: NotificationsDeps) {
       await app.register(deliveriesRoutes, { deliveries, dispatcher });
     },
 
-    /** The delivery worker: woken by NOTIFY on commit, polling as a fallback. */
+    /**
+     * The delivery worker: woken by NOTIFY on commit, polling as a fallback. `stop()` drains it:
+     * nothing more is claimed, claims not yet sent are released at once for another worker, sends
+     * in flight get `drainMs` (default `WORKER_DRAIN_SECONDS`) to finish, then are cut short and
+     * recorded as `interrupted` (due again at once). It resolves when the worker is idle, or
+     * `drainMs` + 5 s after the call if recording hangs (a database outage): the leases of what
+     * is left then end by themselves.
+     */
     async startWorker(log: FastifyBaseLogger | undefined = deps.log) {
       let running = true;
       let wakeUp: (() => void) | undefined;
+      const stopping = new AbortController();
+      const interrupting = new AbortController();
+      const signals = { stop: stopping.signal, interrupt: interrupting.signal };
       const nudge = () => wakeUp?.();
       const unlisten = await database.listen([OUTBOX_CHANNEL, DELIVERIES_CHANNEL], nudge);
       const loop = (async () => {
         while (running) {
           let busy = false;
           try {
-            busy = await jobs.track('webhook_dispatch', () => dispatcher.runOnce());
+            busy = await jobs.track('webhook_dispatch', () => dispatcher.runOnce(signals));
           } catch (error) {
             log?.error({ err: error }, 'dispatcher pass failed');
           }
@@ -123,10 +134,19 @@ export function createNotifications(deps: NotificationsDeps) {
         }
       })();
       return {
-        async stop() {
+        async stop(drainMs = config.workerDrainSeconds * 1000) {
           running = false;
+          stopping.abort();
           nudge();
-          await loop;
+          const deadline = setTimeout(() => interrupting.abort(), drainMs);
+          let giveUp: NodeJS.Timeout | undefined;
+          const hung = new Promise<'hung'>((resolve) => (giveUp = setTimeout(() => resolve('hung'), drainMs + 5000)));
+          try {
+            if ((await Promise.race([loop, hung])) === 'hung') log?.warn('the worker did not finish draining; its leases will expire');
+          } finally {
+            clearTimeout(deadline);
+            clearTimeout(giveUp);
+          }
           await unlisten();
         },
       };

@@ -51,7 +51,11 @@ export const webhookDeliveries = pgTable(
     eventId: uuid('event_id').notNull(),
     eventType: text('event_type').notNull(),
     payload: jsonb('payload').notNull(),
-    status: text('status', { enum: ['pending', 'sending', 'succeeded', 'exhausted', 'cancelled'] }).notNull(),
+    /**
+     * `skipped`: the event happened while the endpoint was disabled; `cancelled`: it was queued when
+     * the endpoint was disabled. Recover sends both (and `exhausted`) again.
+     */
+    status: text('status', { enum: ['pending', 'sending', 'succeeded', 'exhausted', 'cancelled', 'skipped'] }).notNull(),
     attemptCount: integer('attempt_count').notNull().default(0),
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
     leaseUntil: timestamp('lease_until', { withTimezone: true }),
@@ -85,7 +89,7 @@ export const webhookAttempts = pgTable(
     statusCode: integer('status_code'),
     durationMs: integer('duration_ms').notNull(),
     responseExcerpt: text('response_excerpt'),
-    errorKind: text('error_kind', { enum: ['timeout', 'dns', 'connect', 'tls', 'http', 'blocked'] }),
+    errorKind: text('error_kind', { enum: ['timeout', 'dns', 'connect', 'tls', 'http', 'blocked', 'interrupted'] }),
     errorMessage: text('error_message'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
   },

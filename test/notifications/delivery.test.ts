@@ -287,6 +287,28 @@ describe('manual retry and recover', () => {
     expect((await deliveriesOf(id))[0]!.status).toBe('succeeded');
   });
 
+  it('keeps events of a disabled endpoint as skipped, and recover sends them once it is enabled again', async () => {
+    const { id } = await endpoint({ eventTypes: ['kyc.verification.approved'] });
+    const key = { 'x-api-key': t.apiKey };
+    expect((await t.patch(`/notifications/webhooks/${id}`, { status: 'disabled' }, key)).status).toBe(200);
+    const eventId = await emit('kyc.verification.approved');
+    await run();
+    expect(receiver.received).toHaveLength(0);
+    const listed = await t.get(`/notifications/deliveries?endpoint_id=${id}&status=skipped`, key);
+    expect(listed.body.data.items).toMatchObject([{ event_id: eventId, status: 'skipped', attempt_count: 0, next_attempt_at: null }]);
+
+    // Enabling alone sends nothing: recover does, as with Svix.
+    await t.patch(`/notifications/webhooks/${id}`, { status: 'active' }, key);
+    await run();
+    expect(receiver.received).toHaveLength(0);
+    const since = new Date(Date.now() - 3600_000).toISOString();
+    const recovered = await t.post(`/notifications/webhooks/${id}/recover`, { since }, key);
+    expect(recovered.body.data).toEqual({ id, recovered: 1 });
+    await run();
+    expect(receiver.received.map((request) => request.headers['webhook-id'])).toEqual([eventId]);
+    expect((await deliveriesOf(id))[0]!.status).toBe('succeeded');
+  });
+
   it('lists deliveries with filters', async () => {
     const { id } = await endpoint();
     await emit('kyc.verification.approved');

@@ -6163,7 +6163,8 @@ export interface operations {
                 offset?: number;
                 endpoint_id?: string;
                 event_type?: string;
-                status?: "pending" | "sending" | "succeeded" | "exhausted" | "cancelled";
+                /** @description skipped: the event happened while the endpoint was disabled; cancelled: it was queued when the endpoint was disabled. Recover sends both, and exhausted ones, again. */
+                status?: "pending" | "sending" | "succeeded" | "exhausted" | "cancelled" | "skipped";
                 from?: string;
                 to?: string;
             };
@@ -6219,8 +6220,11 @@ export interface operations {
                                 /** Format: uuid */
                                 event_id: string;
                                 event_type: string;
-                                /** @enum {string} */
-                                status: "pending" | "sending" | "succeeded" | "exhausted" | "cancelled";
+                                /**
+                                 * @description skipped: the event happened while the endpoint was disabled; cancelled: it was queued when the endpoint was disabled. Recover sends both, and exhausted ones, again.
+                                 * @enum {string}
+                                 */
+                                status: "pending" | "sending" | "succeeded" | "exhausted" | "cancelled" | "skipped";
                                 attempt_count: number;
                                 next_attempt_at: string | null;
                                 last_status_code: number | null;
@@ -6331,8 +6335,11 @@ export interface operations {
                             /** Format: uuid */
                             event_id: string;
                             event_type: string;
-                            /** @enum {string} */
-                            status: "pending" | "sending" | "succeeded" | "exhausted" | "cancelled";
+                            /**
+                             * @description skipped: the event happened while the endpoint was disabled; cancelled: it was queued when the endpoint was disabled. Recover sends both, and exhausted ones, again.
+                             * @enum {string}
+                             */
+                            status: "pending" | "sending" | "succeeded" | "exhausted" | "cancelled" | "skipped";
                             attempt_count: number;
                             next_attempt_at: string | null;
                             last_status_code: number | null;
@@ -6352,7 +6359,8 @@ export interface operations {
                                 status_code: number | null;
                                 duration_ms: number;
                                 response_excerpt: string | null;
-                                error_kind: ("timeout" | "dns" | "connect" | "tls" | "http" | "blocked") | null;
+                                /** @description interrupted: the worker shut down before the endpoint answered; the delivery is due again at once */
+                                error_kind: ("timeout" | "dns" | "connect" | "tls" | "http" | "blocked" | "interrupted") | null;
                                 error_message: string | null;
                                 /** Format: date-time */
                                 created_at: string;
@@ -6453,7 +6461,8 @@ export interface operations {
                             status_code: number | null;
                             duration_ms: number;
                             response_excerpt: string | null;
-                            error_kind: ("timeout" | "dns" | "connect" | "tls" | "http" | "blocked") | null;
+                            /** @description interrupted: the worker shut down before the endpoint answered; the delivery is due again at once */
+                            error_kind: ("timeout" | "dns" | "connect" | "tls" | "http" | "blocked" | "interrupted") | null;
                             error_message: string | null;
                             /** Format: date-time */
                             created_at: string;

@@ -62,6 +62,33 @@ export function deliveriesRepo(db: Executor) {
         .where(inArray(webhookDeliveries.id, ids))
         .returning();
     },
+    /**
+     * Gives claimed deliveries back unsent (a worker shutting down): due now, so another worker
+     * takes them at once. Only claims still held under `leaseUntil` are touched: one that expired
+     * and was claimed again belongs to the other worker. Returns how many were released.
+     */
+    async release(ids: string[], leaseUntil: Date, now: Date, tx: Executor): Promise<number> {
+      if (ids.length === 0) return 0;
+      const rows = await tx
+        .update(webhookDeliveries)
+        .set({ status: 'pending', nextAttemptAt: now, leaseUntil: null, updatedAt: now })
+        .where(
+          and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, 'sending'), eq(webhookDeliveries.leaseUntil, leaseUntil)),
+        )
+        .returning({ id: webhookDeliveries.id });
+      return rows.length;
+    },
+    /**
+     * Sends cut short by a worker's shutdown: due again at once, with `lastError`, no schedule step
+     * used. Only deliveries still `sending` are touched.
+     */
+    async requeueInterrupted(ids: string[], lastError: string, now: Date, tx: Executor): Promise<void> {
+      if (ids.length === 0) return;
+      await tx
+        .update(webhookDeliveries)
+        .set({ status: 'pending', nextAttemptAt: now, leaseUntil: null, lastStatusCode: null, lastError, updatedAt: now })
+        .where(and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, 'sending')));
+    },
     async find(orgId: string, id: string, tx: Executor = db): Promise<DeliveryRow | undefined> {
       const [row] = await tx
         .select()
@@ -129,7 +156,11 @@ export function deliveriesRepo(db: Executor) {
         .offset(paging.offset);
       return { rows, total: await tx.$count(webhookDeliveries, where) };
     },
-    /** Failed deliveries of an endpoint since a time go back in the queue. */
+    /**
+     * Deliveries of an endpoint created since `since` that were never delivered (exhausted,
+     * cancelled when the endpoint was disabled, skipped while it was disabled) go back in the
+     * queue, due `now`. Returns how many.
+     */
     async requeueFailed(endpointId: string, since: Date, now: Date, tx: Executor = db): Promise<number> {
       const rows = await tx
         .update(webhookDeliveries)
@@ -137,7 +168,7 @@ export function deliveriesRepo(db: Executor) {
         .where(
           and(
             eq(webhookDeliveries.endpointId, endpointId),
-            inArray(webhookDeliveries.status, ['exhausted', 'cancelled']),
+            inArray(webhookDeliveries.status, ['exhausted', 'cancelled', 'skipped']),
             gte(webhookDeliveries.createdAt, since),
           ),
         )

@@ -10,7 +10,11 @@ import type { Dispatcher } from '../dispatcher.ts';
 import { assertManager } from '../endpoints/endpoints.service.ts';
 import type { DeliveriesRepo, DeliveryRow } from './deliveries.repo.ts';
 
-const deliveryStatus = z.enum(['pending', 'sending', 'succeeded', 'exhausted', 'cancelled']);
+const deliveryStatus = z
+  .enum(['pending', 'sending', 'succeeded', 'exhausted', 'cancelled', 'skipped'])
+  .describe(
+    'skipped: the event happened while the endpoint was disabled; cancelled: it was queued when the endpoint was disabled. Recover sends both, and exhausted ones, again.',
+  );
 const attemptResponse = z.object({
   id: z.uuid(),
   attempt_number: z.number(),
@@ -19,7 +23,10 @@ const attemptResponse = z.object({
   status_code: z.number().nullable(),
   duration_ms: z.number(),
   response_excerpt: z.string().nullable(),
-  error_kind: z.enum(['timeout', 'dns', 'connect', 'tls', 'http', 'blocked']).nullable(),
+  error_kind: z
+    .enum(['timeout', 'dns', 'connect', 'tls', 'http', 'blocked', 'interrupted'])
+    .nullable()
+    .describe('interrupted: the worker shut down before the endpoint answered; the delivery is due again at once'),
   error_message: z.string().nullable(),
   created_at: z.date(),
 });

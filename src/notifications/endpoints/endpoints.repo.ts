@@ -67,17 +67,12 @@ export function endpointsRepo(db: Executor) {
       else await tx.update(webhookSecrets).set({ expiresAt: previousExpiresAt }).where(current);
       await tx.insert(webhookSecrets).values({ ...secret, endpointId });
     },
+    /** The org's endpoints subscribed to `eventType` (or to `*`), active and disabled alike. */
     async subscribed(orgId: string, eventType: string, tx: Executor): Promise<EndpointRow[]> {
       return tx
         .select()
         .from(webhookEndpoints)
-        .where(
-          and(
-            eq(webhookEndpoints.orgId, orgId),
-            eq(webhookEndpoints.status, 'active'),
-            arrayOverlaps(webhookEndpoints.eventTypes, [eventType, '*']),
-          ),
-        );
+        .where(and(eq(webhookEndpoints.orgId, orgId), arrayOverlaps(webhookEndpoints.eventTypes, [eventType, '*'])));
     },
     /** Stops what is queued for a disabled endpoint. */
     async cancelPending(endpointId: string, tx: Executor): Promise<void> {

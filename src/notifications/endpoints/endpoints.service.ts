@@ -36,6 +36,9 @@ export function endpointsService(deps: {
   wake: () => Promise<void>;
 }) {
   const { db, repo, keyring } = deps;
+  // After the commit, the delivery is queued: a lost NOTIFY (the database connection dropped) only
+  // means the worker finds it on its next poll, so it must not fail the request.
+  const wakeWorker = () => deps.wake().catch(() => undefined);
 
   function sealSecret(secret: string) {
     const id = randomUUID();
@@ -160,7 +163,7 @@ export function endpointsService(deps: {
           tx,
         ),
       );
-      await deps.wake();
+      await wakeWorker();
       return { deliveryId: delivery!.id, eventId };
     },
 
@@ -175,7 +178,7 @@ export function endpointsService(deps: {
       }
       if (endpoint.status !== 'active') throw new AppError('INVALID_STATE', 'The webhook is disabled; enable it first');
       const recovered = await deps.deliveries.requeueFailed(endpoint.id, since, now);
-      await deps.wake();
+      await wakeWorker();
       return { id: endpoint.id, recovered };
     },
   };
