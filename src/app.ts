@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { Config } from './config.ts';
+import { sealPlaintextIdentityRows } from './identity/at-rest.ts';
 import { createIdentity, type Identity } from './identity/identity.module.ts';
 import { authPlugin } from './platform/auth/auth.plugin.ts';
 import type { Keyring } from './platform/crypto/keyring.ts';
@@ -14,6 +15,7 @@ import { mailAdminRoutes } from './admin/mail-admin.routes.ts';
 import { offeringsAdminRoutes, subscriptionsAdminRoutes } from './admin/offerings-admin.routes.ts';
 import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
 import { STRIPE_DOUBLE_PREFIX } from './issuance/payments/stripe-double.ts';
+import { sealPlaintextSignatures } from './issuance/subscriptions/signature-evidence.ts';
 import { createNotifications, type Notifications } from './notifications/notifications.module.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
 import { sealPlaintextKeyserverRows } from './keyserver/at-rest.ts';
@@ -55,10 +57,16 @@ export type Modules = {
 
 /**
  * Seals the PII that releases before sealing at rest left in plaintext (key-server rows, the mail
- * outbox); run after the migrations, before serving. Returns how many rows of each table it sealed.
+ * outbox, users' emails, orgs' admin emails, signers' evidence); run after the migrations, before serving. Returns
+ * how many rows of each table it sealed.
  */
 export async function sealPlaintextRows(db: Database['db'], keyring: Keyring): Promise<Record<string, number>> {
-  return { ...(await sealPlaintextKeyserverRows(db, keyring)), mail: await sealPlaintextOutbox(db, keyring) };
+  return {
+    ...(await sealPlaintextKeyserverRows(db, keyring)),
+    mail: await sealPlaintextOutbox(db, keyring),
+    ...(await sealPlaintextIdentityRows(db, keyring)),
+    subscriptions: await sealPlaintextSignatures(db, keyring),
+  };
 }
 
 export function createModules(deps: AppDeps): Modules {
@@ -97,6 +105,7 @@ export function createModules(deps: AppDeps): Modules {
       db: deps.database.db,
       storage: storage.storage,
       clock,
+      keyring: deps.keyring,
       config: deps.config,
       eligibility: (orgId, userId) => identity.eligibility(orgId, userId),
       version,

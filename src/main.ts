@@ -14,6 +14,7 @@ import { AppError } from './platform/http/errors.ts';
 import { describeStartupError } from './platform/startup-error.ts';
 import { rewrapIdempotencyResponses } from './platform/http/idempotency.ts';
 import { rewrapKeyserverRows } from './keyserver/at-rest.ts';
+import { rewrapSignatures } from './issuance/subscriptions/signature-evidence.ts';
 import { rewrapRows } from './platform/crypto/rewrap-rows.ts';
 
 const usage = `tranche ${version}
@@ -345,6 +346,7 @@ async function main(argv: string[]) {
           ...(await rewrapKeyserverRows(tx, rotated)),
           mailOutbox: await rewrapRows(tx, rotated, 'mail_outbox'),
           webhookSecrets: await rewrapRows(tx, rotated, 'webhook_secrets'),
+          subscriptionSigners: await rewrapSignatures(tx, rotated),
         }));
         console.log(
           `Re-wrapped: ${Object.entries(counts)

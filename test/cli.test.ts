@@ -139,7 +139,7 @@ describe('tranche CLI', { timeout: 900_000 }, () => {
         idpAudience: 'a',
       });
       const user = await modules.identity.users.upsertFromIdentity(
-        { id: demo.id, adminEmails: [] },
+        { id: demo.id, adminEmailDigests: [] },
         { subject: 's', email: 'r@example.com', emailVerified: true },
       );
       await modules.identity.pii.create({ kind: 'user', orgId: demo.id, userId: user.id, role: 'user', email: user.email }, undefined, {

@@ -24,6 +24,7 @@ import { sandboxProvider } from './kyc/sandbox.provider.ts';
 import { piiRepo } from './pii/pii.repo.ts';
 import { piiRoutes } from './pii/pii.routes.ts';
 import { piiService, rewrapPii } from './pii/pii.service.ts';
+import { rewrapUserEmails } from './at-rest.ts';
 import { usersRepo } from './users/users.repo.ts';
 import { usersRoutes } from './users/users.routes.ts';
 import { usersService } from './users/users.service.ts';
@@ -63,7 +64,7 @@ export function createIdentity(deps: IdentityDeps) {
   const issuer = `${config.publicUrl}/identity`;
   const keys = signingKeyStore({ db, keyring });
   const orgs = orgsService({ repo: orgsRepo(db), keyring, allowInsecureHttp: config.allowInsecureHttp });
-  const users = usersService({ repo: usersRepo(db) });
+  const users = usersService({ repo: usersRepo(db, keyring), keyring });
   const pii = piiService({ db, repo: piiRepo(db), users, keyring });
   const sandbox = sandboxProvider({
     secret: Buffer.from(keyedHash(keyring, 'kyc-sandbox', 'callbacks'), 'hex'),
@@ -149,7 +150,11 @@ export function createIdentity(deps: IdentityDeps) {
     authenticators: { bearer: (token: string) => auth.verifyAccessToken(token), apiKey: (key: string) => orgs.authenticateApiKey(key) },
     /** Re-wraps identity's sealed data under the active master key. */
     async rewrap(tx: Executor) {
-      return { pii: await rewrapPii(piiRepo(db), keyring, tx), signingKeys: await rewrapSigningKeys(tx, keyring) };
+      return {
+        pii: await rewrapPii(piiRepo(db), keyring, tx),
+        signingKeys: await rewrapSigningKeys(tx, keyring),
+        userEmails: await rewrapUserEmails(tx, keyring),
+      };
     },
   };
 }

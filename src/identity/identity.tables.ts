@@ -8,10 +8,16 @@ export const orgs = pgTable('orgs', {
   idpIssuer: text('idp_issuer'),
   idpJwksUrl: text('idp_jwks_url'),
   idpAudience: text('idp_audience').notNull(),
-  adminEmails: text('admin_emails')
+  /**
+   * Keyed hashes (`user-email`) of the lower-cased emails whose verified owner becomes org_admin;
+   * the emails themselves are not kept (nothing shows them).
+   */
+  adminEmailDigests: text('admin_email_digests')
     .array()
     .notNull()
     .default(sql`'{}'::text[]`),
+  /** Plaintext of orgs older than sealing at rest; null once `sealPlaintextRows` ran. */
+  legacyAdminEmails: text('admin_emails').array(),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 });
@@ -40,7 +46,14 @@ export const users = pgTable(
       .notNull()
       .references(() => orgs.id, { onDelete: 'cascade' }),
     externalSubject: text('external_subject').notNull(),
-    email: text('email').notNull(),
+    /** Plaintext of users older than sealing at rest; null once `sealPlaintextRows` ran. */
+    legacyEmail: text('email'),
+    /** Keyed hash (`user-email`) of the lower-cased email, for finding a user by email. */
+    emailDigest: text('email_digest'),
+    /** The email, sealed (AAD `users.email:<org>:<subject>`); null only on rows older than sealing. */
+    emailKeyId: text('email_key_id'),
+    emailWrappedKey: text('email_wrapped_key'),
+    emailCiphertext: text('email_ciphertext'),
     role: text('role', { enum: ['user', 'org_admin'] })
       .notNull()
       .default('user'),
@@ -50,7 +63,7 @@ export const users = pgTable(
   },
   (table) => [
     uniqueIndex('users_org_subject_idx').on(table.orgId, table.externalSubject),
-    index('users_org_email_idx').on(table.orgId, table.email),
+    index('users_org_email_digest_idx').on(table.orgId, table.emailDigest),
   ],
 );
 

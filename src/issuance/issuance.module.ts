@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import type { Clock } from '../platform/clock.ts';
+import type { Keyring } from '../platform/crypto/keyring.ts';
 import { ping, type Db } from '../platform/db/database.ts';
 import { registerServiceInfo } from '../platform/http/service-info.ts';
 import type { ObjectStorage } from '../platform/storage/storage.ts';
@@ -19,6 +20,7 @@ export type IssuanceDeps = {
   db: Db;
   storage: ObjectStorage;
   clock: Clock;
+  keyring: Keyring;
   config: Pick<Config, 'stripe' | 'checkoutReturn' | 'publicUrl' | 'healthTimeoutMs'>;
   /** Identity's live KYC and accreditation state. */
   eligibility: (orgId: string, userId: string) => Promise<InvestorEligibility>;
@@ -32,6 +34,7 @@ export function createIssuance(deps: IssuanceDeps) {
   const offeringsSvc = offeringsService({ db, repo: offerings, storage: deps.storage });
   const subscriptions = subscriptionsService({
     db,
+    keyring: deps.keyring,
     repo: subscriptionsRepo(db),
     offerings,
     eligibility: deps.eligibility,

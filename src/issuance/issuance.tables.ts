@@ -109,7 +109,16 @@ export const subscriptions = pgTable(
     suitabilityConfirmed: boolean('suitability_confirmed').notNull(),
     riskAcknowledgmentSigned: boolean('risk_acknowledgment_signed').notNull(),
     status: text('status', { enum: subscriptionStatuses }).notNull(),
+    /**
+     * The signature's evidence that is not PII (signer user id, time, agreement document, version
+     * and hash, consent text, method); the PII (signer email and name, IP, user agent) is sealed in
+     * the `signer_*` columns.
+     */
     signature: jsonb('signature'),
+    /** Sealed signer PII (AAD `subscriptions.signer:<id>`); null until signed and on rows older than sealing. */
+    signerKeyId: text('signer_key_id'),
+    signerWrappedKey: text('signer_wrapped_key'),
+    signerCiphertext: text('signer_ciphertext'),
     checkoutSessionId: text('checkout_session_id'),
     checkoutUrl: text('checkout_url'),
     checkoutAttempts: integer('checkout_attempts').notNull().default(0),

@@ -1,6 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accreditations, refreshTokens, users } from '../../src/identity/identity.tables.ts';
+import { accreditations, refreshTokens } from '../../src/identity/identity.tables.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 
 let t: TestApp;
@@ -18,7 +18,7 @@ describe('identity limits under concurrency', () => {
       Array.from({ length: COMPETITORS }, () => t.post('/identity/auth/exchange', { token }, { 'x-api-key': t.apiKey })),
     );
     expect(responses.map((response) => response.status)).toEqual(Array(COMPETITORS).fill(200));
-    expect(await t.db.select().from(users).where(eq(users.email, 'first-race@example.com'))).toHaveLength(1);
+    expect(await t.modules.identity.users.findByEmail(t.org.id, 'first-race@example.com')).toHaveLength(1);
   });
 
   it('twenty uses of one refresh token at once: one rotation succeeds, and the reuse revokes the family', async () => {

@@ -23,7 +23,7 @@ describe('identity security: claims count only as the exact JSON value that gran
       expect(response.status, String(value)).toBe(400);
       expect(response.body.error).toBe('invalid_grant');
     }
-    expect(await t.db.select().from(users).where(eq(users.email, 'admin@example.com'))).toEqual([]);
+    expect(await t.modules.identity.users.findByEmail(t.org.id, 'admin@example.com')).toEqual([]);
   });
 
   it('an absent email_verified proves nothing: the admin email signs in as a plain user', async () => {

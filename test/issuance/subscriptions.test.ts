@@ -122,11 +122,16 @@ describe('the whole journey over real HTTP', () => {
         'approved',
         'completed',
       ]);
-      const [signature] = await t.db
+      // The evidence's PII is sealed at rest; the row keeps only what is not PII readable.
+      const [stored] = await t.db
         .execute(sql`select signature from subscriptions where id = ${id}`)
         .then((r) => (r as { rows: { signature: Record<string, unknown> }[] }).rows);
-      expect(signature!.signature).toMatchObject({
+      expect(Object.keys(stored!.signature).sort()).toEqual(
+        ['agreementDocumentId', 'agreementSha256', 'agreementVersion', 'consentText', 'method', 'signedAt', 'signerUserId'].sort(),
+      );
+      expect(await t.modules.issuance.subscriptions.signatureEvidence(t.org.id, id)).toMatchObject({
         signerName: 'John Smith',
+        signerEmail: 'journey-investor@example.com',
         userAgent: 'journey-test/1.0',
         agreementVersion: 1,
         agreementSha256: expect.stringMatching(/^[0-9a-f]{64}$/),

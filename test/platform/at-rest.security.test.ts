@@ -3,13 +3,14 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/platform/db/database.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
+import { seedInvestor, seedOffering, subscriptionBody } from '../support/issuance.ts';
 import { signedHeaders, tokendClient } from '../support/tokend.ts';
 
 type Keypair = InstanceType<typeof sdk.base.Keypair>;
 
 /**
- * Known values driven through the key server and the identity service over HTTP; none of them may
- * appear in clear in any row of any table, nor in the server's log.
+ * Known values driven through the key server, the identity service and issuance over HTTP; none
+ * of them may appear in clear in any row of any table, nor in the server's log.
  */
 const SSN = '987654329';
 const KYC_SSN = '987-65-4329';
@@ -24,6 +25,11 @@ const PASSWORD = 'marker password 1';
 const KYC_NAME = 'Zebulonmarker';
 const SETTING_VALUE = 'settingmarker.example';
 const TELEGRAM = 'telegrammarker';
+const INVESTOR_EMAIL = 'marker.investor@at-rest.example';
+const PII_USER_EMAIL = 'marker.piiuser@at-rest.example';
+const ORG_ADMIN_EMAIL = 'marker.orgadmin@at-rest.example';
+const SIGNER_NAME = 'Quillonmarker Signer';
+const USER_AGENT = 'useragentmarker/1.0';
 
 let t: TestApp;
 let client: Awaited<ReturnType<typeof tokendClient>>;
@@ -62,7 +68,7 @@ const inClear = (haystack: string, markers: Record<string, string>) =>
     .map(([name]) => name);
 
 describe('at-rest security: no PII or secret in clear in the database or the log', () => {
-  it('after sign-up, login, sessions, 2FA, identities, settings, blobs, invites, mail and identity PII', async () => {
+  it('after sign-up, login, sessions, 2FA, identities, settings, blobs, invites, mail, users, org admins, identity PII and a signature', async () => {
     // Key server: a wallet signed up and confirmed through the official SDK (the mailed link).
     const wallet = await client.signUp(WALLET_EMAIL, PASSWORD);
     const asOwner = (method: string, target: string, body?: unknown) =>
@@ -109,14 +115,37 @@ describe('at-rest security: no PII or secret in clear in the database or the log
 
     const totpSecret = await client.enableTotp(wallet, PASSWORD);
 
-    // Identity service: a user's PII record.
-    const user = await t.signIn('at-rest-user@example.com');
+    // Identity service: an org whose admin is named by email, that admin signing in, and a user
+    // (signed in by email) with a PII record.
+    const markerOrg = await t.createOrg({ name: 'At-rest org', adminEmails: [ORG_ADMIN_EMAIL.toUpperCase()] });
+    expect((await t.signIn(ORG_ADMIN_EMAIL, markerOrg)).claims).toMatchObject({ role: 'org_admin', email: ORG_ADMIN_EMAIL });
+    const user = await t.signIn(PII_USER_EMAIL);
+    expect((await t.get(`/identity/users/${user.userId}`, user.auth)).body.data.email).toBe(PII_USER_EMAIL);
     const pii = await t.post(
       '/identity/user-pii',
       { firstName: KYC_NAME, lastName: 'Smith', ssn: SSN, email: PII_EMAIL, telephone: PII_PHONE },
       { ...user.auth, 'x-api-key': t.apiKey },
     );
     expect(pii.status, pii.text).toBe(201);
+
+    // Issuance: the investor subscribes and signs the agreement (name, email, IP, user agent as evidence).
+    const admin = await t.signIn('admin@example.com');
+    const { offeringId, securityId } = await seedOffering(t, admin.auth);
+    const investor = await seedInvestor(t, INVESTOR_EMAIL);
+    const created = await t.post(`/issuance/offerings/${offeringId}/subscriptions`, subscriptionBody(securityId, 10), investor.auth);
+    expect(created.status, created.text).toBe(201);
+    const subscriptionId = created.body.data.id as string;
+    const signedUp = await t.post(
+      `/issuance/subscriptions/${subscriptionId}/sign-agreement`,
+      { signerName: SIGNER_NAME, consent: true },
+      { ...investor.auth, 'user-agent': USER_AGENT },
+    );
+    expect(signedUp.status, signedUp.text).toBe(200);
+    expect(await t.modules.issuance.subscriptions.signatureEvidence(t.org.id, subscriptionId)).toMatchObject({
+      signerName: SIGNER_NAME,
+      signerEmail: INVESTOR_EMAIL,
+      userAgent: USER_AGENT,
+    });
 
     // The development outbox, read back by a platform admin, filtered by recipient.
     const adminKey = (await t.modules.identity.orgs.createAdminKey()).key;
@@ -137,6 +166,11 @@ describe('at-rest security: no PII or secret in clear in the database or the log
       kycName: KYC_NAME,
       setting: SETTING_VALUE,
       telegram: TELEGRAM,
+      investorEmail: INVESTOR_EMAIL,
+      piiUserEmail: PII_USER_EMAIL,
+      orgAdminEmail: ORG_ADMIN_EMAIL,
+      signerName: SIGNER_NAME,
+      userAgent: USER_AGENT,
       walletId: wallet.id,
       sessionId: session.id,
       sessionKey: session.attributes.encryption_key,
@@ -145,6 +179,7 @@ describe('at-rest security: no PII or secret in clear in the database or the log
       adminKey,
       accessToken: user.accessToken,
       refreshToken: user.refreshToken,
+      investorAccessToken: investor.accessToken,
     };
     expect(inClear(await dumpDatabase(), markers), 'in clear in the database').toEqual([]);
     expect(inClear(t.logs.join(''), markers), 'in clear in the log').toEqual([]);

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
@@ -52,7 +52,8 @@ export async function startIdp(options: { trailingSlash?: boolean } = {}) {
         .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: options.typ ?? 'JWT' })
         .setIssuer(issuer)
         .setAudience(audience)
-        .setSubject(`sub|${email}`)
+        // Opaque, as real IdPs' subjects are (stable per email): the email is not in it.
+        .setSubject(`sub|${createHash('sha256').update(email).digest('hex').slice(0, 24)}`)
         .setIssuedAt(options.issuedAt)
         .setExpirationTime(options.expiresIn ?? '10m');
       if (claims.iss !== undefined) jwt.setIssuer(claims.iss);

@@ -5,6 +5,7 @@ import type { Keyring } from '../../platform/crypto/keyring.ts';
 import { randomBase62 } from '../../platform/crypto/random.ts';
 import { AppError } from '../../platform/http/errors.ts';
 import { assertOutboundUrl } from '../../platform/http/urls.ts';
+import { emailDigest } from '../at-rest.ts';
 import type { OrgRow, OrgsRepo } from './orgs.repo.ts';
 
 const API_KEY_PATTERN = /^rialto_ak_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_([0-9A-Za-z]{32})$/;
@@ -46,7 +47,8 @@ export function orgsService(deps: { repo: OrgsRepo; keyring: Keyring; allowInsec
         idpIssuer: org.idpIssuer ?? null,
         idpJwksUrl: org.idpJwksUrl ?? null,
         idpAudience: org.idpAudience,
-        adminEmails: org.adminEmails.map((email) => email.toLowerCase()),
+        // Only keyed hashes: the list is checked at sign-in and shown nowhere.
+        adminEmailDigests: [...new Set(org.adminEmails.map((email) => emailDigest(keyring, email)))],
       });
     },
 

@@ -1,5 +1,7 @@
 import type { Principal } from '../../platform/auth/principal.ts';
+import type { Keyring } from '../../platform/crypto/keyring.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
+import { emailDigest } from '../at-rest.ts';
 import type { UserRow, UsersRepo } from './users.repo.ts';
 
 export type User = Omit<UserRow, 'externalSubject'>;
@@ -20,8 +22,8 @@ function canAccess(principal: Principal, user: UserRow): boolean {
   return principal.userId === user.id || principal.role === 'org_admin';
 }
 
-export function usersService(deps: { repo: UsersRepo }) {
-  const { repo } = deps;
+export function usersService(deps: { repo: UsersRepo; keyring: Keyring }) {
+  const { repo, keyring } = deps;
 
   async function visibleUser(principal: Principal, userId: string): Promise<UserRow> {
     const user = await repo.findInOrg(principal.orgId, userId);
@@ -54,22 +56,26 @@ export function usersService(deps: { repo: UsersRepo }) {
     },
 
     /**
-     * Creates or refreshes the user of an ID token. The org's admin emails make a user org_admin
-     * only when the IdP proved the email (`emailVerified`, from `email_verified: true`).
+     * Creates or refreshes the user of an ID token. The org's admin emails (kept as keyed hashes)
+     * make a user org_admin only when the IdP proved the email (`emailVerified`, from
+     * `email_verified: true`).
      */
     async upsertFromIdentity(
-      org: { id: string; adminEmails: string[] },
+      org: { id: string; adminEmailDigests: string[] },
       identity: { subject: string; email: string; emailVerified: boolean },
     ): Promise<UserRow> {
       return repo.upsertBySubject({
         orgId: org.id,
         externalSubject: identity.subject,
         email: identity.email,
-        role: identity.emailVerified && org.adminEmails.includes(identity.email) ? 'org_admin' : 'user',
+        role: identity.emailVerified && org.adminEmailDigests.includes(emailDigest(keyring, identity.email)) ? 'org_admin' : 'user',
       });
     },
 
     findById: (id: string) => repo.findById(id),
+
+    /** The users of an org with this email (any case), by its keyed hash: for operators and support. */
+    findByEmail: (orgId: string, email: string) => repo.findByEmail(orgId, email),
   };
 }
 

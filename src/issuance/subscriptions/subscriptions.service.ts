@@ -1,5 +1,6 @@
 import { assertNotOwnReview, reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
 import type { Clock } from '../../platform/clock.ts';
+import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
 import { lockScope } from '../../platform/db/locks.ts';
 import { publish } from '../../platform/events/outbox.ts';
@@ -10,6 +11,7 @@ import type { OfferingRow, OfferingsRepo, SecurityRow } from '../offerings/offer
 import { checkoutReturnUrls, type CheckoutReturnPolicy, type CheckoutReturnUrls } from '../payments/checkout-return.ts';
 import type { PaymentEvent, PaymentProvider } from '../payments/payment-provider.ts';
 import { regCfLimitCents, restrictionFor } from './regulation.ts';
+import { openSignature, sealSignature, type SignatureEvidence } from './signature-evidence.ts';
 import type { SubscriptionRow, SubscriptionsRepo, SubscriptionStatus } from './subscriptions.repo.ts';
 
 /** What issuance needs to know about an investor, asked of identity at every step. */
@@ -69,6 +71,7 @@ export function present(row: SubscriptionRow) {
 
 export function subscriptionsService(deps: {
   db: Db;
+  keyring: Keyring;
   repo: SubscriptionsRepo;
   offerings: OfferingsRepo;
   eligibility: (orgId: string, userId: string) => Promise<InvestorEligibility>;
@@ -239,6 +242,17 @@ export function subscriptionsService(deps: {
 
     get: async (principal: UserPrincipal, id: string) => present(await own(principal, id)),
 
+    /**
+     * The whole evidence of a subscription's signature (signer, time, IP, user agent, agreement
+     * version and hash, consent text), its sealed PII opened; null while unsigned. For audits:
+     * the API shows only `signedAt`.
+     */
+    async signatureEvidence(orgId: string, id: string): Promise<SignatureEvidence | null> {
+      const row = await repo.find(orgId, id);
+      if (!row) throw notFound('subscription');
+      return openSignature(deps.keyring, row);
+    },
+
     async list(principal: UserPrincipal, filter: { status?: SubscriptionStatus; offeringId?: string }, paging: PagePaging) {
       const { rows, total } = await repo.list(
         { orgId: principal.orgId, userId: principal.userId, ...filter },
@@ -258,7 +272,7 @@ export function subscriptionsService(deps: {
         const row = (await repo.lock(current.id, tx))!;
         if (row.status !== 'pending_signature')
           throw new AppError('INVALID_STATE', `Only a subscription pending signature can be signed; this one is ${row.status}`);
-        const signature = {
+        const evidence: SignatureEvidence = {
           signerUserId: principal.userId,
           signerEmail: principal.email,
           signerName: input.signerName,
@@ -271,7 +285,8 @@ export function subscriptionsService(deps: {
           consentText: CONSENT_TEXT,
           method: 'typed_name',
         };
-        const next = await change(row, 'pending_payment', `user:${principal.userId}`, { signature }, tx);
+        // The signer's email, name, IP and user agent are sealed; the rest stays readable.
+        const next = await change(row, 'pending_payment', `user:${principal.userId}`, sealSignature(deps.keyring, row.id, evidence), tx);
         await publish(tx, { orgId: next.orgId, type: 'subscription.agreement_signed', data: eventData(next) });
         return next;
       });

@@ -70,7 +70,8 @@ export type HashPurpose =
   | 'rate-limit'
   | 'ks-pii-index'
   | 'ks-session'
-  | 'mail-recipient';
+  | 'mail-recipient'
+  | 'user-email';
 
 /** Deterministic keyed digest (hex) for lookups without storing the value; one subkey per purpose. */
 export function keyedHash(keyring: Keyring, purpose: HashPurpose, value: string): string {
