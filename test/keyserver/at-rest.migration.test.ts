@@ -12,6 +12,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { createModules, sealPlaintextRows } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import { rewrapUserEmails } from '../../src/identity/at-rest.ts';
+import { rewrapSignatures } from '../../src/issuance/subscriptions/signature-evidence.ts';
 import { aad, keyserverSealer, rewrapKeyserverRows } from '../../src/keyserver/at-rest.ts';
 import { seal } from '../../src/platform/crypto/envelope.ts';
 import type { Keyring } from '../../src/platform/crypto/keyring.ts';
@@ -81,7 +83,17 @@ const legacy = {
   blobValue: JSON.stringify({ first_name: 'Legacymarker', ssn: '987-65-1234' }),
   setting: 'legacysetting.example',
   mailBody: 'Your legacy confirmation code is 918273.',
+  userEmail: 'legacy.user@at-rest.example',
+  adminEmail: 'legacy.admin@at-rest.example',
+  signerName: 'Legacysigner Marker',
+  userAgent: 'legacyagent/2.0',
+  signerIp: '203.0.113.77',
 };
+const userSubject = 'idp|legacy-user';
+const adminSubject = 'idp|legacy-admin';
+let orgId: string;
+let userId: string;
+let subscriptionId: string;
 
 let database: Database;
 let fresh: Awaited<ReturnType<typeof databaseAt>> | undefined;
@@ -117,6 +129,52 @@ beforeAll(async () => {
     sql`insert into ks_invites (type, email, sale_id, creator_id) values ('general-invite', ${legacy.inviteEmail}, '', ${owner})`,
   );
   await db.execute(sql`insert into mail_outbox (recipient, subject, body) values (${legacy.email}, 'Your code', ${legacy.mailBody})`);
+
+  // Identity and issuance rows as the releases before migration 0015 wrote them: a user's email,
+  // an org's admin emails and a signature's evidence in clear.
+  [{ id: orgId }] = (await queryRows<{ id: string }>(
+    db,
+    sql`insert into orgs (name, idp_issuer, idp_audience, admin_emails)
+        values ('Legacy org', 'https://idp.legacy.example', 'legacy', ${sql.raw(`array['${legacy.adminEmail}']::text[]`)}) returning id`,
+  )) as [{ id: string }];
+  [{ id: userId }] = (await queryRows<{ id: string }>(
+    db,
+    sql`insert into users (org_id, external_subject, email) values (${orgId}, ${userSubject}, ${legacy.userEmail}) returning id`,
+  )) as [{ id: string }];
+  const [issuer] = await queryRows<{ id: string }>(
+    db,
+    sql`insert into issuers (org_id, legal_name) values (${orgId}, 'Legacy Inc.') returning id`,
+  );
+  const [offering] = await queryRows<{ id: string }>(
+    db,
+    sql`insert into offerings (org_id, issuer_id, name, exemption_type, target_amount_cents, maximum_amount_cents, minimum_investment_cents, deadline)
+        values (${orgId}, ${issuer!.id}, 'Legacy offering', 'reg_d_506c', 100000, 500000, 100, '2027-12-31') returning id`,
+  );
+  const [security] = await queryRows<{ id: string }>(
+    db,
+    sql`insert into security_classes (org_id, offering_id, name, category, price_per_unit_cents, units_authorized)
+        values (${orgId}, ${offering!.id}, 'Legacy class', 'equity', 1000, 1000) returning id`,
+  );
+  const signature = {
+    signerUserId: userId,
+    signerEmail: legacy.userEmail,
+    signerName: legacy.signerName,
+    signedAt: '2026-01-02T03:04:05.000Z',
+    ip: legacy.signerIp,
+    userAgent: legacy.userAgent,
+    agreementDocumentId: '00000000-0000-4000-8000-000000000001',
+    agreementVersion: 1,
+    agreementSha256: 'ab'.repeat(32),
+    consentText: 'I agree.',
+    method: 'typed_name',
+  };
+  [{ id: subscriptionId }] = (await queryRows<{ id: string }>(
+    db,
+    sql`insert into subscriptions (org_id, offering_id, security_class_id, user_id, units, price_per_unit_cents, amount_cents, currency,
+          payment_method, accreditation_status, suitability_confirmed, risk_acknowledgment_signed, status, signature)
+        values (${orgId}, ${offering!.id}, ${security!.id}, ${userId}, 10, 1000, 10000, 'USD', 'card', 'accredited', true, true,
+          'pending_payment', ${JSON.stringify(signature)}::jsonb) returning id`,
+  )) as [{ id: string }];
 }, 180_000);
 afterAll(async () => {
   await database?.close();
@@ -134,7 +192,7 @@ async function dump(): Promise<string> {
 }
 
 describe('at-rest migration: rows written before sealing', () => {
-  it('migration 0013 applies over them, and the start-up step seals each once, keeping every lookup', async () => {
+  it('migrations 0014 and 0015 apply over them, and the start-up step seals each once, keeping every lookup', async () => {
     await database.migrate();
     expect(await dump()).toContain(legacy.email);
 
@@ -146,6 +204,9 @@ describe('at-rest migration: rows written before sealing', () => {
       invites: 1,
       sessions: 1,
       mail: 1,
+      users: 1,
+      orgs: 1,
+      subscriptions: 1,
     });
     expect(Object.values(await sealPlaintextRows(database.db, keyring)).every((count) => count === 0)).toBe(true);
 
@@ -154,7 +215,8 @@ describe('at-rest migration: rows written before sealing', () => {
     for (const value of Object.values(inClear)) expect(stored, `${value} in clear`).not.toContain(value);
 
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-at-rest-'));
-    const { keyserver } = createModules({ config: { ...loadConfig({}), dataDir }, database, keyring });
+    const modules = createModules({ config: { ...loadConfig({}), dataDir }, database, keyring });
+    const { keyserver } = modules;
     const wallet = await keyserver.wallets.mustFind(legacy.walletId);
     expect(wallet).toMatchObject({ email: legacy.email, accountId: owner, verified: true });
     expect((await keyserver.wallets.kdfFor(legacy.email)).salt).toBe('c2FsdA==');
@@ -176,6 +238,33 @@ describe('at-rest migration: rows written before sealing', () => {
     const mail = await readOutbox(database.db, keyring, { to: legacy.email.toUpperCase(), limit: 10, offset: 0 });
     expect(mail.items.map((item) => item.body)).toEqual([legacy.mailBody]);
 
+    // Identity: the user's email opens, is found by its keyed hash, and the admin list still grants.
+    const { identity: identityModule, issuance } = modules;
+    expect((await identityModule.users.findById(userId))!.email).toBe(legacy.userEmail);
+    expect((await identityModule.users.findByEmail(orgId, legacy.userEmail.toUpperCase())).map((user) => user.id)).toEqual([userId]);
+    const org = (await identityModule.orgs.getOrg(orgId))!;
+    expect(org.legacyAdminEmails).toBeNull();
+    const admin = await identityModule.users.upsertFromIdentity(org, { subject: adminSubject, email: legacy.adminEmail, emailVerified: true });
+    expect(admin.role).toBe('org_admin');
+    const plain = await identityModule.users.upsertFromIdentity(org, { subject: userSubject, email: legacy.userEmail, emailVerified: true });
+    expect(plain).toMatchObject({ id: userId, role: 'user', email: legacy.userEmail });
+
+    // Issuance: the signature's PII opens; what is not PII stayed readable in the row.
+    expect(await issuance.subscriptions.signatureEvidence(orgId, subscriptionId)).toMatchObject({
+      signerEmail: legacy.userEmail,
+      signerName: legacy.signerName,
+      ip: legacy.signerIp,
+      userAgent: legacy.userAgent,
+      agreementVersion: 1,
+      method: 'typed_name',
+    });
+    const [row] = await queryRows<{ signature: Record<string, unknown> }>(
+      database.db,
+      sql`select signature from subscriptions where id = ${subscriptionId}`,
+    );
+    expect(row!.signature).toMatchObject({ signedAt: '2026-01-02T03:04:05.000Z', agreementSha256: 'ab'.repeat(32) });
+    expect(row!.signature).not.toHaveProperty('signerEmail');
+
     // Uniqueness now rests on the keyed hashes: the legacy email cannot be taken again.
     await expect(keyserver.identities.createUnregistered({ email: legacy.email })).rejects.toMatchObject({ status: 409 });
   }, 180_000);
@@ -194,12 +283,24 @@ describe('at-rest migration: rows written before sealing', () => {
     const counts = await database.db.transaction(async (tx) => ({
       ...(await rewrapKeyserverRows(tx, during)),
       mail: await rewrapRows(tx, during, 'mail_outbox'),
+      userEmails: await rewrapUserEmails(tx, during),
+      subscriptionSigners: await rewrapSignatures(tx, during),
     }));
-    expect(counts).toMatchObject({ keyserverWallets: 1, keyserverIdentities: 2, keyserverBlobs: 1, keyserverSessions: 1, mail: 1 });
+    expect(counts).toMatchObject({
+      keyserverWallets: 1,
+      keyserverIdentities: 2,
+      keyserverBlobs: 1,
+      keyserverSessions: 1,
+      mail: 1,
+      userEmails: 2,
+      subscriptionSigners: 1,
+    });
 
     const after: Keyring = { ...keyring, activeKeyId: 'test-k2', masterKeys: new Map([['test-k2', newKey]]) };
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-at-rest-'));
-    const { keyserver } = createModules({ config: { ...loadConfig({}), dataDir }, database, keyring: after });
+    const { keyserver, identity, issuance } = createModules({ config: { ...loadConfig({}), dataDir }, database, keyring: after });
+    expect((await identity.users.findById(userId))!.email).toBe(legacy.userEmail);
+    expect((await issuance.subscriptions.signatureEvidence(orgId, subscriptionId))!.signerName).toBe(legacy.signerName);
     expect((await keyserver.wallets.mustFind(legacy.walletId)).email).toBe(legacy.email);
     expect((await keyserver.wallets.extendSession(legacy.sessionId)).encryptionKey).toBe(legacy.encryptionKey);
     expect((await keyserver.identities.byEmail(legacy.otherEmail)).status).toBe('unregistered');
