@@ -244,9 +244,17 @@ describe('at-rest migration: rows written before sealing', () => {
     expect((await identityModule.users.findByEmail(orgId, legacy.userEmail.toUpperCase())).map((user) => user.id)).toEqual([userId]);
     const org = (await identityModule.orgs.getOrg(orgId))!;
     expect(org.legacyAdminEmails).toBeNull();
-    const admin = await identityModule.users.upsertFromIdentity(org, { subject: adminSubject, email: legacy.adminEmail, emailVerified: true });
+    const admin = await identityModule.users.upsertFromIdentity(org, {
+      subject: adminSubject,
+      email: legacy.adminEmail,
+      emailVerified: true,
+    });
     expect(admin.role).toBe('org_admin');
-    const plain = await identityModule.users.upsertFromIdentity(org, { subject: userSubject, email: legacy.userEmail, emailVerified: true });
+    const plain = await identityModule.users.upsertFromIdentity(org, {
+      subject: userSubject,
+      email: legacy.userEmail,
+      emailVerified: true,
+    });
     expect(plain).toMatchObject({ id: userId, role: 'user', email: legacy.userEmail });
 
     // Issuance: the signature's PII opens; what is not PII stayed readable in the row.

@@ -45,10 +45,7 @@ export function sealSignature(keyring: Keyring, subscriptionId: string, evidence
  * The whole evidence of a subscription's signature, its PII opened; null when it is not signed.
  * Throws for a signature still in plaintext (`sealPlaintextRows` has not run since migration 0015).
  */
-export function openSignature(
-  keyring: Keyring,
-  row: { id: string; signature: unknown } & SealedSigner,
-): SignatureEvidence | null {
+export function openSignature(keyring: Keyring, row: { id: string; signature: unknown } & SealedSigner): SignatureEvidence | null {
   if (row.signature === null) return null;
   if (row.signerKeyId === null || row.signerWrappedKey === null || row.signerCiphertext === null) {
     throw new Error('subscriptions row is not sealed yet; restart the server so that it seals plaintext rows');
@@ -75,7 +72,10 @@ export async function sealPlaintextSignatures(db: Db, keyring: Keyring): Promise
       const legacy = row.signature as Record<string, unknown>;
       const evidence = { ...legacy } as unknown as SignatureEvidence;
       for (const field of PII_FIELDS) (evidence as Record<string, unknown>)[field] = legacy[field] ?? null;
-      await tx.update(subscriptions).set(sealSignature(keyring, row.id, evidence)).where(eq(subscriptions.id, row.id));
+      await tx
+        .update(subscriptions)
+        .set(sealSignature(keyring, row.id, evidence))
+        .where(eq(subscriptions.id, row.id));
     }
     return rows.length;
   });
