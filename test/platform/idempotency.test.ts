@@ -160,6 +160,10 @@ describe('Idempotency-Key', () => {
       const me = await slow.signIn('idem-slow@example.com');
       const headers = { ...me.auth, 'idempotency-key': 'slow-kyc' };
       const first = slow.post('/identity/kyc-verifications', johnSmith, headers);
+      // Retries start once the first request holds the key (else a retry could take it first).
+      const held = async () =>
+        (await queryRows<{ n: number }>(slow.db, sql`select count(*)::int as n from idempotency_keys where key = 'slow-kyc'`))[0]!.n;
+      for (let i = 0; i < 600 && (await held()) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
       const started = Date.now();
       let retries = 0;
       // Well past the 3 s lease, while the first request still waits on the vendor.

@@ -2189,12 +2189,32 @@ export interface components {
             };
         };
         TokenResponse: {
+            /**
+             * @description a JWT (RS256) for `Authorization: Bearer`
+             * @example eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiIxIn0.c2ln
+             */
             access_token: string;
             /** @constant */
             token_type: "Bearer";
+            /**
+             * @description seconds until the access token expires
+             * @example 300
+             */
             expires_in: number;
+            /**
+             * @description single use: each refresh returns a new one
+             * @example rt_5Jc0n7dG2Qm8xYvB3kLw
+             */
             refresh_token: string;
+            /**
+             * @description seconds until the refresh token expires
+             * @example 1800
+             */
             refresh_expires_in: number;
+            /**
+             * @description the user's role: `user` or `org_admin`
+             * @example user
+             */
             scope: string;
         };
         OAuthError: {
@@ -3021,12 +3041,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "access_token": "access_token",
+                     *       "access_token": "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiIxIn0.c2ln",
                      *       "token_type": "Bearer",
-                     *       "expires_in": -9007199254740991,
-                     *       "refresh_token": "refresh_token",
-                     *       "refresh_expires_in": -9007199254740991,
-                     *       "scope": "scope"
+                     *       "expires_in": 300,
+                     *       "refresh_token": "rt_5Jc0n7dG2Qm8xYvB3kLw",
+                     *       "refresh_expires_in": 1800,
+                     *       "scope": "user"
                      *     }
                      */
                     "application/json": components["schemas"]["TokenResponse"];
@@ -3097,12 +3117,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "access_token": "access_token",
+                     *       "access_token": "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiIxIn0.c2ln",
                      *       "token_type": "Bearer",
-                     *       "expires_in": -9007199254740991,
-                     *       "refresh_token": "refresh_token",
-                     *       "refresh_expires_in": -9007199254740991,
-                     *       "scope": "scope"
+                     *       "expires_in": 300,
+                     *       "refresh_token": "rt_5Jc0n7dG2Qm8xYvB3kLw",
+                     *       "refresh_expires_in": 1800,
+                     *       "scope": "user"
                      *     }
                      */
                     "application/json": components["schemas"]["TokenResponse"];
