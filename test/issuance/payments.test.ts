@@ -158,6 +158,10 @@ describe('unhappy paths on the Stripe double', () => {
     expect(await state()).toMatchObject({ status: 'pending_payment', payment_status: 'failed' });
     expect(await outboxFor(t, id, 'subscription.payment_failed')).toHaveLength(1);
     await payCheckout(t, first.body.data.checkout_url, 'pay', [409]);
+    // The old page says the debit failed, and offers no settling of a debit that is over.
+    const page = await (await fetch(onTestServer(t, first.body.data.checkout_url))).text();
+    expect(page).toContain('The bank debit failed');
+    expect(page).not.toContain('Debit fails');
 
     const second = await checkout();
     expect(second.body.data.session_id).not.toBe(first.body.data.session_id);

@@ -346,7 +346,8 @@ export function stripeDouble(options: { db: Db; webhookSecret: string; publicUrl
     throw new StripeApiError(404, 'invalid_request_error', `Unrecognized request URL (${method}: ${path})`);
   }
 
-  function payPage(reply: FastifyReply, session: Session, status: number, notice?: string) {
+  /** `debit`: the payment intent's status, which tells a processing bank debit from a failed one. */
+  function payPage(reply: FastifyReply, session: Session, status: number, notice?: string, debit?: PaymentIntent['status']) {
     const amount = `${(session.amount_total / 100).toFixed(2)} ${session.currency.toUpperCase()}`;
     const origins = [session.success_url, session.cancel_url].flatMap((url) => {
       try {
@@ -367,6 +368,8 @@ export function stripeDouble(options: { db: Db; webhookSecret: string; publicUrl
             button('ach_fail', 'Pay by bank, debit fails')
           : button('pay', 'Pay') + button('decline', 'Pay, card declined') + button('fail_3ds', 'Pay, 3-D Secure fails')) +
         `</form><p><a href="${escapeHtml(returnUrl(session.cancel_url || session.success_url, session))}">Cancel and go back</a></p>`;
+    } else if (session.status === 'complete' && session.payment_status === 'unpaid' && debit !== 'processing') {
+      body = `<p>The bank debit failed; no payment was taken. Start a new checkout to pay again.</p>`;
     } else if (session.status === 'complete' && session.payment_status === 'unpaid') {
       body =
         `<p>The bank debit is processing.</p><form method="post" action="${session.id}/settle">` +
@@ -424,7 +427,8 @@ export function stripeDouble(options: { db: Db; webhookSecret: string; publicUrl
     app.get<{ Params: { id: string } }>('/pay/:id', hidden, async (request, reply) => {
       const session = parse<Session>(await repo.find(request.params.id, 'checkout.session'));
       if (!session) return reply.code(404).type('text/plain').send('No such checkout');
-      return payPage(reply, session, 200);
+      const intent = session.payment_intent ? parse<PaymentIntent>(await repo.find(session.payment_intent, 'payment_intent')) : undefined;
+      return payPage(reply, session, 200, undefined, intent?.status);
     });
 
     app.post<{ Params: { id: string } }>('/pay/:id', hidden, async (request, reply) => {
