@@ -137,7 +137,10 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
   },
   DATA_DIR: { meaning: 'embedded database files, the generated keyring and local object storage' },
   DATABASE_URL: { meaning: '`postgres://...`: run on a PostgreSQL server (15 or newer) instead of the embedded database' },
-  NODE_ENV: { meaning: '`production` turns off the development defaults of the embedded database (loopback webhooks)' },
+  NODE_ENV: {
+    meaning:
+      'development mode is the embedded database with `NODE_ENV` not `production`: it allows webhooks to loopback and `http://` checkout return URLs. (`ALLOW_INSECURE_HTTP` and `DEMO_IDP` follow the database alone.)',
+  },
   LOG_LEVEL: { meaning: 'pino level' },
   MASTER_KEYS: {
     default: 'required on PostgreSQL; embedded: generated in `DATA_DIR/keyring.json`',
@@ -230,7 +233,7 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
   STRIPE_API_BASE: { meaning: 'another Stripe API base URL (a mock); normally unset' },
   CHECKOUT_RETURN_ORIGINS: {
     meaning:
-      'comma-separated origins the `successUrl` / `cancelUrl` of a checkout must be on (`https://app.example.com`); unset, any origin (https only in production)',
+      'comma-separated origins the `successUrl` / `cancelUrl` of a checkout must be on (`https://app.example.com`); unset, any origin (https only, outside development mode: on PostgreSQL or with `NODE_ENV=production`)',
   },
   SMTP_URL: {
     meaning: '`smtp://user:pass@host:587`; unset, mail is kept, sealed, in the `mail_outbox` table (read with `GET /admin/mail`)',

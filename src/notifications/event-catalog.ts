@@ -47,22 +47,34 @@ export const eventCatalog: Record<string, { description: string; example: Record
     description: 'The accreditation was denied',
     example: { accreditation_id: 'b2c3…', user_id: '70000000-…', review_status: 'denied' },
   },
+  // `status` is the subscription's status after the event; `amount` a decimal string in `currency`.
   ...Object.fromEntries(
     (
       [
-        ['created', 'A subscription was created and units reserved'],
-        ['agreement_signed', 'The subscription agreement was signed'],
-        ['payment_initiated', 'A checkout session was created'],
-        ['funded', 'Payment completed'],
-        ['payment_failed', 'Payment failed'],
-        ['approved', 'The subscription was approved'],
-        ['rejected', 'The subscription was rejected'],
-        ['cancelled', 'The subscription was cancelled'],
-        ['completed', 'Shares were issued and the subscription completed'],
+        ['created', 'A subscription was created and units reserved', 'pending_signature'],
+        ['agreement_signed', 'The subscription agreement was signed', 'pending_payment'],
+        ['payment_initiated', 'A checkout session was created (the data adds `checkout_session_id`)', 'pending_payment'],
+        ['funded', 'Payment completed; the subscription awaits review', 'pending_review'],
+        ['payment_failed', 'Payment failed (a declined or failed bank debit); the investor may pay again', 'pending_payment'],
+        ['approved', 'The subscription was approved', 'approved'],
+        ['rejected', 'The subscription was rejected', 'rejected'],
+        ['cancelled', 'The subscription was cancelled (by the investor, or its checkout expired)', 'cancelled'],
+        ['completed', 'Shares were issued and the subscription completed', 'completed'],
       ] as const
-    ).map(([name, description]) => [
+    ).map(([name, description, status]) => [
       `subscription.${name}`,
-      { description, example: { subscription_id: 'c3d4…', offering_id: 'e5f6…', user_id: '70000000-…', status: name } },
+      {
+        description,
+        example: {
+          subscription_id: 'c3d4…',
+          offering_id: 'e5f6…',
+          user_id: '70000000-…',
+          status,
+          amount: '1020.00',
+          currency: 'USD',
+          ...(name === 'payment_initiated' ? { checkout_session_id: 'cs_test_…' } : {}),
+        },
+      },
     ]),
   ),
   'share.issued': {

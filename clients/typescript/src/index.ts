@@ -7,10 +7,12 @@
  * Runs on Node.js 20+ and in browsers: it uses only `fetch` and Web Crypto.
  */
 import createFetchClient, { type Client, type Middleware } from 'openapi-fetch';
-import { Webhook } from 'standardwebhooks';
+import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import type { components, operations, paths } from './schema.ts';
 
 export type { components, operations, paths };
+/** What `verifyWebhook` throws for a delivery that does not verify. */
+export { WebhookVerificationError };
 
 /** A typed client: `client.GET('/issuance/offerings', { params: { query: { page: 1 } } })` and so on. */
 export type TrancheClient = Client<paths>;
@@ -212,13 +214,16 @@ export type WebhookEvent<T = Record<string, unknown>> = {
  * Verifies a received webhook (Standard Webhooks: HMAC-SHA256 over `id.timestamp.body`, a
  * timestamp within 5 minutes) and returns its event. `secret` is the endpoint's `whsec_...`
  * secret; `body` the raw bytes received, before any JSON parsing; during a rotation either secret
- * verifies. Throws (`WebhookVerificationError` of `standardwebhooks`) when it doesn't verify.
+ * verifies. Throws `WebhookVerificationError` (re-exported here) when it doesn't verify, and
+ * `TypeError` when `secret` is not a string.
  */
 export function verifyWebhook<T = Record<string, unknown>>(
   secret: string,
   body: string | Uint8Array,
   headers: Headers | Record<string, string | string[] | undefined>,
 ): WebhookEvent<T> {
+  if (typeof secret !== 'string' || secret.length === 0)
+    throw new TypeError("verifyWebhook: the secret must be the endpoint's whsec_... string");
   const flat: Record<string, string> = {};
   const read = (name: string) => {
     if (headers instanceof Headers) return headers.get(name) ?? undefined;
@@ -237,7 +242,8 @@ export function verifyWebhook<T = Record<string, unknown>>(
 export type RequestSigner = { accountId: string; sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> };
 
 const toBase64 = (bytes: Uint8Array) => btoa(Array.from(bytes, (byte) => String.fromCharCode(byte)).join(''));
-const sha256 = async (data: Uint8Array) => new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', data));
+// A copy backed by a plain ArrayBuffer: what `BufferSource` accepts under the DOM types too.
+const sha256 = async (data: Uint8Array) => new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', data.slice()));
 
 /**
  * Headers that sign a key-server request strictly: `(request-target)`, `date` and `digest` (the
