@@ -190,10 +190,7 @@ export function dispatcher(options: DispatcherOptions) {
   ): Promise<RecordedFailure> {
     const current = await deliveries.lock(claimed.id, tx);
     if (current?.status !== 'sending') return { attemptNumber: claimed.attemptCount + 1, outcome: 'superseded', nextAttemptAt: null };
-    await deliveries.insertAttempts(
-      [{ deliveryId: claimed.id, trigger: 'scheduled', url: endpoint.url, createdAt: now, ...attemptFields(result) }],
-      tx,
-    );
+    await insertScheduledAttempts([{ delivery: claimed, endpoint, result, at: now }], tx);
     const attemptsMade = current.attemptCount + 1;
     const common = {
       attemptCount: attemptsMade,
@@ -223,6 +220,19 @@ export function dispatcher(options: DispatcherOptions) {
     return { attemptNumber: attemptsMade, outcome: exhausted ? 'exhausted' : 'retrying', nextAttemptAt };
   }
 
+  /** One attempt row per outcome, as sent by the schedule (not a manual retry). */
+  const insertScheduledAttempts = (entries: Outcome[], tx: Executor) =>
+    deliveries.insertAttempts(
+      entries.map(({ delivery, endpoint, result, at }) => ({
+        deliveryId: delivery.id,
+        trigger: 'scheduled' as const,
+        url: endpoint.url,
+        createdAt: at,
+        ...attemptFields(result),
+      })),
+      tx,
+    );
+
   /** Commits outcomes: successes with one insert and one update per status code, failures one by one. Never throws. */
   async function recordOutcomes(outcomes: Outcome[]): Promise<void> {
     const succeeded = outcomes.filter((entry) => entry.result.errorKind === null);
@@ -235,16 +245,7 @@ export function dispatcher(options: DispatcherOptions) {
       try {
         await persistently(() =>
           db.transaction(async (tx) => {
-            await deliveries.insertAttempts(
-              interrupted.map(({ delivery, endpoint, result, at }) => ({
-                deliveryId: delivery.id,
-                trigger: 'scheduled' as const,
-                url: endpoint.url,
-                createdAt: at,
-                ...attemptFields(result),
-              })),
-              tx,
-            );
+            await insertScheduledAttempts(interrupted, tx);
             await deliveries.requeueInterrupted(
               interrupted.map(({ delivery }) => delivery.id),
               interrupted[0]!.result.errorMessage!,
@@ -264,16 +265,7 @@ export function dispatcher(options: DispatcherOptions) {
       try {
         await persistently(() =>
           db.transaction(async (tx) => {
-            await deliveries.insertAttempts(
-              succeeded.map(({ delivery, endpoint, result, at }) => ({
-                deliveryId: delivery.id,
-                trigger: 'scheduled' as const,
-                url: endpoint.url,
-                createdAt: at,
-                ...attemptFields(result),
-              })),
-              tx,
-            );
+            await insertScheduledAttempts(succeeded, tx);
             const idsByStatus = new Map<number, string[]>();
             for (const { delivery, result } of succeeded)
               idsByStatus.set(result.statusCode!, [...(idsByStatus.get(result.statusCode!) ?? []), delivery.id]);

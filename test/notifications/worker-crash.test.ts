@@ -1,10 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createModules } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
-import { openDatabase } from '../../src/platform/db/database.ts';
-import { publish } from '../../src/platform/events/outbox.ts';
 import { fromSource, repoRoot, testDeployment, type Deployment } from '../support/process.ts';
+import { seedWebhookBacklog } from '../support/webhook-deployment.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
 
 const EVENTS = 150;
@@ -22,25 +19,7 @@ beforeAll(async () => {
   receiver = await startReceiver();
   receiver.respond(() => ({ status: 200, delayMs: 15 }));
 
-  const config = loadConfig(deployment.env);
-  const database = await openDatabase(config);
-  await database.migrate();
-  const modules = createModules({ config, database, keyring: deployment.keyring() });
-  const org = await modules.identity.orgs.createOrg({
-    name: 'Crash',
-    idpIssuer: 'https://idp.example.com',
-    idpJwksUrl: 'https://idp.example.com/jwks',
-    idpAudience: 'a',
-  });
-  await modules.notifications.endpoints.create(
-    { kind: 'api_key', orgId: org.id, apiKeyId: 'setup' },
-    { url: `${receiver.url}/hook`, eventTypes: ['*'] },
-  );
-  await database.db.transaction(async (tx) => {
-    for (let i = 0; i < EVENTS; i++) await publish(tx, { orgId: org.id, type: 'test.ping', data: { n: i } });
-  });
-  await modules.notifications.close();
-  await database.close();
+  await seedWebhookBacklog(deployment, { name: 'Crash', url: `${receiver.url}/hook`, events: EVENTS });
 });
 
 afterAll(async () => {

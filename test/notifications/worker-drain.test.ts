@@ -1,11 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createModules } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
 import { webhookAttempts, webhookDeliveries } from '../../src/notifications/notifications.tables.ts';
+import { loadConfig } from '../../src/config.ts';
 import { openDatabase } from '../../src/platform/db/database.ts';
-import { publish } from '../../src/platform/events/outbox.ts';
 import { fromSource, repoRoot, testDeployment, type Deployment, type Exit } from '../support/process.ts';
+import { seedWebhookBacklog } from '../support/webhook-deployment.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
 
 // More than one claim (a worker claims as many as it sends at once, 32), so some are never claimed.
@@ -28,25 +27,7 @@ beforeAll(async () => {
   receiver = await startReceiver();
   receiver.respond(() => ({ status: 200, delayMs: 3_600_000 }));
 
-  const config = loadConfig(deployment.env);
-  const database = await openDatabase(config);
-  await database.migrate();
-  const modules = createModules({ config, database, keyring: deployment.keyring() });
-  const org = await modules.identity.orgs.createOrg({
-    name: 'Drain',
-    idpIssuer: 'https://idp.example.com',
-    idpJwksUrl: 'https://idp.example.com/jwks',
-    idpAudience: 'a',
-  });
-  await modules.notifications.endpoints.create(
-    { kind: 'api_key', orgId: org.id, apiKeyId: 'setup' },
-    { url: `${receiver.url}/hook`, eventTypes: ['*'] },
-  );
-  await database.db.transaction(async (tx) => {
-    for (let i = 0; i < EVENTS; i++) await publish(tx, { orgId: org.id, type: 'test.ping', data: { n: i } });
-  });
-  await modules.notifications.close();
-  await database.close();
+  await seedWebhookBacklog(deployment, { name: 'Drain', url: `${receiver.url}/hook`, events: EVENTS });
 });
 
 afterAll(async () => {
