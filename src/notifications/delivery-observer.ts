@@ -70,68 +70,38 @@ export function deliveryObserver(options: {
   timeoutMs: number;
 }) {
   const { registry } = options;
-  const attempts = metricIn(
-    registry,
-    'tranche_webhook_attempts_total',
-    () =>
-      new Counter({
-        name: 'tranche_webhook_attempts_total',
-        help: 'Scheduled webhook delivery attempts by result (succeeded, retrying, exhausted, superseded) and error kind',
-        labelNames: ['result', 'error_kind'] as const,
-        registers: [registry],
-      }),
-  );
-  const attemptDuration = metricIn(
-    registry,
-    'tranche_webhook_attempt_duration_seconds',
-    () =>
-      new Histogram({
-        name: 'tranche_webhook_attempt_duration_seconds',
-        help: 'Duration of one webhook HTTP attempt in seconds, up to WEBHOOK_TIMEOUT_MS',
-        buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60],
-        registers: [registry],
-      }),
-  );
-  const latency = metricIn(
-    registry,
-    'tranche_webhook_delivery_latency_seconds',
-    () =>
-      new Histogram({
-        name: 'tranche_webhook_delivery_latency_seconds',
-        help: "Seconds from an event's commit to the receiver's 2xx, retries included",
-        buckets: LATENCY_BUCKETS,
-        registers: [registry],
-      }),
-  );
+  const attempts = metricIn(registry, Counter, {
+    name: 'tranche_webhook_attempts_total',
+    help: 'Scheduled webhook delivery attempts by result (succeeded, retrying, exhausted, superseded) and error kind',
+    labelNames: ['result', 'error_kind'] as const,
+  });
+  const attemptDuration = metricIn(registry, Histogram, {
+    name: 'tranche_webhook_attempt_duration_seconds',
+    help: 'Duration of one webhook HTTP attempt in seconds, up to WEBHOOK_TIMEOUT_MS',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60],
+  });
+  const latency = metricIn(registry, Histogram, {
+    name: 'tranche_webhook_delivery_latency_seconds',
+    help: "Seconds from an event's commit to the receiver's 2xx, retries included",
+    buckets: LATENCY_BUCKETS,
+  });
   const sample = scrapeSample(options.backlog, options.timeoutMs);
-  metricIn(
-    registry,
-    'tranche_webhook_backlog_deliveries',
-    () =>
-      new Gauge({
-        name: 'tranche_webhook_backlog_deliveries',
-        help: 'Webhook deliveries not finished, by state: due (waiting for a worker), scheduled (a retry later), sending (the same in every process)',
-        labelNames: ['state'] as const,
-        registers: [registry],
-        async collect() {
-          const backlog = await sample();
-          for (const state of ['due', 'scheduled', 'sending'] as const) this.set({ state }, backlog?.[state] ?? Number.NaN);
-        },
-      }),
-  );
-  metricIn(
-    registry,
-    'tranche_webhook_backlog_oldest_due_age_seconds',
-    () =>
-      new Gauge({
-        name: 'tranche_webhook_backlog_oldest_due_age_seconds',
-        help: 'Seconds the longest-waiting due webhook delivery has been due; 0 when none (the same in every process)',
-        registers: [registry],
-        async collect() {
-          this.set((await sample())?.oldestDueAgeSeconds ?? Number.NaN);
-        },
-      }),
-  );
+  metricIn(registry, Gauge, {
+    name: 'tranche_webhook_backlog_deliveries',
+    help: 'Webhook deliveries not finished, by state: due (waiting for a worker), scheduled (a retry later), sending (the same in every process)',
+    labelNames: ['state'] as const,
+    async collect() {
+      const backlog = await sample();
+      for (const state of ['due', 'scheduled', 'sending'] as const) this.set({ state }, backlog?.[state] ?? Number.NaN);
+    },
+  });
+  metricIn(registry, Gauge, {
+    name: 'tranche_webhook_backlog_oldest_due_age_seconds',
+    help: 'Seconds the longest-waiting due webhook delivery has been due; 0 when none (the same in every process)',
+    async collect() {
+      this.set((await sample())?.oldestDueAgeSeconds ?? Number.NaN);
+    },
+  });
 
   return {
     /** The dispatcher's `onAttempt`: counts and times the attempt, and logs it when it failed. Never throws. */

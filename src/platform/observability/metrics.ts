@@ -18,11 +18,22 @@ export function createMetricsRegistry(): Registry {
 }
 
 /**
- * The metric named `name` in `registry`, created by `create` the first time: several listeners or
- * module instances of one process may ask for the same metric, which prom-client registers once.
+ * The metric `config.name` in `registry`, created there (a `Counter`, `Gauge` or `Histogram` of
+ * `config`) the first time: several listeners or module instances of one process may ask for the
+ * same metric, which prom-client registers once.
  */
-export function metricIn<T extends Metric>(registry: Registry, name: string, create: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? create();
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any metric class: Counter, Gauge, Histogram, Summary
+type MetricClass = new (config: any) => Metric;
+
+export function metricIn<K extends MetricClass>(
+  registry: Registry,
+  Kind: K,
+  config: Omit<ConstructorParameters<K>[0], 'registers'> & { name: string },
+): InstanceType<K> {
+  return (
+    (registry.getSingleMetric(config.name) as InstanceType<K> | undefined) ??
+    (new Kind({ ...config, registers: [registry] }) as InstanceType<K>)
+  );
 }
 
 /**
@@ -45,29 +56,17 @@ export type JobMetrics = {
  * the webhook worker's passes, the expired Idempotency-Key sweep.
  */
 export function jobMetrics(registry: Registry): JobMetrics {
-  const runs = metricIn(
-    registry,
-    'tranche_job_runs_total',
-    () =>
-      new Counter({
-        name: 'tranche_job_runs_total',
-        help: 'Runs of periodic jobs (worker passes, sweeps) by job and result (ok, failed)',
-        labelNames: ['job', 'result'] as const,
-        registers: [registry],
-      }),
-  );
-  const duration = metricIn(
-    registry,
-    'tranche_job_duration_seconds',
-    () =>
-      new Histogram({
-        name: 'tranche_job_duration_seconds',
-        help: 'Duration of one run of a periodic job in seconds',
-        labelNames: ['job'] as const,
-        buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60],
-        registers: [registry],
-      }),
-  );
+  const runs = metricIn(registry, Counter, {
+    name: 'tranche_job_runs_total',
+    help: 'Runs of periodic jobs (worker passes, sweeps) by job and result (ok, failed)',
+    labelNames: ['job', 'result'] as const,
+  });
+  const duration = metricIn(registry, Histogram, {
+    name: 'tranche_job_duration_seconds',
+    help: 'Duration of one run of a periodic job in seconds',
+    labelNames: ['job'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60],
+  });
   return {
     async track<T>(job: string, run: () => Promise<T>): Promise<T> {
       const stop = duration.startTimer({ job });
@@ -91,80 +90,50 @@ export function jobMetrics(registry: Registry): JobMetrics {
  * committed but not yet turned into deliveries, and the age of the oldest in seconds).
  */
 export function databaseMetrics(registry: Registry, database: Pick<Database, 'connections'> & { db: Executor }, timeoutMs: number) {
-  metricIn(
-    registry,
-    'tranche_db_pool_max_connections',
-    () =>
-      new Gauge({
-        name: 'tranche_db_pool_max_connections',
-        help: 'Most database connections this process opens (DB_POOL_SIZE; 1 on the embedded database)',
-        registers: [registry],
-        collect() {
-          this.set(database.connections().max);
-        },
-      }),
-  );
-  metricIn(
-    registry,
-    'tranche_db_pool_connections',
-    () =>
-      new Gauge({
-        name: 'tranche_db_pool_connections',
-        help: 'Open database connections of this process: in_use (checked out), idle, total',
-        labelNames: ['state'] as const,
-        registers: [registry],
-        collect() {
-          const { total, idle } = database.connections();
-          this.set({ state: 'total' }, total);
-          if (idle === undefined) return;
-          this.set({ state: 'idle' }, idle);
-          this.set({ state: 'in_use' }, total - idle);
-        },
-      }),
-  );
+  metricIn(registry, Gauge, {
+    name: 'tranche_db_pool_max_connections',
+    help: 'Most database connections this process opens (DB_POOL_SIZE; 1 on the embedded database)',
+    collect() {
+      this.set(database.connections().max);
+    },
+  });
+  metricIn(registry, Gauge, {
+    name: 'tranche_db_pool_connections',
+    help: 'Open database connections of this process: in_use (checked out), idle, total',
+    labelNames: ['state'] as const,
+    collect() {
+      const { total, idle } = database.connections();
+      this.set({ state: 'total' }, total);
+      if (idle === undefined) return;
+      this.set({ state: 'idle' }, idle);
+      this.set({ state: 'in_use' }, total - idle);
+    },
+  });
   if (database.connections().waiting !== undefined) {
-    metricIn(
-      registry,
-      'tranche_db_pool_waiting_queries',
-      () =>
-        new Gauge({
-          name: 'tranche_db_pool_waiting_queries',
-          help: 'Queries of this process waiting for a free database connection',
-          registers: [registry],
-          collect() {
-            this.set(database.connections().waiting ?? 0);
-          },
-        }),
-    );
+    metricIn(registry, Gauge, {
+      name: 'tranche_db_pool_waiting_queries',
+      help: 'Queries of this process waiting for a free database connection',
+      collect() {
+        this.set(database.connections().waiting ?? 0);
+      },
+    });
   }
 
   const outbox = scrapeSample(() => outboxBacklog(database.db), timeoutMs);
-  metricIn(
-    registry,
-    'tranche_outbox_pending_events',
-    () =>
-      new Gauge({
-        name: 'tranche_outbox_pending_events',
-        help: 'Outbox events committed but not yet dispatched to webhook deliveries (the same in every process)',
-        registers: [registry],
-        async collect() {
-          this.set((await outbox())?.pending ?? Number.NaN);
-        },
-      }),
-  );
-  metricIn(
-    registry,
-    'tranche_outbox_oldest_pending_age_seconds',
-    () =>
-      new Gauge({
-        name: 'tranche_outbox_oldest_pending_age_seconds',
-        help: 'Age in seconds of the oldest outbox event not yet dispatched; 0 when none (the same in every process)',
-        registers: [registry],
-        async collect() {
-          this.set((await outbox())?.oldestAgeSeconds ?? Number.NaN);
-        },
-      }),
-  );
+  metricIn(registry, Gauge, {
+    name: 'tranche_outbox_pending_events',
+    help: 'Outbox events committed but not yet dispatched to webhook deliveries (the same in every process)',
+    async collect() {
+      this.set((await outbox())?.pending ?? Number.NaN);
+    },
+  });
+  metricIn(registry, Gauge, {
+    name: 'tranche_outbox_oldest_pending_age_seconds',
+    help: 'Age in seconds of the oldest outbox event not yet dispatched; 0 when none (the same in every process)',
+    async collect() {
+      this.set((await outbox())?.oldestAgeSeconds ?? Number.NaN);
+    },
+  });
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest('hex');
@@ -187,18 +156,12 @@ export type MetricsPluginOptions = {
 /** Request durations by method, route pattern and status into `registry`, and `GET /metrics` when `serve`. */
 export const metricsPlugin = fp(async (app: FastifyInstance, options: MetricsPluginOptions) => {
   const { registry, token } = options;
-  const duration = metricIn(
-    registry,
-    'http_request_duration_seconds',
-    () =>
-      new Histogram({
-        name: 'http_request_duration_seconds',
-        help: 'HTTP request duration in seconds',
-        labelNames: ['method', 'route', 'status_code'] as const,
-        buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-        registers: [registry],
-      }),
-  );
+  const duration = metricIn(registry, Histogram, {
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration in seconds',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  });
 
   app.addHook('onResponse', async (request, reply) => {
     duration.observe(
