@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
+import pRetry from 'p-retry';
 import type { Clock } from '../platform/clock.ts';
 import { unseal } from '../platform/crypto/envelope.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
@@ -71,15 +72,8 @@ type Outcome = { delivery: DeliveryRow; endpoint: EndpointRow; result: SendResul
  * Runs `write` again while the database is unavailable (a dropped connection, a restart), up to
  * five tries over about 3 s: a result that could not be recorded would be sent again.
  */
-async function persistently<T>(write: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await write();
-    } catch (error) {
-      if (attempt >= 5 || !isDatabaseUnavailable(error)) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
-    }
-  }
+function persistently<T>(write: () => Promise<T>): Promise<T> {
+  return pRetry(write, { retries: 4, minTimeout: 200, factor: 2, shouldRetry: ({ error }) => isDatabaseUnavailable(error) });
 }
 
 /**
