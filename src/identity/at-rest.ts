@@ -1,4 +1,4 @@
-import { eq, isNotNull } from 'drizzle-orm';
+import { eq, isNotNull, or } from 'drizzle-orm';
 import { keyedHash, seal, unseal, type Sealed } from '../platform/crypto/envelope.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import { rewrapRows } from '../platform/crypto/rewrap-rows.ts';
@@ -17,12 +17,21 @@ export function emailDigest(keyring: Keyring, email: string): string {
   return keyedHash(keyring, 'user-email', email.toLowerCase());
 }
 
-/** Where a user's sealed email is bound: (org, IdP subject) is the user's identity and never changes. */
-const emailAad = (orgId: string, externalSubject: string) => `users.email:${orgId}:${externalSubject}`;
+/**
+ * The keyed hash (`user-subject`) of an ID token's `sub`, as IdPs send it (case-sensitive, per
+ * OpenID Connect Core 1.0 section 2): what `users.subject_digest` stores, so that a subject that
+ * holds an email or a username (`auth0|alice@example.com`) is never kept in clear.
+ */
+export function subjectDigest(keyring: Keyring, subject: string): string {
+  return keyedHash(keyring, 'user-subject', subject);
+}
+
+/** Where a user's sealed email is bound: (org, subject digest) is the user's identity and never changes. */
+const emailAad = (orgId: string, subjectDigestValue: string) => `users.email:${orgId}:${subjectDigestValue}`;
 
 /** The columns a users row stores for `email`: its keyed hash and the email sealed. */
-export function sealUserEmail(keyring: Keyring, user: { orgId: string; externalSubject: string }, email: string) {
-  const sealed = seal(keyring, email, emailAad(user.orgId, user.externalSubject));
+export function sealUserEmail(keyring: Keyring, user: { orgId: string; subjectDigest: string }, email: string) {
+  const sealed = seal(keyring, email, emailAad(user.orgId, user.subjectDigest));
   return {
     emailDigest: emailDigest(keyring, email),
     emailKeyId: sealed.keyId,
@@ -34,29 +43,48 @@ export function sealUserEmail(keyring: Keyring, user: { orgId: string; externalS
 /** Opens the email `sealUserEmail` sealed; throws `UnsealedUserError` for a row still in plaintext. */
 export function openUserEmail(
   keyring: Keyring,
-  row: Pick<typeof users.$inferSelect, 'orgId' | 'externalSubject' | 'emailKeyId' | 'emailWrappedKey' | 'emailCiphertext'>,
+  row: Pick<typeof users.$inferSelect, 'orgId' | 'subjectDigest' | 'emailKeyId' | 'emailWrappedKey' | 'emailCiphertext'>,
 ): string {
-  if (row.emailKeyId === null || row.emailWrappedKey === null || row.emailCiphertext === null) {
+  if (row.subjectDigest === null || row.emailKeyId === null || row.emailWrappedKey === null || row.emailCiphertext === null) {
     throw new UnsealedUserError('users row is not sealed yet; restart the server so that it seals plaintext rows');
   }
   const sealed: Sealed = { keyId: row.emailKeyId, wrappedKey: row.emailWrappedKey, ciphertext: row.emailCiphertext };
-  return unseal(keyring, sealed, emailAad(row.orgId, row.externalSubject));
+  return unseal(keyring, sealed, emailAad(row.orgId, row.subjectDigest));
 }
 
 /**
- * The one-time move of identity rows written before migration 0015: seals each user's plaintext
- * email (and fills its keyed hash), replaces each org's admin email list by the keyed hashes of
- * its lower-cased emails, and nulls the plaintext. Every start runs it after the migrations; once
+ * The one-time move of identity rows written before migrations 0015 and 0016: replaces each
+ * user's plaintext subject by its keyed hash and seals the email again under it (or seals the
+ * plaintext email, and fills its keyed hash), replaces each org's admin email list by the keyed
+ * hashes of its lower-cased emails, and nulls the plaintext. Every start runs it after the migrations; once
  * nothing is left it only runs its empty selects. Rows are locked, so processes starting together
  * seal each row once. Returns how many rows of each table it sealed.
  */
 export async function sealPlaintextIdentityRows(db: Db, keyring: Keyring): Promise<{ users: number; orgs: number }> {
   return db.transaction(async (tx) => {
-    const userRows = await tx.select().from(users).where(isNotNull(users.legacyEmail)).for('update');
+    const userRows = await tx
+      .select()
+      .from(users)
+      .where(or(isNotNull(users.legacyEmail), isNotNull(users.legacyExternalSubject)))
+      .for('update');
     for (const row of userRows) {
+      const subject = row.subjectDigest ?? subjectDigest(keyring, row.legacyExternalSubject!);
+      // Before 0016 the email was sealed under the plaintext subject; open it with that binding.
+      const email =
+        row.legacyEmail ??
+        unseal(
+          keyring,
+          { keyId: row.emailKeyId!, wrappedKey: row.emailWrappedKey!, ciphertext: row.emailCiphertext! },
+          `users.email:${row.orgId}:${row.legacyExternalSubject}`,
+        );
       await tx
         .update(users)
-        .set({ ...sealUserEmail(keyring, row, row.legacyEmail!), legacyEmail: null })
+        .set({
+          subjectDigest: subject,
+          ...sealUserEmail(keyring, { orgId: row.orgId, subjectDigest: subject }, email),
+          legacyEmail: null,
+          legacyExternalSubject: null,
+        })
         .where(eq(users.id, row.id));
     }
     const orgRows = await tx.select().from(orgs).where(isNotNull(orgs.legacyAdminEmails)).for('update');

@@ -45,12 +45,18 @@ export const users = pgTable(
     orgId: uuid('org_id')
       .notNull()
       .references(() => orgs.id, { onDelete: 'cascade' }),
-    externalSubject: text('external_subject').notNull(),
+    /**
+     * Keyed hash (`user-subject`) of the ID token's `sub`: the user's identity within the org. The
+     * subject itself is not kept, since many IdPs put an email or a username in it.
+     */
+    subjectDigest: text('subject_digest'),
+    /** Plaintext `sub` of users older than migration 0016; null once `sealPlaintextRows` ran. */
+    legacyExternalSubject: text('external_subject'),
     /** Plaintext of users older than sealing at rest; null once `sealPlaintextRows` ran. */
     legacyEmail: text('email'),
     /** Keyed hash (`user-email`) of the lower-cased email, for finding a user by email. */
     emailDigest: text('email_digest'),
-    /** The email, sealed (AAD `users.email:<org>:<subject>`); null only on rows older than sealing. */
+    /** The email, sealed (AAD `users.email:<org>:<subject digest>`); null only on rows older than sealing. */
     emailKeyId: text('email_key_id'),
     emailWrappedKey: text('email_wrapped_key'),
     emailCiphertext: text('email_ciphertext'),
@@ -62,7 +68,7 @@ export const users = pgTable(
     updatedAt: updatedAt(),
   },
   (table) => [
-    uniqueIndex('users_org_subject_idx').on(table.orgId, table.externalSubject),
+    uniqueIndex('users_org_subject_digest_idx').on(table.orgId, table.subjectDigest),
     index('users_org_email_digest_idx').on(table.orgId, table.emailDigest),
   ],
 );

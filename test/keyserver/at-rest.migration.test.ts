@@ -23,13 +23,13 @@ import { readOutbox } from '../../src/platform/mail/mailer.ts';
 import { withDatabaseName } from '../support/global-setup.ts';
 import { testKeyring } from '../support/harness.ts';
 
-/** The migrations before PII was sealed at rest, in a folder of their own. */
-function migrationsBeforeSealing(): string {
+/** The migrations before `tag` (by default, before PII was sealed at rest), in a folder of their own. */
+function migrationsBeforeSealing(tag = '0014_pii_at_rest'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-migrations-'));
   const journal = JSON.parse(fs.readFileSync(path.join(migrationsFolder, 'meta/_journal.json'), 'utf8')) as {
     entries: { idx: number; tag: string }[];
   };
-  const last = journal.entries.findIndex((entry) => entry.tag === '0014_pii_at_rest');
+  const last = journal.entries.findIndex((entry) => entry.tag === tag);
   expect(last).toBeGreaterThan(0);
   journal.entries = journal.entries.slice(0, last);
   fs.mkdirSync(path.join(dir, 'meta'));
@@ -89,7 +89,8 @@ const legacy = {
   userAgent: 'legacyagent/2.0',
   signerIp: '203.0.113.77',
 };
-const userSubject = 'idp|legacy-user';
+// Many IdPs put an email in `sub`; it is PII and must not stay in clear either.
+const userSubject = 'auth0|legacy.subject@at-rest.example';
 const adminSubject = 'idp|legacy-admin';
 let orgId: string;
 let userId: string;
@@ -212,7 +213,7 @@ describe('at-rest migration: rows written before sealing', () => {
 
     const stored = await dump();
     const { blobId: _blobId, ...inClear } = legacy; // a blob id is a public content hash, not PII
-    for (const value of Object.values(inClear)) expect(stored, `${value} in clear`).not.toContain(value);
+    for (const value of [...Object.values(inClear), userSubject]) expect(stored, `${value} in clear`).not.toContain(value);
 
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-at-rest-'));
     const modules = createModules({ config: { ...loadConfig({}), dataDir }, database, keyring });
@@ -313,5 +314,49 @@ describe('at-rest migration: rows written before sealing', () => {
     expect((await keyserver.wallets.extendSession(legacy.sessionId)).encryptionKey).toBe(legacy.encryptionKey);
     expect((await keyserver.identities.byEmail(legacy.otherEmail)).status).toBe('unregistered');
     expect((await readOutbox(database.db, after, { to: legacy.email, limit: 10, offset: 0 })).items[0]!.body).toBe(legacy.mailBody);
+  }, 180_000);
+});
+
+describe('at-rest migration: users sealed before subjects were hashed', () => {
+  it('migration 0016 applies over a user whose email was sealed under its plaintext subject, and the start-up step moves it', async () => {
+    const before = await databaseAt(migrationsBeforeSealing('0016_user_subject_digest'));
+    try {
+      const db = before.database.db;
+      const subject = 'auth0|sealed.subject@at-rest.example';
+      const email = 'sealed.user@at-rest.example';
+      const [{ id: org }] = (await queryRows<{ id: string }>(
+        db,
+        sql`insert into orgs (name, idp_issuer, idp_audience) values ('Sealed org', 'https://idp.sealed.example', 'sealed') returning id`,
+      )) as [{ id: string }];
+      // As release 0015 wrote it: the email sealed with AAD `users.email:<org>:<plaintext subject>`.
+      const sealed = seal(keyring, email, `users.email:${org}:${subject}`);
+      const [{ id: user }] = (await queryRows<{ id: string }>(
+        db,
+        sql`insert into users (org_id, external_subject, email_digest, email_key_id, email_wrapped_key, email_ciphertext)
+            values (${org}, ${subject}, 'digest', ${sealed.keyId}, ${sealed.wrappedKey}, ${sealed.ciphertext}) returning id`,
+      )) as [{ id: string }];
+
+      await before.database.migrate();
+      expect(await sealPlaintextRows(db, keyring)).toMatchObject({ users: 1 });
+      expect(await sealPlaintextRows(db, keyring)).toMatchObject({ users: 0 });
+      const [row] = await queryRows<{ row: string }>(db, sql`select u::text as row from users u where id = ${user}`);
+      expect(row!.row).not.toContain(subject);
+      expect(row!.row).not.toContain('sealed.subject');
+
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-at-rest-'));
+      const { identity } = createModules({ config: { ...loadConfig({}), dataDir }, database: before.database, keyring });
+      expect((await identity.users.findById(user))!.email).toBe(email);
+      const again = await identity.users.upsertFromIdentity((await identity.orgs.getOrg(org))!, { subject, email, emailVerified: true });
+      expect(again.id).toBe(user);
+      const other = await identity.users.upsertFromIdentity((await identity.orgs.getOrg(org))!, {
+        subject: subject.toUpperCase(),
+        email,
+        emailVerified: true,
+      });
+      expect(other.id).not.toBe(user); // `sub` is case-sensitive (OpenID Connect Core 1.0, section 2)
+    } finally {
+      await before.database.close();
+      await before.drop();
+    }
   }, 180_000);
 });

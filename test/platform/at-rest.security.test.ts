@@ -30,6 +30,8 @@ const PII_USER_EMAIL = 'marker.piiuser@at-rest.example';
 const ORG_ADMIN_EMAIL = 'marker.orgadmin@at-rest.example';
 const SIGNER_NAME = 'Quillonmarker Signer';
 const USER_AGENT = 'useragentmarker/1.0';
+// IdPs such as Auth0 or the demo IdP put the email in `sub`: the subject is PII too.
+const SUBJECT = 'auth0|marker.subject@at-rest.example';
 
 let t: TestApp;
 let client: Awaited<ReturnType<typeof tokendClient>>;
@@ -120,6 +122,12 @@ describe('at-rest security: no PII or secret in clear in the database or the log
     const markerOrg = await t.createOrg({ name: 'At-rest org', adminEmails: [ORG_ADMIN_EMAIL.toUpperCase()] });
     expect((await t.signIn(ORG_ADMIN_EMAIL, markerOrg)).claims).toMatchObject({ role: 'org_admin', email: ORG_ADMIN_EMAIL });
     const user = await t.signIn(PII_USER_EMAIL);
+    const subjectExchange = await t.post(
+      '/identity/auth/exchange',
+      { token: await t.idp.idToken('marker.subjectuser@at-rest.example', { sub: SUBJECT }) },
+      { 'x-api-key': t.apiKey },
+    );
+    expect(subjectExchange.status, subjectExchange.text).toBe(200);
     expect((await t.get(`/identity/users/${user.userId}`, user.auth)).body.data.email).toBe(PII_USER_EMAIL);
     const pii = await t.post(
       '/identity/user-pii',
@@ -171,6 +179,8 @@ describe('at-rest security: no PII or secret in clear in the database or the log
       orgAdminEmail: ORG_ADMIN_EMAIL,
       signerName: SIGNER_NAME,
       userAgent: USER_AGENT,
+      subject: SUBJECT,
+      subjectEmail: 'marker.subject@at-rest.example',
       walletId: wallet.id,
       sessionId: session.id,
       sessionKey: session.attributes.encryption_key,

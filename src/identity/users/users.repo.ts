@@ -1,13 +1,13 @@
 import { and, eq } from 'drizzle-orm';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Executor } from '../../platform/db/database.ts';
-import { emailDigest, openUserEmail, sealUserEmail } from '../at-rest.ts';
+import { emailDigest, openUserEmail, sealUserEmail, subjectDigest } from '../at-rest.ts';
 import { users } from '../identity.tables.ts';
 
 type StoredUser = typeof users.$inferSelect;
 
 /** A user as the rest of the app sees it: the email opened, the sealed columns and hashes left behind. */
-export type UserRow = Pick<StoredUser, 'id' | 'orgId' | 'externalSubject' | 'role' | 'onboardingCompleted' | 'createdAt' | 'updatedAt'> & {
+export type UserRow = Pick<StoredUser, 'id' | 'orgId' | 'role' | 'onboardingCompleted' | 'createdAt' | 'updatedAt'> & {
   email: string;
 };
 
@@ -17,7 +17,6 @@ export function usersRepo(db: Executor, keyring: Keyring) {
     return {
       id: row.id,
       orgId: row.orgId,
-      externalSubject: row.externalSubject,
       email: openUserEmail(keyring, row),
       role: row.role,
       onboardingCompleted: row.onboardingCompleted,
@@ -46,14 +45,18 @@ export function usersRepo(db: Executor, keyring: Keyring) {
         .where(and(eq(users.orgId, orgId), eq(users.emailDigest, emailDigest(keyring, email))));
       return rows.map(open);
     },
-    /** Inserts the user for (org, subject), or returns the existing one with its email and role refreshed. */
+    /**
+     * Inserts the user for (org, ID token subject), found by the subject's keyed hash, or returns
+     * the existing one with its email and role refreshed.
+     */
     async upsertBySubject(user: { orgId: string; externalSubject: string; email: string; role: UserRow['role'] }, tx: Executor = db) {
-      const email = sealUserEmail(keyring, user, user.email);
+      const digest = subjectDigest(keyring, user.externalSubject);
+      const email = sealUserEmail(keyring, { orgId: user.orgId, subjectDigest: digest }, user.email);
       const [row] = await tx
         .insert(users)
-        .values({ orgId: user.orgId, externalSubject: user.externalSubject, role: user.role, ...email })
+        .values({ orgId: user.orgId, subjectDigest: digest, role: user.role, ...email })
         .onConflictDoUpdate({
-          target: [users.orgId, users.externalSubject],
+          target: [users.orgId, users.subjectDigest],
           set: { ...email, legacyEmail: null, ...(user.role === 'org_admin' ? { role: 'org_admin' as const } : {}), updatedAt: new Date() },
         })
         .returning();

@@ -4,13 +4,9 @@ import { AppError, notFound } from '../../platform/http/errors.ts';
 import { emailDigest } from '../at-rest.ts';
 import type { UserRow, UsersRepo } from './users.repo.ts';
 
-export type User = Omit<UserRow, 'externalSubject'>;
+/** A user as the API shows it. */
+export type User = UserRow;
 export type UserChanges = { onboardingCompleted?: boolean; role?: UserRow['role'] };
-
-function present(row: UserRow): User {
-  const { externalSubject: _subject, ...user } = row;
-  return user;
-}
 
 /**
  * A principal sees a user when it is that user, an org_admin of the user's org, or the org's API
@@ -35,7 +31,7 @@ export function usersService(deps: { repo: UsersRepo; keyring: Keyring }) {
     visibleUser,
 
     async get(principal: Principal, userId: string): Promise<User> {
-      return present(await visibleUser(principal, userId));
+      return visibleUser(principal, userId);
     },
 
     async update(principal: Principal, userId: string, changes: UserChanges): Promise<User> {
@@ -46,7 +42,7 @@ export function usersService(deps: { repo: UsersRepo; keyring: Keyring }) {
       }
       const updated = await repo.update(user.id, changes);
       if (!updated) throw notFound('user');
-      return present(updated);
+      return updated;
     },
 
     /** Deletes the user; PII and refresh tokens go with it (foreign keys cascade). */

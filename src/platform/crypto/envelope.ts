@@ -71,6 +71,7 @@ export type HashPurpose =
   | 'ks-pii-index'
   | 'ks-session'
   | 'mail-recipient'
+  | 'user-subject'
   | 'user-email';
 
 /** Deterministic keyed digest (hex) for lookups without storing the value; one subkey per purpose. */
