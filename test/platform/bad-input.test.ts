@@ -39,6 +39,31 @@ describe('bad input is a 4xx, never a 5xx', () => {
     expectJsonApi(await t.get('/identities/a%00b'), 400);
   });
 
+  it('refuses a lone UTF-16 surrogate in a value or a key, which would be stored as U+FFFD, and writes nothing', async () => {
+    const user = await t.signIn('surrogate@example.com');
+    const body = await t.post('/identity/kyc-verifications', { ...johnSmith, lastName: 'Sm\ud800ith' }, user.auth);
+    expectEnvelope(body, 400, 'VALIDATION_ERROR');
+    expect(body.body.error.field).toBe('lastName');
+    expect((await t.get('/identity/kyc', user.auth)).body.data.status).toBe('not_started');
+    // A pair is one code point (U+1F600) and stays accepted.
+    const paired = await t.post('/identity/kyc-verifications', { ...johnSmith, address: 'Peachtree \ud83d\ude00 Place' }, user.auth);
+    expect(paired.status, paired.text).toBe(201);
+
+    const key = await t.post(
+      '/identity/user-pii',
+      { firstName: 'A', lastName: 'B', ['x\udc00']: 1 },
+      { ...user.auth, 'x-api-key': t.apiKey },
+    );
+    expectEnvelope(key, 400, 'VALIDATION_ERROR');
+    const wallet = await client.signUp('surrogate-wallet@example.com', 'pw');
+    const target = `/identities/${wallet.accountId}/settings`;
+    const setting = await t.request('PUT', target, {
+      headers: { ...signedHeaders(wallet.keypair, 'PUT', target), 'account-id': wallet.accountId },
+      body: { data: { attributes: { key: 'theme', value: 'dark\udfff' } } },
+    });
+    expectJsonApi(setting, 400);
+  });
+
   it('bounds integers to their column type in bodies and query filters', async () => {
     const investor = await t.signIn('ints@example.com');
     expectEnvelope(await t.get('/issuance/offerings?page=2147483648', investor.auth), 400, 'VALIDATION_ERROR');

@@ -109,7 +109,7 @@ describe('Idempotency-Key', () => {
     await crash('1 hour');
     const during = await t.patch(path, { onboardingCompleted: true }, headers);
     expect(during.status).toBe(409);
-    expect(during.body.error.code).toBe('CONFLICT');
+    expect(during.body.error.code).toBe('IDEMPOTENCY_REQUEST_IN_PROGRESS');
 
     await crash('-1 second');
     expect((await t.patch(path, { onboardingCompleted: false }, headers)).status).toBe(422);
@@ -171,7 +171,7 @@ describe('Idempotency-Key', () => {
         const retry = await slow.post('/identity/kyc-verifications', johnSmith, headers);
         if (retry.status === 201) break;
         expect(retry.status).toBe(409);
-        expect(retry.body.error.message).toMatch(/in progress/);
+        expect(retry.body.error).toMatchObject({ code: 'IDEMPOTENCY_REQUEST_IN_PROGRESS', message: expect.stringMatching(/in progress/) });
         retries++;
         await new Promise((resolve) => setTimeout(resolve, 250));
       }

@@ -142,7 +142,8 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: Idempo
       .select()
       .from(idempotencyKeys)
       .where(and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key)));
-    if (!existing) throw new AppError('CONFLICT', 'A request with this Idempotency-Key is in progress; retry shortly');
+    if (!existing)
+      throw new AppError('IDEMPOTENCY_REQUEST_IN_PROGRESS', 'A request with this Idempotency-Key is in progress; retry shortly');
     if (existing.requestHash !== hash) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request');
     }
@@ -153,7 +154,7 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: Idempo
       );
     }
     if (existing.state !== 'completed' || !existing.responseCiphertext) {
-      throw new AppError('CONFLICT', 'A request with this Idempotency-Key is in progress; retry shortly');
+      throw new AppError('IDEMPOTENCY_REQUEST_IN_PROGRESS', 'A request with this Idempotency-Key is in progress; retry shortly');
     }
     const body = unseal(
       keyring,

@@ -1,22 +1,38 @@
 /**
- * PostgreSQL `text` cannot hold the NUL character (U+0000): a value carrying one fails in the
- * database, so every request is screened for it before validation.
+ * Text that PostgreSQL cannot store as sent is refused before validation, in every part of every
+ * request (params, query, body): the NUL character (U+0000), which `text` cannot hold (the write
+ * would fail in the database), and a lone UTF-16 surrogate (`"\ud800"`, valid JSON but not Unicode
+ * text), which would be stored as U+FFFD, silently changing the value.
  */
 
 const MAX_DEPTH = 64;
 
+/** With the `u` flag only unpaired surrogates match: a pair is one code point. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/** What is wrong with a string, as a validation message; undefined when it can be stored as sent. */
+function unstorable(text: string): string | undefined {
+  if (text.includes('\0')) return 'must not contain the NUL character';
+  if (LONE_SURROGATE.test(text)) return 'must be well-formed Unicode (no lone UTF-16 surrogate)';
+  return undefined;
+}
+
 /**
- * The dotted path of the first string (value or object key) holding U+0000 in `input`, e.g.
- * `data.attributes.email`, `whole` when `input` itself is such a string, or undefined. Buffers
- * (raw bodies kept for signature checks) are skipped.
+ * The first string (value or object key) in `input` that cannot be stored as sent, as its dotted
+ * path (e.g. `data.attributes.email`, or `whole` when `input` itself is such a string) and the
+ * reason; undefined when there is none. Buffers (raw bodies kept for signature checks) are skipped.
  */
-export function findNul(input: unknown, whole: string, path = '', depth = 0): string | undefined {
-  if (typeof input === 'string') return input.includes('\0') ? path || whole : undefined;
+export function findUnstorableText(input: unknown, whole: string, path = '', depth = 0): { field: string; message: string } | undefined {
+  if (typeof input === 'string') {
+    const message = unstorable(input);
+    return message ? { field: path || whole, message } : undefined;
+  }
   if (input === null || typeof input !== 'object' || Buffer.isBuffer(input) || depth > MAX_DEPTH) return undefined;
   for (const [key, value] of Object.entries(input)) {
     const at = path ? `${path}.${key}` : key;
-    if (key.includes('\0')) return at;
-    const found = findNul(value, whole, at, depth + 1);
+    const message = unstorable(key);
+    if (message) return { field: at, message };
+    const found = findUnstorableText(value, whole, at, depth + 1);
     if (found !== undefined) return found;
   }
   return undefined;

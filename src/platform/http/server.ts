@@ -19,7 +19,7 @@ import { loggerOptions } from '../observability/logging.ts';
 import { createMetricsRegistry, metricsPlugin, type MetricsPluginOptions } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import { AppError, DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE_MESSAGE, errorBody, type FieldError } from './errors.ts';
-import { findNul } from './input-guard.ts';
+import { findUnstorableText } from './input-guard.ts';
 
 /** Renders a thrown error as a response (the platform's `sendError`, or a module's own format). */
 export type ErrorSender = (error: Error, request: FastifyRequest, reply: FastifyReply) => FastifyReply;
@@ -98,12 +98,11 @@ export async function createServer(options: ServerOptions) {
   );
   acceptEmptyJsonBodies(app);
   app.addHook('preValidation', async (request) => {
-    const found = findNul(request.params, 'params') ?? findNul(request.query, 'query') ?? findNul(request.body, 'body');
-    if (found !== undefined) {
-      throw new AppError('VALIDATION_ERROR', `${found}: must not contain the NUL character`, [
-        { field: found, message: 'must not contain the NUL character' },
-      ]);
-    }
+    const found =
+      findUnstorableText(request.params, 'params') ??
+      findUnstorableText(request.query, 'query') ??
+      findUnstorableText(request.body, 'body');
+    if (found !== undefined) throw new AppError('VALIDATION_ERROR', `${found.field}: ${found.message}`, [found]);
   });
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-request-id', request.id);
