@@ -108,6 +108,7 @@ export function createModules(deps: AppDeps): Modules {
       keyring: deps.keyring,
       config: deps.config,
       eligibility: (orgId, userId) => identity.eligibility(orgId, userId),
+      redirectOrigins: async (orgId) => (await identity.orgs.getOrg(orgId))?.redirectOrigins ?? [],
       version,
     }),
   };

@@ -233,7 +233,7 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
   STRIPE_API_BASE: { meaning: 'another Stripe API base URL (a mock); normally unset' },
   CHECKOUT_RETURN_ORIGINS: {
     meaning:
-      'comma-separated origins the `successUrl` / `cancelUrl` of a checkout must be on (`https://app.example.com`); unset, any origin (https only, outside development mode: on PostgreSQL or with `NODE_ENV=production`)',
+      "comma-separated origins the `successUrl` / `cancelUrl` of a checkout may be on (`https://app.example.com`), for every org besides each org's own (`tranche org update --redirect-origin`); when neither names any, any origin (https only, outside development mode: on PostgreSQL or with `NODE_ENV=production`)",
   },
   SMTP_URL: {
     meaning: '`smtp://user:pass@host:587`; unset, mail is kept, sealed, in the `mail_outbox` table (read with `GET /admin/mail`)',

@@ -23,7 +23,9 @@ Usage: tranche <command> [options]        (tranche --version, tranche --help)
 
   serve [--role all|api|worker]           run the HTTP server and/or the webhook worker (migrates first)
   migrate                                 apply database migrations and exit (reads no keys)
-  org create --name N --audience A --issuer URL [--jwks-url URL] [--admin-email E ...]
+  org create --name N --audience A --issuer URL [--jwks-url URL] [--admin-email E ...] [--redirect-origin O ...]
+  org update --org ORG_ID --redirect-origin O ...   replace the origins checkout may return to
+                                          (--redirect-origin '' clears them)
   org list                                every org: id, name, identity provider, audience
   api-key create --org ORG_ID [--label L] print a new org API key (shown once)
   api-key list --org ORG_ID               the org's API keys: id, hint, label, active or revoked
@@ -223,6 +225,7 @@ async function main(argv: string[]) {
       'jwks-url': { type: 'string' },
       audience: { type: 'string' },
       'admin-email': { type: 'string', multiple: true },
+      'redirect-origin': { type: 'string', multiple: true },
       org: { type: 'string' },
       label: { type: 'string' },
       id: { type: 'string' },
@@ -283,17 +286,30 @@ async function main(argv: string[]) {
           idpJwksUrl: values['jwks-url'],
           idpAudience: values.audience ?? '',
           adminEmails: values['admin-email'] ?? [],
+          redirectOrigins: values['redirect-origin'] ?? [],
         });
         console.log(`Created org ${org.id} (${org.name}).\nNext: tranche api-key create --org ${org.id}`);
       });
       return;
+    case 'org update': {
+      const origins = values['redirect-origin'];
+      if (!origins) throw new UsageError('org update needs --redirect-origin (one per origin; --redirect-origin "" clears them)');
+      await withDatabase(config, async ({ identity }) => {
+        const org = await identity.orgs.setRedirectOrigins(
+          values.org ?? '',
+          origins.filter((origin) => origin !== ''),
+        );
+        console.log(`Org ${org.id}: redirect origins ${org.redirectOrigins.length ? org.redirectOrigins.join(', ') : '(none)'}`);
+      });
+      return;
+    }
     case 'org list':
       await withDatabase(config, async ({ identity }) => {
         const orgs = await identity.orgs.listOrgs();
         if (orgs.length === 0) console.log('No orgs yet: tranche org create --name N --audience A --issuer URL');
         for (const org of orgs) {
           console.log(
-            `${org.id}  ${org.name}  ${org.idpIssuer ?? org.idpJwksUrl ?? ''}  audience=${org.idpAudience}  created ${org.createdAt.toISOString()}`,
+            `${org.id}  ${org.name}  ${org.idpIssuer ?? org.idpJwksUrl ?? ''}  audience=${org.idpAudience}${org.redirectOrigins.length ? `  redirect-origins=${org.redirectOrigins.join(',')}` : ''}  created ${org.createdAt.toISOString()}`,
           );
         }
       });

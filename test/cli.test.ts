@@ -102,6 +102,26 @@ describe('tranche CLI', { timeout: 900_000 }, () => {
     expect(keys.stdout).toMatch(new RegExp(`^${keyId}  rialto_ak_${orgId}_…\\w{4}  ci  created \\S+  revoked `, 'm'));
     expect(keys.stdout).not.toContain(key);
     expect((await tranche('api-key', 'list', '--org', 'nope')).stderr).toMatch(/^VALIDATION_ERROR: org: must be an org id/);
+
+    // Redirect origins: set (normalised), listed, refused when not an origin, cleared.
+    const updated = await tranche(
+      'org',
+      'update',
+      '--org',
+      orgId,
+      '--redirect-origin',
+      'https://invest.acme.example/',
+      '--redirect-origin',
+      'https://app.acme.example',
+    );
+    expect(updated.stdout).toContain('redirect origins https://invest.acme.example, https://app.acme.example');
+    expect((await tranche('org', 'list')).stdout).toContain('redirect-origins=https://invest.acme.example,https://app.acme.example');
+    const notOrigin = await tranche('org', 'update', '--org', orgId, '--redirect-origin', 'https://app.acme.example/path');
+    expect(notOrigin.code).toBe(1);
+    expect(notOrigin.stderr).toMatch(/VALIDATION_ERROR: redirectOrigins.0: must be an origin only/);
+    expect((await tranche('org', 'update', '--org', orgId)).code).toBe(1);
+    expect((await tranche('org', 'update', '--org', orgId, '--redirect-origin', '')).stdout).toContain('redirect origins (none)');
+    expect(await withModules(async (m) => (await m.identity.orgs.getOrg(orgId))!.redirectOrigins)).toEqual([]);
   });
 
   it('prints its version and a help that names every command', async () => {
@@ -110,7 +130,7 @@ describe('tranche CLI', { timeout: 900_000 }, () => {
       (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version,
     );
     const help = await tranche('--help');
-    for (const command of ['serve', 'migrate', 'org create', 'org list', 'api-key list', 'keys generate', 'keys rotate'])
+    for (const command of ['serve', 'migrate', 'org create', 'org update', 'org list', 'api-key list', 'keys generate', 'keys rotate'])
       expect(help.stdout).toContain(command);
   });
 

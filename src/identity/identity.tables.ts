@@ -18,6 +18,14 @@ export const orgs = pgTable('orgs', {
     .default(sql`'{}'::text[]`),
   /** Plaintext of orgs older than sealing at rest; null once `sealPlaintextRows` ran. */
   legacyAdminEmails: text('admin_emails').array(),
+  /**
+   * Origins (`https://app.example.com`) the org's users may be sent back to from hosted pages, such
+   * as Stripe Checkout's `successUrl` / `cancelUrl`, besides those of CHECKOUT_RETURN_ORIGINS.
+   */
+  redirectOrigins: text('redirect_origins')
+    .array()
+    .notNull()
+    .default(sql`'{}'::text[]`),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 });

@@ -24,6 +24,8 @@ export type IssuanceDeps = {
   config: Pick<Config, 'stripe' | 'checkoutReturn' | 'publicUrl' | 'healthTimeoutMs'>;
   /** Identity's live KYC and accreditation state. */
   eligibility: (orgId: string, userId: string) => Promise<InvestorEligibility>;
+  /** Identity's allowed redirect origins of an org. */
+  redirectOrigins: (orgId: string) => Promise<string[]>;
   version: string;
 };
 
@@ -38,6 +40,7 @@ export function createIssuance(deps: IssuanceDeps) {
     repo: subscriptionsRepo(db),
     offerings,
     eligibility: deps.eligibility,
+    redirectOrigins: deps.redirectOrigins,
     payments: payments.provider,
     clock: deps.clock,
     publicUrl: deps.config.publicUrl,

@@ -121,6 +121,9 @@ export const subscriptions = pgTable(
     signerCiphertext: text('signer_ciphertext'),
     checkoutSessionId: text('checkout_session_id'),
     checkoutUrl: text('checkout_url'),
+    /** The return URLs the open checkout session was created with; another pair opens a new session. */
+    checkoutSuccessUrl: text('checkout_success_url'),
+    checkoutCancelUrl: text('checkout_cancel_url'),
     checkoutAttempts: integer('checkout_attempts').notNull().default(0),
     paymentIntentId: text('payment_intent_id'),
     paymentStatus: text('payment_status', { enum: ['none', 'processing', 'paid', 'failed', 'refunded'] })

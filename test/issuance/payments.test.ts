@@ -1,5 +1,7 @@
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { orgsRepo } from '../../src/identity/orgs/orgs.repo.ts';
+import { orgsService } from '../../src/identity/orgs/orgs.service.ts';
 import { subscriptions } from '../../src/issuance/issuance.tables.ts';
 import { outboxEvents } from '../../src/platform/platform.tables.ts';
 import { restartableTestDatabase, startTestApp, testKeyring, type TestApp } from '../support/harness.ts';
@@ -106,6 +108,64 @@ describe('checkout return URLs', () => {
     } finally {
       await production.close();
     }
+  });
+});
+
+describe("checkout return URLs: the org's allowed redirect origins", () => {
+  it('once an org names its redirect origins, return URLs must be on one of them; other orgs are unaffected', async () => {
+    const { checkout } = await pendingPayment(t, 'org-origins@example.com');
+    await t.modules.identity.orgs.setRedirectOrigins(t.org.id, ['https://invest.example.com/', 'https://invest.example.com']);
+    try {
+      expect((await t.modules.identity.orgs.getOrg(t.org.id))!.redirectOrigins).toEqual(['https://invest.example.com']);
+      const elsewhere = await checkout({ successUrl: 'https://app.example.com/done' });
+      expect(elsewhere.status, elsewhere.text).toBe(400);
+      expect(elsewhere.body.error).toMatchObject({ code: 'VALIDATION_ERROR', details: [{ field: 'successUrl' }] });
+      expect(elsewhere.body.error.message).toContain('https://invest.example.com');
+      const allowed = await checkout({ successUrl: 'https://invest.example.com/done', cancelUrl: 'https://invest.example.com/back' });
+      expect(allowed.status, allowed.text).toBe(200);
+
+      const other = await t.createOrg({ name: 'No origins org' });
+      expect((await t.modules.identity.orgs.getOrg(other.org.id))!.redirectOrigins).toEqual([]);
+    } finally {
+      await t.modules.identity.orgs.setRedirectOrigins(t.org.id, []);
+    }
+  });
+
+  it('refuses a redirect origin that is not an origin (or not https in production mode), naming the entry, and changes nothing', async () => {
+    const production = orgsService({ repo: orgsRepo(t.db), keyring: t.keyring, allowInsecureHttp: false });
+    const cases: [ReturnType<typeof orgsService>, string][] = [
+      [t.modules.identity.orgs, 'https://app.example.com/path'],
+      [t.modules.identity.orgs, 'not an origin'],
+      [t.modules.identity.orgs, 'ftp://files.example.com'],
+      [t.modules.identity.orgs, 'https://u:p@app.example.com'],
+      [production, 'http://app.example.com'],
+    ];
+    for (const [orgs, origin] of cases) {
+      await expect(orgs.setRedirectOrigins(t.org.id, ['https://ok.example.com', origin]), origin).rejects.toMatchObject({
+        code: 'VALIDATION_ERROR',
+        details: [{ field: 'redirectOrigins.1' }],
+      });
+    }
+    expect((await t.modules.identity.orgs.getOrg(t.org.id))!.redirectOrigins).toEqual([]);
+    await expect(t.modules.identity.orgs.setRedirectOrigins('00000000-0000-4000-8000-000000000000', [])).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+  });
+
+  it('an open checkout asked for with other return URLs is expired and replaced; with the same ones it is returned again', async () => {
+    const { checkout } = await pendingPayment(t, 'reopen@example.com');
+    const first = await checkout({ successUrl: 'https://app.example.com/a' });
+    expect(first.status, first.text).toBe(200);
+    const again = await checkout({ successUrl: 'https://app.example.com/a' });
+    expect(again.body.data.session_id).toBe(first.body.data.session_id);
+    const replaced = await checkout({ successUrl: 'https://app.example.com/b' });
+    expect(replaced.status, replaced.text).toBe(200);
+    expect(replaced.body.data.session_id).not.toBe(first.body.data.session_id);
+    expect((await t.stripe.session(first.body.data.session_id))!.status).toBe('expired');
+    const session = (await t.stripe.session(replaced.body.data.session_id))!;
+    expect(session).toMatchObject({ status: 'open', success_url: 'https://app.example.com/b' });
+    const paid = await payCheckout(t, replaced.body.data.checkout_url);
+    expect(paid.headers.get('location')).toBe('https://app.example.com/b');
   });
 });
 

@@ -822,7 +822,7 @@ export interface paths {
         put?: never;
         /**
          * Create a Stripe Checkout Session for units × price
-         * @description The body is optional. `successUrl` / `cancelUrl` say where the browser goes after paying or cancelling: absolute https URLs (http only in development mode), on an origin of CHECKOUT_RETURN_ORIGINS when that is set; Stripe's `{CHECKOUT_SESSION_ID}` placeholder is kept. Without them, our hosted confirmation pages, which need no token. An open session is returned again, with the return URLs it was created with.
+         * @description The body is optional. `successUrl` / `cancelUrl` say where the browser goes after paying or cancelling: absolute https URLs (http only in development mode), on one of the org's allowed redirect origins or of CHECKOUT_RETURN_ORIGINS when any are set; Stripe's `{CHECKOUT_SESSION_ID}` placeholder is kept. Without them, our hosted confirmation pages, which need no token. An open session is returned again when asked with the same return URLs; with others it is expired and replaced.
          */
         post: operations["postIssuanceSubscriptionsByIdCreateCheckoutSession"];
         delete?: never;

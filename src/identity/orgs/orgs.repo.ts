@@ -12,6 +12,14 @@ export function orgsRepo(db: Executor) {
       const [row] = await tx.insert(orgs).values(org).returning();
       return row!;
     },
+    async update(id: string, changes: Partial<Pick<NewOrg, 'redirectOrigins'>>, tx: Executor = db): Promise<OrgRow | undefined> {
+      const [row] = await tx
+        .update(orgs)
+        .set({ ...changes, updatedAt: new Date() })
+        .where(eq(orgs.id, id))
+        .returning();
+      return row;
+    },
     async findById(id: string, tx: Executor = db): Promise<OrgRow | undefined> {
       const [row] = await tx.select().from(orgs).where(eq(orgs.id, id));
       return row;

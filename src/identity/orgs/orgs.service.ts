@@ -17,6 +17,7 @@ export const orgInputSchema = z
     idpJwksUrl: z.url().optional(),
     idpAudience: z.string().min(1).max(500),
     adminEmails: z.array(z.email()).default([]),
+    redirectOrigins: z.array(z.string()).default([]),
   })
   // An org registered by JWKS URL still names its issuer: every ID token's `iss` is checked
   // against it, or any token signed by keys at that URL (another tenant of the same IdP) would pass.
@@ -25,6 +26,31 @@ export const orgInputSchema = z
     path: ['idpIssuer'],
   });
 export type OrgInput = z.input<typeof orgInputSchema>;
+
+/**
+ * Each entry as its origin (`https://app.example.com`, no path, no trailing slash): https, or http
+ * only when insecure URLs are allowed (development mode). Throws VALIDATION_ERROR naming the entry.
+ */
+function redirectOrigins(values: string[], allowHttp: boolean): string[] {
+  const origins = values.map((value, index) => {
+    const field = `redirectOrigins.${index}`;
+    const refuse = (message: string) => {
+      throw new AppError('VALIDATION_ERROR', `${field}: ${message}`, [{ field, message }]);
+    };
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return refuse('must be an origin such as https://app.example.com');
+    }
+    if (url.protocol !== 'https:' && !(allowHttp && url.protocol === 'http:'))
+      refuse(allowHttp ? 'must be an http or https origin' : 'must be an https origin');
+    if (url.username || url.password || url.pathname !== '/' || url.search || url.hash)
+      refuse('must be an origin only (scheme, host and port), such as https://app.example.com');
+    return url.origin;
+  });
+  return [...new Set(origins)];
+}
 
 export type CreatedApiKey = { id: string; orgId: string; key: string; hint: string };
 
@@ -49,7 +75,19 @@ export function orgsService(deps: { repo: OrgsRepo; keyring: Keyring; allowInsec
         idpAudience: org.idpAudience,
         // Only keyed hashes: the list is checked at sign-in and shown nowhere.
         adminEmailDigests: [...new Set(org.adminEmails.map((email) => emailDigest(keyring, email)))],
+        redirectOrigins: redirectOrigins(org.redirectOrigins, deps.allowInsecureHttp),
       });
+    },
+
+    /**
+     * Replaces the org's allowed redirect origins (an empty list leaves only CHECKOUT_RETURN_ORIGINS).
+     * Throws VALIDATION_ERROR for an entry that is not an https origin, NOT_FOUND for an unknown org.
+     */
+    async setRedirectOrigins(orgId: string, origins: string[]): Promise<OrgRow> {
+      const normalized = redirectOrigins(origins, deps.allowInsecureHttp);
+      const updated = z.uuid().safeParse(orgId).success ? await repo.update(orgId, { redirectOrigins: normalized }) : undefined;
+      if (!updated) throw new AppError('NOT_FOUND', `org ${orgId} not found`);
+      return updated;
     },
 
     getOrg: (id: string) => repo.findById(id),

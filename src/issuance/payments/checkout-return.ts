@@ -10,8 +10,9 @@ export type CheckoutReturnUrls = { successUrl: string; cancelUrl: string };
 
 /**
  * The URLs Stripe Checkout sends the investor's browser back to. The caller's own, when given,
- * must be https (http only in development mode) and, when CHECKOUT_RETURN_ORIGINS is set, on one
- * of those origins; absent, our hosted confirmation pages, which need no token. The strings pass
+ * must be https (http only in development mode) and, when CHECKOUT_RETURN_ORIGINS or the org's
+ * allowed redirect origins (`orgOrigins`) name any, on one of those origins; absent, our hosted
+ * confirmation pages, which need no token. The strings pass
  * through untouched, so Stripe's `{CHECKOUT_SESSION_ID}` placeholder survives. Throws
  * VALIDATION_ERROR naming the field.
  */
@@ -19,7 +20,9 @@ export function checkoutReturnUrls(
   requested: Partial<CheckoutReturnUrls>,
   policy: CheckoutReturnPolicy,
   publicUrl: string,
+  orgOrigins: string[] = [],
 ): CheckoutReturnUrls {
+  const origins = [...new Set([...policy.origins, ...orgOrigins])];
   const check = (field: keyof CheckoutReturnUrls, value: string) => {
     const url = new URL(value);
     const refuse = (message: string) => {
@@ -28,8 +31,8 @@ export function checkoutReturnUrls(
     if (url.protocol !== 'https:' && !(policy.allowHttp && url.protocol === 'http:'))
       refuse(policy.allowHttp ? 'must be an http or https URL' : 'must be an https URL');
     if (url.username || url.password) refuse('must not carry credentials');
-    if (policy.origins.length > 0 && !policy.origins.includes(url.origin))
-      refuse(`must be on an allowed origin (CHECKOUT_RETURN_ORIGINS): ${policy.origins.join(', ')}`);
+    if (origins.length > 0 && !origins.includes(url.origin))
+      refuse(`must be on an allowed redirect origin of the org or of CHECKOUT_RETURN_ORIGINS: ${origins.join(', ')}`);
     return value;
   };
   return {

@@ -121,9 +121,10 @@ export async function subscriptionsRoutes(
         summary: 'Create a Stripe Checkout Session for units × price',
         description:
           'The body is optional. `successUrl` / `cancelUrl` say where the browser goes after paying or cancelling: ' +
-          'absolute https URLs (http only in development mode), on an origin of CHECKOUT_RETURN_ORIGINS when that is set; ' +
+          "absolute https URLs (http only in development mode), on one of the org's allowed redirect origins or of " +
+          'CHECKOUT_RETURN_ORIGINS when any are set; ' +
           "Stripe's `{CHECKOUT_SESSION_ID}` placeholder is kept. Without them, our hosted confirmation pages, which need no token. " +
-          'An open session is returned again, with the return URLs it was created with.',
+          'An open session is returned again when asked with the same return URLs; with others it is expired and replaced.',
         params: idParams,
         body: checkoutBody,
         response: { 200: envelope(checkoutResponse), ...errorResponses(400, 401, 404, 409) },

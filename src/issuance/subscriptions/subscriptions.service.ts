@@ -75,6 +75,8 @@ export function subscriptionsService(deps: {
   repo: SubscriptionsRepo;
   offerings: OfferingsRepo;
   eligibility: (orgId: string, userId: string) => Promise<InvestorEligibility>;
+  /** Identity's allowed redirect origins of an org (`https://app.example.com`), for checkout return URLs. */
+  redirectOrigins: (orgId: string) => Promise<string[]>;
   payments: PaymentProvider;
   clock: Clock;
   publicUrl: string;
@@ -294,25 +296,38 @@ export function subscriptionsService(deps: {
     },
 
     /**
-     * A Stripe Checkout Session for units × price; an open session is returned again rather than
-     * duplicated (with the return URLs it was created with). `successUrl` / `cancelUrl`: where the
-     * browser goes after paying or cancelling (absolute URLs, see `checkoutReturnUrls`); absent,
-     * our hosted confirmation pages.
+     * A Stripe Checkout Session for units × price; an open session with the same return URLs is
+     * returned again rather than duplicated, one with other return URLs is expired and replaced.
+     * `successUrl` / `cancelUrl`: where the browser goes after paying or cancelling (absolute URLs
+     * on the org's allowed redirect origins, see `checkoutReturnUrls`); absent, our hosted
+     * confirmation pages. Throws VALIDATION_ERROR for a refused URL, INVALID_STATE when the
+     * subscription is not signed or a payment is already under way.
      */
     async createCheckout(principal: UserPrincipal, id: string, returnTo: Partial<CheckoutReturnUrls> = {}) {
-      const urls = checkoutReturnUrls(returnTo, deps.checkoutReturn, deps.publicUrl);
+      const urls = checkoutReturnUrls(returnTo, deps.checkoutReturn, deps.publicUrl, await deps.redirectOrigins(principal.orgId));
       const row = await own(principal, id);
       if (row.status !== 'pending_payment')
         throw new AppError('INVALID_STATE', `Checkout needs a signed subscription; this one is ${row.status}`);
       if (row.paymentStatus === 'processing' || row.paymentStatus === 'paid')
         throw new AppError('INVALID_STATE', 'A payment is already under way');
-      if (row.checkoutSessionId && row.checkoutUrl && row.paymentStatus !== 'failed')
-        return {
-          sessionId: row.checkoutSessionId,
-          checkoutUrl: row.checkoutUrl,
-          amount: fromCents(row.amountCents),
-          currency: row.currency,
-        };
+      if (row.checkoutSessionId && row.checkoutUrl && row.paymentStatus !== 'failed') {
+        // Rows from before the URLs were kept count as created with the default pages.
+        const sameReturn =
+          (row.checkoutSuccessUrl ?? checkoutReturnUrls({}, deps.checkoutReturn, deps.publicUrl).successUrl) === urls.successUrl &&
+          (row.checkoutCancelUrl ?? checkoutReturnUrls({}, deps.checkoutReturn, deps.publicUrl).cancelUrl) === urls.cancelUrl;
+        if (sameReturn)
+          return {
+            sessionId: row.checkoutSessionId,
+            checkoutUrl: row.checkoutUrl,
+            amount: fromCents(row.amountCents),
+            currency: row.currency,
+          };
+        // Stripe refuses (400) to expire a session that was completed meanwhile: the payment is under way.
+        await deps.payments.expireCheckoutSession(row.checkoutSessionId).catch((error: unknown) => {
+          if ((error as { statusCode?: number }).statusCode === 400) throw new AppError('INVALID_STATE', 'A payment is already under way');
+          throw error;
+        });
+      }
       const attempt = row.checkoutAttempts + 1;
       const session = await deps.payments.createCheckoutSession({
         subscriptionId: row.id,
@@ -327,7 +342,14 @@ export function subscriptionsService(deps: {
         const locked = (await repo.lock(row.id, tx))!;
         await repo.update(
           locked.id,
-          { checkoutSessionId: session.id, checkoutUrl: session.url, checkoutAttempts: attempt, paymentStatus: 'none' },
+          {
+            checkoutSessionId: session.id,
+            checkoutUrl: session.url,
+            checkoutSuccessUrl: urls.successUrl,
+            checkoutCancelUrl: urls.cancelUrl,
+            checkoutAttempts: attempt,
+            paymentStatus: 'none',
+          },
           tx,
         );
         await publish(tx, {
