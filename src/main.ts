@@ -157,16 +157,18 @@ async function serve(config: Config, role: Role) {
     const metricsApp = await listenForMetrics(config, modules);
     const worker = await modules.notifications.startWorker();
     // Drains (WORKER_DRAIN_SECONDS) and exits 0; a second signal kills the process at once.
-    const stop = async () => {
+    const stop = async (signal: NodeJS.Signals) => {
+      modules.log.info({ signal, drainSeconds: config.workerDrainSeconds }, 'shutting down: draining webhook sends in flight');
       await worker.stop();
       await http?.close();
       await metricsApp?.close();
       await modules.notifications.close();
       await database.close();
+      modules.log.info('stopped');
       process.exit(0);
     };
-    process.once('SIGINT', () => void stop());
-    process.once('SIGTERM', () => void stop());
+    process.once('SIGINT', (signal) => void stop(signal));
+    process.once('SIGTERM', (signal) => void stop(signal));
     const served = [
       http
         ? `health${config.metricsPort === undefined ? ' and metrics' : ''} on http://${config.host}:${config.workerHttpPort}`
@@ -183,14 +185,16 @@ async function serve(config: Config, role: Role) {
   const metricsApp = await listenForMetrics(config, modules);
   // The HTTP server finishes its requests while the worker drains its sends (the worker raises
   // its stop signal first, so the sender, closed with the app, only waits for sends in flight).
-  const close = async () => {
+  const close = async (signal: NodeJS.Signals) => {
+    modules.log.info({ signal }, 'shutting down: finishing requests in flight and draining webhook sends');
     await Promise.all([worker?.stop(), app.close()]);
     await metricsApp?.close();
     await database.close();
+    modules.log.info('stopped');
     process.exit(0);
   };
-  process.once('SIGINT', () => void close());
-  process.once('SIGTERM', () => void close());
+  process.once('SIGINT', (signal) => void close(signal));
+  process.once('SIGTERM', (signal) => void close(signal));
   await app.listen({ port: config.port, host: config.host });
 
   const lines = [

@@ -8,7 +8,7 @@ import { freePort, repoRoot, testDeployment, type Deployment } from './support/p
 let deployment: Deployment;
 
 beforeAll(async () => {
-  deployment = await testDeployment('signals', { HOST: '127.0.0.1', LOG_LEVEL: 'warn', DEMO_IDP: 'false' });
+  deployment = await testDeployment('signals', { HOST: '127.0.0.1', LOG_LEVEL: 'info', DEMO_IDP: 'false' });
 });
 afterAll(() => deployment.dispose());
 
@@ -21,7 +21,7 @@ const accepts = (port: number) =>
 
 describe('signals through the README command', () => {
   it.each(['SIGTERM', 'SIGINT'] as const)(
-    '`npm start` given %s stops the server itself and releases the data dir',
+    '`npm start` given %s stops the server itself, says so in the log and releases the data dir',
     async (signal) => {
       const port = await freePort();
       const env = { ...deployment.env, PORT: String(port) };
@@ -43,6 +43,9 @@ describe('signals through the README command', () => {
       }
       expect(stillServing).toBe(false);
       expect(fs.existsSync(path.join(deployment.dataDir, 'tranche.lock'))).toBe(false);
+      // The operator sees why it stopped, and that it finished.
+      expect(output).toMatch(new RegExp(`"signal":"${signal}".*"msg":"shutting down`));
+      expect(output).toContain('"msg":"stopped"');
     },
     120_000,
   );
