@@ -114,6 +114,34 @@ export function createModules(deps: AppDeps): Modules {
   };
 }
 
+/**
+ * Periodic upkeep run by the process that runs the webhook worker (`serve --role all|worker`):
+ * closing stale KYC verifications with their webhooks (`kyc_sweep` in the job metrics), every
+ * `everyMs` (default: half of IN_PROGRESS_LEASE_SECONDS, between 1 s and 60 s). A failed run is
+ * logged and retried at the next tick. Returns the function that stops it.
+ */
+export function startMaintenance(
+  modules: Pick<Modules, 'identity' | 'jobs' | 'log'>,
+  config: Pick<Config, 'inProgressLeaseSeconds'>,
+  everyMs?: number,
+) {
+  const interval = everyMs ?? Math.min(60_000, Math.max(1_000, (config.inProgressLeaseSeconds * 1000) / 2));
+  let running: Promise<unknown> | undefined;
+  const tick = () => {
+    if (running) return;
+    running = modules.jobs
+      .track('kyc_sweep', () => modules.identity.kyc.sweepStale())
+      .catch((error: unknown) => modules.log.warn({ err: error }, 'KYC sweep failed; retrying at the next tick'))
+      .finally(() => (running = undefined));
+  };
+  const timer = setInterval(tick, interval);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}
+
 /** Paths served in our envelope; the key server answers everything else at the root in JSON:API. */
 const ENVELOPE_PREFIXES = [
   '/identity',

@@ -21,6 +21,15 @@ export const eventCatalog: Record<string, { description: string; example: Record
     description: 'The verification failed or was rejected',
     example: { verification_id: 'a1b2c3d4-…', user_id: '70000000-…', status: 'rejected' },
   },
+  'kyc.verification.expired': {
+    description: 'The verification was not finished before it expired (KYC_VERIFICATION_TTL_HOURS); the user may start again',
+    example: { verification_id: 'a1b2c3d4-…', user_id: '70000000-…', status: 'expired' },
+  },
+  'kyc.verification.error': {
+    description:
+      'The verification could not be completed (the provider failed, or the submission was interrupted); the user may start again',
+    example: { verification_id: 'a1b2c3d4-…', user_id: '70000000-…', status: 'error' },
+  },
   'accreditation.submitted': {
     description: 'The user self-certified',
     example: {

@@ -1,6 +1,8 @@
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startMaintenance } from '../../src/app.ts';
 import { kycVerifications } from '../../src/identity/identity.tables.ts';
+import { outboxEvents } from '../../src/platform/platform.tables.ts';
 import { johnSmith } from '../support/fixtures.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 
@@ -108,5 +110,80 @@ describe('kyc integrity: interrupted work resumes', () => {
     expect(retry.body.data.status).toBe('approved');
     const old = await t.get(`/identity/kyc-verifications/${stuck!.id}`, user.auth);
     expect(old.body.data.status).toBe('error');
+  });
+
+  it('the periodic sweep closes stale verifications nobody reads, publishing one webhook event per transition', async () => {
+    const user = await t.signIn('kyc-swept@example.com');
+    const stale = {
+      orgId: t.org.id,
+      userId: user.userId,
+      identityCheck: 'pending' as const,
+      documentCheck: 'not_attempted' as const,
+      provider: 'sandbox',
+    };
+    const [interrupted] = await t.db
+      .insert(kycVerifications)
+      .values({
+        ...stale,
+        status: 'pending',
+        submitLeaseUntil: sql`now() - interval '1 second'`,
+        expiresAt: sql`now() + interval '72 hours'`,
+      })
+      .returning();
+    const other = await t.signIn('kyc-swept-2@example.com');
+    const [unfinished] = await t.db
+      .insert(kycVerifications)
+      .values({
+        ...stale,
+        userId: other.userId,
+        status: 'action_required',
+        providerReference: 'ref-swept',
+        expiresAt: sql`now() - interval '1 second'`,
+      })
+      .returning();
+    const eventsFor = async (id: string) =>
+      (await t.db.select().from(outboxEvents))
+        .filter((event) => (event.data as { verification_id?: string }).verification_id === id)
+        .map((event) => event.type);
+
+    const stop = startMaintenance(t.modules, t.config, 50);
+    try {
+      for (let i = 0; i < 200 && (await eventsFor(unfinished!.id)).length === 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // more ticks: nothing is closed twice
+    } finally {
+      await stop();
+    }
+    expect(await eventsFor(interrupted!.id)).toEqual(['kyc.verification.error']);
+    expect(await eventsFor(unfinished!.id)).toEqual(['kyc.verification.expired']);
+    // A read afterwards sees the closed status and publishes nothing more.
+    expect((await t.get(`/identity/kyc-verifications/${unfinished!.id}`, other.auth)).body.data.status).toBe('expired');
+    expect(await eventsFor(unfinished!.id)).toEqual(['kyc.verification.expired']);
+    const jobs = await t.modules.metrics.getSingleMetricAsString('tranche_job_runs_total');
+    expect(jobs).toMatch(/tranche_job_runs_total\{job="kyc_sweep",result="ok"\} [1-9]/);
+  });
+
+  it('a read that closes a stale verification publishes its transition in the same transaction', async () => {
+    const user = await t.signIn('kyc-read-swept@example.com');
+    const [row] = await t.db
+      .insert(kycVerifications)
+      .values({
+        orgId: t.org.id,
+        userId: user.userId,
+        status: 'action_required',
+        identityCheck: 'pending',
+        documentCheck: 'not_attempted',
+        provider: 'sandbox',
+        providerReference: 'ref-read-swept',
+        expiresAt: sql`now() - interval '1 second'`,
+      })
+      .returning();
+    expect((await t.get('/identity/kyc', user.auth)).body.data.status).toBe('expired');
+    const events = (await t.db.select().from(outboxEvents)).filter(
+      (event) => (event.data as { verification_id?: string }).verification_id === row!.id,
+    );
+    expect(events.map((event) => [event.type, (event.data as { status: string }).status])).toEqual([
+      ['kyc.verification.expired', 'expired'],
+    ]);
   });
 });

@@ -69,19 +69,22 @@ export function kycRepo(db: Executor) {
     /**
      * Closes work nobody will finish: checks past their expiry become `expired`, and submissions
      * whose request died before the provider answered (still `pending`, no provider reference, the
-     * submitting request's lease over) become `error`, so the user can start again.
+     * submitting request's lease over) become `error`, so the user can start again. Returns the
+     * rows it closed, as they are now, so the caller can publish their transitions in `tx`.
+     * Concurrent sweeps close each row once (the second update re-checks the status it waited on).
      */
-    async sweep(filter: { userId?: string; orgId?: string; id?: string }, tx: Executor = db): Promise<void> {
+    async sweep(filter: { userId?: string; orgId?: string; id?: string }, tx: Executor = db): Promise<KycRow[]> {
       const scope = [
         filter.userId ? eq(kycVerifications.userId, filter.userId) : undefined,
         filter.orgId ? eq(kycVerifications.orgId, filter.orgId) : undefined,
         filter.id ? eq(kycVerifications.id, filter.id) : undefined,
       ];
-      await tx
+      const expired = await tx
         .update(kycVerifications)
         .set({ status: 'expired', requiredAction: null, completedAt: sql`now()`, updatedAt: sql`now()` })
-        .where(and(inArray(kycVerifications.status, EXPIRABLE), lt(kycVerifications.expiresAt, sql`now()`), ...scope));
-      await tx
+        .where(and(inArray(kycVerifications.status, EXPIRABLE), lt(kycVerifications.expiresAt, sql`now()`), ...scope))
+        .returning();
+      const failed = await tx
         .update(kycVerifications)
         .set({
           status: 'error',
@@ -97,7 +100,9 @@ export function kycRepo(db: Executor) {
             lt(kycVerifications.submitLeaseUntil, sql`now()`),
             ...scope,
           ),
-        );
+        )
+        .returning();
+      return [...expired, ...failed];
     },
   };
 }

@@ -38,6 +38,8 @@ const EVENT_FOR_STATUS: Partial<Record<KycStatus, string>> = {
   needs_review: 'kyc.verification.needs_review',
   approved: 'kyc.verification.approved',
   rejected: 'kyc.verification.rejected',
+  expired: 'kyc.verification.expired',
+  error: 'kyc.verification.error',
 };
 
 export function present(row: KycRow): KycVerification {
@@ -67,6 +69,8 @@ export function kycService(deps: {
 }) {
   const { db, repo, provider } = deps;
 
+  const eventData = (row: KycRow) => ({ verification_id: row.id, user_id: row.userId, status: row.status });
+
   async function changeStatus(row: KycRow, changes: Partial<KycRow>, tx: Executor): Promise<KycRow> {
     const updated = await repo.update(row.id, changes, tx);
     const event = updated.status !== row.status ? EVENT_FOR_STATUS[updated.status] : undefined;
@@ -74,10 +78,24 @@ export function kycService(deps: {
       await publish(tx, {
         orgId: updated.orgId,
         type: event,
-        data: { verification_id: updated.id, user_id: updated.userId, status: updated.status },
+        data: eventData(updated),
       });
     }
     return updated;
+  }
+
+  /**
+   * Closes stale verifications (`repo.sweep`) and publishes each one's transition in the same
+   * transaction (`tx`, or one of its own), so a webhook follows every status a reader can see.
+   * Returns how many it closed.
+   */
+  async function sweep(filter: { userId?: string; orgId?: string; id?: string }, tx?: Executor): Promise<number> {
+    const run = async (inTx: Executor) => {
+      const closed = await repo.sweep(filter, inTx);
+      for (const row of closed) await publish(inTx, { orgId: row.orgId, type: EVENT_FOR_STATUS[row.status]!, data: eventData(row) });
+      return closed.length;
+    };
+    return tx ? run(tx) : db.transaction(run);
   }
 
   /**
@@ -106,7 +124,7 @@ export function kycService(deps: {
   }
 
   async function visibleVerification(principal: UserPrincipal, id: string): Promise<KycRow> {
-    await repo.sweep({ id });
+    await sweep({ id });
     const row = await repo.find(id);
     if (!row || row.orgId !== principal.orgId || (row.userId !== principal.userId && principal.role !== 'org_admin')) {
       throw notFound('KYC verification');
@@ -136,7 +154,7 @@ export function kycService(deps: {
       try {
         created = await db.transaction(async (tx) => {
           await lockScope(tx, 'kyc-submission', user.id);
-          await repo.sweep({ userId: user.id }, tx);
+          await sweep({ userId: user.id }, tx);
           if (await repo.openForUser(user.id, tx)) throw new AppError('CONFLICT', 'This user already has a KYC verification in progress');
           const record = await deps.pii.upsert(user, pii, tx);
           const inserted = await repo.insert(
@@ -190,14 +208,14 @@ export function kycService(deps: {
 
     /** The caller's verifications, newest first, one page of them, with the total. */
     async listOwn(principal: UserPrincipal, paging: OffsetPaging): Promise<{ items: KycVerification[]; total: number }> {
-      await repo.sweep({ userId: principal.userId });
+      await sweep({ userId: principal.userId });
       const { rows, total } = await repo.listForOrg({ orgId: principal.orgId, userId: principal.userId }, paging);
       return { items: await Promise.all(rows.map(async (row) => present(await refresh(row)))), total };
     },
 
     /** An approved check stays effective; otherwise the newest check speaks. */
     async effective(orgId: string, userId: string): Promise<EffectiveKyc> {
-      await repo.sweep({ userId });
+      await sweep({ userId });
       const rows = (await repo.listForUser(userId)).filter((row) => row.orgId === orgId);
       const chosen = rows.find((row) => row.status === 'approved') ?? rows[0];
       if (!chosen) {
@@ -219,10 +237,17 @@ export function kycService(deps: {
 
     async listForOrg(principal: UserPrincipal, filter: { status?: KycStatus }, paging: OffsetPaging) {
       if (principal.role !== 'org_admin') throw new AppError('FORBIDDEN', 'Only an org_admin can list verifications');
-      await repo.sweep({ orgId: principal.orgId });
+      await sweep({ orgId: principal.orgId });
       const { rows, total } = await repo.listForOrg({ orgId: principal.orgId, ...filter }, paging);
       return { items: rows.map(present), total };
     },
+
+    /**
+     * Closes stale verifications of every org (expired checks, interrupted submissions) and
+     * publishes their transitions; run periodically by the worker (`startMaintenance`), so webhooks
+     * follow even when nobody reads. Returns how many it closed.
+     */
+    sweepStale: () => sweep({}),
 
     async handleProviderCallback(headers: Record<string, string | string[] | undefined>, rawBody: Buffer): Promise<void> {
       let callback;
