@@ -153,7 +153,7 @@ describe("checkout return URLs: the org's allowed redirect origins", () => {
   });
 
   it('an open checkout asked for with other return URLs is expired and replaced; with the same ones it is returned again', async () => {
-    const { checkout } = await pendingPayment(t, 'reopen@example.com');
+    const { id, checkout, state } = await pendingPayment(t, 'reopen@example.com');
     const first = await checkout({ successUrl: 'https://app.example.com/a' });
     expect(first.status, first.text).toBe(200);
     const again = await checkout({ successUrl: 'https://app.example.com/a' });
@@ -164,8 +164,27 @@ describe("checkout return URLs: the org's allowed redirect origins", () => {
     expect((await t.stripe.session(first.body.data.session_id))!.status).toBe('expired');
     const session = (await t.stripe.session(replaced.body.data.session_id))!;
     expect(session).toMatchObject({ status: 'open', success_url: 'https://app.example.com/b' });
+    // The old session's expiry says nothing about the subscription: still waiting for payment.
+    expect(await state()).toMatchObject({ status: 'pending_payment', payment_status: 'none' });
     const paid = await payCheckout(t, replaced.body.data.checkout_url);
     expect(paid.headers.get('location')).toBe('https://app.example.com/b');
+    expect(await state()).toMatchObject({ status: 'pending_review', payment_status: 'paid' });
+    expect(await outboxFor(t, id, 'subscription.cancelled')).toEqual([]);
+  });
+
+  it('concurrent checkouts with different return URLs leave one open session, the current one, and the subscription payable', async () => {
+    const { id, checkout, state } = await pendingPayment(t, 'reopen-race@example.com');
+    const answers = await Promise.all(['a', 'b', 'c', 'd'].map((path) => checkout({ successUrl: `https://app.example.com/${path}` })));
+    for (const answer of answers) expect([200, 409], answer.text).toContain(answer.status);
+    expect(answers.some((answer) => answer.status === 200)).toBe(true);
+    for (const answer of answers.filter((a) => a.status === 409)) expect(answer.body.error.code).toBe('CONFLICT');
+    const [row] = await t.db.select().from(subscriptions).where(eq(subscriptions.id, id));
+    const sessions = await Promise.all(answers.filter((a) => a.status === 200).map((a) => t.stripe.session(a.body.data.session_id)));
+    for (const session of sessions) expect(session!.status).toBe(session!.id === row!.checkoutSessionId ? 'open' : 'expired');
+    expect(await state()).toMatchObject({ status: 'pending_payment', payment_status: 'none' });
+    await payCheckout(t, row!.checkoutUrl!);
+    expect(await state()).toMatchObject({ status: 'pending_review', payment_status: 'paid' });
+    expect(await outboxFor(t, id, 'subscription.cancelled')).toEqual([]);
   });
 });
 

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { assertNotOwnReview, reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
@@ -297,67 +298,85 @@ export function subscriptionsService(deps: {
 
     /**
      * A Stripe Checkout Session for units × price; an open session with the same return URLs is
-     * returned again rather than duplicated, one with other return URLs is expired and replaced.
-     * `successUrl` / `cancelUrl`: where the browser goes after paying or cancelling (absolute URLs
-     * on the org's allowed redirect origins, see `checkoutReturnUrls`); absent, our hosted
-     * confirmation pages. Throws VALIDATION_ERROR for a refused URL, INVALID_STATE when the
-     * subscription is not signed or a payment is already under way.
+     * returned again rather than duplicated, one with other return URLs is replaced: the new
+     * session becomes the subscription's current one, then the old one is expired (its
+     * `checkout.session.expired` no longer cancels anything; were it paid meanwhile, the payment
+     * still funds the subscription, or is refunded if another already did, see
+     * `handlePaymentEvent`). `successUrl` / `cancelUrl`: where the browser goes after paying or
+     * cancelling (absolute URLs on the org's allowed redirect origins, see `checkoutReturnUrls`);
+     * absent, our hosted confirmation pages. Throws VALIDATION_ERROR for a refused URL,
+     * INVALID_STATE when the subscription is not signed or a payment is already under way (also
+     * when that changed while the session was being created), CONFLICT while another checkout
+     * request for the same subscription is being handled.
      */
     async createCheckout(principal: UserPrincipal, id: string, returnTo: Partial<CheckoutReturnUrls> = {}) {
       const urls = checkoutReturnUrls(returnTo, deps.checkoutReturn, deps.publicUrl, await deps.redirectOrigins(principal.orgId));
       const row = await own(principal, id);
-      if (row.status !== 'pending_payment')
-        throw new AppError('INVALID_STATE', `Checkout needs a signed subscription; this one is ${row.status}`);
-      if (row.paymentStatus === 'processing' || row.paymentStatus === 'paid')
-        throw new AppError('INVALID_STATE', 'A payment is already under way');
-      if (row.checkoutSessionId && row.checkoutUrl && row.paymentStatus !== 'failed') {
+      const assertPayable = (current: SubscriptionRow) => {
+        if (current.status !== 'pending_payment')
+          throw new AppError('INVALID_STATE', `Checkout needs a signed subscription; this one is ${current.status}`);
+        if (current.paymentStatus === 'processing' || current.paymentStatus === 'paid')
+          throw new AppError('INVALID_STATE', 'A payment is already under way');
+      };
+      assertPayable(row);
+      const open = row.checkoutSessionId && row.checkoutUrl && row.paymentStatus !== 'failed' ? row.checkoutSessionId : null;
+      if (open) {
         // Rows from before the URLs were kept count as created with the default pages.
+        const defaults = checkoutReturnUrls({}, deps.checkoutReturn, deps.publicUrl);
         const sameReturn =
-          (row.checkoutSuccessUrl ?? checkoutReturnUrls({}, deps.checkoutReturn, deps.publicUrl).successUrl) === urls.successUrl &&
-          (row.checkoutCancelUrl ?? checkoutReturnUrls({}, deps.checkoutReturn, deps.publicUrl).cancelUrl) === urls.cancelUrl;
+          (row.checkoutSuccessUrl ?? defaults.successUrl) === urls.successUrl &&
+          (row.checkoutCancelUrl ?? defaults.cancelUrl) === urls.cancelUrl;
         if (sameReturn)
-          return {
-            sessionId: row.checkoutSessionId,
-            checkoutUrl: row.checkoutUrl,
-            amount: fromCents(row.amountCents),
-            currency: row.currency,
-          };
-        // Stripe refuses (400) to expire a session that was completed meanwhile: the payment is under way.
-        await deps.payments.expireCheckoutSession(row.checkoutSessionId).catch((error: unknown) => {
-          if ((error as { statusCode?: number }).statusCode === 400) throw new AppError('INVALID_STATE', 'A payment is already under way');
-          throw error;
-        });
+          return { sessionId: open, checkoutUrl: row.checkoutUrl!, amount: fromCents(row.amountCents), currency: row.currency };
       }
       const attempt = row.checkoutAttempts + 1;
-      const session = await deps.payments.createCheckoutSession({
-        subscriptionId: row.id,
-        amountCents: row.amountCents,
-        currency: row.currency,
-        paymentMethod: row.paymentMethod,
-        description: `Subscription ${row.id}: ${row.units} units`,
-        ...urls,
-        idempotencyKey: `checkout:${row.id}:${attempt}`,
-      });
-      await db.transaction(async (tx) => {
-        const locked = (await repo.lock(row.id, tx))!;
-        await repo.update(
-          locked.id,
-          {
-            checkoutSessionId: session.id,
-            checkoutUrl: session.url,
-            checkoutSuccessUrl: urls.successUrl,
-            checkoutCancelUrl: urls.cancelUrl,
-            checkoutAttempts: attempt,
-            paymentStatus: 'none',
-          },
-          tx,
-        );
-        await publish(tx, {
-          orgId: locked.orgId,
-          type: 'subscription.payment_initiated',
-          data: { ...eventData(locked), checkout_session_id: session.id },
+      const session = await deps.payments
+        .createCheckoutSession({
+          subscriptionId: row.id,
+          amountCents: row.amountCents,
+          currency: row.currency,
+          paymentMethod: row.paymentMethod,
+          description: `Subscription ${row.id}: ${row.units} units`,
+          ...urls,
+          idempotencyKey: `checkout:${row.id}:${attempt}`,
+        })
+        .catch((error: unknown) => {
+          // The same attempt asked for concurrently with other return URLs.
+          if ((error as { type?: string }).type === 'StripeIdempotencyError')
+            throw new AppError('CONFLICT', 'Another checkout request for this subscription is being handled; retry shortly');
+          throw error;
         });
-      });
+      try {
+        await db.transaction(async (tx) => {
+          const locked = (await repo.lock(row.id, tx))!;
+          // Checked again under the lock: a payment, a cancellation or another checkout may have landed meanwhile.
+          assertPayable(locked);
+          if (locked.checkoutAttempts !== row.checkoutAttempts)
+            throw new AppError('CONFLICT', 'Another checkout request for this subscription was handled meanwhile; retry');
+          await repo.update(
+            locked.id,
+            {
+              checkoutSessionId: session.id,
+              checkoutUrl: session.url,
+              checkoutSuccessUrl: urls.successUrl,
+              checkoutCancelUrl: urls.cancelUrl,
+              checkoutAttempts: attempt,
+              paymentStatus: 'none',
+            },
+            tx,
+          );
+          await publish(tx, {
+            orgId: locked.orgId,
+            type: 'subscription.payment_initiated',
+            data: { ...eventData(locked), checkout_session_id: session.id },
+          });
+        });
+      } catch (error) {
+        await deps.payments.expireCheckoutSession(session.id).catch(() => undefined);
+        throw error;
+      }
+      // Best effort: a session paid or expired meanwhile cannot be expired, and needs not be.
+      if (open) await deps.payments.expireCheckoutSession(open).catch(() => undefined);
       return { sessionId: session.id, checkoutUrl: session.url, amount: fromCents(row.amountCents), currency: row.currency };
     },
 
@@ -470,8 +489,14 @@ export function subscriptionsService(deps: {
       const outcome = await db.transaction(async (tx) => {
         if (!(await repo.recordPaymentEvent({ id: event.id, type: event.type, subscriptionId: event.subscriptionId }, tx)))
           return 'duplicate' as const;
-        const row = await repo.lockBySession(event.sessionId, tx);
+        // A replaced session is no longer the current one, but its payment is still this subscription's.
+        const row =
+          (await repo.lockBySession(event.sessionId, tx)) ??
+          (event.subscriptionId && z.uuid().safeParse(event.subscriptionId).success
+            ? await repo.lock(event.subscriptionId, tx)
+            : undefined);
         if (!row) return 'ignored' as const;
+        const current = row.checkoutSessionId === event.sessionId;
         const actor = 'payments:stripe';
         const now = clock.now();
         const succeeded =
@@ -495,12 +520,13 @@ export function subscriptionsService(deps: {
           if (row.status === 'pending_payment')
             await repo.update(row.id, { paymentStatus: 'processing', paymentIntentId: event.paymentIntentId }, tx);
         } else if (event.type === 'checkout.session.async_payment_failed') {
-          if (row.status === 'pending_payment') {
+          if (row.status === 'pending_payment' && current) {
             const failed = await repo.update(row.id, { paymentStatus: 'failed' }, tx);
             await publish(tx, { orgId: failed.orgId, type: 'subscription.payment_failed', data: eventData(failed) });
           }
         } else if (event.type === 'checkout.session.expired') {
-          if (row.status === 'pending_payment' && row.paymentStatus === 'none') {
+          // Only the current session's expiry ends the subscription; a replaced one's says nothing.
+          if (row.status === 'pending_payment' && row.paymentStatus === 'none' && current) {
             const expired = await change(
               row,
               'cancelled',
