@@ -59,7 +59,7 @@ export async function benchKeyserver(options: { seconds: number; connections: nu
   const kycRecoveryRole = defaults.kycRecoverySignerRole;
 
   const floor = Fastify();
-  const limiter = new (postgresRateLimitStore(db, 'bench-floor'))({});
+  const limiter = new (postgresRateLimitStore(db, keyring, 'bench-floor'))({});
   const hit = (key: string) =>
     new Promise<number>((resolve, reject) =>
       limiter.incr(key, (error, result) => (error ? reject(error) : resolve(result!.current)), 60_000, 100_000_000),

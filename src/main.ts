@@ -3,7 +3,16 @@ import type { Keyserver } from './keyserver/keyserver.module.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildApp, buildMetricsApp, buildWorkerApp, createModules, sealPlaintextRows, version, type Modules } from './app.ts';
+import {
+  buildApp,
+  buildMetricsApp,
+  buildWorkerApp,
+  createModules,
+  sealPlaintextRows,
+  startMaintenance,
+  version,
+  type Modules,
+} from './app.ts';
 import { ConfigError, LOOPBACK_RANGES, loadConfig, type Config } from './config.ts';
 import { DEMO_AUDIENCE } from './identity/demo-idp/demo-idp.ts';
 import type { Identity } from './identity/identity.module.ts';
@@ -156,15 +165,16 @@ async function serve(config: Config, role: Role) {
     await http?.listen({ port: config.workerHttpPort, host: config.host });
     const metricsApp = await listenForMetrics(config, modules);
     const worker = await modules.notifications.startWorker();
+    const stopMaintenance = startMaintenance(modules, config);
     // Drains (WORKER_DRAIN_SECONDS) and exits 0; a second signal kills the process at once.
     const stop = async (signal: NodeJS.Signals) => {
       modules.log.info({ signal, drainSeconds: config.workerDrainSeconds }, 'shutting down: draining webhook sends in flight');
-      await worker.stop();
+      await Promise.all([worker.stop(), stopMaintenance()]);
       await http?.close();
       await metricsApp?.close();
       await modules.notifications.close();
       await database.close();
-      modules.log.info('stopped');
+      modules.log.info({ signal }, 'stopped');
       process.exit(0);
     };
     process.once('SIGINT', (signal) => void stop(signal));
@@ -182,15 +192,16 @@ async function serve(config: Config, role: Role) {
   }
   const app = await buildApp({ config, database, keyring }, modules);
   const worker = role === 'all' ? await modules.notifications.startWorker() : undefined;
+  const stopMaintenance = role === 'all' ? startMaintenance(modules, config) : undefined;
   const metricsApp = await listenForMetrics(config, modules);
   // The HTTP server finishes its requests while the worker drains its sends (the worker raises
   // its stop signal first, so the sender, closed with the app, only waits for sends in flight).
   const close = async (signal: NodeJS.Signals) => {
     modules.log.info({ signal }, 'shutting down: finishing requests in flight and draining webhook sends');
-    await Promise.all([worker?.stop(), app.close()]);
+    await Promise.all([worker?.stop(), stopMaintenance?.(), app.close()]);
     await metricsApp?.close();
     await database.close();
-    modules.log.info('stopped');
+    modules.log.info({ signal }, 'stopped');
     process.exit(0);
   };
   process.once('SIGINT', (signal) => void close(signal));

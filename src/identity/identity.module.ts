@@ -126,7 +126,7 @@ export function createIdentity(deps: IdentityDeps) {
       checkDatabase: () => ping(db),
       healthTimeoutMs: config.healthTimeoutMs,
     });
-    await app.register(authRoutes, { auth, db, guesses, exchangeRateLimitPerMinute: config.exchangeRateLimitPerMinute });
+    await app.register(authRoutes, { auth, db, keyring, guesses, exchangeRateLimitPerMinute: config.exchangeRateLimitPerMinute });
     await app.register(usersRoutes, { users });
     await app.register(piiRoutes, { pii });
     await app.register(kycRoutes, { kyc, callbackPath: SANDBOX_CALLBACK_PATH });

@@ -71,7 +71,7 @@ export function createKeyserver(deps: KeyserverDeps) {
     useJsonApi(app);
     await app.register(rateLimit, {
       global: false,
-      store: postgresRateLimitStore(db, 'keyserver'),
+      store: postgresRateLimitStore(db, keyring, 'keyserver'),
       errorResponseBuilder: (_request, context) => tooManyRequests(`Too many requests; retry in ${Math.ceil(context.ttl / 1000)} s`),
     });
     const common = { db, accounts };

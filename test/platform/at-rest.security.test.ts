@@ -192,6 +192,10 @@ describe('at-rest security: no PII or secret in clear in the database or the log
       investorAccessToken: investor.accessToken,
     };
     expect(inClear(await dumpDatabase(), markers), 'in clear in the database').toEqual([]);
+    // Rate limits count per client address and per email, by keyed hash.
+    const counters = await queryRows<{ key: string }>(t.db, sql`select key from rate_limit_counters`);
+    expect(counters.length).toBeGreaterThan(0);
+    for (const { key } of counters) expect(key).toMatch(/^[\w-]+:[0-9a-f]{64}$/);
     expect(inClear(t.logs.join(''), markers), 'in clear in the log').toEqual([]);
   }, 180_000);
 });

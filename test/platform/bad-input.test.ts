@@ -64,6 +64,23 @@ describe('bad input is a 4xx, never a 5xx', () => {
     expectJsonApi(setting, 400);
   });
 
+  it('refuses values nested deeper than any route takes (a recursive validator would overflow the stack), before authentication', async () => {
+    const deep = (levels: number, leaf: unknown): unknown => (levels === 0 ? leaf : [deep(levels - 1, leaf)]);
+    const wallet = await client.signUp('deep-wallet@example.com', 'pw');
+    const target = `/identities/${wallet.accountId}/settings`;
+    for (const value of [deep(2000, 1), deep(70, 'x\ud800')]) {
+      const unsigned = await t.request('PUT', target, { body: { data: { attributes: { key: 'theme', value } } } });
+      expectJsonApi(unsigned, 400);
+    }
+    const body = await t.post(
+      '/identity/kyc-verifications',
+      { ...johnSmith, address: deep(100, 'x') },
+      (await t.signIn('deep@example.com')).auth,
+    );
+    expectEnvelope(body, 400, 'VALIDATION_ERROR');
+    expect(body.body.error.message).toContain('nested');
+  });
+
   it('bounds integers to their column type in bodies and query filters', async () => {
     const investor = await t.signIn('ints@example.com');
     expectEnvelope(await t.get('/issuance/offerings?page=2147483648', investor.auth), 400, 'VALIDATION_ERROR');

@@ -30,6 +30,12 @@ describe('logging security: URLs are redacted by route parameter and query name'
     ['/identities?filter%5Bemail%5D=x%40y.com&page[limit]=5', '/identities?filter%5Bemail%5D=[redacted]&page[limit]=5'],
     ['/admin/mail?to=x%40y.com', '/admin/mail?to=[redacted]'],
     ['/storage/objects/k?expires=1&signature=abc', '/storage/objects/k?expires=1&signature=[redacted]'],
+    // Percent-encoded, elsewhere in the path, under an unknown or disguised query name.
+    ['/identities/a.b%40example.com', '/identities/[redacted]'],
+    ['/identities/a.b%40Example.com/settings', '/identities/[redacted]/settings'],
+    ['/anything/x@y.com/more', '/anything/[redacted]/more'],
+    ['/kdf?email%00=x%40y.com', '/kdf?email%00=[redacted]'],
+    ['/search?q=x%40y.com&page=2', '/search?q=[redacted]&page=2'],
   ])('%s', (url, expected) => {
     expect(redactUrl(url)).toBe(expected);
   });

@@ -1,6 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db } from '../../platform/db/database.ts';
 import { TooManyGuesses, type GuessLimiter } from '../../platform/http/limits.ts';
 import { postgresRateLimitStore } from '../../platform/http/rate-limit-store.ts';
@@ -14,14 +15,14 @@ const oauthErrors = { 400: oauthError, 401: oauthError, 429: oauthError, 503: oa
 /** Token routes answer in OAuth2 style (`{ error, error_description }`), not the envelope. */
 export async function authRoutes(
   app: FastifyInstance,
-  options: { auth: AuthService; db: Db; guesses: GuessLimiter; exchangeRateLimitPerMinute: number },
+  options: { auth: AuthService; db: Db; keyring: Keyring; guesses: GuessLimiter; exchangeRateLimitPerMinute: number },
 ) {
   const { auth } = options;
   const routes = app.withTypeProvider<ZodTypeProvider>();
 
   await app.register(rateLimit, {
     global: false,
-    store: postgresRateLimitStore(options.db, 'auth'),
+    store: postgresRateLimitStore(options.db, options.keyring, 'auth'),
     errorResponseBuilder: (_request, context) =>
       new OAuthError(429, 'rate_limited', `Too many requests; retry in ${Math.ceil(context.ttl / 1000)} s`),
   });

@@ -1,14 +1,17 @@
 import { lt, sql } from 'drizzle-orm';
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
+import { keyedHash } from '../crypto/envelope.ts';
+import type { Keyring } from '../crypto/keyring.ts';
 import { queryRows, type Db } from '../db/database.ts';
 import { rateLimitCounters } from '../platform.tables.ts';
 import { throttled } from '../throttle.ts';
 
 /**
  * Fixed-window counters in PostgreSQL, so every API process shares one limit.
- * One upsert per request: the window resets in the same statement once it has passed.
+ * One upsert per request: the window resets in the same statement once it has passed. Keys (a
+ * client address, an email) are stored as keyed hashes (`rate-limit`), never in clear.
  */
-export function postgresRateLimitStore(db: Db, namespace: string): FastifyRateLimitStoreCtor {
+export function postgresRateLimitStore(db: Db, keyring: Keyring, namespace: string): FastifyRateLimitStoreCtor {
   const sweepExpired = throttled(
     () => db.delete(rateLimitCounters).where(lt(rateLimitCounters.resetAt, sql`now() - interval '1 minute'`)),
     60_000,
@@ -16,7 +19,7 @@ export function postgresRateLimitStore(db: Db, namespace: string): FastifyRateLi
   class PostgresRateLimitStore implements FastifyRateLimitStore {
     incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number) {
       const windowMs = Math.max(1, Math.trunc(timeWindow));
-      const fullKey = `${namespace}:${key}`;
+      const fullKey = `${namespace}:${keyedHash(keyring, 'rate-limit', key)}`;
       queryRows<{ count: number; ttl: number }>(
         db,
         sql`

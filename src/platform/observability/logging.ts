@@ -69,15 +69,25 @@ export const sensitiveQueryNames = new Set([
 const sensitivePaths: RegExp[] = [
   /^(\/wallets\/)(?!kdf(?:$|\/))[^/]+/,
   /^(\/sessions\/)[^/]+/,
-  /^(\/identities\/)[^/]*@[^/]*/,
+  /^(\/identities\/)[^/]*(?:@|%40)[^/]*/i,
   /^(\/verify\/)[^/]+/,
 ];
 
-/** The URL as it may be logged: sensitive path segments and query values replaced. */
+/** An email, or anything else with an `@` (sent as is or percent-encoded), is treated as PII wherever it appears. */
+const looksLikeEmail = /@|%40/i;
+
+/**
+ * The URL as it may be logged: sensitive path segments (by route, and any segment holding an `@`)
+ * and query values (by name, and any value holding an `@`) replaced.
+ */
 export function redactUrl(url: string): string {
   const queryAt = url.indexOf('?');
   let pathname = queryAt === -1 ? url : url.slice(0, queryAt);
   for (const pattern of sensitivePaths) pathname = pathname.replace(pattern, '$1[redacted]');
+  pathname = pathname
+    .split('/')
+    .map((segment) => (looksLikeEmail.test(segment) ? '[redacted]' : segment))
+    .join('/');
   if (queryAt === -1) return pathname;
   const query = url
     .slice(queryAt + 1)
@@ -90,7 +100,9 @@ export function redactUrl(url: string): string {
       } catch {
         return `${name}=[redacted]`;
       }
-      return sensitiveQueryNames.has(decoded) ? `${name}=[redacted]` : pair;
+      // Control characters (`email%00=`) do not hide a sensitive name.
+      const bare = [...decoded].filter((char) => char >= ' ' && char !== '\u007f').join('');
+      return sensitiveQueryNames.has(bare) || looksLikeEmail.test(pair) ? `${name}=[redacted]` : pair;
     })
     .join('&');
   return `${pathname}?${query}`;
