@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import type { Clock } from '../platform/clock.ts';
+import { auditWriter, type AuditWriter } from '../platform/audit/audit.service.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import { ping, type Db } from '../platform/db/database.ts';
 import { registerServiceInfo } from '../platform/http/service-info.ts';
@@ -18,6 +19,8 @@ import { subscriptionsService, type InvestorEligibility } from './subscriptions/
 
 export type IssuanceDeps = {
   db: Db;
+  /** Where consequential changes are recorded; default a writer on `db`. */
+  audit?: AuditWriter;
   storage: ObjectStorage;
   clock: Clock;
   keyring: Keyring;
@@ -31,7 +34,8 @@ export function createIssuance(deps: IssuanceDeps) {
   const { db } = deps;
   const offerings = offeringsRepo(db);
   const payments = createPayments(deps.config, db);
-  const offeringsSvc = offeringsService({ db, repo: offerings, storage: deps.storage });
+  const audit = deps.audit ?? auditWriter(db, deps.keyring);
+  const offeringsSvc = offeringsService({ db, repo: offerings, storage: deps.storage, audit });
   const subscriptions = subscriptionsService({
     db,
     keyring: deps.keyring,
@@ -42,6 +46,7 @@ export function createIssuance(deps: IssuanceDeps) {
     clock: deps.clock,
     publicUrl: deps.config.publicUrl,
     checkoutReturn: deps.config.checkoutReturn,
+    audit,
   });
   const shares = sharesRepo(db);
 

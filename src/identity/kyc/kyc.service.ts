@@ -1,6 +1,7 @@
 import { AppError, notFound } from '../../platform/http/errors.ts';
 import { assertNotOwnReview, reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
+import type { AuditWriter } from '../../platform/audit/audit.service.ts';
 import { publish } from '../../platform/events/outbox.ts';
 import type { OffsetPaging } from '../../platform/http/paging.ts';
 import type { PiiRecord } from '../pii/pii.schemas.ts';
@@ -57,6 +58,7 @@ export function present(row: KycRow): KycVerification {
 
 export function kycService(deps: {
   db: Db;
+  audit: AuditWriter;
   repo: KycRepo;
   pii: Pick<PiiService, 'upsert'>;
   users: Pick<UsersService, 'visibleUser'>;
@@ -69,6 +71,22 @@ export function kycService(deps: {
 
   async function changeStatus(row: KycRow, changes: Partial<KycRow>, tx: Executor): Promise<KycRow> {
     const updated = await repo.update(row.id, changes, tx);
+    if (updated.status !== row.status) {
+      await deps.audit.record(tx, {
+        orgId: updated.orgId,
+        action: `kyc.verification.${updated.status}`,
+        subject: { type: 'kyc_verification', id: updated.id },
+        related: [{ type: 'user', id: updated.userId }],
+        before: row,
+        after: updated,
+        details: {
+          from_status: row.status,
+          to_status: updated.status,
+          identity_check: updated.identityCheck,
+          document_check: updated.documentCheck,
+        },
+      });
+    }
     const event = updated.status !== row.status ? EVENT_FOR_STATUS[updated.status] : undefined;
     if (event) {
       await publish(tx, {
@@ -152,6 +170,14 @@ export function kycService(deps: {
             },
             tx,
           );
+          await deps.audit.record(tx, {
+            orgId: inserted.orgId,
+            action: 'kyc.verification.created',
+            subject: { type: 'kyc_verification', id: inserted.id },
+            related: [{ type: 'user', id: inserted.userId }],
+            after: inserted,
+            details: { status: inserted.status, provider: inserted.provider },
+          });
           await publish(tx, {
             orgId: inserted.orgId,
             type: 'kyc.verification.created',
