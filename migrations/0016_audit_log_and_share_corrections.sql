@@ -63,3 +63,8 @@ CREATE INDEX "share_cancellations_org_idx" ON "share_cancellations" USING btree 
 DROP INDEX "shares_subscription_idx";--> statement-breakpoint
 CREATE UNIQUE INDEX "shares_subscription_live_idx" ON "shares" USING btree ("subscription_id") WHERE status <> 'cancelled';--> statement-breakpoint
 CREATE INDEX "shares_subscription_idx" ON "shares" USING btree ("subscription_id");
+--> statement-breakpoint
+-- What the Open Cap Format's issuer object requires beyond the legal name (null until the back office sets them).
+ALTER TABLE "issuers" ADD COLUMN "formation_date" date;--> statement-breakpoint
+ALTER TABLE "issuers" ADD COLUMN "country_of_formation" text;--> statement-breakpoint
+ALTER TABLE "issuers" ADD COLUMN "country_subdivision_of_formation" text;

@@ -15,6 +15,7 @@ import { createServer } from './platform/http/server.ts';
 import { createStorage, LOCAL_STORAGE_PREFIX, type StorageSetup } from './platform/storage/create-storage.ts';
 import { adminRoutes } from './admin/admin.routes.ts';
 import { auditRoutes } from './admin/audit-admin.routes.ts';
+import { ledgerAdminRoutes } from './admin/ledger-admin.routes.ts';
 import { mailAdminRoutes } from './admin/mail-admin.routes.ts';
 import { offeringsAdminRoutes, subscriptionsAdminRoutes } from './admin/offerings-admin.routes.ts';
 import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
@@ -131,6 +132,7 @@ export function createModules(deps: AppDeps): Modules {
       keyring: deps.keyring,
       config: deps.config,
       eligibility: (orgId, userId) => identity.eligibility(orgId, userId),
+      legalNames: (orgId, userIds) => identity.pii.legalNames(orgId, userIds),
       version,
     }),
   };
@@ -183,6 +185,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
   });
   await app.register(auditRoutes, { prefix: '/admin', identity: modules.identity, audit: modules.audit, tag: 'admin: audit' });
   await app.register(auditRoutes, { prefix: '/identity', identity: modules.identity, audit: modules.audit, tag: 'identity: audit' });
+  await app.register(ledgerAdminRoutes, { prefix: '/admin', identity: modules.identity, issuance: modules.issuance });
   await app.register(mailAdminRoutes, { prefix: '/admin', identity: modules.identity, db: database.db, keyring });
   await app.register(modules.keyserver.routes);
   app.addHook('onClose', async () => {

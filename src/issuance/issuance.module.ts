@@ -11,7 +11,12 @@ import { offeringsRoutes } from './offerings/offerings.routes.ts';
 import { offeringsService } from './offerings/offerings.service.ts';
 import { checkoutReturnRoutes } from './payments/checkout-return.ts';
 import { createPayments } from './payments/create-payments.ts';
+import { correctionsRepo } from './shares/corrections.repo.ts';
+import { correctionsService } from './shares/corrections.service.ts';
 import { sharesRepo } from './shares/shares.repo.ts';
+import { ocfRepo } from './ocf/ocf.repo.ts';
+import { ocfService } from './ocf/ocf.service.ts';
+import { ocfValidator, type OcfValidator } from './ocf/ocf-validator.ts';
 import { sharesRoutes } from './shares/shares.routes.ts';
 import { subscriptionsRepo } from './subscriptions/subscriptions.repo.ts';
 import { subscriptionsRoutes } from './subscriptions/subscriptions.routes.ts';
@@ -27,6 +32,8 @@ export type IssuanceDeps = {
   config: Pick<Config, 'stripe' | 'checkoutReturn' | 'publicUrl' | 'healthTimeoutMs'>;
   /** Identity's live KYC and accreditation state. */
   eligibility: (orgId: string, userId: string) => Promise<InvestorEligibility>;
+  /** Identity's legal names of holders, for the OCF export's stakeholders; default none known. */
+  legalNames?: (orgId: string, userIds: string[]) => Promise<Map<string, string>>;
   version: string;
 };
 
@@ -49,10 +56,23 @@ export function createIssuance(deps: IssuanceDeps) {
     audit,
   });
   const shares = sharesRepo(db);
+  const corrections = correctionsService({ db, repo: correctionsRepo(db), audit });
+  let validator: OcfValidator | undefined;
+  const ocf = ocfService({
+    repo: ocfRepo(db),
+    // Loading the ~175 schemas takes a moment: on the first export, not at start.
+    validator: () => (validator ??= ocfValidator()),
+    clock: deps.clock,
+    legalNames: deps.legalNames ?? (async () => new Map()),
+  });
 
   return {
     offerings: offeringsSvc,
     subscriptions,
+    /** Ledger corrections: cancellation and re-issuance of share entries. */
+    corrections,
+    /** The issuer's cap table in the Open Cap Format. */
+    ocf,
     /** The local Stripe double when no STRIPE_SECRET_KEY is set; mount `routes` at STRIPE_DOUBLE_PREFIX. */
     stripeDouble: payments.double,
     async routes(app: FastifyInstance) {

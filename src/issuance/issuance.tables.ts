@@ -8,6 +8,10 @@ export const issuers = pgTable('issuers', {
   id: id(),
   orgId: uuid('org_id').notNull(),
   legalName: text('legal_name').notNull(),
+  /** For the OCF export's issuer object: formation date and ISO 3166-1 alpha-2 country (and subdivision code). */
+  formationDate: date('formation_date', { mode: 'string' }),
+  countryOfFormation: text('country_of_formation'),
+  countrySubdivisionOfFormation: text('country_subdivision_of_formation'),
   createdAt: createdAt(),
 });
 

@@ -175,18 +175,44 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
       return { items, total };
     },
 
-    async createIssuer(reviewer: Reviewer, input: { orgId?: string; legalName: string }) {
+    async createIssuer(
+      reviewer: Reviewer,
+      input: {
+        orgId?: string;
+        legalName: string;
+        formationDate?: string;
+        countryOfFormation?: string;
+        countrySubdivisionOfFormation?: string;
+      },
+    ) {
       const orgId = reviewerOrg(reviewer) ?? input.orgId;
       if (!orgId)
         throw new AppError('VALIDATION_ERROR', 'orgId is required with a platform admin key', [{ field: 'orgId', message: 'is required' }]);
       if (reviewer.kind === 'org_admin' && input.orgId && input.orgId !== orgId)
         throw new AppError('FORBIDDEN', 'An org_admin creates issuers in their own org');
       const issuer = await db.transaction(async (tx) => {
-        const inserted = await repo.insertIssuer({ orgId, legalName: input.legalName }, tx);
+        const inserted = await repo.insertIssuer(
+          {
+            orgId,
+            legalName: input.legalName,
+            formationDate: input.formationDate ?? null,
+            countryOfFormation: input.countryOfFormation ?? null,
+            countrySubdivisionOfFormation: input.countrySubdivisionOfFormation ?? null,
+          },
+          tx,
+        );
         await deps.audit.record(tx, { orgId, action: 'issuer.created', subject: { type: 'issuer', id: inserted.id }, after: inserted });
         return inserted;
       });
-      return { id: issuer.id, orgId: issuer.orgId, legalName: issuer.legalName, createdAt: issuer.createdAt };
+      return {
+        id: issuer.id,
+        orgId: issuer.orgId,
+        legalName: issuer.legalName,
+        formationDate: issuer.formationDate,
+        countryOfFormation: issuer.countryOfFormation,
+        countrySubdivisionOfFormation: issuer.countrySubdivisionOfFormation,
+        createdAt: issuer.createdAt,
+      };
     },
 
     async create(reviewer: Reviewer, input: OfferingInput) {
