@@ -44,6 +44,8 @@ export type AppDeps = {
   /** The process's logger; default one made from LOG_LEVEL and `logStream`. */
   log?: FastifyBaseLogger;
   clock?: Clock;
+  /** The audit log every module writes to; default the real one (benchmarks pass one that records nothing). */
+  audit?: AuditService;
 };
 
 export type Modules = {
@@ -81,11 +83,13 @@ export function createModules(deps: AppDeps): Modules {
   const clock = deps.clock ?? systemClock;
   const mailer = deps.config.smtpUrl ? smtpMailer(deps.config.smtpUrl, deps.config.mailFrom) : outboxMailer(deps.database.db, deps.keyring);
   // Anchors are signed with identity's key store; the signer is looked up on use, as identity itself writes to the log.
-  const audit = auditService({
-    repo: auditRepo(deps.database.db),
-    keyring: deps.keyring,
-    signer: { sign: (payload) => identity.anchorSigner.sign(payload), verify: (jws) => identity.anchorSigner.verify(jws) },
-  });
+  const audit =
+    deps.audit ??
+    auditService({
+      repo: auditRepo(deps.database.db),
+      keyring: deps.keyring,
+      signer: { sign: (payload) => identity.anchorSigner.sign(payload), verify: (jws) => identity.anchorSigner.verify(jws) },
+    });
   const identity = createIdentity({
     db: deps.database.db,
     audit,
