@@ -7,6 +7,8 @@ import type { AuditService } from '../src/platform/audit/audit.service.ts';
 import { johnSmith } from '../test/support/fixtures.ts';
 import { load, startBenchServer, type BenchResult } from './support.ts';
 
+const WALLETS = 64;
+
 /** An audit log that records nothing: the same routes without the audit write. */
 const noAudit = {
   record: async () => ({ id: '', seq: 0, hash: '' }),
@@ -14,7 +16,7 @@ const noAudit = {
 
 /**
  * The cost of the audit write: subscription create (Bearer) and key-server login (`GET /wallets/:id`,
- * which opens a session) through the full stack, on two servers over one database, one recording
+ * which opens a session; 64 wallets in turn) through the full stack, on two servers over one database, one recording
  * each change in the audit log (chain head locked, entry hashed and inserted, head moved, all in
  * the route's transaction) and one built with an audit log that records nothing. Rounds alternate
  * between the two so that drift of the shared machine falls on both; the ratio is with / without.
@@ -67,14 +69,19 @@ export async function benchAudit(options: { seconds: number; connections: number
   });
   await call('POST', `/admin/offerings/${offering.id}/open`, admin);
 
-  const owner = Keypair.random();
-  const walletId = randomBytes(32).toString('hex');
-  const keychain = randomBytes(300).toString('base64');
-  await modules.keyserver.wallets.create(
-    { walletId, email: 'bench@example.com', accountId: owner.publicKey(), salt: 'c2FsdA==', keychainData: keychain, kdfVersion: 2 },
-    { accountId: Keypair.random().publicKey(), salt: 'c2FsdA==', keychainData: keychain },
-    [{ publicKey: owner.publicKey(), roleId: 2, weight: 1000, identity: 1, details: '{}' }],
-  );
+  // Logins of many users, as in production (one user's logins queue on one audit chain).
+  const walletIds: string[] = [];
+  for (let i = 0; i < WALLETS; i++) {
+    const owner = Keypair.random();
+    const walletId = randomBytes(32).toString('hex');
+    const keychain = randomBytes(300).toString('base64');
+    await modules.keyserver.wallets.create(
+      { walletId, email: `bench${i}@example.com`, accountId: owner.publicKey(), salt: 'c2FsdA==', keychainData: keychain, kdfVersion: 2 },
+      { accountId: Keypair.random().publicKey(), salt: 'c2FsdA==', keychainData: keychain },
+      [{ publicKey: owner.publicKey(), roleId: 2, weight: 1000, identity: 1, details: '{}' }],
+    );
+    walletIds.push(walletId);
+  }
 
   const body = JSON.stringify({
     securityClassId: security.id,
@@ -87,7 +94,7 @@ export async function benchAudit(options: { seconds: number; connections: number
   const post = { method: 'POST' as const, body, headers: { authorization: `Bearer ${investor}`, 'content-type': 'application/json' } };
   const targets = {
     create: (url: string) => ({ url: `${url}/issuance/offerings/${offering.id}/subscriptions`, ...post }),
-    login: (url: string) => ({ url: `${url}/wallets/${walletId}` }),
+    login: (url: string) => ({ url, requests: walletIds.map((id) => ({ method: 'GET' as const, path: `/wallets/${id}` })) }),
   };
   const common = { duration: options.seconds, connections: options.connections };
   const warm = { ...common, duration: Math.max(1, Math.round(options.seconds / 4)) };

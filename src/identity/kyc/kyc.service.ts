@@ -2,6 +2,7 @@ import { AppError, notFound } from '../../platform/http/errors.ts';
 import { assertNotOwnReview, reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
 import type { AuditWriter } from '../../platform/audit/audit.service.ts';
+import type { Actor } from '../../platform/audit/context.ts';
 import { publish } from '../../platform/events/outbox.ts';
 import type { OffsetPaging } from '../../platform/http/paging.ts';
 import type { PiiRecord } from '../pii/pii.schemas.ts';
@@ -68,8 +69,10 @@ export function kycService(deps: {
   submitLeaseSeconds: number;
 }) {
   const { db, repo, provider } = deps;
+  const providerActor: Actor = { kind: 'system', id: `kyc:${provider.name}` };
 
-  async function changeStatus(row: KycRow, changes: Partial<KycRow>, tx: Executor): Promise<KycRow> {
+  /** `actor`: default the request's caller (a reviewer); the provider's answers name the provider. */
+  async function changeStatus(row: KycRow, changes: Partial<KycRow>, tx: Executor, actor?: Actor): Promise<KycRow> {
     const updated = await repo.update(row.id, changes, tx);
     if (updated.status !== row.status) {
       await deps.audit.record(tx, {
@@ -119,6 +122,8 @@ export function kycService(deps: {
           completedAt: terminal ? new Date() : null,
         },
         tx,
+        // The provider decided, even when its answer arrives during the investor's request.
+        providerActor,
       );
     });
   }
@@ -203,6 +208,7 @@ export function kycService(deps: {
               locked,
               { status: 'error', identityCheck: 'not_attempted', submitLeaseUntil: null, completedAt: new Date() },
               tx,
+              providerActor,
             );
           }),
         );

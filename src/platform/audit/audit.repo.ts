@@ -48,12 +48,18 @@ export function auditRepo(db: Executor) {
         .returning({ seq: auditChains.seq, headHash: auditChains.headHash });
       return { seq: Number(row!.seq), headHash: row!.headHash };
     },
-    async append(entry: AuditEntryRow, tx: Executor): Promise<void> {
-      await tx.insert(auditEntries).values(entry);
-      await tx
-        .update(auditChains)
-        .set({ seq: entry.seq, headHash: entry.hash, updatedAt: entry.occurredAt })
-        .where(eq(auditChains.chainId, entry.chainId));
+    /**
+     * Inserts a chain's new entries (in `seq` order, continuing its head) and moves the head to the
+     * last, in one statement.
+     */
+    async append(entries: AuditEntryRow[], tx: Executor): Promise<void> {
+      const last = entries.at(-1)!;
+      const insert = tx.insert(auditEntries).values(entries);
+      await tx.execute(
+        sql`with inserted as (${insert.getSQL()}) update ${auditChains}
+            set seq = ${last.seq}, head_hash = ${last.hash}, updated_at = ${last.occurredAt.toISOString()}::timestamptz
+            where chain_id = ${last.chainId}`,
+      );
     },
     async list(filter: AuditFilter, paging: { limit: number; offset: number }) {
       const rows = await db

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { stringify } from 'safe-stable-stringify';
 import type { Keyring } from '../crypto/keyring.ts';
 import { keyedHash } from '../crypto/envelope.ts';
-import type { Executor } from '../db/database.ts';
+import { beforeCommit, type Executor } from '../db/database.ts';
 import { auditContext, SYSTEM_ACTOR, type Actor } from './context.ts';
 import { auditRepo, GENESIS_HASH, type AuditEntryRow, type AuditFilter, type AuditRepo } from './audit.repo.ts';
 
@@ -46,6 +46,8 @@ export type ChainBreak = { seq: number; entryId: string | null; reason: string }
 /** The verdict on one chain: `entries` walked, `anchoredSeq` the last anchor checked (0: none). */
 export type ChainReport = { chainId: string; orgId: string | null; entries: number; anchoredSeq: number; ok: boolean; broken?: ChainBreak };
 
+type PendingEntry = Omit<AuditEntryRow, 'seq' | 'prevHash' | 'hash'>;
+
 /** The chain an org's entries go to; `platform` for changes that belong to no org (key server, admin keys). */
 export const chainIdFor = (orgId: string | null): string => (orgId ? `org:${orgId}` : 'platform');
 
@@ -84,6 +86,32 @@ export function entryHash(entry: Omit<AuditEntryRow, 'hash'>): string {
 export function auditService(deps: { repo: AuditRepo; keyring: Keyring; signer?: AnchorSigner; now?: () => Date }) {
   const { repo, keyring } = deps;
   const now = deps.now ?? (() => new Date());
+
+  /** Entries recorded in an open transaction, appended when its body has resolved. */
+  const pending = new WeakMap<object, PendingEntry[]>();
+
+  /**
+   * Appends entries to their chains: per chain, lock the head (until the transaction ends), link
+   * the entries after it, insert them and move the head, two statements. Run just before the
+   * commit, so the chain lock, the one every write of the org queues on, is held the least.
+   */
+  async function flush(tx: Executor, entries: PendingEntry[]): Promise<void> {
+    const byChain = new Map<string, PendingEntry[]>();
+    for (const entry of entries) byChain.set(entry.chainId, [...(byChain.get(entry.chainId) ?? []), entry]);
+    // Chains in a fixed order, so two transactions touching the same two chains cannot deadlock.
+    for (const chainId of [...byChain.keys()].sort()) {
+      const chained = byChain.get(chainId)!;
+      let head = await repo.lockHead(chainId, chained[0]!.orgId, tx);
+      const rows: AuditEntryRow[] = [];
+      for (const entry of chained) {
+        const row = { ...entry, seq: head.seq + 1, prevHash: head.headHash };
+        const hash = entryHash(row);
+        rows.push({ ...row, hash });
+        head = { seq: row.seq, headHash: hash };
+      }
+      await repo.append(rows, tx);
+    }
+  }
 
   async function verifyChain(chain: { chainId: string; orgId: string | null; seq: number; headHash: string }): Promise<ChainReport> {
     const report = (entries: number, anchoredSeq: number, broken?: ChainBreak): ChainReport => ({
@@ -135,20 +163,19 @@ export function auditService(deps: { repo: AuditRepo; keyring: Keyring; signer?:
 
   return {
     /**
-     * Appends one entry to the org's chain in `tx`, the transaction of the change it records
-     * (so a rollback leaves none). Locks the chain head until `tx` ends: writes of one org
-     * serialise on it, other orgs' do not.
+     * Records one entry in `tx`, the transaction of the change it records, so a rollback leaves
+     * none. Inside a `db.transaction` the entry joins the chain when the transaction's body has
+     * resolved, just before the commit (see `flush`); on another executor at once. Appending locks
+     * the chain head until `tx` ends: writes of one org serialise there, other orgs' do not.
      */
-    async record(tx: Executor, input: AuditRecord): Promise<{ id: string; seq: number; hash: string }> {
+    async record(tx: Executor, input: AuditRecord): Promise<{ id: string }> {
+      // Who and when are fixed now, in the request's context; the chain link at commit.
       const context = auditContext.getStore();
       const actor = input.actor ?? context?.actor() ?? SYSTEM_ACTOR;
-      const chainId = input.orgId ? chainIdFor(input.orgId) : (input.chain ?? chainIdFor(null));
-      const head = await repo.lockHead(chainId, input.orgId, tx);
       const hasState = input.before !== undefined || input.after !== undefined;
-      const entry = {
+      const entry: PendingEntry = {
         id: randomUUID(),
-        chainId,
-        seq: head.seq + 1,
+        chainId: input.orgId ? chainIdFor(input.orgId) : (input.chain ?? chainIdFor(null)),
         orgId: input.orgId,
         actorKind: actor.kind,
         actorId: actor.id,
@@ -162,11 +189,12 @@ export function auditService(deps: { repo: AuditRepo; keyring: Keyring; signer?:
           : null,
         details: input.details ?? {},
         occurredAt: now(),
-        prevHash: head.headHash,
       };
-      const hash = entryHash(entry);
-      await repo.append({ ...entry, hash }, tx);
-      return { id: entry.id, seq: entry.seq, hash };
+      const queued = pending.get(tx);
+      if (queued) queued.push(entry);
+      else if (beforeCommit(tx, (commitTx) => flush(commitTx, pending.get(tx) ?? []))) pending.set(tx, [entry]);
+      else await flush(tx, [entry]);
+      return { id: entry.id };
     },
 
     /** Walks every chain (or one org's) from genesis and reports each, with its first broken link. */
