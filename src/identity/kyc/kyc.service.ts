@@ -88,6 +88,7 @@ export function kycService(deps: {
           identity_check: updated.identityCheck,
           document_check: updated.documentCheck,
         },
+        ...(actor ? { actor } : {}),
       });
     }
     const event = updated.status !== row.status ? EVENT_FOR_STATUS[updated.status] : undefined;
