@@ -97,6 +97,16 @@ describe('audit happy', () => {
     expect(kyc.filter((action) => action === 'accreditation.submitted')).toHaveLength(1);
     expect(kyc.filter((action) => action === 'accreditation.document.uploaded')).toHaveLength(1);
     expect(kyc.filter((action) => action === 'accreditation.review.approve')).toHaveLength(1);
+    const [approvedKyc] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(
+        and(
+          eq(auditEntries.action, 'kyc.verification.approved'),
+          sql`${auditEntries.related} @> array[${`user:${investor.userId}`}]::text[]`,
+        ),
+      );
+    expect(approvedKyc).toMatchObject({ actorKind: 'system', actorId: 'kyc:sandbox' });
 
     const { offeringId, issuerId, securityId } = await seedOffering(t, admin);
     expect(actionsOf(await entriesFor('issuer', issuerId))).toEqual(['issuer.created']);
