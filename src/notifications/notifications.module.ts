@@ -56,6 +56,7 @@ export function createNotifications(deps: NotificationsDeps) {
   const wake = async () => {
     await db.execute(sql`select pg_notify(${DELIVERIES_CHANNEL}, '')`);
   };
+  const audit = deps.audit ?? auditWriter(db, keyring);
   const service = endpointsService({
     db,
     repo: endpoints,
@@ -66,7 +67,7 @@ export function createNotifications(deps: NotificationsDeps) {
     egress,
     secretGraceSeconds: config.webhookSecretGraceSeconds,
     wake,
-    audit: deps.audit ?? auditWriter(db, keyring),
+    audit,
   });
   const observer = deliveryObserver({
     registry: metrics,
@@ -76,6 +77,7 @@ export function createNotifications(deps: NotificationsDeps) {
   });
   const dispatcher = createDispatcher({
     db,
+    audit,
     endpoints,
     deliveries,
     sender,
