@@ -22,6 +22,7 @@ WORKDIR /app
 COPY --from=production-deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY migrations ./migrations
+COPY vendor ./vendor
 COPY --from=build /app/dist ./dist
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node

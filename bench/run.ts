@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { benchAudit } from './audit.ts';
 import { benchChaos } from './chaos.ts';
 import { benchIdentityRead } from './identity-read.ts';
 import { benchIssuance } from './issuance.ts';
@@ -13,6 +14,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '20' },
     events: { type: 'string', default: '10000' },
     'chaos-seconds': { type: 'string', default: '60' },
+    rounds: { type: 'string', default: '2' },
   },
 });
 const databaseUrl = process.env.BENCH_DATABASE_URL;
@@ -45,6 +47,25 @@ if (runs('issuance')) {
   console.log(`\nratio offerings list full / bare: ${(result.list.requestsPerSecond / result.listFloor.requestsPerSecond).toFixed(2)}`);
   console.log(
     `ratio subscription create full / bare: ${(result.create.requestsPerSecond / result.createFloor.requestsPerSecond).toFixed(2)}`,
+  );
+}
+
+if (runs('audit')) {
+  const seconds = Number(values.seconds);
+  const connections = Number(values.connections);
+  const rounds = Number(values.rounds);
+  const result = await benchAudit({ seconds, connections, rounds, databaseUrl });
+  console.log(
+    `\naudit write cost on the ${result.database} database, ${connections} connections, ${rounds} alternating rounds of ${seconds} s (loopback, same process)\n`,
+  );
+  console.log('| target | req/s | p50 ms | p99 ms | errors |');
+  console.log('|---|---|---|---|---|');
+  for (const r of [result.createWithout, result.createWith, result.loginWithout, result.loginWith]) console.log(resultRow(r));
+  console.log(
+    `\nratio subscription create with / without audit: ${(result.createWith.requestsPerSecond / result.createWithout.requestsPerSecond).toFixed(2)}`,
+  );
+  console.log(
+    `ratio key-server login with / without audit: ${(result.loginWith.requestsPerSecond / result.loginWithout.requestsPerSecond).toFixed(2)}`,
   );
 }
 

@@ -3,6 +3,9 @@ import type { Writable } from 'node:stream';
 import type { Config } from './config.ts';
 import { sealPlaintextIdentityRows } from './identity/at-rest.ts';
 import { createIdentity, type Identity } from './identity/identity.module.ts';
+import { auditRepo } from './platform/audit/audit.repo.ts';
+import { auditService, type AuditService } from './platform/audit/audit.service.ts';
+import { auditContextPlugin } from './platform/audit/context.ts';
 import { authPlugin } from './platform/auth/auth.plugin.ts';
 import type { Keyring } from './platform/crypto/keyring.ts';
 import type { Database } from './platform/db/database.ts';
@@ -11,6 +14,8 @@ import { idempotencyPlugin } from './platform/http/idempotency.ts';
 import { createServer } from './platform/http/server.ts';
 import { createStorage, LOCAL_STORAGE_PREFIX, type StorageSetup } from './platform/storage/create-storage.ts';
 import { adminRoutes } from './admin/admin.routes.ts';
+import { auditRoutes } from './admin/audit-admin.routes.ts';
+import { ledgerAdminRoutes } from './admin/ledger-admin.routes.ts';
 import { mailAdminRoutes } from './admin/mail-admin.routes.ts';
 import { offeringsAdminRoutes, subscriptionsAdminRoutes } from './admin/offerings-admin.routes.ts';
 import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
@@ -39,6 +44,8 @@ export type AppDeps = {
   /** The process's logger; default one made from LOG_LEVEL and `logStream`. */
   log?: FastifyBaseLogger;
   clock?: Clock;
+  /** The audit log every module writes to; default the real one (benchmarks pass one that records nothing). */
+  audit?: AuditService;
 };
 
 export type Modules = {
@@ -48,6 +55,8 @@ export type Modules = {
   keyserver: Keyserver;
   storage: StorageSetup;
   mailer: Mailer;
+  /** The audit log: every module writes through it; the back office and the CLI read and verify it. */
+  audit: AuditService;
   /** One logger for the process: its HTTP servers and the webhook worker. */
   log: FastifyBaseLogger;
   /** One metrics registry for the process: whichever listener serves `/metrics` shows all of it. */
@@ -73,19 +82,36 @@ export function createModules(deps: AppDeps): Modules {
   const storage = createStorage(deps.config, deps.keyring);
   const clock = deps.clock ?? systemClock;
   const mailer = deps.config.smtpUrl ? smtpMailer(deps.config.smtpUrl, deps.config.mailFrom) : outboxMailer(deps.database.db, deps.keyring);
-  const identity = createIdentity({ db: deps.database.db, keyring: deps.keyring, storage: storage.storage, config: deps.config, version });
+  // Anchors are signed with identity's key store; the signer is looked up on use, as identity itself writes to the log.
+  const audit =
+    deps.audit ??
+    auditService({
+      repo: auditRepo(deps.database.db),
+      keyring: deps.keyring,
+      signer: { sign: (payload) => identity.anchorSigner.sign(payload), verify: (jws) => identity.anchorSigner.verify(jws) },
+    });
+  const identity = createIdentity({
+    db: deps.database.db,
+    audit,
+    keyring: deps.keyring,
+    storage: storage.storage,
+    config: deps.config,
+    version,
+  });
   const log = deps.log ?? createLogger(deps.config.logLevel, deps.logStream);
   const metrics = createMetricsRegistry();
   databaseMetrics(metrics, deps.database, deps.config.healthTimeoutMs);
   return {
     storage,
     mailer,
+    audit,
     identity,
     log,
     metrics,
     jobs: jobMetrics(metrics),
     keyserver: createKeyserver({
       db: deps.database.db,
+      audit,
       keyring: deps.keyring,
       clock,
       mailer,
@@ -94,6 +120,7 @@ export function createModules(deps: AppDeps): Modules {
     }),
     notifications: createNotifications({
       database: deps.database,
+      audit,
       keyring: deps.keyring,
       clock,
       config: deps.config,
@@ -103,12 +130,14 @@ export function createModules(deps: AppDeps): Modules {
     }),
     issuance: createIssuance({
       db: deps.database.db,
+      audit,
       storage: storage.storage,
       clock,
       keyring: deps.keyring,
       config: deps.config,
       eligibility: (orgId, userId) => identity.eligibility(orgId, userId),
       redirectOrigins: async (orgId) => (await identity.orgs.getOrg(orgId))?.redirectOrigins ?? [],
+      legalNames: (orgId, userIds) => identity.pii.legalNames(orgId, userIds),
       version,
     }),
   };
@@ -174,6 +203,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     errorSenderFor: (path) => (servedInEnvelope(path) ? undefined : sendJsonApiError),
   });
   await app.register(healthRoutes, { db: database.db, timeoutMs: config.healthTimeoutMs });
+  await app.register(auditContextPlugin);
   await app.register(authPlugin, { ...modules.identity.authenticators, guesses: modules.identity.guesses });
   await app.register(idempotencyPlugin, { db: database.db, keyring, leaseSeconds: config.inProgressLeaseSeconds, jobs: modules.jobs });
   await app.register(modules.identity.routes, { prefix: '/identity' });
@@ -186,6 +216,9 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     identity: modules.identity,
     subscriptions: modules.issuance.subscriptions,
   });
+  await app.register(auditRoutes, { prefix: '/admin', identity: modules.identity, audit: modules.audit, tag: 'admin: audit' });
+  await app.register(auditRoutes, { prefix: '/identity', identity: modules.identity, audit: modules.audit, tag: 'identity: audit' });
+  await app.register(ledgerAdminRoutes, { prefix: '/admin', identity: modules.identity, issuance: modules.issuance });
   await app.register(mailAdminRoutes, { prefix: '/admin', identity: modules.identity, db: database.db, keyring });
   await app.register(modules.keyserver.routes);
   app.addHook('onClose', async () => {

@@ -25,6 +25,7 @@ import { rewrapIdempotencyResponses } from './platform/http/idempotency.ts';
 import { rewrapKeyserverRows } from './keyserver/at-rest.ts';
 import { rewrapSignatures } from './issuance/subscriptions/signature-evidence.ts';
 import { rewrapRows } from './platform/crypto/rewrap-rows.ts';
+import { startAnchoring } from './platform/audit/anchoring.ts';
 
 const usage = `tranche ${version}
 
@@ -40,6 +41,10 @@ Usage: tranche <command> [options]        (tranche --version, tranche --help)
   api-key list --org ORG_ID               the org's API keys: id, hint, label, active or revoked
   api-key revoke --id API_KEY_ID
   admin-key create [--label L]            print a platform admin key (back-office review across orgs)
+  audit verify [--org ORG_ID]             walk the audit chains (one org's) from genesis; exit 1 at a broken link
+  audit anchor                            sign the head of every audit chain that moved (the worker does it hourly)
+  ocf export --issuer ISSUER_ID [--out F] the issuer's cap table as Open Cap Format files in a zip (default ./ocf-<id>.zip)
+             [--formation-date D --country C]   the issuer's formation date and country, when not stored with it
   keyserver admin-signer create           print a new key server admin seed (a signer of the master account)
   keys generate [--out DIR]               new MASTER_KEYS and HASH_SECRET: env lines, or files in DIR
   keys rotate                             new master key (data-dir keyring) and re-wrap every data key
@@ -54,7 +59,15 @@ Configuration comes from the environment (see README), X_FILE=/path for any X:
   METRICS_PORT, METRICS_TOKEN   /metrics on its own port only; require Authorization: Bearer <token>
 Exit code 1 with one line on stderr when the command fails.`;
 
-type Context = { config: Config; database: Database; identity: Identity; keyserver: Keyserver; keyring: Keyring };
+type Context = {
+  config: Config;
+  database: Database;
+  identity: Identity;
+  keyserver: Keyserver;
+  keyring: Keyring;
+  audit?: Modules['audit'];
+  issuance?: Modules['issuance'];
+};
 
 /**
  * The deployment's keyring: MASTER_KEYS and HASH_SECRET, or on the embedded database (one process)
@@ -89,8 +102,8 @@ async function openVerified(config: Config): Promise<{ database: Database; keyri
 async function withDatabase<T>(config: Config, run: (context: Context) => Promise<T>): Promise<T> {
   const { database, keyring } = await openVerified(config);
   try {
-    const { identity, keyserver } = createModules({ config, database, keyring });
-    return await run({ config, database, identity, keyserver, keyring });
+    const { identity, keyserver, audit, issuance } = createModules({ config, database, keyring });
+    return await run({ config, database, identity, keyserver, keyring, audit, issuance });
   } finally {
     await database.close();
   }
@@ -166,9 +179,11 @@ async function serve(config: Config, role: Role) {
     const metricsApp = await listenForMetrics(config, modules);
     const worker = await modules.notifications.startWorker();
     const stopMaintenance = startMaintenance(modules, config);
+    const stopAnchoring = startAnchoring(modules.audit, config.auditAnchorIntervalSeconds, modules.log);
     // Drains (WORKER_DRAIN_SECONDS) and exits 0; a second signal kills the process at once.
     const stop = async (signal: NodeJS.Signals) => {
       modules.log.info({ signal, drainSeconds: config.workerDrainSeconds }, 'shutting down: draining webhook sends in flight');
+      await stopAnchoring();
       await Promise.all([worker.stop(), stopMaintenance()]);
       await http?.close();
       await metricsApp?.close();
@@ -193,11 +208,13 @@ async function serve(config: Config, role: Role) {
   const app = await buildApp({ config, database, keyring }, modules);
   const worker = role === 'all' ? await modules.notifications.startWorker() : undefined;
   const stopMaintenance = role === 'all' ? startMaintenance(modules, config) : undefined;
+  const stopAnchoring = role === 'all' ? startAnchoring(modules.audit, config.auditAnchorIntervalSeconds, modules.log) : undefined;
   const metricsApp = await listenForMetrics(config, modules);
   // The HTTP server finishes its requests while the worker drains its sends (the worker raises
   // its stop signal first, so the sender, closed with the app, only waits for sends in flight).
   const close = async (signal: NodeJS.Signals) => {
     modules.log.info({ signal }, 'shutting down: finishing requests in flight and draining webhook sends');
+    await stopAnchoring?.();
     await Promise.all([worker?.stop(), stopMaintenance?.(), app.close()]);
     await metricsApp?.close();
     await database.close();
@@ -242,6 +259,8 @@ async function main(argv: string[]) {
       'admin-email': { type: 'string', multiple: true },
       'redirect-origin': { type: 'string', multiple: true },
       org: { type: 'string' },
+      'formation-date': { type: 'string' },
+      country: { type: 'string' },
       label: { type: 'string' },
       id: { type: 'string' },
       role: { type: 'string', default: 'all' },
@@ -355,6 +374,41 @@ async function main(argv: string[]) {
       await withDatabase(config, async ({ identity }) => {
         const key = await identity.orgs.createAdminKey(values.label);
         console.log(`Platform admin key ${key.id} (send as X-Admin-Key; store it now, it is not shown again):\n${key.key}`);
+      });
+      return;
+    case 'audit verify':
+      await withDatabase(config, async ({ audit }) => {
+        const reports = await audit!.verify(values.org ? { orgId: values.org } : {});
+        if (reports.length === 0) console.log(values.org ? `No audit entries for org ${values.org}.` : 'No audit entries yet.');
+        for (const report of reports) {
+          const anchored = report.anchoredSeq > 0 ? `, anchored at ${report.anchoredSeq}` : ', no anchor yet';
+          console.log(
+            report.ok
+              ? `ok      ${report.chainId}  ${report.entries} entries${anchored}`
+              : `BROKEN  ${report.chainId}  at entry ${report.broken!.seq}${report.broken!.entryId ? ` (${report.broken!.entryId})` : ''}: ${report.broken!.reason}`,
+          );
+        }
+        if (reports.some((report) => !report.ok)) process.exitCode = 1;
+      });
+      return;
+    case 'audit anchor':
+      await withDatabase(config, async ({ audit }) => {
+        const made = await audit!.anchor();
+        if (made.length === 0) console.log('Every audit chain is anchored at its head already.');
+        for (const anchor of made) console.log(`anchored ${anchor.chainId} at ${anchor.seq} (${anchor.headHash})`);
+      });
+      return;
+    case 'ocf export':
+      await withDatabase(config, async ({ issuance }) => {
+        const issuerId = values.issuer ?? '';
+        if (!/^[0-9a-f-]{36}$/i.test(issuerId)) throw new UsageError('--issuer must be an issuer id (UUID)');
+        const pkg = await issuance!.ocf.export(issuerId, undefined, {
+          formationDate: values['formation-date'],
+          countryOfFormation: values.country,
+        });
+        const out = path.resolve(values.out ?? `ocf-${issuerId}.zip`);
+        fs.writeFileSync(out, pkg.zip);
+        console.log(`Wrote ${out}: ${Object.keys(pkg.files).join(', ')} (each validated against the OCF schemas).`);
       });
       return;
     case 'keyserver admin-signer create': {

@@ -10,7 +10,7 @@ describe('docs stay true', () => {
     const documented = new Set([...webhooks.matchAll(/^\| `([\w.]+)` +\|/gm)].map((match) => match[1]));
     for (const type of Object.keys(eventCatalog)) expect(documented.has(type), type).toBe(true);
     const readme = read('README.md');
-    for (const doc of ['docs/webhooks.md', 'docs/kyc-sandbox.md', 'docs/accreditation.md', 'docs/operations.md'])
+    for (const doc of ['docs/webhooks.md', 'docs/kyc-sandbox.md', 'docs/accreditation.md', 'docs/operations.md', 'docs/audit.md'])
       expect(readme).toContain(`](${doc})`);
   });
 

@@ -23,7 +23,15 @@ import { errorResponses } from '../platform/http/errors.ts';
 import { adminSecurity, requireReviewer, reviewerAuth } from './reviewer.ts';
 
 const idParams = z.object({ id: z.uuid() });
-const issuerResponse = z.object({ id: z.uuid(), org_id: z.uuid(), legal_name: z.string(), created_at: z.date() });
+const issuerResponse = z.object({
+  id: z.uuid(),
+  org_id: z.uuid(),
+  legal_name: z.string(),
+  formation_date: z.string().nullable(),
+  country_of_formation: z.string().nullable(),
+  country_subdivision_of_formation: z.string().nullable(),
+  created_at: z.date(),
+});
 
 /** Back office: issuers, offerings and their lifecycle, security classes, documents. */
 export async function offeringsAdminRoutes(app: FastifyInstance, options: { identity: Identity; offerings: OfferingsService }) {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
+import { auditWriter, type AuditWriter } from '../platform/audit/audit.service.ts';
 import { keyedHash } from '../platform/crypto/envelope.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import type { ObjectStorage } from '../platform/storage/storage.ts';
@@ -10,7 +11,7 @@ import { authRepo } from './auth/auth.repo.ts';
 import { authRoutes } from './auth/auth.routes.ts';
 import { authService } from './auth/auth.service.ts';
 import { idpVerifier } from './auth/idp.ts';
-import { rewrapSigningKeys, signingKeyStore } from './auth/signing-keys.ts';
+import { anchorSigner, rewrapSigningKeys, signingKeyStore } from './auth/signing-keys.ts';
 import { demoIdp } from './demo-idp/demo-idp.ts';
 import { orgsRepo } from './orgs/orgs.repo.ts';
 import { orgsService } from './orgs/orgs.service.ts';
@@ -31,6 +32,8 @@ import { usersService } from './users/users.service.ts';
 
 export type IdentityDeps = {
   db: Db;
+  /** Where consequential changes are recorded; default a writer on `db`. */
+  audit?: AuditWriter;
   keyring: Keyring;
   storage: ObjectStorage;
   config: Pick<
@@ -63,7 +66,8 @@ export function createIdentity(deps: IdentityDeps) {
   const { db, keyring, config } = deps;
   const issuer = `${config.publicUrl}/identity`;
   const keys = signingKeyStore({ db, keyring });
-  const orgs = orgsService({ repo: orgsRepo(db), keyring, allowInsecureHttp: config.allowInsecureHttp });
+  const audit = deps.audit ?? auditWriter(db, keyring);
+  const orgs = orgsService({ db, repo: orgsRepo(db), keyring, allowInsecureHttp: config.allowInsecureHttp, audit });
   const users = usersService({ repo: usersRepo(db, keyring), keyring });
   const pii = piiService({ db, repo: piiRepo(db), users, keyring });
   const sandbox = sandboxProvider({
@@ -75,6 +79,7 @@ export function createIdentity(deps: IdentityDeps) {
   });
   const kyc = kycService({
     db,
+    audit,
     repo: kycRepo(db),
     pii,
     users,
@@ -84,6 +89,7 @@ export function createIdentity(deps: IdentityDeps) {
   });
   const accreditation = accreditationService({
     db,
+    audit,
     repo: accreditationRepo(db),
     storage: deps.storage,
     validityDays: config.accreditationValidityDays,
@@ -145,6 +151,8 @@ export function createIdentity(deps: IdentityDeps) {
     sandbox,
     auth,
     demo,
+    /** Signs audit anchors with the platform's `audit_anchor` key (RS256, published nowhere but checked by `audit verify`). */
+    anchorSigner: anchorSigner(keys),
     routes,
     demoRoutes: config.demoIdp ? demo.routes.bind(demo) : undefined,
     authenticators: { bearer: (token: string) => auth.verifyAccessToken(token), apiKey: (key: string) => orgs.authenticateApiKey(key) },

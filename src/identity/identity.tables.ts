@@ -124,7 +124,7 @@ export const userPii = pgTable(
 /** Our token-signing keys and the demo IdP's; private halves sealed under the master key. */
 export const signingKeys = pgTable('signing_keys', {
   kid: text('kid').primaryKey(),
-  purpose: text('purpose', { enum: ['access_token', 'demo_idp'] }).notNull(),
+  purpose: text('purpose', { enum: ['access_token', 'demo_idp', 'audit_anchor'] }).notNull(),
   publicJwk: jsonb('public_jwk').notNull(),
   keyId: text('key_id').notNull(),
   wrappedKey: text('wrapped_key').notNull(),

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import type { Clock } from '../platform/clock.ts';
+import { auditWriter, type AuditWriter } from '../platform/audit/audit.service.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import { ping, type Db } from '../platform/db/database.ts';
 import { registerServiceInfo } from '../platform/http/service-info.ts';
@@ -10,7 +11,12 @@ import { offeringsRoutes } from './offerings/offerings.routes.ts';
 import { offeringsService } from './offerings/offerings.service.ts';
 import { checkoutReturnRoutes } from './payments/checkout-return.ts';
 import { createPayments } from './payments/create-payments.ts';
+import { correctionsRepo } from './shares/corrections.repo.ts';
+import { correctionsService } from './shares/corrections.service.ts';
 import { sharesRepo } from './shares/shares.repo.ts';
+import { ocfRepo } from './ocf/ocf.repo.ts';
+import { ocfService } from './ocf/ocf.service.ts';
+import { ocfValidator, type OcfValidator } from './ocf/ocf-validator.ts';
 import { sharesRoutes } from './shares/shares.routes.ts';
 import { subscriptionsRepo } from './subscriptions/subscriptions.repo.ts';
 import { subscriptionsRoutes } from './subscriptions/subscriptions.routes.ts';
@@ -18,6 +24,8 @@ import { subscriptionsService, type InvestorEligibility } from './subscriptions/
 
 export type IssuanceDeps = {
   db: Db;
+  /** Where consequential changes are recorded; default a writer on `db`. */
+  audit?: AuditWriter;
   storage: ObjectStorage;
   clock: Clock;
   keyring: Keyring;
@@ -26,6 +34,8 @@ export type IssuanceDeps = {
   eligibility: (orgId: string, userId: string) => Promise<InvestorEligibility>;
   /** Identity's allowed redirect origins of an org. */
   redirectOrigins: (orgId: string) => Promise<string[]>;
+  /** Identity's legal names of holders, for the OCF export's stakeholders; default none known. */
+  legalNames?: (orgId: string, userIds: string[]) => Promise<Map<string, string>>;
   version: string;
 };
 
@@ -33,7 +43,8 @@ export function createIssuance(deps: IssuanceDeps) {
   const { db } = deps;
   const offerings = offeringsRepo(db);
   const payments = createPayments(deps.config, db);
-  const offeringsSvc = offeringsService({ db, repo: offerings, storage: deps.storage });
+  const audit = deps.audit ?? auditWriter(db, deps.keyring);
+  const offeringsSvc = offeringsService({ db, repo: offerings, storage: deps.storage, audit });
   const subscriptions = subscriptionsService({
     db,
     keyring: deps.keyring,
@@ -45,12 +56,26 @@ export function createIssuance(deps: IssuanceDeps) {
     clock: deps.clock,
     publicUrl: deps.config.publicUrl,
     checkoutReturn: deps.config.checkoutReturn,
+    audit,
   });
   const shares = sharesRepo(db);
+  const corrections = correctionsService({ db, repo: correctionsRepo(db), audit });
+  let validator: OcfValidator | undefined;
+  const ocf = ocfService({
+    repo: ocfRepo(db),
+    // Loading the ~175 schemas takes a moment: on the first export, not at start.
+    validator: () => (validator ??= ocfValidator()),
+    clock: deps.clock,
+    legalNames: deps.legalNames ?? (async () => new Map()),
+  });
 
   return {
     offerings: offeringsSvc,
     subscriptions,
+    /** Ledger corrections: cancellation and re-issuance of share entries. */
+    corrections,
+    /** The issuer's cap table in the Open Cap Format. */
+    ocf,
     /** The local Stripe double when no STRIPE_SECRET_KEY is set; mount `routes` at STRIPE_DOUBLE_PREFIX. */
     stripeDouble: payments.double,
     async routes(app: FastifyInstance) {

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { id, createdAt, updatedAt } from '../platform/db/columns.ts';
 import { bigint, boolean, date, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
@@ -7,6 +8,10 @@ export const issuers = pgTable('issuers', {
   id: id(),
   orgId: uuid('org_id').notNull(),
   legalName: text('legal_name').notNull(),
+  /** For the OCF export's issuer object: formation date and ISO 3166-1 alpha-2 country (and subdivision code). */
+  formationDate: date('formation_date', { mode: 'string' }),
+  countryOfFormation: text('country_of_formation'),
+  countrySubdivisionOfFormation: text('country_subdivision_of_formation'),
   createdAt: createdAt(),
 });
 
@@ -200,8 +205,37 @@ export const shares = pgTable(
     status: text('status', { enum: ['active', 'transferred', 'converted', 'redeemed', 'cancelled'] })
       .notNull()
       .default('active'),
+    /** The cancelled entry this one re-issues (a ledger correction); null for an original issuance. */
+    replacesShareId: uuid('replaces_share_id'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (table) => [uniqueIndex('shares_subscription_idx').on(table.subscriptionId), index('shares_user_idx').on(table.orgId, table.userId)],
+  (table) => [
+    // One live entry per subscription; a correction cancels it and may re-issue another.
+    uniqueIndex('shares_subscription_live_idx')
+      .on(table.subscriptionId)
+      .where(sql`status <> 'cancelled'`),
+    index('shares_subscription_idx').on(table.subscriptionId),
+    index('shares_user_idx').on(table.orgId, table.userId),
+  ],
+);
+
+/**
+ * Ledger corrections: a cancellation of a share entry with its reason (and the entry re-issued in
+ * its place, if any). Entries are never edited beyond their status; this is the transaction.
+ */
+export const shareCancellations = pgTable(
+  'share_cancellations',
+  {
+    id: id(),
+    orgId: uuid('org_id').notNull(),
+    shareId: uuid('share_id')
+      .notNull()
+      .references(() => shares.id),
+    reason: text('reason').notNull(),
+    reissuedShareId: uuid('reissued_share_id').references(() => shares.id),
+    cancelledBy: text('cancelled_by').notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [uniqueIndex('share_cancellations_share_idx').on(table.shareId), index('share_cancellations_org_idx').on(table.orgId)],
 );

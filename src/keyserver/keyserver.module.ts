@@ -1,3 +1,4 @@
+import { auditWriter, type AuditWriter } from '../platform/audit/audit.service.ts';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
@@ -22,7 +23,16 @@ import { verifyPageRoutes } from './wallets/verify-page.routes.ts';
 import { walletsRoutes } from './wallets/wallets.routes.ts';
 import { createWalletsService } from './wallets/wallets.service.ts';
 
-export type KeyserverDeps = { db: Db; keyring: Keyring; clock: Clock; mailer: Mailer; storage: ObjectStorage; config: Config };
+export type KeyserverDeps = {
+  db: Db;
+  keyring: Keyring;
+  clock: Clock;
+  mailer: Mailer;
+  storage: ObjectStorage;
+  config: Config;
+  /** Where consequential changes are recorded; default a writer on `db`. */
+  audit?: AuditWriter;
+};
 
 /** The TokenD-compatible Identity Storage, served at the server root (DESIGN.md §7). */
 export function createKeyserver(deps: KeyserverDeps) {
@@ -65,6 +75,7 @@ export function createKeyserver(deps: KeyserverDeps) {
     defaultSignerRole: settings.defaultSignerRole,
     kycRecoverySignerRole: settings.kycRecoverySignerRole,
     sessionTtlSeconds: settings.sessionTtlSeconds,
+    audit: deps.audit ?? auditWriter(db, keyring),
   });
 
   async function routes(app: FastifyInstance) {

@@ -1,3 +1,4 @@
+import type { AuditWriter } from '../platform/audit/audit.service.ts';
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import pRetry from 'p-retry';
@@ -16,6 +17,8 @@ export const DELIVERIES_CHANNEL = 'tranche_deliveries';
 
 export type DispatcherOptions = {
   db: Db;
+  /** Records an endpoint the worker disables (actor `system`, `webhook-worker`); default none. */
+  audit?: AuditWriter;
   endpoints: EndpointsRepo;
   deliveries: DeliveriesRepo;
   sender: HttpSender;
@@ -149,6 +152,13 @@ export function dispatcher(options: DispatcherOptions) {
   async function disable(endpoint: EndpointRow, reason: string, tx: Executor) {
     await endpoints.update(endpoint.id, { status: 'disabled', disabledReason: reason, disabledAt: clock.now() }, tx);
     await endpoints.cancelPending(endpoint.id, tx);
+    await options.audit?.record(tx, {
+      orgId: endpoint.orgId,
+      action: 'webhook.endpoint.disabled',
+      subject: { type: 'webhook_endpoint', id: endpoint.id },
+      details: { reason },
+      actor: { kind: 'system', id: 'webhook-worker' },
+    });
     await publish(tx, { orgId: endpoint.orgId, type: 'webhook.endpoint.disabled', data: { webhook_id: endpoint.id, reason } });
   }
 

@@ -1,3 +1,4 @@
+import { auditWriter, type AuditWriter } from '../platform/audit/audit.service.ts';
 import { sql } from 'drizzle-orm';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
@@ -35,6 +36,8 @@ export type NotificationsDeps = {
     | 'healthTimeoutMs'
   >;
   version: string;
+  /** Where consequential changes are recorded; default a writer on the database. */
+  audit?: AuditWriter;
   /** The process's metrics registry (webhook metrics, worker passes); default: one of its own, unserved. */
   metrics?: Registry;
   /** Where the worker logs failed attempts and failed passes. */
@@ -53,6 +56,7 @@ export function createNotifications(deps: NotificationsDeps) {
   const wake = async () => {
     await db.execute(sql`select pg_notify(${DELIVERIES_CHANNEL}, '')`);
   };
+  const audit = deps.audit ?? auditWriter(db, keyring);
   const service = endpointsService({
     db,
     repo: endpoints,
@@ -63,6 +67,7 @@ export function createNotifications(deps: NotificationsDeps) {
     egress,
     secretGraceSeconds: config.webhookSecretGraceSeconds,
     wake,
+    audit,
   });
   const observer = deliveryObserver({
     registry: metrics,
@@ -72,6 +77,7 @@ export function createNotifications(deps: NotificationsDeps) {
   });
   const dispatcher = createDispatcher({
     db,
+    audit,
     endpoints,
     deliveries,
     sender,

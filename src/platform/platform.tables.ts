@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { id, createdAt } from './db/columns.ts';
-import { index, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 /** Events written in the same transaction as the change that causes them; notifications delivers them. */
 export const outboxEvents = pgTable(
@@ -83,4 +83,69 @@ export const keyChecks = pgTable(
     createdAt: createdAt(),
   },
   (table) => [primaryKey({ columns: [table.kind, table.keyId] })],
+);
+
+/**
+ * The head of one audit chain: `org:<uuid>` per org, `platform` for changes that belong to no
+ * org. Locked `FOR UPDATE` by each append, so appends to one chain serialise and other chains'
+ * don't wait.
+ */
+export const auditChains = pgTable('audit_chains', {
+  chainId: text('chain_id').primaryKey(),
+  orgId: uuid('org_id'),
+  /** Number of entries in the chain (the newest entry's `seq`); 0 before the first. */
+  seq: bigint('seq', { mode: 'number' }).notNull(),
+  /** SHA-256 (hex) of the newest entry; the genesis hash (64 zeros) before the first. */
+  headHash: text('head_hash').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/**
+ * The audit log: append-only, one row per consequential change, hash-chained per chain. `hash` is
+ * SHA-256 over the canonical JSON of every other column (see `entryHash`), `prev_hash` the
+ * previous entry's `hash`. No PII in clear: `state_digest` is a keyed hash of the before/after
+ * state and `details` carries ids and statuses only.
+ */
+export const auditEntries = pgTable(
+  'audit_entries',
+  {
+    id: uuid('id').primaryKey(),
+    chainId: text('chain_id').notNull(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    orgId: uuid('org_id'),
+    actorKind: text('actor_kind', { enum: ['user', 'org_admin', 'platform_staff', 'api_key', 'system'] }).notNull(),
+    actorId: text('actor_id'),
+    action: text('action').notNull(),
+    subjectType: text('subject_type').notNull(),
+    subjectId: text('subject_id').notNull(),
+    /** Other records this entry belongs to (`type:id`), so a subject's timeline finds it. */
+    related: text('related').array().notNull(),
+    requestId: text('request_id'),
+    stateDigest: text('state_digest'),
+    details: jsonb('details').notNull(),
+    occurredAt: timestamp('occurred_at', { withTimezone: true }).notNull(),
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull(),
+  },
+  (table) => [
+    uniqueIndex('audit_entries_chain_seq_idx').on(table.chainId, table.seq),
+    index('audit_entries_org_time_idx').on(table.orgId, table.occurredAt),
+    index('audit_entries_subject_idx').on(table.subjectType, table.subjectId),
+    index('audit_entries_related_idx').using('gin', table.related),
+  ],
+);
+
+/** A signed checkpoint of a chain's head: entries deleted after it are caught by `audit verify`. */
+export const auditAnchors = pgTable(
+  'audit_anchors',
+  {
+    id: id(),
+    chainId: text('chain_id').notNull(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    headHash: text('head_hash').notNull(),
+    /** Compact JWS (RS256, the platform's anchor signing key) over `{ chain_id, seq, head_hash, anchored_at }`. */
+    signature: text('signature').notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [index('audit_anchors_chain_idx').on(table.chainId, table.seq)],
 );

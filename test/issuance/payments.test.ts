@@ -132,7 +132,13 @@ describe("checkout return URLs: the org's allowed redirect origins", () => {
   });
 
   it('refuses a redirect origin that is not an origin (or not https in production mode), naming the entry, and changes nothing', async () => {
-    const production = orgsService({ repo: orgsRepo(t.db), keyring: t.keyring, allowInsecureHttp: false });
+    const production = orgsService({
+      db: t.db,
+      repo: orgsRepo(t.db),
+      keyring: t.keyring,
+      allowInsecureHttp: false,
+      audit: t.modules.audit,
+    });
     const cases: [ReturnType<typeof orgsService>, string][] = [
       [t.modules.identity.orgs, 'https://app.example.com/path'],
       [t.modules.identity.orgs, 'not an origin'],

@@ -4,7 +4,7 @@ import { Webhook as SvixWebhook } from 'svix';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { webhookDeliveries, webhookEndpoints } from '../../src/notifications/notifications.tables.ts';
 import { publish } from '../../src/platform/events/outbox.ts';
-import { outboxEvents } from '../../src/platform/platform.tables.ts';
+import { auditEntries, outboxEvents } from '../../src/platform/platform.tables.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
 
@@ -213,6 +213,10 @@ describe('delivery retries and failures', () => {
     expect(endpointRow).toMatchObject({ status: 'disabled', disabledReason: 'the endpoint answered 410 Gone' });
     const disabledEvents = await t.db.select().from(outboxEvents).where(eq(outboxEvents.type, 'webhook.endpoint.disabled'));
     expect(disabledEvents.map((e) => e.data)).toContainEqual({ webhook_id: id, reason: 'the endpoint answered 410 Gone' });
+    const audited = await t.db.select().from(auditEntries).where(eq(auditEntries.subjectId, id));
+    expect(audited.filter((entry) => entry.action === 'webhook.endpoint.disabled')).toEqual([
+      expect.objectContaining({ actorKind: 'system', actorId: 'webhook-worker', details: { reason: 'the endpoint answered 410 Gone' } }),
+    ]);
     await emit('kyc.verification.approved');
     await run();
     t.clock.advance(3600_000);

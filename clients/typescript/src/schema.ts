@@ -1222,6 +1222,145 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Audit log entries, newest first, filtered by subject, actor, action and time */
+        get: operations["getAdminAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/audit/subjects/{type}/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A subject's timeline: its entries and those naming it as related, oldest first (e.g. a subscription from creation to shares) */
+        get: operations["getAdminAuditSubjectsByTypeById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/audit/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Walks the audit chains (an org_admin: their org’s) and reports the first broken link of each */
+        get: operations["getAdminAuditVerify"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/identity/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Audit log entries, newest first, filtered by subject, actor, action and time */
+        get: operations["getIdentityAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/identity/audit/subjects/{type}/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A subject's timeline: its entries and those naming it as related, oldest first (e.g. a subscription from creation to shares) */
+        get: operations["getIdentityAuditSubjectsByTypeById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/identity/audit/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Walks the audit chains (an org_admin: their org’s) and reports the first broken link of each */
+        get: operations["getIdentityAuditVerify"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/shares/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Correct the share ledger: cancel an entry with a reason and, optionally, re-issue it (corrected units) */
+        post: operations["postAdminSharesByIdCancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/issuers/{id}/ocf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The issuer's cap table as Open Cap Format files in a zip (application/zip), each validated against the OCF schemas
+         * @description Manifest, stakeholders, stock classes, stock legend templates and transactions (issuances, cancellations, re-issuances). The issuer object needs a formation date and country: stored with the issuer, or given here.
+         */
+        get: operations["getAdminIssuersByIdOcf"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/mail": {
         parameters: {
             query?: never;
@@ -2035,6 +2174,10 @@ export interface components {
             /** Format: uuid */
             orgId?: string;
             legalName: string;
+            /** Format: date */
+            formationDate?: string;
+            countryOfFormation?: string;
+            countrySubdivisionOfFormation?: string;
         };
         CreateOfferingRequestInput: {
             /** Format: uuid */
@@ -2688,6 +2831,25 @@ export interface components {
                  *       "error": {
                  *         "message": "Not allowed for this principal",
                  *         "code": "FORBIDDEN",
+                 *         "request_id": "c5b4f6a2-0d1e-4d55-9e0c-7b1f3e2a9c41"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description Not Found */
+        NotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "success": false,
+                 *       "error": {
+                 *         "message": "Resource not found",
+                 *         "code": "NOT_FOUND",
                  *         "request_id": "c5b4f6a2-0d1e-4d55-9e0c-7b1f3e2a9c41"
                  *       }
                  *     }
@@ -9103,6 +9265,9 @@ export interface operations {
                      *         "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
                      *         "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
                      *         "legal_name": "legal_name",
+                     *         "formation_date": "formation_date",
+                     *         "country_of_formation": "country_of_formation",
+                     *         "country_subdivision_of_formation": "country_subdivision_of_formation",
                      *         "created_at": "2026-01-15T09:30:00.000Z"
                      *       }
                      *     }
@@ -9116,6 +9281,9 @@ export interface operations {
                             /** Format: uuid */
                             org_id: string;
                             legal_name: string;
+                            formation_date: string | null;
+                            country_of_formation: string | null;
+                            country_subdivision_of_formation: string | null;
                             /** Format: date-time */
                             created_at: string;
                         };
@@ -10301,6 +10469,911 @@ export interface operations {
                 };
             };
             422: components["responses"]["UnprocessableEntity"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminAudit: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+                subject_type?: string;
+                subject_id?: string;
+                actor_kind?: "user" | "org_admin" | "platform_staff" | "api_key" | "system";
+                actor_id?: string;
+                action?: string;
+                from?: string;
+                to?: string;
+                org_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "items": [
+                     *           {
+                     *             "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "chain_id": "chain_id",
+                     *             "seq": 1,
+                     *             "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "actor": {
+                     *               "kind": "user",
+                     *               "id": "id"
+                     *             },
+                     *             "action": "action",
+                     *             "subject": {
+                     *               "type": "type",
+                     *               "id": "id"
+                     *             },
+                     *             "related": [
+                     *               "related"
+                     *             ],
+                     *             "request_id": "request_id",
+                     *             "state_digest": "state_digest",
+                     *             "details": {},
+                     *             "occurred_at": "2026-01-15T09:30:00.000Z",
+                     *             "prev_hash": "prev_hash",
+                     *             "hash": "hash"
+                     *           }
+                     *         ],
+                     *         "meta": {
+                     *           "limit": 1,
+                     *           "offset": 1,
+                     *           "total": 1
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            items: {
+                                /** Format: uuid */
+                                id: string;
+                                chain_id: string;
+                                seq: number;
+                                org_id: string | null;
+                                actor: {
+                                    /** @enum {string} */
+                                    kind: "user" | "org_admin" | "platform_staff" | "api_key" | "system";
+                                    id: string | null;
+                                };
+                                action: string;
+                                subject: {
+                                    type: string;
+                                    id: string;
+                                };
+                                related: string[];
+                                request_id: string | null;
+                                /** @description HMAC-SHA256 of the before/after state, under a key only the platform holds */
+                                state_digest: string | null;
+                                details: {
+                                    [key: string]: unknown;
+                                };
+                                /** Format: date-time */
+                                occurred_at: string;
+                                prev_hash: string;
+                                /** @description SHA-256 of the canonical entry, chaining it to prev_hash */
+                                hash: string;
+                            }[];
+                            meta: {
+                                limit: number;
+                                offset: number;
+                                total: number;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminAuditSubjectsByTypeById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                type: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "items": [
+                     *           {
+                     *             "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "chain_id": "chain_id",
+                     *             "seq": 1,
+                     *             "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "actor": {
+                     *               "kind": "user",
+                     *               "id": "id"
+                     *             },
+                     *             "action": "action",
+                     *             "subject": {
+                     *               "type": "type",
+                     *               "id": "id"
+                     *             },
+                     *             "related": [
+                     *               "related"
+                     *             ],
+                     *             "request_id": "request_id",
+                     *             "state_digest": "state_digest",
+                     *             "details": {},
+                     *             "occurred_at": "2026-01-15T09:30:00.000Z",
+                     *             "prev_hash": "prev_hash",
+                     *             "hash": "hash"
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            items: {
+                                /** Format: uuid */
+                                id: string;
+                                chain_id: string;
+                                seq: number;
+                                org_id: string | null;
+                                actor: {
+                                    /** @enum {string} */
+                                    kind: "user" | "org_admin" | "platform_staff" | "api_key" | "system";
+                                    id: string | null;
+                                };
+                                action: string;
+                                subject: {
+                                    type: string;
+                                    id: string;
+                                };
+                                related: string[];
+                                request_id: string | null;
+                                /** @description HMAC-SHA256 of the before/after state, under a key only the platform holds */
+                                state_digest: string | null;
+                                details: {
+                                    [key: string]: unknown;
+                                };
+                                /** Format: date-time */
+                                occurred_at: string;
+                                prev_hash: string;
+                                /** @description SHA-256 of the canonical entry, chaining it to prev_hash */
+                                hash: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminAuditVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "ok": true,
+                     *         "chains": [
+                     *           {
+                     *             "chain_id": "chain_id",
+                     *             "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "entries": 1,
+                     *             "anchored_seq": 1,
+                     *             "ok": true,
+                     *             "broken": {
+                     *               "seq": 1,
+                     *               "entry_id": "entry_id",
+                     *               "reason": "reason"
+                     *             }
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            ok: boolean;
+                            chains: {
+                                chain_id: string;
+                                org_id: string | null;
+                                entries: number;
+                                anchored_seq: number;
+                                ok: boolean;
+                                broken?: {
+                                    seq: number;
+                                    entry_id: string | null;
+                                    reason: string;
+                                };
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getIdentityAudit: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+                subject_type?: string;
+                subject_id?: string;
+                actor_kind?: "user" | "org_admin" | "platform_staff" | "api_key" | "system";
+                actor_id?: string;
+                action?: string;
+                from?: string;
+                to?: string;
+                org_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "items": [
+                     *           {
+                     *             "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "chain_id": "chain_id",
+                     *             "seq": 1,
+                     *             "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "actor": {
+                     *               "kind": "user",
+                     *               "id": "id"
+                     *             },
+                     *             "action": "action",
+                     *             "subject": {
+                     *               "type": "type",
+                     *               "id": "id"
+                     *             },
+                     *             "related": [
+                     *               "related"
+                     *             ],
+                     *             "request_id": "request_id",
+                     *             "state_digest": "state_digest",
+                     *             "details": {},
+                     *             "occurred_at": "2026-01-15T09:30:00.000Z",
+                     *             "prev_hash": "prev_hash",
+                     *             "hash": "hash"
+                     *           }
+                     *         ],
+                     *         "meta": {
+                     *           "limit": 1,
+                     *           "offset": 1,
+                     *           "total": 1
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            items: {
+                                /** Format: uuid */
+                                id: string;
+                                chain_id: string;
+                                seq: number;
+                                org_id: string | null;
+                                actor: {
+                                    /** @enum {string} */
+                                    kind: "user" | "org_admin" | "platform_staff" | "api_key" | "system";
+                                    id: string | null;
+                                };
+                                action: string;
+                                subject: {
+                                    type: string;
+                                    id: string;
+                                };
+                                related: string[];
+                                request_id: string | null;
+                                /** @description HMAC-SHA256 of the before/after state, under a key only the platform holds */
+                                state_digest: string | null;
+                                details: {
+                                    [key: string]: unknown;
+                                };
+                                /** Format: date-time */
+                                occurred_at: string;
+                                prev_hash: string;
+                                /** @description SHA-256 of the canonical entry, chaining it to prev_hash */
+                                hash: string;
+                            }[];
+                            meta: {
+                                limit: number;
+                                offset: number;
+                                total: number;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getIdentityAuditSubjectsByTypeById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                type: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "items": [
+                     *           {
+                     *             "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "chain_id": "chain_id",
+                     *             "seq": 1,
+                     *             "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "actor": {
+                     *               "kind": "user",
+                     *               "id": "id"
+                     *             },
+                     *             "action": "action",
+                     *             "subject": {
+                     *               "type": "type",
+                     *               "id": "id"
+                     *             },
+                     *             "related": [
+                     *               "related"
+                     *             ],
+                     *             "request_id": "request_id",
+                     *             "state_digest": "state_digest",
+                     *             "details": {},
+                     *             "occurred_at": "2026-01-15T09:30:00.000Z",
+                     *             "prev_hash": "prev_hash",
+                     *             "hash": "hash"
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            items: {
+                                /** Format: uuid */
+                                id: string;
+                                chain_id: string;
+                                seq: number;
+                                org_id: string | null;
+                                actor: {
+                                    /** @enum {string} */
+                                    kind: "user" | "org_admin" | "platform_staff" | "api_key" | "system";
+                                    id: string | null;
+                                };
+                                action: string;
+                                subject: {
+                                    type: string;
+                                    id: string;
+                                };
+                                related: string[];
+                                request_id: string | null;
+                                /** @description HMAC-SHA256 of the before/after state, under a key only the platform holds */
+                                state_digest: string | null;
+                                details: {
+                                    [key: string]: unknown;
+                                };
+                                /** Format: date-time */
+                                occurred_at: string;
+                                prev_hash: string;
+                                /** @description SHA-256 of the canonical entry, chaining it to prev_hash */
+                                hash: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getIdentityAuditVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "ok": true,
+                     *         "chains": [
+                     *           {
+                     *             "chain_id": "chain_id",
+                     *             "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "entries": 1,
+                     *             "anchored_seq": 1,
+                     *             "ok": true,
+                     *             "broken": {
+                     *               "seq": 1,
+                     *               "entry_id": "entry_id",
+                     *               "reason": "reason"
+                     *             }
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            ok: boolean;
+                            chains: {
+                                chain_id: string;
+                                org_id: string | null;
+                                entries: number;
+                                anchored_seq: number;
+                                ok: boolean;
+                                broken?: {
+                                    seq: number;
+                                    entry_id: string | null;
+                                    reason: string;
+                                };
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postAdminSharesByIdCancel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the write safe to retry: the same key and body within 24 h replays the first response (header `idempotent-replayed: true`); the same key with another body gets 422.
+                 * @example 5b8a1c2e-7f43-4c6a-b9d2-0e1f7a3c5d94
+                 */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "reason",
+                 *       "reissue": {
+                 *         "units": 1
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    reason: string;
+                    reissue?: {
+                        units?: number;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "cancellation": {
+                     *           "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *           "reason": "reason",
+                     *           "created_at": "2026-01-15T09:30:00.000Z"
+                     *         },
+                     *         "cancelled": {
+                     *           "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *           "subscription_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *           "user_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *           "security_class_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *           "units": 1,
+                     *           "total_cost_basis": "1000.00",
+                     *           "status": "status",
+                     *           "replaces_share_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
+                     *         },
+                     *         "reissued": {
+                     *           "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *           "subscription_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *           "user_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *           "security_class_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *           "units": 1,
+                     *           "total_cost_basis": "1000.00",
+                     *           "status": "status",
+                     *           "replaces_share_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            cancellation: {
+                                /** Format: uuid */
+                                id: string;
+                                reason: string;
+                                /** Format: date-time */
+                                created_at: string;
+                            };
+                            cancelled: {
+                                /** Format: uuid */
+                                id: string;
+                                /** Format: uuid */
+                                subscription_id: string;
+                                /** Format: uuid */
+                                user_id: string;
+                                /** Format: uuid */
+                                security_class_id: string;
+                                units: number;
+                                total_cost_basis: string;
+                                status: string;
+                                replaces_share_id: string | null;
+                            };
+                            reissued: {
+                                /** Format: uuid */
+                                id: string;
+                                /** Format: uuid */
+                                subscription_id: string;
+                                /** Format: uuid */
+                                user_id: string;
+                                /** Format: uuid */
+                                security_class_id: string;
+                                units: number;
+                                total_cost_basis: string;
+                                status: string;
+                                replaces_share_id: string | null;
+                            } | null;
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: components["responses"]["UnprocessableEntity"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminIssuersByIdOcf: {
+        parameters: {
+            query?: {
+                formation_date?: string;
+                country_of_formation?: string;
+                country_subdivision_of_formation?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description application/zip */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example string */
+                    "application/json": string;
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             503: components["responses"]["ServiceUnavailable"];
         };
     };

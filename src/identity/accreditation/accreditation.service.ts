@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { assertNotOwnReview, reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
+import type { AuditWriter } from '../../platform/audit/audit.service.ts';
 import { publish } from '../../platform/events/outbox.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
 import type { OffsetPaging } from '../../platform/http/paging.ts';
@@ -79,7 +80,13 @@ function presentDocument(row: DocumentRow) {
 
 const isVerified = (row: AccreditationRow) => row.reviewStatus === 'approved' && row.expiresAt !== null && row.expiresAt > new Date();
 
-export function accreditationService(deps: { db: Db; repo: AccreditationRepo; storage: ObjectStorage; validityDays: number }) {
+export function accreditationService(deps: {
+  db: Db;
+  repo: AccreditationRepo;
+  storage: ObjectStorage;
+  validityDays: number;
+  audit: AuditWriter;
+}) {
   const { db, repo, storage } = deps;
 
   /** An approved accreditation past its end date becomes expired, in the database too. */
@@ -135,6 +142,17 @@ export function accreditationService(deps: { db: Db; repo: AccreditationRepo; st
 
   async function recordUpload(accreditation: AccreditationRow, document: DocumentRow, tx: Executor) {
     if (accreditation.reviewStatus === 'more_info_needed') await repo.update(accreditation.id, { reviewStatus: 'pending_review' }, tx);
+    await deps.audit.record(tx, {
+      orgId: accreditation.orgId,
+      action: 'accreditation.document.uploaded',
+      subject: { type: 'accreditation', id: accreditation.id },
+      related: [
+        { type: 'user', id: accreditation.userId },
+        { type: 'accreditation_document', id: document.id },
+      ],
+      after: document,
+      details: { document_id: document.id, document_type: document.documentType, review_status: accreditation.reviewStatus },
+    });
     await publish(tx, {
       orgId: accreditation.orgId,
       type: 'accreditation.document.uploaded',
@@ -186,6 +204,15 @@ export function accreditationService(deps: { db: Db; repo: AccreditationRepo; st
           },
           tx,
         );
+        await deps.audit.record(tx, {
+          orgId: next.orgId,
+          action: 'accreditation.submitted',
+          subject: { type: 'accreditation', id: next.id },
+          related: [{ type: 'user', id: next.userId }],
+          before: row,
+          after: next,
+          details: { accreditation_status: status, accreditation_basis: basis, review_status: next.reviewStatus },
+        });
         await publish(tx, {
           orgId: next.orgId,
           type: 'accreditation.submitted',
@@ -369,6 +396,15 @@ export function accreditationService(deps: { db: Db; repo: AccreditationRepo; st
           },
           tx,
         );
+        await deps.audit.record(tx, {
+          orgId: next.orgId,
+          action: `accreditation.review.${action}`,
+          subject: { type: 'accreditation', id: next.id },
+          related: [{ type: 'user', id: next.userId }],
+          before: row,
+          after: next,
+          details: { from_review_status: row.reviewStatus, review_status: next.reviewStatus, with_reason: reason !== undefined },
+        });
         if (transition.event) {
           await publish(tx, {
             orgId: next.orgId,

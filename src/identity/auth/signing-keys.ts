@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { and, desc, eq, isNull } from 'drizzle-orm';
-import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { CompactSign, compactVerify, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { rewrap, seal, unseal } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
@@ -85,4 +85,31 @@ export async function rewrapSigningKeys(tx: Executor, keyring: Keyring): Promise
     count++;
   }
   return count;
+}
+
+/**
+ * The audit log's anchor signer: a compact JWS (RS256) with the active `audit_anchor` key, its
+ * `kid` in the header; `verify` answers the payload when the key is one of ours and unretired.
+ */
+export function anchorSigner(keys: SigningKeyStore) {
+  return {
+    async sign(payload: Record<string, unknown>): Promise<string> {
+      const key = await keys.activeKey('audit_anchor');
+      return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+        .setProtectedHeader({ alg: ALG, kid: key.kid })
+        .sign(key.privateKey);
+    },
+    async verify(jws: string): Promise<Record<string, unknown> | undefined> {
+      try {
+        const { payload } = await compactVerify(jws, async (header) => {
+          const key = header.kid ? await keys.publicKey(header.kid, 'audit_anchor') : undefined;
+          if (!key) throw new Error('unknown anchor key');
+          return key;
+        });
+        return JSON.parse(new TextDecoder().decode(payload)) as Record<string, unknown>;
+      } catch {
+        return undefined;
+      }
+    },
+  };
 }

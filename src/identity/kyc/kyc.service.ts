@@ -1,6 +1,8 @@
 import { AppError, notFound } from '../../platform/http/errors.ts';
 import { assertNotOwnReview, reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
+import type { AuditWriter } from '../../platform/audit/audit.service.ts';
+import type { Actor } from '../../platform/audit/context.ts';
 import { publish } from '../../platform/events/outbox.ts';
 import type { OffsetPaging } from '../../platform/http/paging.ts';
 import type { PiiRecord } from '../pii/pii.schemas.ts';
@@ -59,6 +61,7 @@ export function present(row: KycRow): KycVerification {
 
 export function kycService(deps: {
   db: Db;
+  audit: AuditWriter;
   repo: KycRepo;
   pii: Pick<PiiService, 'upsert'>;
   users: Pick<UsersService, 'visibleUser'>;
@@ -68,11 +71,32 @@ export function kycService(deps: {
   submitLeaseSeconds: number;
 }) {
   const { db, repo, provider } = deps;
+  const providerActor: Actor = { kind: 'system', id: `kyc:${provider.name}` };
+  /** Closing stale verifications is the platform's doing, whoever's request happened to run it. */
+  const SWEEP_ACTOR: Actor = { kind: 'system', id: 'kyc:sweep' };
 
   const eventData = (row: KycRow) => ({ verification_id: row.id, user_id: row.userId, status: row.status });
 
-  async function changeStatus(row: KycRow, changes: Partial<KycRow>, tx: Executor): Promise<KycRow> {
+  /** `actor`: default the request's caller (a reviewer); the provider's answers name the provider. */
+  async function changeStatus(row: KycRow, changes: Partial<KycRow>, tx: Executor, actor?: Actor): Promise<KycRow> {
     const updated = await repo.update(row.id, changes, tx);
+    if (updated.status !== row.status) {
+      await deps.audit.record(tx, {
+        orgId: updated.orgId,
+        action: `kyc.verification.${updated.status}`,
+        subject: { type: 'kyc_verification', id: updated.id },
+        related: [{ type: 'user', id: updated.userId }],
+        before: row,
+        after: updated,
+        details: {
+          from_status: row.status,
+          to_status: updated.status,
+          identity_check: updated.identityCheck,
+          document_check: updated.documentCheck,
+        },
+        ...(actor ? { actor } : {}),
+      });
+    }
     const event = updated.status !== row.status ? EVENT_FOR_STATUS[updated.status] : undefined;
     if (event) {
       await publish(tx, {
@@ -92,7 +116,18 @@ export function kycService(deps: {
   async function sweep(filter: { userId?: string; orgId?: string; id?: string }, tx?: Executor): Promise<number> {
     const run = async (inTx: Executor) => {
       const closed = await repo.sweep(filter, inTx);
-      for (const row of closed) await publish(inTx, { orgId: row.orgId, type: EVENT_FOR_STATUS[row.status]!, data: eventData(row) });
+      for (const row of closed) {
+        await deps.audit.record(inTx, {
+          orgId: row.orgId,
+          action: `kyc.verification.${row.status}`,
+          subject: { type: 'kyc_verification', id: row.id },
+          related: [{ type: 'user', id: row.userId }],
+          after: row,
+          details: { to_status: row.status, reason: row.status === 'expired' ? 'expired' : 'submission_interrupted' },
+          actor: SWEEP_ACTOR,
+        });
+        await publish(inTx, { orgId: row.orgId, type: EVENT_FOR_STATUS[row.status]!, data: eventData(row) });
+      }
       return closed.length;
     };
     return tx ? run(tx) : db.transaction(run);
@@ -119,6 +154,8 @@ export function kycService(deps: {
           completedAt: terminal ? new Date() : null,
         },
         tx,
+        // The provider decided, even when its answer arrives during the investor's request.
+        providerActor,
       );
     });
   }
@@ -170,6 +207,14 @@ export function kycService(deps: {
             },
             tx,
           );
+          await deps.audit.record(tx, {
+            orgId: inserted.orgId,
+            action: 'kyc.verification.created',
+            subject: { type: 'kyc_verification', id: inserted.id },
+            related: [{ type: 'user', id: inserted.userId }],
+            after: inserted,
+            details: { status: inserted.status, provider: inserted.provider },
+          });
           await publish(tx, {
             orgId: inserted.orgId,
             type: 'kyc.verification.created',
@@ -195,6 +240,7 @@ export function kycService(deps: {
               locked,
               { status: 'error', identityCheck: 'not_attempted', submitLeaseUntil: null, completedAt: new Date() },
               tx,
+              providerActor,
             );
           }),
         );

@@ -3,6 +3,9 @@ import type { ApiKeyPrincipal } from '../../platform/auth/principal.ts';
 import { keyedHash } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import { randomBase62 } from '../../platform/crypto/random.ts';
+import type { AuditWriter } from '../../platform/audit/audit.service.ts';
+import type { Actor } from '../../platform/audit/context.ts';
+import type { Db } from '../../platform/db/database.ts';
 import { AppError } from '../../platform/http/errors.ts';
 import { assertOutboundUrl } from '../../platform/http/urls.ts';
 import { emailDigest } from '../at-rest.ts';
@@ -54,8 +57,11 @@ function redirectOrigins(values: string[], allowHttp: boolean): string[] {
 
 export type CreatedApiKey = { id: string; orgId: string; key: string; hint: string };
 
-export function orgsService(deps: { repo: OrgsRepo; keyring: Keyring; allowInsecureHttp: boolean }) {
-  const { repo, keyring } = deps;
+/** Who ran a command-line action: the operator at the server (platform staff). */
+const CLI_ACTOR: Actor = { kind: 'platform_staff', id: 'cli' };
+
+export function orgsService(deps: { db: Db; repo: OrgsRepo; keyring: Keyring; allowInsecureHttp: boolean; audit: AuditWriter }) {
+  const { db, repo, keyring, audit } = deps;
 
   return {
     async createOrg(input: OrgInput): Promise<OrgRow> {
@@ -82,12 +88,26 @@ export function orgsService(deps: { repo: OrgsRepo; keyring: Keyring; allowInsec
     /**
      * Replaces the org's allowed redirect origins (an empty list leaves only CHECKOUT_RETURN_ORIGINS).
      * Throws VALIDATION_ERROR for an entry that is not an https origin, NOT_FOUND for an unknown org.
+     * Audited as `org.redirect_origins_changed` (actor: `actor`, default the CLI).
      */
-    async setRedirectOrigins(orgId: string, origins: string[]): Promise<OrgRow> {
+    async setRedirectOrigins(orgId: string, origins: string[], actor: Actor = CLI_ACTOR): Promise<OrgRow> {
       const normalized = redirectOrigins(origins, deps.allowInsecureHttp);
-      const updated = z.uuid().safeParse(orgId).success ? await repo.update(orgId, { redirectOrigins: normalized }) : undefined;
-      if (!updated) throw new AppError('NOT_FOUND', `org ${orgId} not found`);
-      return updated;
+      if (!z.uuid().safeParse(orgId).success) throw new AppError('NOT_FOUND', `org ${orgId} not found`);
+      return db.transaction(async (tx) => {
+        const before = await repo.findById(orgId, tx);
+        const updated = await repo.update(orgId, { redirectOrigins: normalized }, tx);
+        if (!before || !updated) throw new AppError('NOT_FOUND', `org ${orgId} not found`);
+        await audit.record(tx, {
+          orgId,
+          action: 'org.redirect_origins_changed',
+          subject: { type: 'org', id: orgId },
+          before: { redirectOrigins: before.redirectOrigins },
+          after: { redirectOrigins: updated.redirectOrigins },
+          details: { redirect_origins: updated.redirectOrigins.join(',') },
+          actor,
+        });
+        return updated;
+      });
     },
 
     getOrg: (id: string) => repo.findById(id),
@@ -102,23 +122,42 @@ export function orgsService(deps: { repo: OrgsRepo; keyring: Keyring; allowInsec
     },
     countOrgs: () => repo.count(),
 
-    /** The key is returned once; only its keyed digest is stored. */
-    async createApiKey(orgId: string, label?: string): Promise<CreatedApiKey> {
+    /** The key is returned once; only its keyed digest is stored. Audited as `api_key.created` (actor: `actor`, default the CLI). */
+    async createApiKey(orgId: string, label?: string, actor: Actor = CLI_ACTOR): Promise<CreatedApiKey> {
       if (!(await repo.findById(orgId))) throw new AppError('NOT_FOUND', `org ${orgId} not found`);
       const key = `rialto_ak_${orgId}_${randomBase62(32)}`;
       const hint = `rialto_ak_${orgId}_…${key.slice(-4)}`;
-      const row = await repo.insertApiKey({ orgId, digest: keyedHash(keyring, 'api-key', key), hint, label: label ?? null });
+      const row = await db.transaction(async (tx) => {
+        const inserted = await repo.insertApiKey({ orgId, digest: keyedHash(keyring, 'api-key', key), hint, label: label ?? null }, tx);
+        await audit.record(tx, {
+          orgId,
+          action: 'api_key.created',
+          subject: { type: 'api_key', id: inserted.id },
+          after: { digest: inserted.digest, label: inserted.label },
+          actor,
+        });
+        return inserted;
+      });
       return { id: row.id, orgId, key, hint };
     },
 
-    async revokeApiKey(apiKeyId: string): Promise<void> {
-      if (!(await repo.revokeApiKey(apiKeyId))) throw new AppError('NOT_FOUND', `active API key ${apiKeyId} not found`);
+    /** Audited as `api_key.revoked`; throws NOT_FOUND for an unknown or already revoked key. */
+    async revokeApiKey(apiKeyId: string, actor: Actor = CLI_ACTOR): Promise<void> {
+      await db.transaction(async (tx) => {
+        const row = await repo.revokeApiKey(apiKeyId, tx);
+        if (!row) throw new AppError('NOT_FOUND', `active API key ${apiKeyId} not found`);
+        await audit.record(tx, { orgId: row.orgId, action: 'api_key.revoked', subject: { type: 'api_key', id: row.id }, actor });
+      });
     },
 
-    /** A platform administrator's key, for back-office routes across orgs. Shown once. */
-    async createAdminKey(label?: string): Promise<{ id: string; key: string }> {
+    /** A platform administrator's key, for back-office routes across orgs. Shown once. Audited as `admin_key.created`. */
+    async createAdminKey(label?: string, actor: Actor = CLI_ACTOR): Promise<{ id: string; key: string }> {
       const key = `tranche_admin_${randomBase62(40)}`;
-      const row = await repo.insertAdminKey({ digest: keyedHash(keyring, 'admin-key', key), label: label ?? null });
+      const row = await db.transaction(async (tx) => {
+        const inserted = await repo.insertAdminKey({ digest: keyedHash(keyring, 'admin-key', key), label: label ?? null }, tx);
+        await audit.record(tx, { orgId: null, action: 'admin_key.created', subject: { type: 'admin_key', id: inserted.id }, actor });
+        return inserted;
+      });
       return { id: row.id, key };
     },
 

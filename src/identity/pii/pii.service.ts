@@ -115,6 +115,22 @@ export function piiService(deps: { db: Db; repo: PiiRepo; users: Pick<UsersServi
     },
 
     /**
+     * Legal names (`first last`) of an org's users, for the issuer's cap table (the OCF export's
+     * stakeholders); users without a name on record are absent from the map.
+     */
+    async legalNames(orgId: string, userIds: string[]): Promise<Map<string, string>> {
+      const names = new Map<string, string>();
+      for (const userId of new Set(userIds)) {
+        const row = await repo.find(userId);
+        if (!row || row.orgId !== orgId) continue;
+        const record = open(row);
+        const name = [record.firstName, record.lastName].filter(Boolean).join(' ').trim();
+        if (name) names.set(userId, name);
+      }
+      return names;
+    },
+
+    /**
      * Merges `changes` into the user's record (creating it if needed) and returns the full record.
      * Validates the merged record before writing (400 VALIDATION_ERROR). Pass the caller's `tx` so
      * the PII changes only if the caller's whole request commits.

@@ -65,7 +65,17 @@ export const documentResponse = z.object({
 export const paged = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), meta: pageMeta });
 
 const isoDate = z.iso.date();
-export const createIssuerBody = z.strictObject({ orgId: z.uuid().optional(), legalName: z.string().trim().min(1).max(300) });
+/** ISO 3166-1 alpha-2 country, ISO 3166-2 subdivision (the part after the dash): the OCF issuer's formation place. */
+export const countryCode = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code (US)');
+export const subdivisionCode = z.string().regex(/^[A-Z0-9]{1,3}$/, 'must be an ISO 3166-2 subdivision code (DE)');
+export const createIssuerBody = z.strictObject({
+  orgId: z.uuid().optional(),
+  legalName: z.string().trim().min(1).max(300),
+  /** Needed by the OCF export (with countryOfFormation). */
+  formationDate: isoDate.optional(),
+  countryOfFormation: countryCode.optional(),
+  countrySubdivisionOfFormation: subdivisionCode.optional(),
+});
 export const createOfferingBody = z
   .strictObject({
     issuerId: z.uuid(),

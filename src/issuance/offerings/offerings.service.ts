@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { reviewerOrg, type Principal, type Reviewer } from '../../platform/auth/principal.ts';
 import type { Db } from '../../platform/db/database.ts';
+import type { AuditWriter } from '../../platform/audit/audit.service.ts';
 import { publish } from '../../platform/events/outbox.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
 import { pageOffset, type PagePaging } from '../../platform/http/paging.ts';
@@ -95,7 +96,7 @@ function presentDocument(row: DocumentRow, url: string) {
 /** Integrators read open, paused and closed offerings of their org; drafts are back-office only. */
 const isVisible = (row: OfferingRow) => row.status !== 'draft';
 
-export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: ObjectStorage }) {
+export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: ObjectStorage; audit: AuditWriter }) {
   const { db, repo, storage } = deps;
 
   async function presentMany(rows: OfferingRow[]) {
@@ -174,21 +175,65 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
       return { items, total };
     },
 
-    async createIssuer(reviewer: Reviewer, input: { orgId?: string; legalName: string }) {
+    async createIssuer(
+      reviewer: Reviewer,
+      input: {
+        orgId?: string;
+        legalName: string;
+        formationDate?: string;
+        countryOfFormation?: string;
+        countrySubdivisionOfFormation?: string;
+      },
+    ) {
       const orgId = reviewerOrg(reviewer) ?? input.orgId;
       if (!orgId)
         throw new AppError('VALIDATION_ERROR', 'orgId is required with a platform admin key', [{ field: 'orgId', message: 'is required' }]);
       if (reviewer.kind === 'org_admin' && input.orgId && input.orgId !== orgId)
         throw new AppError('FORBIDDEN', 'An org_admin creates issuers in their own org');
-      const issuer = await repo.insertIssuer({ orgId, legalName: input.legalName });
-      return { id: issuer.id, orgId: issuer.orgId, legalName: issuer.legalName, createdAt: issuer.createdAt };
+      const issuer = await db.transaction(async (tx) => {
+        const inserted = await repo.insertIssuer(
+          {
+            orgId,
+            legalName: input.legalName,
+            formationDate: input.formationDate ?? null,
+            countryOfFormation: input.countryOfFormation ?? null,
+            countrySubdivisionOfFormation: input.countrySubdivisionOfFormation ?? null,
+          },
+          tx,
+        );
+        await deps.audit.record(tx, { orgId, action: 'issuer.created', subject: { type: 'issuer', id: inserted.id }, after: inserted });
+        return inserted;
+      });
+      return {
+        id: issuer.id,
+        orgId: issuer.orgId,
+        legalName: issuer.legalName,
+        formationDate: issuer.formationDate,
+        countryOfFormation: issuer.countryOfFormation,
+        countrySubdivisionOfFormation: issuer.countrySubdivisionOfFormation,
+        createdAt: issuer.createdAt,
+      };
     },
 
     async create(reviewer: Reviewer, input: OfferingInput) {
       const issuer = await repo.findIssuer(input.issuerId);
       const scope = reviewerOrg(reviewer);
       if (!issuer || (scope !== undefined && issuer.orgId !== scope)) throw notFound('issuer');
-      const row = await repo.insert({ ...input, orgId: issuer.orgId, maximumInvestmentCents: input.maximumInvestmentCents ?? null });
+      const row = await db.transaction(async (tx) => {
+        const inserted = await repo.insert(
+          { ...input, orgId: issuer.orgId, maximumInvestmentCents: input.maximumInvestmentCents ?? null },
+          tx,
+        );
+        await deps.audit.record(tx, {
+          orgId: inserted.orgId,
+          action: 'offering.created',
+          subject: { type: 'offering', id: inserted.id },
+          related: [{ type: 'issuer', id: issuer.id }],
+          after: inserted,
+          details: { status: inserted.status, exemption_type: inserted.exemptionType },
+        });
+        return inserted;
+      });
       return (await presentMany([row]))[0]!;
     },
 
@@ -204,7 +249,16 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
             { field: 'maximumAmount', message: 'must be at least targetAmount' },
           ]);
         }
-        return repo.update(row.id, changes, tx);
+        const next = await repo.update(row.id, changes, tx);
+        await deps.audit.record(tx, {
+          orgId: next.orgId,
+          action: 'offering.updated',
+          subject: { type: 'offering', id: next.id },
+          before: row,
+          after: next,
+          details: { fields: Object.keys(changes).sort().join(',') },
+        });
+        return next;
       });
       return (await presentMany([updated]))[0]!;
     },
@@ -232,6 +286,14 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
           },
           tx,
         );
+        await deps.audit.record(tx, {
+          orgId: next.orgId,
+          action: transition.event,
+          subject: { type: 'offering', id: next.id },
+          before: row,
+          after: next,
+          details: { from_status: row.status, to_status: next.status },
+        });
         await publish(tx, { orgId: next.orgId, type: transition.event, data: { offering_id: next.id, status: next.status } });
         return next;
       });
@@ -247,7 +309,20 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
       const row = await db.transaction(async (tx) => {
         const locked = (await repo.lock(offering.id, tx))!;
         if (locked.status === 'closed') throw new AppError('INVALID_STATE', 'A closed offering cannot change');
-        return repo.insertSecurity({ ...input, orgId: offering.orgId, offeringId: offering.id }, tx);
+        const security = await repo.insertSecurity({ ...input, orgId: offering.orgId, offeringId: offering.id }, tx);
+        await deps.audit.record(tx, {
+          orgId: security.orgId,
+          action: 'security_class.created',
+          subject: { type: 'security_class', id: security.id },
+          related: [{ type: 'offering', id: offering.id }],
+          after: security,
+          details: {
+            category: security.category,
+            price_per_unit_cents: security.pricePerUnitCents,
+            units_authorized: security.unitsAuthorized,
+          },
+        });
+        return security;
       });
       return presentSecurity(row, 0, offering.currency);
     },
@@ -265,7 +340,7 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
       // The offering's row lock serialises version numbering: concurrent uploads get 1, 2, 3...
       const row = await db.transaction(async (tx) => {
         await repo.lock(offering.id, tx);
-        return repo.insertDocument(
+        const document = await repo.insertDocument(
           {
             offeringId: offering.id,
             kind: input.kind,
@@ -277,6 +352,14 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
           },
           tx,
         );
+        await deps.audit.record(tx, {
+          orgId: offering.orgId,
+          action: 'offering.document.added',
+          subject: { type: 'offering_document', id: document.id },
+          related: [{ type: 'offering', id: offering.id }],
+          details: { kind: document.kind, version: document.version, sha256: document.sha256 },
+        });
+        return document;
       });
       return presentDocument(row, await storage.presignGet(row.storageKey, { expiresInSeconds: 900 }));
     },

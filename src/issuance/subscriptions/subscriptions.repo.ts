@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, inArray, sql } from 'drizzle-orm';
+import { and, desc, eq, gte, inArray, ne, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
 import { offerings, paymentEvents, shares, subscriptions, subscriptionTransitions } from '../issuance.tables.ts';
 import { HOLDING_STATUSES } from '../offerings/offerings.repo.ts';
@@ -102,7 +102,8 @@ export function subscriptionsRepo(db: Executor) {
       const [row] = await tx
         .select({ units: sql<string>`coalesce(sum(${shares.units}), 0)` })
         .from(shares)
-        .where(eq(shares.securityClassId, securityClassId));
+        // A cancelled entry's units are back in the class (a correction may re-issue them).
+        .where(and(eq(shares.securityClassId, securityClassId), ne(shares.status, 'cancelled')));
       return Number(row!.units);
     },
   };

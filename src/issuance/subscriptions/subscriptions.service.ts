@@ -4,6 +4,7 @@ import type { Clock } from '../../platform/clock.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
 import { lockScope } from '../../platform/db/locks.ts';
+import type { AuditWriter } from '../../platform/audit/audit.service.ts';
 import { publish } from '../../platform/events/outbox.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
 import { pageOffset, type PagePaging } from '../../platform/http/paging.ts';
@@ -39,6 +40,8 @@ export type RequestContext = { ip: string; userAgent: string | undefined };
 
 export const CONSENT_TEXT =
   'I agree to sign the subscription agreement electronically, I have read it, and I intend my typed name to be my signature.';
+/** The payment provider's webhooks act as the system. */
+const PAYMENTS_ACTOR = 'payments:stripe';
 const CANCELLABLE: SubscriptionStatus[] = ['draft', 'pending_signature', 'pending_payment'];
 
 export function present(row: SubscriptionRow) {
@@ -82,6 +85,7 @@ export function subscriptionsService(deps: {
   clock: Clock;
   publicUrl: string;
   checkoutReturn: CheckoutReturnPolicy;
+  audit: AuditWriter;
 }) {
   const { db, repo, clock } = deps;
 
@@ -95,6 +99,19 @@ export function subscriptionsService(deps: {
   ) {
     const updated = await repo.update(row.id, { ...changes, status: to }, tx);
     await repo.logTransition({ subscriptionId: row.id, fromStatus: row.status, toStatus: to, actor, reason: reason ?? null }, tx);
+    await deps.audit.record(tx, {
+      orgId: updated.orgId,
+      action: `subscription.${to}`,
+      subject: { type: 'subscription', id: updated.id },
+      related: [
+        { type: 'offering', id: updated.offeringId },
+        { type: 'user', id: updated.userId },
+      ],
+      before: row,
+      after: updated,
+      details: { from_status: row.status, to_status: to, payment_status: updated.paymentStatus },
+      ...(actor === PAYMENTS_ACTOR ? { actor: { kind: 'system', id: PAYMENTS_ACTOR } } : {}),
+    });
     return updated;
   }
 
@@ -237,6 +254,17 @@ export function subscriptionsService(deps: {
           { subscriptionId: inserted.id, fromStatus: null, toStatus: inserted.status, actor: `user:${principal.userId}` },
           tx,
         );
+        await deps.audit.record(tx, {
+          orgId: inserted.orgId,
+          action: 'subscription.created',
+          subject: { type: 'subscription', id: inserted.id },
+          related: [
+            { type: 'offering', id: inserted.offeringId },
+            { type: 'user', id: inserted.userId },
+          ],
+          after: inserted,
+          details: { status: inserted.status, units: inserted.units, amount_cents: inserted.amountCents, currency: inserted.currency },
+        });
         await publish(tx, { orgId: inserted.orgId, type: 'subscription.created', data: eventData(inserted) });
         return inserted;
       });
@@ -365,6 +393,12 @@ export function subscriptionsService(deps: {
             },
             tx,
           );
+          await deps.audit.record(tx, {
+            orgId: locked.orgId,
+            action: 'subscription.payment_initiated',
+            subject: { type: 'subscription', id: locked.id },
+            details: { checkout_session_id: session.id, attempt },
+          });
           await publish(tx, {
             orgId: locked.orgId,
             type: 'subscription.payment_initiated',
@@ -451,6 +485,23 @@ export function subscriptionsService(deps: {
           },
           tx,
         );
+        await deps.audit.record(tx, {
+          orgId: share.orgId,
+          action: 'share.issued',
+          subject: { type: 'share', id: share.id },
+          related: [
+            { type: 'subscription', id: row.id },
+            { type: 'security_class', id: share.securityClassId },
+            { type: 'user', id: share.userId },
+          ],
+          after: share,
+          details: {
+            units: share.units,
+            cost_basis_cents: share.costBasisCents,
+            restricted: share.restricted,
+            restricted_until: share.restrictedUntil,
+          },
+        });
         await publish(tx, {
           orgId: share.orgId,
           type: 'share.issued',
@@ -497,7 +548,7 @@ export function subscriptionsService(deps: {
             : undefined);
         if (!row) return 'ignored' as const;
         const current = row.checkoutSessionId === event.sessionId;
-        const actor = 'payments:stripe';
+        const actor = PAYMENTS_ACTOR;
         const now = clock.now();
         const succeeded =
           (event.type === 'checkout.session.completed' && event.paymentStatus === 'paid') ||
@@ -522,6 +573,15 @@ export function subscriptionsService(deps: {
         } else if (event.type === 'checkout.session.async_payment_failed') {
           if (row.status === 'pending_payment' && current) {
             const failed = await repo.update(row.id, { paymentStatus: 'failed' }, tx);
+            await deps.audit.record(tx, {
+              orgId: failed.orgId,
+              action: 'subscription.payment_failed',
+              subject: { type: 'subscription', id: failed.id },
+              before: row,
+              after: failed,
+              details: { payment_status: failed.paymentStatus },
+              actor: { kind: 'system', id: PAYMENTS_ACTOR },
+            });
             await publish(tx, { orgId: failed.orgId, type: 'subscription.payment_failed', data: eventData(failed) });
           }
         } else if (event.type === 'checkout.session.expired') {

@@ -1,3 +1,4 @@
+import type { AuditWriter } from '../../platform/audit/audit.service.ts';
 import { randomBytes, randomInt } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../../platform/clock.ts';
@@ -39,6 +40,7 @@ export type WalletsOptions = {
   defaultSignerRole: number;
   kycRecoverySignerRole: number;
   sessionTtlSeconds: number;
+  audit: AuditWriter;
 };
 
 export type PasswordFactorInput = { accountId: string; salt: string; keychainData: string };
@@ -73,6 +75,16 @@ export function createWalletsService(options: WalletsOptions) {
     const encryptionKey = randomBytes(32).toString('hex');
     const expiresAt = new Date(clock.now().getTime() + options.sessionTtlSeconds * 1000);
     await repo.insertSession({ id, walletPk: wallet.id, expiresAt, encryptionKey }, tx);
+    // The session id is a bearer secret: the entry names the wallet (its row id, not the wallet id
+    // the client derives from the password) and nothing of the session.
+    await options.audit.record(tx, {
+      orgId: null,
+      chain: `keyserver:${wallet.id.slice(0, 1)}`,
+      action: 'keyserver.session.created',
+      subject: { type: 'wallet', id: wallet.id },
+      actor: { kind: 'user', id: `wallet:${wallet.id}` },
+      details: { expires_at: expiresAt.toISOString() },
+    });
     return { id, encryptionKey, expiresAt };
   }
 
@@ -128,7 +140,8 @@ export function createWalletsService(options: WalletsOptions) {
     }
     const factors = await repo.factors(wallet.id);
     await tfa.require(request, wallet, { mixin: 'login', types: ['totp'] }, factors);
-    return { wallet, factorId: factors.find((factor) => factor.type === 'password')?.id, session: await startSession(wallet) };
+    const session = await db.transaction((tx) => startSession(wallet, tx));
+    return { wallet, factorId: factors.find((factor) => factor.type === 'password')?.id, session };
   }
 
   /**

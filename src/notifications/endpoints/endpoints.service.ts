@@ -3,7 +3,8 @@ import type { Principal } from '../../platform/auth/principal.ts';
 import type { Clock } from '../../platform/clock.ts';
 import { seal } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
-import type { Db } from '../../platform/db/database.ts';
+import type { AuditWriter } from '../../platform/audit/audit.service.ts';
+import type { Db, Executor } from '../../platform/db/database.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
 import { assertOutboundUrl } from '../../platform/http/urls.ts';
 import type { DeliveriesRepo } from '../deliveries/deliveries.repo.ts';
@@ -34,11 +35,31 @@ export function endpointsService(deps: {
   egress: EgressPolicy;
   secretGraceSeconds: number;
   wake: () => Promise<void>;
+  audit: AuditWriter;
 }) {
   const { db, repo, keyring } = deps;
   // After the commit, the delivery is queued: a lost NOTIFY (the database connection dropped) only
   // means the worker finds it on its next poll, so it must not fail the request.
   const wakeWorker = () => deps.wake().catch(() => undefined);
+
+  /** Audits a change of an endpoint; its URL and description only in the keyed state digest. */
+  async function recordChange(
+    tx: Executor,
+    action: string,
+    before: EndpointRow | undefined,
+    after: EndpointRow | undefined,
+    details: Record<string, string | number> = {},
+  ) {
+    const row = (after ?? before)!;
+    await deps.audit.record(tx, {
+      orgId: row.orgId,
+      action,
+      subject: { type: 'webhook_endpoint', id: row.id },
+      before: before && { url: before.url, description: before.description, status: before.status, eventTypes: before.eventTypes },
+      after: after && { url: after.url, description: after.description, status: after.status, eventTypes: after.eventTypes },
+      details: { status: row.status, ...details },
+    });
+  }
 
   function sealSecret(secret: string) {
     const id = randomUUID();
@@ -71,13 +92,15 @@ export function endpointsService(deps: {
       assertManager(principal);
       await assertDestination(input.url);
       const secret = newSigningSecret();
-      const endpoint = await db.transaction((tx) =>
-        repo.insert(
+      const endpoint = await db.transaction(async (tx) => {
+        const inserted = await repo.insert(
           { orgId: principal.orgId, url: input.url, description: input.description ?? null, eventTypes: [...new Set(input.eventTypes)] },
           sealSecret(secret),
           tx,
-        ),
-      );
+        );
+        await recordChange(tx, 'webhook.endpoint.created', undefined, inserted);
+        return inserted;
+      });
       return { ...present(endpoint), signingSecret: secret };
     },
 
@@ -101,13 +124,19 @@ export function endpointsService(deps: {
                 ? { disabledReason: null, disabledAt: null, failingSince: null }
                 : {};
           if (changes.status === 'disabled') await repo.cancelPending(endpoint.id, tx);
-          return repo.update(endpoint.id, { ...changes, ...statusChange }, tx);
+          const updated = await repo.update(endpoint.id, { ...changes, ...statusChange }, tx);
+          await recordChange(tx, 'webhook.endpoint.updated', endpoint, updated, { fields: Object.keys(changes).sort().join(',') });
+          return updated;
         }),
       );
     },
 
     async delete(principal: Principal, id: string) {
-      await repo.delete((await managed(principal, id)).id);
+      const endpoint = await managed(principal, id);
+      await db.transaction(async (tx) => {
+        await repo.delete(endpoint.id, tx);
+        await recordChange(tx, 'webhook.endpoint.deleted', endpoint, undefined);
+      });
     },
 
     /**
@@ -118,15 +147,25 @@ export function endpointsService(deps: {
       const endpoint = await managed(principal, id);
       const secret = newSigningSecret();
       const previousExpiresAt = new Date(deps.clock.now().getTime() + gracePeriodSeconds * 1000);
-      await db.transaction((tx) =>
-        repo.rotateSecret(endpoint.id, sealSecret(secret), gracePeriodSeconds > 0 ? previousExpiresAt : null, tx),
-      );
+      await db.transaction(async (tx) => {
+        await repo.rotateSecret(endpoint.id, sealSecret(secret), gracePeriodSeconds > 0 ? previousExpiresAt : null, tx);
+        await deps.audit.record(tx, {
+          orgId: endpoint.orgId,
+          action: 'webhook.secret.rotated',
+          subject: { type: 'webhook_endpoint', id: endpoint.id },
+          details: { grace_period_seconds: gracePeriodSeconds },
+        });
+      });
       return { id: endpoint.id, signingSecret: secret, previousSecretExpiresAt: previousExpiresAt };
     },
 
     async setSubscriptions(principal: Principal, id: string, eventTypes: string[]) {
       const endpoint = await managed(principal, id);
-      const updated = await repo.update(endpoint.id, { eventTypes: [...new Set(eventTypes)] });
+      const updated = await db.transaction(async (tx) => {
+        const next = await repo.update(endpoint.id, { eventTypes: [...new Set(eventTypes)] }, tx);
+        await recordChange(tx, 'webhook.endpoint.subscriptions_changed', endpoint, next, { event_types: next.eventTypes.length });
+        return next;
+      });
       return { id: updated.id, eventTypes: updated.eventTypes };
     },
 

@@ -72,7 +72,8 @@ export type HashPurpose =
   | 'ks-session'
   | 'mail-recipient'
   | 'user-subject'
-  | 'user-email';
+  | 'user-email'
+  | 'audit-state';
 
 /** Deterministic keyed digest (hex) for lookups without storing the value; one subkey per purpose. */
 export function keyedHash(keyring: Keyring, purpose: HashPurpose, value: string): string {

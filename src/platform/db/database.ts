@@ -48,8 +48,29 @@ const insideTransaction = new AsyncLocalStorage<boolean>();
 export type CommitParticipant = { beforeCommit?: (tx: Tx) => Promise<void> };
 export const commitParticipant = new AsyncLocalStorage<CommitParticipant>();
 
+/** Work registered on an open top-level transaction by `beforeCommit`, run in order when its body has resolved. */
+const commitHooks = new WeakMap<object, ((tx: Tx) => Promise<void>)[]>();
+
+/**
+ * Runs `hook` inside `tx` after the transaction's body resolves and before it commits (if it
+ * throws, the transaction rolls back). Answers false when `tx` is not a top-level
+ * `db.transaction` (the plain database, or a nested transaction): the caller then does the work
+ * at once. Writers that take a contended lock use it to take that lock last, for the shortest time.
+ */
+export function beforeCommit(tx: Executor, hook: (tx: Tx) => Promise<void>): boolean {
+  const hooks = commitHooks.get(tx);
+  if (!hooks) return false;
+  hooks.push(hook);
+  return true;
+}
+
 async function runInTransaction<T>(tx: Tx, run: (tx: Tx) => Promise<T>): Promise<T> {
+  const hooks: ((tx: Tx) => Promise<void>)[] = [];
+  commitHooks.set(tx, hooks);
   const result = await run(tx);
+  // A hook may register another (it runs too, after the ones before it).
+  for (let i = 0; i < hooks.length; i++) await hooks[i]!(tx);
+  commitHooks.delete(tx);
   const participant = commitParticipant.getStore();
   if (participant?.beforeCommit) await participant.beforeCommit(tx);
   return result;

@@ -1,0 +1,121 @@
+import { and, asc, desc, eq, gt, gte, lte, or, sql } from 'drizzle-orm';
+import type { Executor } from '../db/database.ts';
+import { auditAnchors, auditChains, auditEntries } from '../platform.tables.ts';
+
+export type AuditEntryRow = typeof auditEntries.$inferSelect;
+export type AuditAnchorRow = typeof auditAnchors.$inferSelect;
+export type AuditChainRow = typeof auditChains.$inferSelect;
+
+/** Filters of the audit reads; all optional, `orgId` confines an org admin to their org. */
+export type AuditFilter = {
+  orgId?: string;
+  subjectType?: string;
+  subjectId?: string;
+  actorKind?: AuditEntryRow['actorKind'];
+  actorId?: string;
+  action?: string;
+  /** Inclusive bounds on `occurred_at`. */
+  from?: Date;
+  to?: Date;
+};
+
+/** 64 zeros: the `prev_hash` of a chain's first entry. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The only code that builds SQL over the audit tables. */
+export function auditRepo(db: Executor) {
+  const where = (filter: AuditFilter) =>
+    and(
+      filter.orgId ? eq(auditEntries.orgId, filter.orgId) : undefined,
+      filter.subjectType ? eq(auditEntries.subjectType, filter.subjectType) : undefined,
+      filter.subjectId ? eq(auditEntries.subjectId, filter.subjectId) : undefined,
+      filter.actorKind ? eq(auditEntries.actorKind, filter.actorKind) : undefined,
+      filter.actorId ? eq(auditEntries.actorId, filter.actorId) : undefined,
+      filter.action ? eq(auditEntries.action, filter.action) : undefined,
+      filter.from ? gte(auditEntries.occurredAt, filter.from) : undefined,
+      filter.to ? lte(auditEntries.occurredAt, filter.to) : undefined,
+    );
+  return {
+    /**
+     * The chain's head, created at genesis on first use and locked until the caller's transaction
+     * ends (an upsert locks the row it meets), so appends to one chain serialise.
+     */
+    async lockHead(chainId: string, orgId: string | null, tx: Executor): Promise<{ seq: number; headHash: string }> {
+      const [row] = await tx
+        .insert(auditChains)
+        .values({ chainId, orgId, seq: 0, headHash: GENESIS_HASH })
+        .onConflictDoUpdate({ target: auditChains.chainId, set: { chainId: sql`excluded.chain_id` } })
+        .returning({ seq: auditChains.seq, headHash: auditChains.headHash });
+      return { seq: Number(row!.seq), headHash: row!.headHash };
+    },
+    /**
+     * Inserts a chain's new entries (in `seq` order, continuing its head) and moves the head to the
+     * last, in one statement.
+     */
+    async append(entries: AuditEntryRow[], tx: Executor): Promise<void> {
+      const last = entries.at(-1)!;
+      const insert = tx.insert(auditEntries).values(entries);
+      await tx.execute(
+        sql`with inserted as (${insert.getSQL()}) update ${auditChains}
+            set seq = ${last.seq}, head_hash = ${last.hash}, updated_at = ${last.occurredAt.toISOString()}::timestamptz
+            where chain_id = ${last.chainId}`,
+      );
+    },
+    async list(filter: AuditFilter, paging: { limit: number; offset: number }) {
+      const rows = await db
+        .select()
+        .from(auditEntries)
+        .where(where(filter))
+        .orderBy(desc(auditEntries.occurredAt), desc(auditEntries.seq))
+        .limit(paging.limit)
+        .offset(paging.offset);
+      return { rows, total: await db.$count(auditEntries, where(filter)) };
+    },
+    /** Entries about the subject itself or naming it as related, oldest first (at most `limit`). */
+    timeline(subject: { type: string; id: string; orgId?: string }, limit: number) {
+      return db
+        .select()
+        .from(auditEntries)
+        .where(
+          and(
+            subject.orgId ? eq(auditEntries.orgId, subject.orgId) : undefined,
+            or(
+              and(eq(auditEntries.subjectType, subject.type), eq(auditEntries.subjectId, subject.id)),
+              sql`${auditEntries.related} @> array[${`${subject.type}:${subject.id}`}]::text[]`,
+            ),
+          ),
+        )
+        .orderBy(asc(auditEntries.occurredAt), asc(auditEntries.seq))
+        .limit(limit);
+    },
+    chains: (chainId?: string) =>
+      db
+        .select()
+        .from(auditChains)
+        .where(chainId ? eq(auditChains.chainId, chainId) : undefined)
+        .orderBy(asc(auditChains.chainId)),
+    /** One page of a chain in order, after `afterSeq`. */
+    page: (chainId: string, afterSeq: number, limit: number) =>
+      db
+        .select()
+        .from(auditEntries)
+        .where(and(eq(auditEntries.chainId, chainId), gt(auditEntries.seq, afterSeq)))
+        .orderBy(asc(auditEntries.seq))
+        .limit(limit),
+    async latestAnchor(chainId: string): Promise<AuditAnchorRow | undefined> {
+      const [row] = await db
+        .select()
+        .from(auditAnchors)
+        .where(eq(auditAnchors.chainId, chainId))
+        .orderBy(desc(auditAnchors.seq), desc(auditAnchors.createdAt))
+        .limit(1);
+      return row;
+    },
+    async insertAnchor(anchor: typeof auditAnchors.$inferInsert): Promise<AuditAnchorRow> {
+      const [row] = await db.insert(auditAnchors).values(anchor).returning();
+      return row!;
+    },
+  };
+}
+
+export type AuditRepo = ReturnType<typeof auditRepo>;

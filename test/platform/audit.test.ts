@@ -1,0 +1,267 @@
+import { and, eq, sql } from 'drizzle-orm';
+import { Keypair } from '@stellar/stellar-base';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditAnchors, auditChains, auditEntries } from '../../src/platform/platform.tables.ts';
+import { chainIdFor } from '../../src/platform/audit/audit.service.ts';
+import { loadConfig } from '../../src/config.ts';
+import { startTestApp, type TestApp } from '../support/harness.ts';
+import { payCheckout, seedInvestor, seedOffering, subscriptionBody } from '../support/issuance.ts';
+
+let t: TestApp;
+let admin: Record<string, string>;
+let platform: Record<string, string>;
+let adminKeyId: string;
+beforeAll(async () => {
+  // Wallets verified at sign-up, so a key-server login needs no mail round trip.
+  t = await startTestApp({ keyserver: { ...loadConfig({}).keyserver, emailVerification: false } });
+  admin = (await t.signIn('admin@example.com')).auth;
+  const key = await t.modules.identity.orgs.createAdminKey('audit');
+  adminKeyId = key.id;
+  platform = { 'x-admin-key': key.key };
+});
+afterAll(() => t.close());
+
+const entriesFor = (subjectType: string, subjectId: string) =>
+  t.db
+    .select()
+    .from(auditEntries)
+    .where(and(eq(auditEntries.subjectType, subjectType), eq(auditEntries.subjectId, subjectId)))
+    .orderBy(auditEntries.seq);
+const actionsOf = (rows: { action: string }[]) => rows.map((row) => row.action);
+
+/** A subscription from creation to shares: created, signed, paid through the Stripe double, approved. */
+async function completedSubscription(email: string) {
+  const investor = await seedInvestor(t, email);
+  const { offeringId, securityId } = await seedOffering(t, admin, { exemptionType: 'reg_d_506c' });
+  const created = await t.post(`/issuance/offerings/${offeringId}/subscriptions`, subscriptionBody(securityId, 10), investor.auth);
+  expect(created.status, created.text).toBe(201);
+  const id = created.body.data.id as string;
+  expect(
+    (await t.post(`/issuance/subscriptions/${id}/sign-agreement`, { signerName: 'John Smith', consent: true }, investor.auth)).status,
+  ).toBe(200);
+  const checkout = await t.post(`/issuance/subscriptions/${id}/create-checkout-session`, undefined, investor.auth);
+  await payCheckout(t, checkout.body.data.checkout_url);
+  const approved = await t.post(`/admin/subscriptions/${id}/approve`, {}, admin);
+  expect(approved.body.data?.status, approved.text).toBe('completed');
+  return { id, investor, offeringId, securityId, createdRequestId: created.headers.get('x-request-id') };
+}
+
+describe('audit happy', () => {
+  it('a subscription from creation to shares leaves one entry per step, with actor and request id, and one call shows its timeline', async () => {
+    const { id, investor, createdRequestId } = await completedSubscription('audit-journey@example.com');
+    const rows = await entriesFor('subscription', id);
+    expect(actionsOf(rows)).toEqual([
+      'subscription.created',
+      'subscription.pending_payment',
+      'subscription.payment_initiated',
+      'subscription.pending_review',
+      'subscription.approved',
+      'subscription.completed',
+    ]);
+    const [created, signed, , funded, approved] = rows;
+    expect(created).toMatchObject({ orgId: t.org.id, actorKind: 'user', actorId: investor.userId, requestId: createdRequestId });
+    expect(signed).toMatchObject({ actorKind: 'user', actorId: investor.userId });
+    expect(funded).toMatchObject({ actorKind: 'system', actorId: 'payments:stripe' });
+    expect(approved).toMatchObject({ actorKind: 'org_admin' });
+    expect(created!.stateDigest).toMatch(/^[0-9a-f]{64}$/);
+
+    const timeline = await t.get(`/admin/audit/subjects/subscription/${id}`, admin);
+    expect(timeline.status, timeline.text).toBe(200);
+    const actions = actionsOf(timeline.body.data.items as { action: string }[]);
+    expect(actions).toEqual([
+      'subscription.created',
+      'subscription.pending_payment',
+      'subscription.payment_initiated',
+      'subscription.pending_review',
+      'subscription.approved',
+      'share.issued',
+      'subscription.completed',
+    ]);
+    const share = (timeline.body.data.items as { action: string; subject: { id: string }; details: Record<string, unknown> }[]).find(
+      (item) => item.action === 'share.issued',
+    )!;
+    expect(share.details).toMatchObject({ units: 10, restricted: true });
+    expect(await entriesFor('share', share.subject.id)).toHaveLength(1);
+  });
+
+  it('KYC, accreditation, offering and key changes each leave exactly one entry', async () => {
+    const investor = await seedInvestor(t, 'audit-identity@example.com');
+    const kyc = (
+      await t.db
+        .select()
+        .from(auditEntries)
+        .where(sql`${auditEntries.related} @> array[${`user:${investor.userId}`}]::text[]`)
+    ).map((row) => row.action);
+    expect(kyc.filter((action) => action === 'kyc.verification.created')).toHaveLength(1);
+    expect(kyc.filter((action) => action === 'kyc.verification.approved')).toHaveLength(1);
+    expect(kyc.filter((action) => action === 'accreditation.submitted')).toHaveLength(1);
+    expect(kyc.filter((action) => action === 'accreditation.document.uploaded')).toHaveLength(1);
+    expect(kyc.filter((action) => action === 'accreditation.review.approve')).toHaveLength(1);
+    const [approvedKyc] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(
+        and(
+          eq(auditEntries.action, 'kyc.verification.approved'),
+          sql`${auditEntries.related} @> array[${`user:${investor.userId}`}]::text[]`,
+        ),
+      );
+    expect(approvedKyc).toMatchObject({ actorKind: 'system', actorId: 'kyc:sandbox' });
+
+    const { offeringId, issuerId, securityId } = await seedOffering(t, admin);
+    expect(actionsOf(await entriesFor('issuer', issuerId))).toEqual(['issuer.created']);
+    expect(actionsOf(await entriesFor('offering', offeringId))).toEqual(['offering.created', 'offering.opened']);
+    expect(actionsOf(await entriesFor('security_class', securityId))).toEqual(['security_class.created']);
+    const [opened] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.subjectId, offeringId), eq(auditEntries.action, 'offering.opened')));
+    expect(opened).toMatchObject({ actorKind: 'org_admin' });
+    const renamed = await t.patch(`/admin/offerings/${offeringId}`, { name: 'Renamed' }, platform);
+    expect(renamed.status, renamed.text).toBe(200);
+    const [updated] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.subjectId, offeringId), eq(auditEntries.action, 'offering.updated')));
+    expect(updated).toMatchObject({ actorKind: 'platform_staff', actorId: `admin_key:${adminKeyId}`, details: { fields: 'name' } });
+    expect(actionsOf(await entriesFor('offering', offeringId))).toEqual(['offering.created', 'offering.opened', 'offering.updated']);
+
+    const key = await t.modules.identity.orgs.createApiKey(t.org.id, 'audit');
+    await t.modules.identity.orgs.revokeApiKey(key.id);
+    expect(actionsOf(await entriesFor('api_key', key.id))).toEqual(['api_key.created', 'api_key.revoked']);
+    expect(actionsOf(await entriesFor('admin_key', adminKeyId))).toEqual(['admin_key.created']);
+    const [adminKeyEntry] = await entriesFor('admin_key', adminKeyId);
+    expect(adminKeyEntry).toMatchObject({ orgId: null, chainId: 'platform', actorKind: 'platform_staff', actorId: 'cli' });
+  });
+
+  it('webhook endpoint and secret changes are recorded with the API key as actor and no URL in clear', async () => {
+    const apiKey = { 'x-api-key': t.apiKey };
+    const created = await t.post('/notifications/webhooks', { url: 'https://hooks.example.com/audit', eventTypes: ['*'] }, apiKey);
+    expect(created.status, created.text).toBe(201);
+    const id = created.body.data.id as string;
+    expect((await t.post(`/notifications/webhooks/${id}/rotate-secret`, {}, apiKey)).status).toBe(200);
+    expect((await t.delete(`/notifications/webhooks/${id}`, apiKey)).status).toBeLessThan(300);
+    const rows = await entriesFor('webhook_endpoint', id);
+    expect(actionsOf(rows)).toEqual(['webhook.endpoint.created', 'webhook.secret.rotated', 'webhook.endpoint.deleted']);
+    expect(rows[0]).toMatchObject({ actorKind: 'api_key', actorId: t.apiKeyId });
+    expect(JSON.stringify(rows)).not.toContain('hooks.example.com');
+  });
+
+  it('a key-server login records the session it opens, on a key-server chain, naming the wallet row and nothing of the session', async () => {
+    const owner = Keypair.random();
+    const walletId = Buffer.from(owner.rawPublicKey()).toString('hex');
+    const { wallet } = await t.modules.keyserver.wallets.create(
+      { walletId, email: 'audit-wallet@example.com', accountId: owner.publicKey(), salt: 'c2FsdA==', keychainData: 'a2V5', kdfVersion: 2 },
+      { accountId: Keypair.random().publicKey(), salt: 'c2FsdA==', keychainData: 'a2V5' },
+      [{ publicKey: owner.publicKey(), roleId: 2, weight: 1000, identity: 1, details: '{}' }],
+    );
+    const login = await t.get(`/wallets/${walletId}`);
+    expect(login.status, login.text).toBe(200);
+    const sessionId = login.body.included?.[0]?.id as string;
+    const rows = await entriesFor('wallet', wallet.id);
+    expect(actionsOf(rows)).toEqual(['keyserver.session.created', 'keyserver.session.created']);
+    expect(rows[1]).toMatchObject({ orgId: null, chainId: `keyserver:${wallet.id[0]}`, actorKind: 'user', actorId: `wallet:${wallet.id}` });
+    expect(JSON.stringify(rows)).not.toContain(walletId);
+    expect(JSON.stringify(rows)).not.toContain(sessionId);
+  });
+
+  it('an org admin reads their org only, with filters and paging; a platform admin filters by org', async () => {
+    const page = await t.get('/identity/audit?action=subscription.created&limit=1', admin);
+    expect(page.status, page.text).toBe(200);
+    expect(page.body.data.items).toHaveLength(1);
+    expect(page.body.data.meta.total).toBeGreaterThanOrEqual(1);
+    expect(page.body.data.items[0]).toMatchObject({ org_id: t.org.id, action: 'subscription.created' });
+
+    const other = await t.createOrg({ name: 'Other', adminEmails: ['other-admin@example.com'] });
+    await t.modules.identity.orgs.createApiKey(other.org.id, 'other');
+    const otherAdmin = (await t.signIn('other-admin@example.com', other)).auth;
+    const mine = await t.get('/identity/audit?limit=100', otherAdmin);
+    expect(mine.body.data.items.every((item: { org_id: string }) => item.org_id === other.org.id)).toBe(true);
+    expect((await t.get(`/identity/audit?org_id=${t.org.id}`, otherAdmin)).status).toBe(403);
+
+    const byActor = await t.get(`/admin/audit?org_id=${other.org.id}&actor_kind=platform_staff`, platform);
+    expect(byActor.body.data.items.map((item: { action: string }) => item.action)).toContain('api_key.created');
+    const future = await t.get(`/admin/audit?from=${encodeURIComponent(new Date(Date.now() + 3600_000).toISOString())}`, platform);
+    expect(future.body.data.meta.total).toBe(0);
+  });
+});
+
+describe('audit error', () => {
+  it('a change that rolls back leaves no entry, and the chain stays whole', async () => {
+    const before = await t.db.$count(auditEntries);
+    await expect(
+      t.db.transaction(async (tx) => {
+        await t.modules.audit.record(tx, { orgId: t.org.id, action: 'test.rolled_back', subject: { type: 'test', id: 'x' } });
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(await t.db.$count(auditEntries)).toBe(before);
+    const [report] = await t.modules.audit.verify({ orgId: t.org.id });
+    expect(report).toMatchObject({ ok: true });
+  });
+
+  it('bad filters are 400 and do not reach the log; unauthenticated reads are 401', async () => {
+    expect((await t.get('/admin/audit?actor_kind=robot', platform)).status).toBe(400);
+    expect((await t.get('/admin/audit?from=yesterday', platform)).status).toBe(400);
+    expect((await t.get('/admin/audit')).status).toBe(401);
+    expect((await t.get('/admin/audit/subjects/Bad-Type/x', platform)).status).toBe(400);
+  });
+});
+
+describe('audit security', () => {
+  it('editing any entry row makes verify fail at that entry', async () => {
+    const org = await t.createOrg({ name: 'Tamper' });
+    for (let i = 0; i < 4; i++) await t.modules.identity.orgs.createApiKey(org.org.id, `k${i}`);
+    const chainId = chainIdFor(org.org.id);
+    const [ok] = await t.modules.audit.verify({ orgId: org.org.id });
+    expect(ok).toMatchObject({ ok: true, entries: 5 });
+    const entries = await t.db.select().from(auditEntries).where(eq(auditEntries.chainId, chainId)).orderBy(auditEntries.seq);
+    for (const [column, value] of [
+      ['details', sql`'{"forged":true}'::jsonb`],
+      ['actor_id', sql`'someone-else'`],
+      ['occurred_at', sql`occurred_at - interval '1 day'`],
+      ['action', sql`'api_key.revoked'`],
+    ] as const) {
+      const target = entries[2]!;
+      const original = await t.db.select().from(auditEntries).where(eq(auditEntries.id, target.id));
+      await t.db.execute(sql`update audit_entries set ${sql.raw(column)} = ${value} where id = ${target.id}`);
+      const [report] = await t.modules.audit.verify({ orgId: org.org.id });
+      expect(report, column).toMatchObject({ ok: false, broken: { seq: 3, entryId: target.id } });
+      const verified = await t.get('/admin/audit/verify', platform);
+      expect(verified.body.data.ok).toBe(false);
+      await t.db.update(auditEntries).set(original[0]!).where(eq(auditEntries.id, target.id));
+    }
+    // A rewritten hash (recomputed for the forged row) breaks the next entry's link instead.
+    await t.db.execute(sql`update audit_entries set hash = repeat('a', 64) where id = ${entries[1]!.id}`);
+    const [relinked] = await t.modules.audit.verify({ orgId: org.org.id });
+    expect(relinked!.broken?.seq).toBe(2);
+    await t.db.update(auditEntries).set({ hash: entries[1]!.hash }).where(eq(auditEntries.id, entries[1]!.id));
+    expect((await t.modules.audit.verify({ orgId: org.org.id }))[0]).toMatchObject({ ok: true });
+  });
+
+  it('deleting the newest entries is caught against the last anchor, even with the chain head rewound', async () => {
+    const org = await t.createOrg({ name: 'Truncate' });
+    for (let i = 0; i < 3; i++) await t.modules.identity.orgs.createApiKey(org.org.id, `k${i}`);
+    const chainId = chainIdFor(org.org.id);
+    const anchors = await t.modules.audit.anchor();
+    expect(anchors.find((anchor) => anchor.chainId === chainId)).toMatchObject({ seq: 4 });
+    expect((await t.modules.audit.verify({ orgId: org.org.id }))[0]).toMatchObject({ ok: true, anchoredSeq: 4 });
+
+    const [third] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.chainId, chainId), eq(auditEntries.seq, 2)));
+    await t.db.delete(auditEntries).where(and(eq(auditEntries.chainId, chainId), sql`${auditEntries.seq} > 2`));
+    await t.db.update(auditChains).set({ seq: 2, headHash: third!.hash }).where(eq(auditChains.chainId, chainId));
+    const [report] = await t.modules.audit.verify({ orgId: org.org.id });
+    expect(report).toMatchObject({ ok: false, broken: { seq: 3 } });
+    expect(report!.broken!.reason).toMatch(/removed/);
+
+    // A forged anchor (another signer) is refused as well.
+    await t.db
+      .update(auditAnchors)
+      .set({ seq: 2, headHash: third!.hash, signature: 'e30.e30.AAAA' })
+      .where(eq(auditAnchors.chainId, chainId));
+    expect((await t.modules.audit.verify({ orgId: org.org.id }))[0]!.broken!.reason).toMatch(/signature/);
+  });
+});
