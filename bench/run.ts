@@ -3,6 +3,7 @@ import { benchChaos } from './chaos.ts';
 import { benchIdentityRead } from './identity-read.ts';
 import { benchIssuance } from './issuance.ts';
 import { benchKeyserver } from './keyserver.ts';
+import { benchStartup, startupTarget, type StartupRun } from './startup.ts';
 import { resultRow } from './support.ts';
 import { benchWebhooks } from './webhooks.ts';
 
@@ -13,6 +14,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '20' },
     events: { type: 'string', default: '10000' },
     'chaos-seconds': { type: 'string', default: '60' },
+    runs: { type: 'string', default: '3' },
+    checkout: { type: 'string', multiple: true },
   },
 });
 const databaseUrl = process.env.BENCH_DATABASE_URL;
@@ -91,4 +94,26 @@ if (asked('chaos')) {
     `| ${r.eventsCommitted} | ${r.eventsDelivered} | ${r.duplicates} | ${r.lost} | ${r.deliveredUncommitted} | ${Math.round(r.recoveryP50Ms)} | ${Math.round(r.recoveryMaxMs)} | ${r.drainSeconds.toFixed(1)} |`,
   );
   console.log(`\nserver exit code after SIGTERM: ${r.serverExitCode}`);
+}
+
+if (asked('startup')) {
+  // This checkout from source and from its build (`npm run build` first), plus any `--checkout <dir>` from source.
+  const targets = [
+    ...(values.checkout ?? []).map((checkout) => startupTarget({ checkout, name: `${checkout} (source)` })),
+    startupTarget({ name: 'this checkout (source)' }),
+    startupTarget({ name: 'this checkout (dist)', dist: true }),
+  ];
+  const results = await benchStartup({ runs: Number(values.runs), targets });
+  const figures = (runs: StartupRun[], pick: (r: StartupRun) => number) => {
+    const sorted = runs.map(pick).sort((a, b) => a - b);
+    return [sorted[0], sorted[Math.floor(sorted.length / 2)], sorted.at(-1)].map((n) => Math.round(n ?? NaN)).join(' / ');
+  };
+  console.log(`\nembedded server start, ${values.runs} runs each, targets taking turns (min / median / max)\n`);
+  console.log('| target | cold start to first 200 ms | restart to first 200 ms | idle RSS MiB | RSS after 5 s of load MiB |');
+  console.log('|---|---|---|---|---|');
+  for (const { target, runs } of results) {
+    console.log(
+      `| ${target.name} | ${figures(runs, (r) => r.coldMs)} | ${figures(runs, (r) => r.restartMs)} | ${figures(runs, (r) => r.idleRssMb)} | ${figures(runs, (r) => r.loadRssMb)} |`,
+    );
+  }
 }
