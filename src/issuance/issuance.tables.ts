@@ -36,7 +36,10 @@ export const offerings = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (table) => [index('offerings_org_status_idx').on(table.orgId, table.status)],
+  (table) => [
+    index('offerings_org_status_idx').on(table.orgId, table.status),
+    index('offerings_org_created_idx').on(table.orgId, table.createdAt),
+  ],
 );
 
 export const securityClasses = pgTable(
@@ -140,6 +143,10 @@ export const subscriptions = pgTable(
     index('subscriptions_security_status_idx').on(table.securityClassId, table.status),
     index('subscriptions_user_idx').on(table.orgId, table.userId, table.createdAt),
     index('subscriptions_offering_idx').on(table.offeringId, table.status),
+    // Subscription lists: the org's, by status, by offering, newest first.
+    index('subscriptions_org_created_idx').on(table.orgId, table.createdAt),
+    index('subscriptions_org_status_created_idx').on(table.orgId, table.status, table.createdAt),
+    index('subscriptions_offering_created_idx').on(table.offeringId, table.createdAt),
     uniqueIndex('subscriptions_checkout_session_idx').on(table.checkoutSessionId),
   ],
 );
@@ -200,5 +207,8 @@ export const shares = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (table) => [uniqueIndex('shares_subscription_idx').on(table.subscriptionId), index('shares_user_idx').on(table.orgId, table.userId)],
+  (table) => [
+    uniqueIndex('shares_subscription_idx').on(table.subscriptionId),
+    index('shares_user_idx').on(table.orgId, table.userId, table.createdAt),
+  ],
 );
