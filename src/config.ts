@@ -60,6 +60,7 @@ const envSchema = z.object({
   WORKER_POLL_MS: z.coerce.number().int().min(10).default(1000),
   WEBHOOK_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(60),
   WORKER_DRAIN_SECONDS: z.coerce.number().min(0).max(3600).default(10),
+  WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
   STRIPE_SECRET_KEY: z
     .string()
     .regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a Stripe secret key')
@@ -223,6 +224,10 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
     meaning:
       'on SIGTERM the webhook worker (`--role worker`, or inside `serve`) stops claiming, gives back what it claimed but did not send, and waits this long for sends in flight; then it cuts them short (recorded as `interrupted` attempts, due again at once) and exits 0',
   },
+  WEBHOOK_RETENTION_DAYS: {
+    meaning:
+      'finished webhook deliveries (succeeded, exhausted, cancelled, skipped) with their attempts, and dispatched outbox events, older than this many days are deleted by the worker, in batches of 1 000 once a minute; `0` keeps them forever',
+  },
   STRIPE_SECRET_KEY: {
     default: 'unset: the local Stripe double',
     meaning: '`sk_test_...` or `sk_live_...`: take payments with Stripe Checkout (needs `STRIPE_WEBHOOK_SECRET`)',
@@ -344,6 +349,8 @@ export type Config = {
   webhookLeaseSeconds: number;
   /** On SIGTERM, how long the worker waits for sends in flight before abandoning them and exiting. */
   workerDrainSeconds: number;
+  /** Finished deliveries (with their attempts) and dispatched outbox events older than this are pruned; 0 keeps them. */
+  webhookRetentionDays: number;
   /** Real Stripe when set; otherwise the local Stripe double is served under /stripe-double. */
   stripe: { secretKey: string; webhookSecret: string; apiBase?: string } | undefined;
   /**
@@ -481,6 +488,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerPollMs: e.WORKER_POLL_MS,
     webhookLeaseSeconds: e.WEBHOOK_LEASE_SECONDS,
     workerDrainSeconds: e.WORKER_DRAIN_SECONDS,
+    webhookRetentionDays: e.WEBHOOK_RETENTION_DAYS,
     stripe: e.STRIPE_SECRET_KEY
       ? { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET ?? '', apiBase: e.STRIPE_API_BASE }
       : undefined,

@@ -562,7 +562,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List deliveries (filter by endpoint, event type, status, time range) */
+        /**
+         * List deliveries (filter by endpoint, event type, status, time range)
+         * @description Newest first. Page with `cursor` (the `next_cursor` of the previous page: cost does not grow with depth, and new deliveries do not shift pages) or with `offset`. `total` is the number of matching deliveries, counted up to 10 000; past that it is 10 000 and `total_capped` is true.
+         */
         get: operations["getNotificationsDeliveries"];
         put?: never;
         post?: never;
@@ -6181,6 +6184,8 @@ export interface operations {
             query?: {
                 limit?: number;
                 offset?: number;
+                /** @description `next_cursor` of the previous page; `offset` is then ignored */
+                cursor?: string;
                 endpoint_id?: string;
                 event_type?: string;
                 /** @description skipped: the event happened while the endpoint was disabled; cancelled: it was queued when the endpoint was disabled. Recover sends both, and exhausted ones, again. */
@@ -6223,7 +6228,9 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "total_capped": true,
+                     *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
                      *         }
                      *       }
                      *     }
@@ -6259,6 +6266,10 @@ export interface operations {
                                 limit: number;
                                 offset: number;
                                 total: number;
+                                /** @description true when more than 10 000 deliveries match: `total` is then 10 000 */
+                                total_capped: boolean;
+                                /** @description pass as `cursor` for the next page; null on the last page */
+                                next_cursor: string | null;
                             };
                         };
                     };

@@ -62,21 +62,35 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
       schema: {
         ...common,
         summary: 'List deliveries (filter by endpoint, event type, status, time range)',
+        description:
+          'Newest first. Page with `cursor` (the `next_cursor` of the previous page: cost does not grow with depth, and new deliveries do not shift pages) or with `offset`. `total` is the number of matching deliveries, counted up to 10 000; past that it is 10 000 and `total_capped` is true.',
         querystring: offsetPagingQuery.extend({
+          cursor: z.uuid().optional().describe('`next_cursor` of the previous page; `offset` is then ignored'),
           endpoint_id: z.uuid().optional(),
           event_type: z.string().max(100).optional(),
           status: deliveryStatus.optional(),
           from: z.iso.datetime({ offset: true }).optional(),
           to: z.iso.datetime({ offset: true }).optional(),
         }),
-        response: { 200: envelope(z.object({ items: z.array(deliveryResponse), meta: offsetPageMeta })), ...errorResponses(400, 401, 403) },
+        response: {
+          200: envelope(
+            z.object({
+              items: z.array(deliveryResponse),
+              meta: offsetPageMeta.extend({
+                total_capped: z.boolean().describe('true when more than 10 000 deliveries match: `total` is then 10 000'),
+                next_cursor: z.uuid().nullable().describe('pass as `cursor` for the next page; null on the last page'),
+              }),
+            }),
+          ),
+          ...errorResponses(400, 401, 403),
+        },
       },
     },
     async (request) => {
       const principal = requirePrincipal(request);
       assertManager(principal);
       const q = request.query;
-      const { rows, total } = await deliveries.list(
+      const { rows, total, totalCapped } = await deliveries.list(
         {
           orgId: principal.orgId,
           endpointId: q.endpoint_id,
@@ -85,9 +99,13 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
           from: q.from ? new Date(q.from) : undefined,
           to: q.to ? new Date(q.to) : undefined,
         },
-        { limit: q.limit, offset: q.offset },
+        { limit: q.limit, offset: q.offset, after: q.cursor },
       );
-      return ok({ items: rows.map(present), meta: { limit: q.limit, offset: q.offset, total } });
+      const nextCursor = rows.length === q.limit ? rows.at(-1)!.id : null;
+      return ok({
+        items: rows.map(present),
+        meta: { limit: q.limit, offset: q.cursor ? 0 : q.offset, total, total_capped: totalCapped, next_cursor: nextCursor },
+      });
     },
   );
 
