@@ -3,6 +3,7 @@ import { benchChaos } from './chaos.ts';
 import { benchIdentityRead } from './identity-read.ts';
 import { benchIssuance } from './issuance.ts';
 import { benchKeyserver } from './keyserver.ts';
+import { benchScale } from './scale.ts';
 import { benchStartup, startupTarget, type StartupRun } from './startup.ts';
 import { resultRow } from './support.ts';
 import { benchWebhooks } from './webhooks.ts';
@@ -16,6 +17,8 @@ const { values } = parseArgs({
     'chaos-seconds': { type: 'string', default: '60' },
     runs: { type: 'string', default: '3' },
     checkout: { type: 'string', multiple: true },
+    sizes: { type: 'string' },
+    requests: { type: 'string', default: '50' },
   },
 });
 const databaseUrl = process.env.BENCH_DATABASE_URL;
@@ -103,17 +106,43 @@ if (asked('startup')) {
     startupTarget({ name: 'this checkout (source)' }),
     startupTarget({ name: 'this checkout (dist)', dist: true }),
   ];
+  // The one-time build of this checkout's embedded template is not part of a cold start.
+  const { ensureTemplate } = await import('../src/platform/db/embedded-template.ts');
+  const built = performance.now();
+  console.log(`embedded template ${await ensureTemplate()} ready in ${Math.round(performance.now() - built)} ms`);
   const results = await benchStartup({ runs: Number(values.runs), targets });
   const figures = (runs: StartupRun[], pick: (r: StartupRun) => number) => {
     const sorted = runs.map(pick).sort((a, b) => a - b);
     return [sorted[0], sorted[Math.floor(sorted.length / 2)], sorted.at(-1)].map((n) => Math.round(n ?? NaN)).join(' / ');
   };
   console.log(`\nembedded server start, ${values.runs} runs each, targets taking turns (min / median / max)\n`);
-  console.log('| target | cold start to first 200 ms | restart to first 200 ms | idle RSS MiB | RSS after 5 s of load MiB |');
-  console.log('|---|---|---|---|---|');
+  console.log(
+    '| target | cold start to first 200 ms | its CPU ms | restart to first 200 ms | its CPU ms | idle RSS MiB | RSS after 5 s of load MiB |',
+  );
+  console.log('|---|---|---|---|---|---|---|');
   for (const { target, runs } of results) {
     console.log(
-      `| ${target.name} | ${figures(runs, (r) => r.coldMs)} | ${figures(runs, (r) => r.restartMs)} | ${figures(runs, (r) => r.idleRssMb)} | ${figures(runs, (r) => r.loadRssMb)} |`,
+      `| ${target.name} | ${figures(runs, (r) => r.coldMs)} | ${figures(runs, (r) => r.coldCpuMs)} | ${figures(runs, (r) => r.restartMs)} | ${figures(runs, (r) => r.restartCpuMs)} | ${figures(runs, (r) => r.idleRssMb)} | ${figures(runs, (r) => r.loadRssMb)} |`,
     );
+  }
+}
+
+if (asked('scale')) {
+  const sizes = (values.sizes ?? '10000,1000000').split(',').map(Number);
+  const result = await benchScale({ databaseUrl, sizes, runs: Number(values.runs), requests: Number(values.requests) });
+  const [small, large] = [sizes[0]!, sizes.at(-1)!];
+  console.log(
+    `\nlists and gets at ${sizes.join(' and ')} deliveries of one org on the ${result.database} database: p50 ms of ${values.requests} sequential requests, min / median / max of ${result.runs} rounds\n`,
+  );
+  console.log(`| request | ${sizes.map((size) => `${size} rows`).join(' | ')} | median ${large} / median ${small} |`);
+  console.log(`|---|${sizes.map(() => '---|').join('')}---|`);
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  for (const name of result.figures.get(small)!.keys()) {
+    const cells = sizes.map((size) => {
+      const runs = [...result.figures.get(size)!.get(name)!].sort((a, b) => a - b);
+      return `${runs[0]!.toFixed(1)} / ${median(runs).toFixed(1)} / ${runs.at(-1)!.toFixed(1)}`;
+    });
+    const ratio = median(result.figures.get(large)!.get(name)!) / median(result.figures.get(small)!.get(name)!);
+    console.log(`| ${name} | ${cells.join(' | ')} | ${ratio.toFixed(2)} |`);
   }
 }

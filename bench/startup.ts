@@ -4,8 +4,19 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 
-/** One start of the server: time from spawn to the first 200 of `/health/ready`, and the process's RSS. */
-export type StartupRun = { coldMs: number; restartMs: number; idleRssMb: number; loadRssMb: number };
+/**
+ * One cold start and restart of the server: wall time from spawn to the first 200 of
+ * `/health/ready`, the CPU time (user + system) the process had used by then (which the load of
+ * other processes on the machine does not inflate), and the process's RSS.
+ */
+export type StartupRun = {
+  coldMs: number;
+  coldCpuMs: number;
+  restartMs: number;
+  restartCpuMs: number;
+  idleRssMb: number;
+  loadRssMb: number;
+};
 
 /** How to start one server: the checkout it runs in and the command (program first). */
 export type StartupTarget = { name: string; cwd: string; command: [string, ...string[]] };
@@ -29,6 +40,12 @@ function rssMb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
   return kb / 1024;
+}
+
+/** CPU time (user + system, ms) a process has used, from `/proc/<pid>/stat` (Linux, 100 ticks/s). */
+function cpuMs(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 async function waitForReady(url: string, child: ChildProcess, started: number): Promise<number> {
@@ -86,16 +103,18 @@ async function startOnce(target: StartupTarget, port: number): Promise<StartupRu
       let started = performance.now();
       let child = start(target, dataDir, port);
       const coldMs = await waitForReady(url, child, started);
+      const coldCpuMs = cpuMs(child.pid!);
       await stop(child);
       started = performance.now();
       child = start(target, dataDir, port);
       const restartMs = await waitForReady(url, child, started);
+      const restartCpuMs = cpuMs(child.pid!);
       await new Promise((resolve) => setTimeout(resolve, 1000));
       const idleRssMb = rssMb(child.pid!);
       await autocannon({ url: `${url}/health/ready`, connections: 10, duration: 5 });
       const loadRssMb = rssMb(child.pid!);
       await stop(child);
-      return { coldMs, restartMs, idleRssMb, loadRssMb };
+      return { coldMs, coldCpuMs, restartMs, restartCpuMs, idleRssMb, loadRssMb };
     } finally {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
