@@ -564,7 +564,7 @@ export interface paths {
         };
         /**
          * List deliveries (filter by endpoint, event type, status, time range)
-         * @description Newest first. Page with `cursor` (the `next_cursor` of the previous page: cost does not grow with depth, and new deliveries do not shift pages) or with `offset`. `total` is the number of matching deliveries, counted up to 10 000; past that it is 10 000 and `total_capped` is true.
+         * @description Newest first. Page with `cursor` (the `next_cursor` of the previous page: cost does not grow with depth, and new deliveries do not shift pages) or with `offset`. `total` is the number of matching deliveries, counted up to 1 000; past that it is 1 000 and `total_capped` is true.
          */
         get: operations["getNotificationsDeliveries"];
         put?: never;
@@ -892,7 +892,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** KYC review queue (default status needs_review) */
+        /**
+         * KYC review queue (default status needs_review)
+         * @description Newest first; page with `cursor` (the `next_cursor` of the previous page) or `offset`.
+         */
         get: operations["getAdminKycVerifications"];
         put?: never;
         post?: never;
@@ -943,7 +946,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Accreditation review queue (default review_status pending_review) */
+        /**
+         * Accreditation review queue (default review_status pending_review)
+         * @description Oldest submission first; page with `cursor` (the `next_cursor` of the previous page) or `offset`.
+         */
         get: operations["getAdminAccreditations"];
         put?: never;
         post?: never;
@@ -6229,8 +6235,8 @@ export interface operations {
                      *           "limit": 1,
                      *           "offset": 1,
                      *           "total": 1,
-                     *           "total_capped": true,
-                     *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
+                     *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *           "total_capped": true
                      *         }
                      *       }
                      *     }
@@ -6266,10 +6272,10 @@ export interface operations {
                                 limit: number;
                                 offset: number;
                                 total: number;
-                                /** @description true when more than 10 000 deliveries match: `total` is then 10 000 */
-                                total_capped: boolean;
                                 /** @description pass as `cursor` for the next page; null on the last page */
                                 next_cursor: string | null;
+                                /** @description true when more than 1 000 deliveries match: `total` is then 1 000 */
+                                total_capped: boolean;
                             };
                         };
                     };
@@ -8074,6 +8080,8 @@ export interface operations {
             query?: {
                 limit?: number;
                 offset?: number;
+                /** @description `next_cursor` of the previous page; `offset` is then ignored */
+                cursor?: string;
                 status?: components["schemas"]["KycStatusInput"];
             };
             header?: never;
@@ -8115,7 +8123,8 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
                      *         }
                      *       }
                      *     }
@@ -8129,6 +8138,8 @@ export interface operations {
                                 limit: number;
                                 offset: number;
                                 total: number;
+                                /** @description pass as `cursor` for the next page; null on the last page */
+                                next_cursor: string | null;
                             };
                         };
                     };
@@ -8395,6 +8406,8 @@ export interface operations {
             query?: {
                 limit?: number;
                 offset?: number;
+                /** @description `next_cursor` of the previous page; `offset` is then ignored */
+                cursor?: string;
                 review_status?: components["schemas"]["AccreditationReviewStatusInput"];
             };
             header?: never;
@@ -8447,7 +8460,8 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
                      *         }
                      *       }
                      *     }
@@ -8461,6 +8475,8 @@ export interface operations {
                                 limit: number;
                                 offset: number;
                                 total: number;
+                                /** @description pass as `cursor` for the next page; null on the last page */
+                                next_cursor: string | null;
                             };
                         };
                     };

@@ -11,7 +11,7 @@ export type DeliveryFilter = { orgId: string; endpointId?: string; eventType?: s
 export type Backlog = { due: number; scheduled: number; sending: number; oldestDueAgeSeconds: number };
 
 /** The most deliveries a list counts: past it, `total` is this and `total_capped` is true. */
-export const TOTAL_CAP = 10_000;
+export const TOTAL_CAP = 1000;
 
 export function deliveriesRepo(db: Executor) {
   return {

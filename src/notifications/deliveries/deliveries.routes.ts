@@ -5,7 +5,7 @@ import { requirePrincipal } from '../../platform/auth/principal.ts';
 import { toSnake } from '../../platform/http/case.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses, notFound } from '../../platform/http/errors.ts';
-import { offsetPageMeta, offsetPagingQuery } from '../../platform/http/paging.ts';
+import { cursorPageMeta, cursorPageMetaFor, cursorPagingQuery } from '../../platform/http/paging.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { assertManager } from '../endpoints/endpoints.service.ts';
 import type { DeliveriesRepo, DeliveryRow } from './deliveries.repo.ts';
@@ -63,9 +63,8 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
         ...common,
         summary: 'List deliveries (filter by endpoint, event type, status, time range)',
         description:
-          'Newest first. Page with `cursor` (the `next_cursor` of the previous page: cost does not grow with depth, and new deliveries do not shift pages) or with `offset`. `total` is the number of matching deliveries, counted up to 10 000; past that it is 10 000 and `total_capped` is true.',
-        querystring: offsetPagingQuery.extend({
-          cursor: z.uuid().optional().describe('`next_cursor` of the previous page; `offset` is then ignored'),
+          'Newest first. Page with `cursor` (the `next_cursor` of the previous page: cost does not grow with depth, and new deliveries do not shift pages) or with `offset`. `total` is the number of matching deliveries, counted up to 1 000; past that it is 1 000 and `total_capped` is true.',
+        querystring: cursorPagingQuery.extend({
           endpoint_id: z.uuid().optional(),
           event_type: z.string().max(100).optional(),
           status: deliveryStatus.optional(),
@@ -76,9 +75,8 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
           200: envelope(
             z.object({
               items: z.array(deliveryResponse),
-              meta: offsetPageMeta.extend({
-                total_capped: z.boolean().describe('true when more than 10 000 deliveries match: `total` is then 10 000'),
-                next_cursor: z.uuid().nullable().describe('pass as `cursor` for the next page; null on the last page'),
+              meta: cursorPageMeta.extend({
+                total_capped: z.boolean().describe('true when more than 1 000 deliveries match: `total` is then 1 000'),
               }),
             }),
           ),
@@ -101,10 +99,16 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
         },
         { limit: q.limit, offset: q.offset, after: q.cursor },
       );
-      const nextCursor = rows.length === q.limit ? rows.at(-1)!.id : null;
       return ok({
         items: rows.map(present),
-        meta: { limit: q.limit, offset: q.cursor ? 0 : q.offset, total, total_capped: totalCapped, next_cursor: nextCursor },
+        meta: {
+          ...cursorPageMetaFor(
+            q,
+            rows.map((row) => row.id),
+            total,
+          ),
+          total_capped: totalCapped,
+        },
       });
     },
   );
