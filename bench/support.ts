@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import pg from 'pg';
@@ -66,7 +67,8 @@ export async function startBenchServer(options: { databaseUrl?: string; config?:
   const database = await benchDatabase(options.databaseUrl);
   const config: Config = {
     ...loadConfig({}),
-    logLevel: 'warn',
+    // The production default, so that the figures include request logging; the lines go to /dev/null.
+    logLevel: 'info',
     allowInsecureHttp: true,
     demoIdp: false,
     publicUrl: 'http://bench.local',
@@ -77,7 +79,8 @@ export async function startBenchServer(options: { databaseUrl?: string; config?:
     hashSecret: randomBytes(32).toString('hex'),
     dataDir: '/x',
   });
-  const modules = createModules({ config, database, keyring });
+  const logStream = fs.createWriteStream('/dev/null');
+  const modules = createModules({ config, database, keyring, logStream });
   const app = await buildApp({ config, database, keyring }, modules);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -113,6 +116,7 @@ export async function startBenchServer(options: { databaseUrl?: string; config?:
       await app.close();
       await idp.close();
       await database.close();
+      logStream.end();
     },
   };
 }
