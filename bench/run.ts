@@ -5,7 +5,7 @@ import { benchIssuance } from './issuance.ts';
 import { benchKeyserver } from './keyserver.ts';
 import { benchScale } from './scale.ts';
 import { benchStartup, startupTarget, type StartupRun } from './startup.ts';
-import { resultRow } from './support.ts';
+import { runsRow, spread, type BenchResult } from './support.ts';
 import { benchWebhooks } from './webhooks.ts';
 
 const { values } = parseArgs({
@@ -25,45 +25,62 @@ const databaseUrl = process.env.BENCH_DATABASE_URL;
 const runs = (name: string) => values.only === undefined || values.only === name;
 // Fault injection runs only when asked for: it needs PostgreSQL and terminates its backends.
 const asked = (name: string) => values.only === name;
+const repeat = Number(values.runs);
+
+/** Runs `bench` `repeat` times, one after the other. */
+async function repeated<T>(bench: () => Promise<T>): Promise<T[]> {
+  const results: T[] = [];
+  for (let run = 0; run < repeat; run++) results.push(await bench());
+  return results;
+}
+const ratios = (full: BenchResult[], bare: BenchResult[]) =>
+  spread(
+    full.map((r, i) => r.requestsPerSecond / bare[i]!.requestsPerSecond),
+    2,
+  );
+const TABLE_HEAD = `| target | req/s (min / median / max of ${values.runs} runs) | p50 ms | p99 ms | errors |\n|---|---|---|---|---|`;
 
 if (runs('identity')) {
   const seconds = Number(values.seconds);
   const connections = Number(values.connections);
-  const result = await benchIdentityRead({ seconds, connections, databaseUrl });
+  const results = await repeated(() => benchIdentityRead({ seconds, connections, databaseUrl }));
+  const bare = results.map((r) => r.bare);
+  const full = results.map((r) => r.full);
   console.log(
-    `\nidentity read on the ${result.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`,
+    `\nidentity read on the ${results[0]!.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`,
   );
-  console.log('| target | req/s | p50 ms | p99 ms | errors |');
-  console.log('|---|---|---|---|---|');
-  console.log(resultRow(result.bare));
-  console.log(resultRow(result.full));
-  console.log(`\nratio full / bare: ${result.ratio.toFixed(2)}`);
+  console.log(TABLE_HEAD);
+  console.log(runsRow(bare));
+  console.log(runsRow(full));
+  console.log(`\nratio full / bare: ${ratios(full, bare)}`);
 }
 
 if (runs('issuance')) {
   const seconds = Number(values.seconds);
   const connections = Number(values.connections);
-  const result = await benchIssuance({ seconds, connections, databaseUrl });
-  console.log(`\nissuance on the ${result.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`);
-  console.log('| target | req/s | p50 ms | p99 ms | errors |');
-  console.log('|---|---|---|---|---|');
-  for (const r of [result.listFloor, result.list, result.createFloor, result.create]) console.log(resultRow(r));
-  console.log(`\nratio offerings list full / bare: ${(result.list.requestsPerSecond / result.listFloor.requestsPerSecond).toFixed(2)}`);
+  const results = await repeated(() => benchIssuance({ seconds, connections, databaseUrl }));
+  const pick = (key: 'listFloor' | 'list' | 'createFloor' | 'create') => results.map((r) => r[key]);
   console.log(
-    `ratio subscription create full / bare: ${(result.create.requestsPerSecond / result.createFloor.requestsPerSecond).toFixed(2)}`,
+    `\nissuance on the ${results[0]!.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`,
   );
+  console.log(TABLE_HEAD);
+  for (const key of ['listFloor', 'list', 'createFloor', 'create'] as const) console.log(runsRow(pick(key)));
+  console.log(`\nratio offerings list full / bare: ${ratios(pick('list'), pick('listFloor'))}`);
+  console.log(`ratio subscription create full / bare: ${ratios(pick('create'), pick('createFloor'))}`);
 }
 
 if (runs('keyserver')) {
   const seconds = Number(values.seconds);
   const connections = Number(values.connections);
-  const result = await benchKeyserver({ seconds, connections, databaseUrl });
-  console.log(`\nkey server on the ${result.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`);
-  console.log('| target | req/s | p50 ms | p99 ms | errors |');
-  console.log('|---|---|---|---|---|');
-  for (const r of [result.loginFloor, result.login, result.blobFloor, result.blob]) console.log(resultRow(r));
-  console.log(`\nratio login full / bare: ${(result.login.requestsPerSecond / result.loginFloor.requestsPerSecond).toFixed(2)}`);
-  console.log(`ratio signed blob read full / bare: ${(result.blob.requestsPerSecond / result.blobFloor.requestsPerSecond).toFixed(2)}`);
+  const results = await repeated(() => benchKeyserver({ seconds, connections, databaseUrl }));
+  const pick = (key: 'loginFloor' | 'login' | 'blobFloor' | 'blob') => results.map((r) => r[key]);
+  console.log(
+    `\nkey server on the ${results[0]!.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`,
+  );
+  console.log(TABLE_HEAD);
+  for (const key of ['loginFloor', 'login', 'blobFloor', 'blob'] as const) console.log(runsRow(pick(key)));
+  console.log(`\nratio login full / bare: ${ratios(pick('login'), pick('loginFloor'))}`);
+  console.log(`ratio signed blob read full / bare: ${ratios(pick('blob'), pick('blobFloor'))}`);
 }
 
 if (runs('webhooks')) {

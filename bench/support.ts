@@ -57,6 +57,21 @@ export async function load(name: string, options: autocannon.Options): Promise<B
 /** A markdown table row for one result. */
 export const resultRow = (r: BenchResult) => `| ${r.name} | ${Math.round(r.requestsPerSecond)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} |`;
 
+/** min / median / max of `values`, rounded to `digits`. */
+export function spread(values: number[], digits = 0): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  return [sorted[0]!, sorted[Math.floor(sorted.length / 2)]!, sorted.at(-1)!].map((n) => n.toFixed(digits)).join(' / ');
+}
+
+/**
+ * A markdown table row for one target over several runs: req/s, p50 and p99 as min / median / max
+ * of the runs, and the errors of all runs together.
+ */
+export function runsRow(results: BenchResult[]): string {
+  const errors = results.reduce((sum, r) => sum + r.errors, 0);
+  return `| ${results[0]!.name} | ${spread(results.map((r) => r.requestsPerSecond))} | ${spread(results.map((r) => r.p50Ms))} | ${spread(results.map((r) => r.p99Ms))} | ${errors} |`;
+}
+
 export type BenchSetup = Awaited<ReturnType<typeof startBenchServer>>;
 
 /**
