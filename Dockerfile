@@ -24,8 +24,11 @@ COPY package.json ./
 COPY migrations ./migrations
 COPY vendor ./vendor
 COPY --from=build /app/dist ./dist
-RUN mkdir -p /app/data && chown node:node /app/data
+RUN mkdir -p /app/data /app/node_modules/.cache && chown node:node /app/data /app/node_modules/.cache
 USER node
+# The embedded database's pre-migrated template (node_modules/.cache/tranche): a first start on
+# the embedded database copies it instead of running initdb (seconds, and ~500 MB it never returns).
+RUN node dist/platform/db/embedded-template.js
 EXPOSE 3000
 # Readiness: the database answers and the process serves (HEALTH_PORT, else PORT). Six misses (a
 # minute) make it unhealthy, which leaves room for the first migrations.

@@ -4,7 +4,9 @@ import { benchChaos } from './chaos.ts';
 import { benchIdentityRead } from './identity-read.ts';
 import { benchIssuance } from './issuance.ts';
 import { benchKeyserver } from './keyserver.ts';
-import { resultRow } from './support.ts';
+import { benchScale } from './scale.ts';
+import { benchStartup, startupTarget, type StartupRun } from './startup.ts';
+import { runsRow, spread, type BenchResult } from './support.ts';
 import { benchWebhooks } from './webhooks.ts';
 
 const { values } = parseArgs({
@@ -15,39 +17,58 @@ const { values } = parseArgs({
     events: { type: 'string', default: '10000' },
     'chaos-seconds': { type: 'string', default: '60' },
     rounds: { type: 'string', default: '2' },
+    runs: { type: 'string', default: '3' },
+    checkout: { type: 'string', multiple: true },
+    sizes: { type: 'string' },
+    requests: { type: 'string', default: '50' },
   },
 });
 const databaseUrl = process.env.BENCH_DATABASE_URL;
 const runs = (name: string) => values.only === undefined || values.only === name;
 // Fault injection runs only when asked for: it needs PostgreSQL and terminates its backends.
 const asked = (name: string) => values.only === name;
+const repeat = Number(values.runs);
+
+/** Runs `bench` `repeat` times, one after the other. */
+async function repeated<T>(bench: () => Promise<T>): Promise<T[]> {
+  const results: T[] = [];
+  for (let run = 0; run < repeat; run++) results.push(await bench());
+  return results;
+}
+const ratios = (full: BenchResult[], bare: BenchResult[]) =>
+  spread(
+    full.map((r, i) => r.requestsPerSecond / bare[i]!.requestsPerSecond),
+    2,
+  );
+const TABLE_HEAD = `| target | req/s (min / median / max of ${values.runs} runs) | p50 ms | p99 ms | errors |\n|---|---|---|---|---|`;
 
 if (runs('identity')) {
   const seconds = Number(values.seconds);
   const connections = Number(values.connections);
-  const result = await benchIdentityRead({ seconds, connections, databaseUrl });
+  const results = await repeated(() => benchIdentityRead({ seconds, connections, databaseUrl }));
+  const bare = results.map((r) => r.bare);
+  const full = results.map((r) => r.full);
   console.log(
-    `\nidentity read on the ${result.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`,
+    `\nidentity read on the ${results[0]!.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`,
   );
-  console.log('| target | req/s | p50 ms | p99 ms | errors |');
-  console.log('|---|---|---|---|---|');
-  console.log(resultRow(result.bare));
-  console.log(resultRow(result.full));
-  console.log(`\nratio full / bare: ${result.ratio.toFixed(2)}`);
+  console.log(TABLE_HEAD);
+  console.log(runsRow(bare));
+  console.log(runsRow(full));
+  console.log(`\nratio full / bare: ${ratios(full, bare)}`);
 }
 
 if (runs('issuance')) {
   const seconds = Number(values.seconds);
   const connections = Number(values.connections);
-  const result = await benchIssuance({ seconds, connections, databaseUrl });
-  console.log(`\nissuance on the ${result.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`);
-  console.log('| target | req/s | p50 ms | p99 ms | errors |');
-  console.log('|---|---|---|---|---|');
-  for (const r of [result.listFloor, result.list, result.createFloor, result.create]) console.log(resultRow(r));
-  console.log(`\nratio offerings list full / bare: ${(result.list.requestsPerSecond / result.listFloor.requestsPerSecond).toFixed(2)}`);
+  const results = await repeated(() => benchIssuance({ seconds, connections, databaseUrl }));
+  const pick = (key: 'listFloor' | 'list' | 'createFloor' | 'create') => results.map((r) => r[key]);
   console.log(
-    `ratio subscription create full / bare: ${(result.create.requestsPerSecond / result.createFloor.requestsPerSecond).toFixed(2)}`,
+    `\nissuance on the ${results[0]!.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`,
   );
+  console.log(TABLE_HEAD);
+  for (const key of ['listFloor', 'list', 'createFloor', 'create'] as const) console.log(runsRow(pick(key)));
+  console.log(`\nratio offerings list full / bare: ${ratios(pick('list'), pick('listFloor'))}`);
+  console.log(`ratio subscription create full / bare: ${ratios(pick('create'), pick('createFloor'))}`);
 }
 
 if (runs('audit')) {
@@ -60,7 +81,7 @@ if (runs('audit')) {
   );
   console.log('| target | req/s | p50 ms | p99 ms | errors |');
   console.log('|---|---|---|---|---|');
-  for (const r of [result.createWithout, result.createWith, result.loginWithout, result.loginWith]) console.log(resultRow(r));
+  for (const r of [result.createWithout, result.createWith, result.loginWithout, result.loginWith]) console.log(runsRow([r]));
   console.log(
     `\nratio subscription create with / without audit: ${(result.createWith.requestsPerSecond / result.createWithout.requestsPerSecond).toFixed(2)}`,
   );
@@ -72,13 +93,15 @@ if (runs('audit')) {
 if (runs('keyserver')) {
   const seconds = Number(values.seconds);
   const connections = Number(values.connections);
-  const result = await benchKeyserver({ seconds, connections, databaseUrl });
-  console.log(`\nkey server on the ${result.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`);
-  console.log('| target | req/s | p50 ms | p99 ms | errors |');
-  console.log('|---|---|---|---|---|');
-  for (const r of [result.loginFloor, result.login, result.blobFloor, result.blob]) console.log(resultRow(r));
-  console.log(`\nratio login full / bare: ${(result.login.requestsPerSecond / result.loginFloor.requestsPerSecond).toFixed(2)}`);
-  console.log(`ratio signed blob read full / bare: ${(result.blob.requestsPerSecond / result.blobFloor.requestsPerSecond).toFixed(2)}`);
+  const results = await repeated(() => benchKeyserver({ seconds, connections, databaseUrl }));
+  const pick = (key: 'loginFloor' | 'login' | 'blobFloor' | 'blob') => results.map((r) => r[key]);
+  console.log(
+    `\nkey server on the ${results[0]!.database} database, ${connections} connections, ${seconds} s each (loopback, same process)\n`,
+  );
+  console.log(TABLE_HEAD);
+  for (const key of ['loginFloor', 'login', 'blobFloor', 'blob'] as const) console.log(runsRow(pick(key)));
+  console.log(`\nratio login full / bare: ${ratios(pick('login'), pick('loginFloor'))}`);
+  console.log(`ratio signed blob read full / bare: ${ratios(pick('blob'), pick('blobFloor'))}`);
 }
 
 if (runs('webhooks')) {
@@ -112,4 +135,52 @@ if (asked('chaos')) {
     `| ${r.eventsCommitted} | ${r.eventsDelivered} | ${r.duplicates} | ${r.lost} | ${r.deliveredUncommitted} | ${Math.round(r.recoveryP50Ms)} | ${Math.round(r.recoveryMaxMs)} | ${r.drainSeconds.toFixed(1)} |`,
   );
   console.log(`\nserver exit code after SIGTERM: ${r.serverExitCode}`);
+}
+
+if (asked('startup')) {
+  // This checkout from source and from its build (`npm run build` first), plus any `--checkout <dir>` from source.
+  const targets = [
+    ...(values.checkout ?? []).map((checkout) => startupTarget({ checkout, name: `${checkout} (source)` })),
+    startupTarget({ name: 'this checkout (source)' }),
+    startupTarget({ name: 'this checkout (dist)', dist: true }),
+  ];
+  // The one-time build of this checkout's embedded template is not part of a cold start.
+  const { ensureTemplate } = await import('../src/platform/db/embedded-template.ts');
+  const built = performance.now();
+  console.log(`embedded template ${await ensureTemplate()} ready in ${Math.round(performance.now() - built)} ms`);
+  const results = await benchStartup({ runs: Number(values.runs), targets });
+  const figures = (runs: StartupRun[], pick: (r: StartupRun) => number) => {
+    const sorted = runs.map(pick).sort((a, b) => a - b);
+    return [sorted[0], sorted[Math.floor(sorted.length / 2)], sorted.at(-1)].map((n) => Math.round(n ?? NaN)).join(' / ');
+  };
+  console.log(`\nembedded server start, ${values.runs} runs each, targets taking turns (min / median / max)\n`);
+  console.log(
+    '| target | cold start to first 200 ms | its CPU ms | restart to first 200 ms | its CPU ms | idle RSS MiB | RSS after 5 s of load MiB |',
+  );
+  console.log('|---|---|---|---|---|---|---|');
+  for (const { target, runs } of results) {
+    console.log(
+      `| ${target.name} | ${figures(runs, (r) => r.coldMs)} | ${figures(runs, (r) => r.coldCpuMs)} | ${figures(runs, (r) => r.restartMs)} | ${figures(runs, (r) => r.restartCpuMs)} | ${figures(runs, (r) => r.idleRssMb)} | ${figures(runs, (r) => r.loadRssMb)} |`,
+    );
+  }
+}
+
+if (asked('scale')) {
+  const sizes = (values.sizes ?? '10000,1000000').split(',').map(Number);
+  const result = await benchScale({ databaseUrl, sizes, runs: Number(values.runs), requests: Number(values.requests) });
+  const [small, large] = [sizes[0]!, sizes.at(-1)!];
+  console.log(
+    `\nlists and gets at ${sizes.join(' and ')} deliveries of one org on the ${result.database} database: p50 ms of ${values.requests} sequential requests, min / median / max of ${result.runs} rounds\n`,
+  );
+  console.log(`| request | ${sizes.map((size) => `${size} rows`).join(' | ')} | median ${large} / median ${small} |`);
+  console.log(`|---|${sizes.map(() => '---|').join('')}---|`);
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  for (const name of result.figures.get(small)!.keys()) {
+    const cells = sizes.map((size) => {
+      const runs = [...result.figures.get(size)!.get(name)!].sort((a, b) => a - b);
+      return `${runs[0]!.toFixed(1)} / ${median(runs).toFixed(1)} / ${runs.at(-1)!.toFixed(1)}`;
+    });
+    const ratio = median(result.figures.get(large)!.get(name)!) / median(result.figures.get(small)!.get(name)!);
+    console.log(`| ${name} | ${cells.join(' | ')} | ${ratio.toFixed(2)} |`);
+  }
 }

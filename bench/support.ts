@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import pg from 'pg';
@@ -56,6 +57,21 @@ export async function load(name: string, options: autocannon.Options): Promise<B
 /** A markdown table row for one result. */
 export const resultRow = (r: BenchResult) => `| ${r.name} | ${Math.round(r.requestsPerSecond)} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} |`;
 
+/** min / median / max of `values`, rounded to `digits`. */
+export function spread(values: number[], digits = 0): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  return [sorted[0]!, sorted[Math.floor(sorted.length / 2)]!, sorted.at(-1)!].map((n) => n.toFixed(digits)).join(' / ');
+}
+
+/**
+ * A markdown table row for one target over several runs: req/s, p50 and p99 as min / median / max
+ * of the runs, and the errors of all runs together.
+ */
+export function runsRow(results: BenchResult[]): string {
+  const errors = results.reduce((sum, r) => sum + r.errors, 0);
+  return `| ${results[0]!.name} | ${spread(results.map((r) => r.requestsPerSecond))} | ${spread(results.map((r) => r.p50Ms))} | ${spread(results.map((r) => r.p99Ms))} | ${errors} |`;
+}
+
 export type BenchSetup = Awaited<ReturnType<typeof startBenchServer>>;
 
 /**
@@ -66,7 +82,8 @@ export async function startBenchServer(options: { databaseUrl?: string; config?:
   const database = await benchDatabase(options.databaseUrl);
   const config: Config = {
     ...loadConfig({}),
-    logLevel: 'warn',
+    // The production default, so that the figures include request logging; the lines go to /dev/null.
+    logLevel: 'info',
     allowInsecureHttp: true,
     demoIdp: false,
     publicUrl: 'http://bench.local',
@@ -77,7 +94,8 @@ export async function startBenchServer(options: { databaseUrl?: string; config?:
     hashSecret: randomBytes(32).toString('hex'),
     dataDir: '/x',
   });
-  const modules = createModules({ config, database, keyring });
+  const logStream = fs.createWriteStream('/dev/null');
+  const modules = createModules({ config, database, keyring, logStream });
   const app = await buildApp({ config, database, keyring }, modules);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -113,6 +131,7 @@ export async function startBenchServer(options: { databaseUrl?: string; config?:
       await app.close();
       await idp.close();
       await database.close();
+      logStream.end();
     },
   };
 }

@@ -61,6 +61,7 @@ const envSchema = z.object({
   WEBHOOK_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(60),
   WORKER_DRAIN_SECONDS: z.coerce.number().min(0).max(3600).default(10),
   AUDIT_ANCHOR_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),
+  WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
   STRIPE_SECRET_KEY: z
     .string()
     .regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a Stripe secret key')
@@ -228,6 +229,10 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
     meaning:
       'how often the worker (`--role worker`, or inside `serve`) signs the head of every audit chain that moved (0: never; `tranche audit anchor` does it by hand); entries deleted after an anchor are caught by `audit verify`',
   },
+  WEBHOOK_RETENTION_DAYS: {
+    meaning:
+      'finished webhook deliveries (succeeded, exhausted, cancelled, skipped) with their attempts, and dispatched outbox events, older than this many days are deleted by the worker, in batches of 1 000 once a minute; `0` keeps them forever',
+  },
   STRIPE_SECRET_KEY: {
     default: 'unset: the local Stripe double',
     meaning: '`sk_test_...` or `sk_live_...`: take payments with Stripe Checkout (needs `STRIPE_WEBHOOK_SECRET`)',
@@ -351,6 +356,8 @@ export type Config = {
   workerDrainSeconds: number;
   /** How often the worker anchors the audit chains' heads (seconds; 0: never). */
   auditAnchorIntervalSeconds: number;
+  /** Finished deliveries (with their attempts) and dispatched outbox events older than this are pruned; 0 keeps them. */
+  webhookRetentionDays: number;
   /** Real Stripe when set; otherwise the local Stripe double is served under /stripe-double. */
   stripe: { secretKey: string; webhookSecret: string; apiBase?: string } | undefined;
   /**
@@ -489,6 +496,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookLeaseSeconds: e.WEBHOOK_LEASE_SECONDS,
     workerDrainSeconds: e.WORKER_DRAIN_SECONDS,
     auditAnchorIntervalSeconds: e.AUDIT_ANCHOR_INTERVAL_SECONDS,
+    webhookRetentionDays: e.WEBHOOK_RETENTION_DAYS,
     stripe: e.STRIPE_SECRET_KEY
       ? { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET ?? '', apiBase: e.STRIPE_API_BASE }
       : undefined,

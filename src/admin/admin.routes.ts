@@ -5,7 +5,7 @@ import { toSnake } from '../platform/http/case.ts';
 import { optionalBody } from '../platform/http/bodies.ts';
 import { envelope, ok } from '../platform/http/envelope.ts';
 import { errorResponses } from '../platform/http/errors.ts';
-import { offsetPageMeta, offsetPagingQuery } from '../platform/http/paging.ts';
+import { cursorPageMeta, cursorPageMetaFor, cursorPagingQuery } from '../platform/http/paging.ts';
 import type { Identity } from '../identity/identity.module.ts';
 import { accreditationResponse, reviewStatus } from '../identity/accreditation/accreditation.schemas.ts';
 import type { ReviewAction } from '../identity/accreditation/accreditation.service.ts';
@@ -32,17 +32,25 @@ export async function adminRoutes(app: FastifyInstance, options: { identity: Ide
       schema: {
         ...common,
         summary: 'KYC review queue (default status needs_review)',
-        querystring: offsetPagingQuery.extend({ status: kycStatus.optional() }),
+        description: 'Newest first; page with `cursor` (the `next_cursor` of the previous page) or `offset`.',
+        querystring: cursorPagingQuery.extend({ status: kycStatus.optional() }),
         response: {
-          200: envelope(z.object({ items: z.array(verificationResponse), meta: offsetPageMeta })),
+          200: envelope(z.object({ items: z.array(verificationResponse), meta: cursorPageMeta })),
           ...errorResponses(400, 401, 403),
         },
       },
     },
     async (request) => {
-      const { status, limit, offset } = request.query;
-      const { items, total } = await identity.kyc.listForReview(reviewer(request), { status }, { limit, offset });
-      return ok({ items: toSnake(items), meta: { limit, offset, total } });
+      const { status, ...paging } = request.query;
+      const { items, total } = await identity.kyc.listForReview(reviewer(request), { status }, paging);
+      return ok({
+        items: toSnake(items),
+        meta: cursorPageMetaFor(
+          paging,
+          items.map((item) => item.verificationId),
+          total,
+        ),
+      });
     },
   );
 
@@ -73,17 +81,25 @@ export async function adminRoutes(app: FastifyInstance, options: { identity: Ide
       schema: {
         ...common,
         summary: 'Accreditation review queue (default review_status pending_review)',
-        querystring: offsetPagingQuery.extend({ review_status: reviewStatus.default('pending_review') }),
+        description: 'Oldest submission first; page with `cursor` (the `next_cursor` of the previous page) or `offset`.',
+        querystring: cursorPagingQuery.extend({ review_status: reviewStatus.default('pending_review') }),
         response: {
-          200: envelope(z.object({ items: z.array(accreditationResponse), meta: offsetPageMeta })),
+          200: envelope(z.object({ items: z.array(accreditationResponse), meta: cursorPageMeta })),
           ...errorResponses(400, 401, 403),
         },
       },
     },
     async (request) => {
-      const { review_status: status, limit, offset } = request.query;
-      const { items, total } = await identity.accreditation.listForReview(reviewer(request), status, { limit, offset });
-      return ok({ items: toSnake(items), meta: { limit, offset, total } });
+      const { review_status: status, ...paging } = request.query;
+      const { items, total } = await identity.accreditation.listForReview(reviewer(request), status, paging);
+      return ok({
+        items: toSnake(items),
+        meta: cursorPageMetaFor(
+          paging,
+          items.map((item) => item.id),
+          total,
+        ),
+      });
     },
   );
 

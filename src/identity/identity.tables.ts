@@ -177,7 +177,9 @@ export const kycVerifications = pgTable(
   },
   (table) => [
     index('kyc_verifications_user_idx').on(table.userId, table.createdAt),
-    index('kyc_verifications_org_status_idx').on(table.orgId, table.status),
+    // Review queues and lists: the org's, by status, newest first.
+    index('kyc_verifications_org_status_idx').on(table.orgId, table.status, table.createdAt),
+    index('kyc_verifications_org_created_idx').on(table.orgId, table.createdAt),
     uniqueIndex('kyc_verifications_provider_ref_idx').on(table.provider, table.providerReference),
     uniqueIndex('kyc_verifications_one_open_idx')
       .on(table.userId)
@@ -210,7 +212,9 @@ export const accreditations = pgTable(
   },
   (table) => [
     uniqueIndex('accreditations_user_idx').on(table.orgId, table.userId),
-    index('accreditations_review_idx').on(table.orgId, table.reviewStatus),
+    // The review queue, oldest submission first: one org's, or the platform's.
+    index('accreditations_review_idx').on(table.orgId, table.reviewStatus, table.submittedAt),
+    index('accreditations_review_all_idx').on(table.reviewStatus, table.submittedAt),
   ],
 );
 

@@ -41,7 +41,10 @@ export const offerings = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (table) => [index('offerings_org_status_idx').on(table.orgId, table.status)],
+  (table) => [
+    index('offerings_org_status_idx').on(table.orgId, table.status),
+    index('offerings_org_created_idx').on(table.orgId, table.createdAt),
+  ],
 );
 
 export const securityClasses = pgTable(
@@ -148,6 +151,10 @@ export const subscriptions = pgTable(
     index('subscriptions_security_status_idx').on(table.securityClassId, table.status),
     index('subscriptions_user_idx').on(table.orgId, table.userId, table.createdAt),
     index('subscriptions_offering_idx').on(table.offeringId, table.status),
+    // Subscription lists: the org's, by status, by offering, newest first.
+    index('subscriptions_org_created_idx').on(table.orgId, table.createdAt),
+    index('subscriptions_org_status_created_idx').on(table.orgId, table.status, table.createdAt),
+    index('subscriptions_offering_created_idx').on(table.offeringId, table.createdAt),
     uniqueIndex('subscriptions_checkout_session_idx').on(table.checkoutSessionId),
   ],
 );
@@ -216,7 +223,7 @@ export const shares = pgTable(
       .on(table.subscriptionId)
       .where(sql`status <> 'cancelled'`),
     index('shares_subscription_idx').on(table.subscriptionId),
-    index('shares_user_idx').on(table.orgId, table.userId),
+    index('shares_user_idx').on(table.orgId, table.userId, table.createdAt),
   ],
 );
 

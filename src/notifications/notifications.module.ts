@@ -5,9 +5,10 @@ import type { Config } from '../config.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import { ping, type Database } from '../platform/db/database.ts';
-import { OUTBOX_CHANNEL } from '../platform/events/outbox.ts';
+import { OUTBOX_CHANNEL, pruneDispatched } from '../platform/events/outbox.ts';
 import { registerServiceInfo } from '../platform/http/service-info.ts';
 import { jobMetrics, Registry } from '../platform/observability/metrics.ts';
+import { throttled } from '../platform/throttle.ts';
 import { deliveriesRepo } from './deliveries/deliveries.repo.ts';
 import { deliveriesRoutes } from './deliveries/deliveries.routes.ts';
 import { deliveryObserver } from './delivery-observer.ts';
@@ -33,6 +34,7 @@ export type NotificationsDeps = {
     | 'workerPollMs'
     | 'webhookLeaseSeconds'
     | 'workerDrainSeconds'
+    | 'webhookRetentionDays'
     | 'healthTimeoutMs'
   >;
   version: string;
@@ -43,6 +45,10 @@ export type NotificationsDeps = {
   /** Where the worker logs failed attempts and failed passes. */
   log?: FastifyBaseLogger;
 };
+
+/** Rows deleted per retention statement, and statements per table per run. */
+const PRUNE_BATCH = 1000;
+const PRUNE_MAX_BATCHES = 20;
 
 export function createNotifications(deps: NotificationsDeps) {
   const { database, keyring, clock, config } = deps;
@@ -91,10 +97,35 @@ export function createNotifications(deps: NotificationsDeps) {
     sendTimeoutMs: config.webhookTimeoutMs,
   });
 
+  /**
+   * Retention (`WEBHOOK_RETENTION_DAYS`): deletes finished deliveries with their attempts, then
+   * dispatched outbox events, created before the cutoff, in batches of `PRUNE_BATCH` (each its own
+   * statement, so no long lock), at most `PRUNE_MAX_BATCHES` of each per call; the worker calls it
+   * at most once a minute. Returns how many rows of each it deleted.
+   */
+  async function pruneExpired(): Promise<{ deliveries: number; events: number }> {
+    const pruned = { deliveries: 0, events: 0 };
+    if (config.webhookRetentionDays === 0) return pruned;
+    const before = new Date(clock.now().getTime() - config.webhookRetentionDays * 86_400_000);
+    for (let batch = 0; batch < PRUNE_MAX_BATCHES; batch++) {
+      const deleted = await deliveries.prune(before, PRUNE_BATCH);
+      pruned.deliveries += deleted;
+      if (deleted < PRUNE_BATCH) break;
+    }
+    for (let batch = 0; batch < PRUNE_MAX_BATCHES; batch++) {
+      const deleted = await pruneDispatched(db, before, PRUNE_BATCH);
+      pruned.events += deleted;
+      if (deleted < PRUNE_BATCH) break;
+    }
+    return pruned;
+  }
+  const pruneInBackground = throttled(() => jobs.track('webhook_retention', pruneExpired), 60_000);
+
   return {
     endpoints: service,
     deliveries,
     dispatcher,
+    pruneExpired,
     async routes(app: FastifyInstance) {
       registerServiceInfo(app, {
         name: 'notifications',
@@ -131,6 +162,7 @@ export function createNotifications(deps: NotificationsDeps) {
           } catch (error) {
             log?.error({ err: error }, 'dispatcher pass failed');
           }
+          pruneInBackground();
           if (busy || !running) continue;
           await new Promise<void>((resolve) => {
             wakeUp = resolve;

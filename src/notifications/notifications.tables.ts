@@ -74,6 +74,10 @@ export const webhookDeliveries = pgTable(
       .where(sql`status = 'sending'`),
     index('webhook_deliveries_endpoint_idx').on(table.endpointId, table.createdAt),
     index('webhook_deliveries_org_idx').on(table.orgId, table.createdAt),
+    // The deliveries log's filters, newest first; and retention, oldest first.
+    index('webhook_deliveries_org_status_idx').on(table.orgId, table.status, table.createdAt),
+    index('webhook_deliveries_org_event_type_idx').on(table.orgId, table.eventType, table.createdAt),
+    index('webhook_deliveries_created_at_idx').on(table.createdAt),
   ],
 );
 

@@ -221,3 +221,28 @@ describe('kyc-verifications security', () => {
     expect(approved.body.data.status).toBe('rejected');
   });
 });
+
+describe('kyc review queue paging', () => {
+  it('pages the queue by cursor, newest first, each verification once', async () => {
+    const admin = await t.signIn('admin@example.com');
+    const ids: string[] = [];
+    for (const name of ['page-a', 'page-b', 'page-c']) ids.push((await startKyc(`${name}@example.com`, '123450002')).id);
+    const full = await waitFor(
+      () => t.get('/admin/kyc-verifications?limit=100', admin.auth),
+      (response) => ids.every((id) => response.body.data.items.some((item: { verification_id: string }) => item.verification_id === id)),
+    );
+    expect(full.body.data.meta.next_cursor).toBeNull();
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { body: { data: { items: { verification_id: string }[]; meta: { next_cursor: string | null } } } } = await t.get(
+        `/admin/kyc-verifications?limit=1${cursor ? `&cursor=${cursor}` : ''}`,
+        admin.auth,
+      );
+      seen.push(...page.body.data.items.map((item) => item.verification_id));
+      cursor = page.body.data.meta.next_cursor;
+    } while (cursor);
+    expect(seen).toEqual(full.body.data.items.map((item: { verification_id: string }) => item.verification_id));
+    expect((await t.get('/admin/kyc-verifications?cursor=x', admin.auth)).body.error.field).toBe('cursor');
+  });
+});

@@ -331,3 +331,70 @@ describe('manual retry and recover', () => {
     expect((await t.get('/notifications/deliveries?status=bogus', { 'x-api-key': t.apiKey })).body.error.field).toBe('status');
   });
 });
+
+describe('deliveries log paging', () => {
+  it('pages by cursor, newest first, with no delivery twice or missed, and a capped total', async () => {
+    const { id } = await endpoint();
+    const key = { 'x-api-key': t.apiKey };
+    for (let i = 0; i < 5; i++) await emit('kyc.verification.approved', { verification_id: `v-${i}` });
+    await run();
+    const all = await t.get(`/notifications/deliveries?endpoint_id=${id}&limit=100`, key);
+    expect(all.body.data.meta).toMatchObject({ total: 5, total_capped: false, next_cursor: null });
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { body: { data: { items: { id: string }[]; meta: { next_cursor: string | null; total: number } } } } = await t.get(
+        `/notifications/deliveries?endpoint_id=${id}&limit=2${cursor ? `&cursor=${cursor}&offset=99` : ''}`,
+        key,
+      );
+      expect(page.body.data.meta.total).toBe(5);
+      seen.push(...page.body.data.items.map((item) => item.id));
+      cursor = page.body.data.meta.next_cursor;
+    } while (cursor);
+    expect(seen).toEqual(all.body.data.items.map((item: { id: string }) => item.id));
+  });
+
+  it("refuses a cursor that is not a delivery id, and gives an empty page for another org's delivery", async () => {
+    const key = { 'x-api-key': t.apiKey };
+    const bad = await t.get('/notifications/deliveries?cursor=nope', key);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.field).toBe('cursor');
+    const other = await t.createOrg({ name: 'Cursor Elsewhere' });
+    await endpoint({ orgKey: other.apiKey });
+    await emit('kyc.verification.approved', {}, other.org.id);
+    await run();
+    const [foreign] = await t.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.orgId, other.org.id));
+    const page = await t.get(`/notifications/deliveries?cursor=${foreign!.id}`, key);
+    expect(page.status).toBe(200);
+    expect(page.body.data.items).toEqual([]);
+  });
+});
+
+describe('retention', () => {
+  it('prunes finished deliveries with their attempts and dispatched events past WEBHOOK_RETENTION_DAYS, never pending ones', async () => {
+    const { id } = await endpoint({ eventTypes: ['kyc.verification.approved'] });
+    const eventId = await emit('kyc.verification.approved');
+    await run();
+    const [delivered] = await deliveriesOf(id);
+    expect(delivered!.status).toBe('succeeded');
+    receiver.respond(() => ({ status: 500, body: 'down' }));
+    await emit('kyc.verification.approved');
+    await run();
+    const pending = (await deliveriesOf(id)).find((row) => row.status === 'pending');
+    expect(pending).toBeDefined();
+
+    expect(await t.modules.notifications.pruneExpired()).toEqual({ deliveries: 0, events: 0 });
+    const days = t.config.webhookRetentionDays;
+    t.clock.advance((days + 1) * 86_400_000);
+    try {
+      const pruned = await t.modules.notifications.pruneExpired();
+      expect(pruned.deliveries).toBeGreaterThanOrEqual(1);
+      expect(pruned.events).toBeGreaterThanOrEqual(2);
+    } finally {
+      t.clock.advance(-(days + 1) * 86_400_000);
+    }
+    expect((await deliveriesOf(id)).map((row) => row.id)).toEqual([pending!.id]);
+    expect((await t.get(`/notifications/deliveries/${delivered!.id}`, { 'x-api-key': t.apiKey })).status).toBe(404);
+    expect(await t.db.select().from(outboxEvents).where(eq(outboxEvents.id, eventId))).toEqual([]);
+  });
+});

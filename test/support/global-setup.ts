@@ -19,7 +19,8 @@ export function withDatabaseName(url: string, name: string): string {
 
 /**
  * Migrates one database per run; each test file then starts from a copy of it: a PostgreSQL
- * database created from the template, or a PGlite instance loaded from a data-dir snapshot.
+ * database created from the template, or a PGlite instance loaded from a data-dir snapshot (taken
+ * from a copy of the embedded database's cached template, see `embedded-template.ts`).
  */
 export default async function setup(project: TestProject) {
   const serverUrl = process.env.TEST_DATABASE_URL;
@@ -42,11 +43,14 @@ export default async function setup(project: TestProject) {
       await admin.end();
     };
   }
-  const database = await openEmbedded();
+  // A data directory opened on disk starts as a copy of the cached pre-migrated template, so no
+  // initdb and no migrations run here once the template exists.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-test-'));
+  const database = await openEmbedded({ dataDir: path.join(dir, 'db') });
   await database.migrate();
   const snapshot = await database.pglite.dumpDataDir('none');
   await database.close();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-test-'));
+  fs.rmSync(path.join(dir, 'db'), { recursive: true, force: true });
   const snapshotFile = path.join(dir, 'snapshot.tar');
   fs.writeFileSync(snapshotFile, Buffer.from(await snapshot.arrayBuffer()));
   project.provide('database', { kind: 'embedded', snapshotFile });

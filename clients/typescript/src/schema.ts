@@ -562,7 +562,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List deliveries (filter by endpoint, event type, status, time range) */
+        /**
+         * List deliveries (filter by endpoint, event type, status, time range)
+         * @description Newest first. Page with `cursor` (the `next_cursor` of the previous page: cost does not grow with depth, and new deliveries do not shift pages) or with `offset`. `total` is the number of matching deliveries, counted up to 1 000; past that it is 1 000 and `total_capped` is true.
+         */
         get: operations["getNotificationsDeliveries"];
         put?: never;
         post?: never;
@@ -889,7 +892,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** KYC review queue (default status needs_review) */
+        /**
+         * KYC review queue (default status needs_review)
+         * @description Newest first; page with `cursor` (the `next_cursor` of the previous page) or `offset`.
+         */
         get: operations["getAdminKycVerifications"];
         put?: never;
         post?: never;
@@ -940,7 +946,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Accreditation review queue (default review_status pending_review) */
+        /**
+         * Accreditation review queue (default review_status pending_review)
+         * @description Oldest submission first; page with `cursor` (the `next_cursor` of the previous page) or `offset`.
+         */
         get: operations["getAdminAccreditations"];
         put?: never;
         post?: never;
@@ -6343,6 +6352,8 @@ export interface operations {
             query?: {
                 limit?: number;
                 offset?: number;
+                /** @description `next_cursor` of the previous page; `offset` is then ignored */
+                cursor?: string;
                 endpoint_id?: string;
                 event_type?: string;
                 /** @description skipped: the event happened while the endpoint was disabled; cancelled: it was queued when the endpoint was disabled. Recover sends both, and exhausted ones, again. */
@@ -6385,7 +6396,9 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *           "total_capped": true
                      *         }
                      *       }
                      *     }
@@ -6421,6 +6434,10 @@ export interface operations {
                                 limit: number;
                                 offset: number;
                                 total: number;
+                                /** @description pass as `cursor` for the next page; null on the last page */
+                                next_cursor: string | null;
+                                /** @description true when more than 1 000 deliveries match: `total` is then 1 000 */
+                                total_capped: boolean;
                             };
                         };
                     };
@@ -8225,6 +8242,8 @@ export interface operations {
             query?: {
                 limit?: number;
                 offset?: number;
+                /** @description `next_cursor` of the previous page; `offset` is then ignored */
+                cursor?: string;
                 status?: components["schemas"]["KycStatusInput"];
             };
             header?: never;
@@ -8266,7 +8285,8 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
                      *         }
                      *       }
                      *     }
@@ -8280,6 +8300,8 @@ export interface operations {
                                 limit: number;
                                 offset: number;
                                 total: number;
+                                /** @description pass as `cursor` for the next page; null on the last page */
+                                next_cursor: string | null;
                             };
                         };
                     };
@@ -8546,6 +8568,8 @@ export interface operations {
             query?: {
                 limit?: number;
                 offset?: number;
+                /** @description `next_cursor` of the previous page; `offset` is then ignored */
+                cursor?: string;
                 review_status?: components["schemas"]["AccreditationReviewStatusInput"];
             };
             header?: never;
@@ -8598,7 +8622,8 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
                      *         }
                      *       }
                      *     }
@@ -8612,6 +8637,8 @@ export interface operations {
                                 limit: number;
                                 offset: number;
                                 total: number;
+                                /** @description pass as `cursor` for the next page; null on the last page */
+                                next_cursor: string | null;
                             };
                         };
                     };

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq } from 'drizzle-orm';
+import { and, asc, desc, eq, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
 import { accreditationDocuments, accreditations } from '../identity.tables.ts';
 
@@ -43,22 +43,26 @@ export function accreditationRepo(db: Executor) {
         .returning();
       return row!;
     },
+    /** Oldest submission first (ties by id); `paging.after`: the last id of the previous page (see `cursorPagingQuery`). */
     async listForReview(
       filter: { orgId?: string; reviewStatus: ReviewStatus },
-      paging: { limit: number; offset: number },
+      paging: { limit: number; offset: number; after?: string },
       tx: Executor = db,
     ) {
       const where = and(
         filter.orgId ? eq(accreditations.orgId, filter.orgId) : undefined,
         eq(accreditations.reviewStatus, filter.reviewStatus),
       );
+      const after = paging.after
+        ? sql`(${accreditations.submittedAt}, ${accreditations.id}) > (select submitted_at, id from ${accreditations} where id = ${paging.after})`
+        : undefined;
       const rows = await tx
         .select()
         .from(accreditations)
-        .where(where)
-        .orderBy(asc(accreditations.submittedAt))
+        .where(and(where, after))
+        .orderBy(asc(accreditations.submittedAt), asc(accreditations.id))
         .limit(paging.limit)
-        .offset(paging.offset);
+        .offset(after ? 0 : paging.offset);
       return { rows, total: await tx.$count(accreditations, where) };
     },
     async insertDocument(row: typeof accreditationDocuments.$inferInsert, tx: Executor = db): Promise<DocumentRow> {

@@ -4,7 +4,7 @@ import type { Db, Executor } from '../../platform/db/database.ts';
 import type { AuditWriter } from '../../platform/audit/audit.service.ts';
 import { publish } from '../../platform/events/outbox.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
-import type { OffsetPaging } from '../../platform/http/paging.ts';
+import type { CursorPaging } from '../../platform/http/paging.ts';
 import { MAX_UPLOAD_BYTES, type ObjectStorage, type PresignedUpload, type StoredObject } from '../../platform/storage/storage.ts';
 import type { AccreditationRepo, AccreditationRow, DocumentRow, ReviewStatus } from './accreditation.repo.ts';
 
@@ -363,8 +363,11 @@ export function accreditationService(deps: {
       };
     },
 
-    async listForReview(reviewer: Reviewer, reviewStatus: ReviewStatus, paging: OffsetPaging) {
-      const { rows, total } = await repo.listForReview({ orgId: reviewerOrg(reviewer), reviewStatus }, paging);
+    async listForReview(reviewer: Reviewer, reviewStatus: ReviewStatus, paging: CursorPaging) {
+      const { rows, total } = await repo.listForReview(
+        { orgId: reviewerOrg(reviewer), reviewStatus },
+        { limit: paging.limit, offset: paging.offset, after: paging.cursor },
+      );
       return { items: await Promise.all(rows.map(present)), total };
     },
 

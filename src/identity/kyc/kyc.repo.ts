@@ -39,9 +39,10 @@ export function kycRepo(db: Executor) {
     async listForUser(userId: string, tx: Executor = db): Promise<KycRow[]> {
       return tx.select().from(kycVerifications).where(eq(kycVerifications.userId, userId)).orderBy(desc(kycVerifications.createdAt));
     },
+    /** Newest first (ties by id); `paging.after`: the last id of the previous page (see `cursorPagingQuery`). */
     async listForOrg(
       filter: { orgId?: string; userId?: string; status?: KycStatus },
-      paging: { limit: number; offset: number },
+      paging: { limit: number; offset: number; after?: string },
       tx: Executor = db,
     ) {
       const where = and(
@@ -49,13 +50,16 @@ export function kycRepo(db: Executor) {
         filter.userId ? eq(kycVerifications.userId, filter.userId) : undefined,
         filter.status ? eq(kycVerifications.status, filter.status) : undefined,
       );
+      const after = paging.after
+        ? sql`(${kycVerifications.createdAt}, ${kycVerifications.id}) < (select created_at, id from ${kycVerifications} where id = ${paging.after})`
+        : undefined;
       const rows = await tx
         .select()
         .from(kycVerifications)
-        .where(where)
-        .orderBy(desc(kycVerifications.createdAt))
+        .where(and(where, after))
+        .orderBy(desc(kycVerifications.createdAt), desc(kycVerifications.id))
         .limit(paging.limit)
-        .offset(paging.offset);
+        .offset(after ? 0 : paging.offset);
       return { rows, total: await tx.$count(kycVerifications, where) };
     },
     /** The user's verification still in progress (pending, action_required or needs_review), if any. */

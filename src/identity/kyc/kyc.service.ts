@@ -4,7 +4,7 @@ import type { Db, Executor } from '../../platform/db/database.ts';
 import type { AuditWriter } from '../../platform/audit/audit.service.ts';
 import type { Actor } from '../../platform/audit/context.ts';
 import { publish } from '../../platform/events/outbox.ts';
-import type { OffsetPaging } from '../../platform/http/paging.ts';
+import type { CursorPaging, OffsetPaging } from '../../platform/http/paging.ts';
 import type { PiiRecord } from '../pii/pii.schemas.ts';
 import type { PiiService } from '../pii/pii.service.ts';
 import type { UsersService } from '../users/users.service.ts';
@@ -307,8 +307,11 @@ export function kycService(deps: {
       await applyOutcome(row.id, callback.outcome);
     },
 
-    async listForReview(reviewer: Reviewer, filter: { status?: KycStatus }, paging: OffsetPaging) {
-      const { rows, total } = await repo.listForOrg({ orgId: reviewerOrg(reviewer), status: filter.status ?? 'needs_review' }, paging);
+    async listForReview(reviewer: Reviewer, filter: { status?: KycStatus }, paging: CursorPaging) {
+      const { rows, total } = await repo.listForOrg(
+        { orgId: reviewerOrg(reviewer), status: filter.status ?? 'needs_review' },
+        { limit: paging.limit, offset: paging.offset, after: paging.cursor },
+      );
       return { items: rows.map(present), total };
     },
 

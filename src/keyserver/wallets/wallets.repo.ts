@@ -58,6 +58,20 @@ export function walletsRepo(db: Executor, sealer: KeyserverSealer) {
           .where(eq(ksWallets.walletIdDigest, sealer.digest('wallet-id', walletId))),
       );
     },
+    /**
+     * Login's read: the wallet by its id with its factors (highest priority first), in one round
+     * trip (a left join: a wallet without factors gives one row with no factor).
+     */
+    async byWalletIdWithFactors(walletId: string, tx: Executor = db): Promise<{ wallet: WalletRow; factors: FactorRow[] } | undefined> {
+      const rows = await tx
+        .select({ wallet: ksWallets, factor: ksFactors })
+        .from(ksWallets)
+        .leftJoin(ksFactors, eq(ksFactors.walletPk, ksWallets.id))
+        .where(eq(ksWallets.walletIdDigest, sealer.digest('wallet-id', walletId)))
+        .orderBy(desc(ksFactors.priority), asc(ksFactors.id));
+      if (!rows[0]) return undefined;
+      return { wallet: open(rows[0].wallet), factors: rows.flatMap((row) => (row.factor ? [row.factor] : [])) };
+    },
     async byEmail(email: string, tx: Executor = db): Promise<WalletRow | undefined> {
       return one(
         await tx

@@ -134,11 +134,12 @@ export function createWalletsService(options: WalletsOptions) {
 
   /** Login: verification and enabled TOTP factors are checked before a session is opened. */
   async function get(request: FastifyRequest, walletId: string) {
-    const wallet = await mustFind(walletId);
+    const found = await repo.byWalletIdWithFactors(walletId);
+    if (!found) throw notFound('wallet not found');
+    const { wallet, factors } = found;
     if (!wallet.verified) {
       throw forbidden({ code: 'verification_required', detail: 'Email verification required', meta: { wallet_id: wallet.walletId } });
     }
-    const factors = await repo.factors(wallet.id);
     await tfa.require(request, wallet, { mixin: 'login', types: ['totp'] }, factors);
     const session = await db.transaction((tx) => startSession(wallet, tx));
     return { wallet, factorId: factors.find((factor) => factor.type === 'password')?.id, session };

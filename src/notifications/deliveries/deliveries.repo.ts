@@ -10,6 +10,9 @@ export type DeliveryFilter = { orgId: string; endpointId?: string; eventType?: s
 /** Deliveries waiting at `now`: due (pending, their time has come), scheduled (pending, a retry later), sending (claimed). */
 export type Backlog = { due: number; scheduled: number; sending: number; oldestDueAgeSeconds: number };
 
+/** The most deliveries a list counts: past it, `total` is this and `total_capped` is true. */
+export const TOTAL_CAP = 1000;
+
 export function deliveriesRepo(db: Executor) {
   return {
     /**
@@ -138,7 +141,17 @@ export function deliveriesRepo(db: Executor) {
         .set({ status: 'cancelled', nextAttemptAt: null, leaseUntil: null, updatedAt: now })
         .where(inArray(webhookDeliveries.id, ids));
     },
-    async list(filter: DeliveryFilter, paging: { limit: number; offset: number }, tx: Executor = db) {
+    /**
+     * One page of the org's deliveries, newest first (ties by id). `paging.after` is the id of the
+     * last delivery of the previous page (cursor paging: the cost does not grow with depth, and
+     * deliveries created meanwhile do not shift the page); without it, `offset` rows are skipped.
+     * A cursor naming no delivery of the org gives an empty page. `total` counts the matches up to
+     * `TOTAL_CAP`, and stops there (`totalCapped`): an exact count would read every match.
+     */
+    async list(filter: DeliveryFilter, paging: { limit: number; offset: number; after?: string }, tx: Executor = db) {
+      const after = paging.after
+        ? sql`(${webhookDeliveries.createdAt}, ${webhookDeliveries.id}) < (select created_at, id from ${webhookDeliveries} where id = ${paging.after} and org_id = ${filter.orgId})`
+        : undefined;
       const where = and(
         eq(webhookDeliveries.orgId, filter.orgId),
         filter.endpointId ? eq(webhookDeliveries.endpointId, filter.endpointId) : undefined,
@@ -150,11 +163,33 @@ export function deliveriesRepo(db: Executor) {
       const rows = await tx
         .select()
         .from(webhookDeliveries)
-        .where(where)
-        .orderBy(desc(webhookDeliveries.createdAt))
+        .where(and(where, after))
+        .orderBy(desc(webhookDeliveries.createdAt), desc(webhookDeliveries.id))
         .limit(paging.limit)
-        .offset(paging.offset);
-      return { rows, total: await tx.$count(webhookDeliveries, where) };
+        .offset(after ? 0 : paging.offset);
+      const [counted] = await queryRows<{ total: number }>(
+        tx,
+        sql`select count(*)::int as total from (select 1 from ${webhookDeliveries} where ${where} limit ${TOTAL_CAP + 1}) as matches`,
+      );
+      const total = Number(counted?.total ?? 0);
+      return { rows, total: Math.min(total, TOTAL_CAP), totalCapped: total > TOTAL_CAP };
+    },
+    /**
+     * Deletes up to `limit` finished deliveries (succeeded, exhausted, cancelled, skipped) created
+     * before `before`, oldest first, with their attempts (by cascade); returns how many. Pending
+     * and sending deliveries are never deleted.
+     */
+    async prune(before: Date, limit: number, tx: Executor = db): Promise<number> {
+      const rows = await queryRows<{ id: string }>(
+        tx,
+        sql`delete from ${webhookDeliveries} where id in (
+              select id from ${webhookDeliveries}
+              where ${webhookDeliveries.createdAt} < ${before.toISOString()}::timestamptz
+                and ${webhookDeliveries.status} in ('succeeded', 'exhausted', 'cancelled', 'skipped')
+              order by ${webhookDeliveries.createdAt} limit ${limit})
+            returning id`,
+      );
+      return rows.length;
     },
     /**
      * Deliveries of an endpoint created since `since` that were never delivered (exhausted,

@@ -5,7 +5,7 @@ import { requirePrincipal } from '../../platform/auth/principal.ts';
 import { toSnake } from '../../platform/http/case.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses, notFound } from '../../platform/http/errors.ts';
-import { offsetPageMeta, offsetPagingQuery } from '../../platform/http/paging.ts';
+import { cursorPageMeta, cursorPageMetaFor, cursorPagingQuery } from '../../platform/http/paging.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { assertManager } from '../endpoints/endpoints.service.ts';
 import type { DeliveriesRepo, DeliveryRow } from './deliveries.repo.ts';
@@ -62,21 +62,33 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
       schema: {
         ...common,
         summary: 'List deliveries (filter by endpoint, event type, status, time range)',
-        querystring: offsetPagingQuery.extend({
+        description:
+          'Newest first. Page with `cursor` (the `next_cursor` of the previous page: cost does not grow with depth, and new deliveries do not shift pages) or with `offset`. `total` is the number of matching deliveries, counted up to 1 000; past that it is 1 000 and `total_capped` is true.',
+        querystring: cursorPagingQuery.extend({
           endpoint_id: z.uuid().optional(),
           event_type: z.string().max(100).optional(),
           status: deliveryStatus.optional(),
           from: z.iso.datetime({ offset: true }).optional(),
           to: z.iso.datetime({ offset: true }).optional(),
         }),
-        response: { 200: envelope(z.object({ items: z.array(deliveryResponse), meta: offsetPageMeta })), ...errorResponses(400, 401, 403) },
+        response: {
+          200: envelope(
+            z.object({
+              items: z.array(deliveryResponse),
+              meta: cursorPageMeta.extend({
+                total_capped: z.boolean().describe('true when more than 1 000 deliveries match: `total` is then 1 000'),
+              }),
+            }),
+          ),
+          ...errorResponses(400, 401, 403),
+        },
       },
     },
     async (request) => {
       const principal = requirePrincipal(request);
       assertManager(principal);
       const q = request.query;
-      const { rows, total } = await deliveries.list(
+      const { rows, total, totalCapped } = await deliveries.list(
         {
           orgId: principal.orgId,
           endpointId: q.endpoint_id,
@@ -85,9 +97,19 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
           from: q.from ? new Date(q.from) : undefined,
           to: q.to ? new Date(q.to) : undefined,
         },
-        { limit: q.limit, offset: q.offset },
+        { limit: q.limit, offset: q.offset, after: q.cursor },
       );
-      return ok({ items: rows.map(present), meta: { limit: q.limit, offset: q.offset, total } });
+      return ok({
+        items: rows.map(present),
+        meta: {
+          ...cursorPageMetaFor(
+            q,
+            rows.map((row) => row.id),
+            total,
+          ),
+          total_capped: totalCapped,
+        },
+      });
     },
   );
 

@@ -10,6 +10,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
 import { lockDataDir } from './data-dir-lock.ts';
+import { embeddedStartParams, seedFromTemplate } from './embedded-template.ts';
 import { markDatabaseError } from './errors.ts';
 
 export { DataDirLockedError } from './data-dir-lock.ts';
@@ -322,12 +323,21 @@ async function listenWithReconnect(createClient: () => pg.Client, channels: stri
 
 export type EmbeddedOptions = { dataDir?: string; loadDataDir?: Blob };
 
+/**
+ * The embedded database: in memory, or in `dataDir/pgdata` (locked to this process). A new data
+ * directory starts as a copy of the cached pre-migrated template (see `embedded-template.ts`)
+ * instead of running initdb in this process; `loadDataDir` (a `dumpDataDir` tarball) fills a new
+ * database from that instead.
+ */
 export async function openEmbedded(options: EmbeddedOptions = {}): Promise<Database & { pglite: PGlite }> {
   const releaseLock = options.dataDir ? lockDataDir(options.dataDir) : () => undefined;
   try {
+    const pgdata = options.dataDir ? path.join(options.dataDir, 'pgdata') : undefined;
+    if (pgdata && !options.loadDataDir) await seedFromTemplate(pgdata);
     const pglite = await PGlite.create({
-      ...(options.dataDir ? { dataDir: path.join(options.dataDir, 'pgdata') } : {}),
+      ...(pgdata ? { dataDir: pgdata } : {}),
       ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
+      startParams: embeddedStartParams,
     });
     const db = guardTransactions(drizzlePglite(pglite));
     return {

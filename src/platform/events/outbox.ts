@@ -42,6 +42,22 @@ export async function markDispatched(tx: Executor, ids: string[]): Promise<void>
 }
 
 /**
+ * Deletes up to `limit` dispatched events created before `before`, oldest first (through the
+ * index on `created_at`); returns how many. Undispatched events are never deleted.
+ */
+export async function pruneDispatched(db: Executor, before: Date, limit: number): Promise<number> {
+  const rows = await queryRows<{ id: string }>(
+    db,
+    sql`delete from ${outboxEvents} where id in (
+          select id from ${outboxEvents}
+          where ${outboxEvents.dispatchedAt} is not null and ${outboxEvents.createdAt} < ${before.toISOString()}::timestamptz
+          order by ${outboxEvents.createdAt} limit ${limit})
+        returning id`,
+  );
+  return rows.length;
+}
+
+/**
  * The outbox lag: events not yet dispatched (`pending`) and how long the oldest has waited, in
  * seconds (0 when none). Both read the partial index on undispatched events, so this stays cheap.
  */

@@ -10,6 +10,30 @@ export type OffsetPaging = z.infer<typeof offsetPagingQuery>;
 
 export const offsetPageMeta = z.object({ limit: z.number(), offset: z.number(), total: z.number() });
 
+/**
+ * `?limit&offset` plus `cursor`: the id of the last item of the previous page (its meta's
+ * `next_cursor`). A cursor page costs the same at any depth and is not shifted by items added
+ * meanwhile; `offset` is then ignored. A cursor naming no item of the list gives an empty page.
+ */
+export const cursorPagingQuery = offsetPagingQuery.extend({
+  cursor: z.uuid().optional().describe('`next_cursor` of the previous page; `offset` is then ignored'),
+});
+export type CursorPaging = z.infer<typeof cursorPagingQuery>;
+
+export const cursorPageMeta = offsetPageMeta.extend({
+  next_cursor: z.uuid().nullable().describe('pass as `cursor` for the next page; null on the last page'),
+});
+
+/** The meta of one cursor-or-offset page of `ids` (in order): `next_cursor` is the last id when the page is full. */
+export function cursorPageMetaFor(paging: CursorPaging, ids: string[], total: number): z.infer<typeof cursorPageMeta> {
+  return {
+    limit: paging.limit,
+    offset: paging.cursor ? 0 : paging.offset,
+    total,
+    next_cursor: ids.length === paging.limit ? ids.at(-1)! : null,
+  };
+}
+
 /** Issuance style: `?page&limit` with page meta. */
 export const pagePagingQuery = z.object({
   page: queryInt4(1, Math.floor(INT4_MAX / 100)).default(1),
