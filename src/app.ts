@@ -12,6 +12,9 @@ import { createServer } from './platform/http/server.ts';
 import { createStorage, LOCAL_STORAGE_PREFIX, type StorageSetup } from './platform/storage/create-storage.ts';
 import { adminRoutes } from './admin/admin.routes.ts';
 import { mailAdminRoutes } from './admin/mail-admin.routes.ts';
+import { consoleRoutes } from './admin/console.routes.ts';
+import { consoleStatic } from './admin/console-static.ts';
+import cookie from '@fastify/cookie';
 import { offeringsAdminRoutes, subscriptionsAdminRoutes } from './admin/offerings-admin.routes.ts';
 import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
 import { STRIPE_DOUBLE_PREFIX } from './issuance/payments/stripe-double.ts';
@@ -73,7 +76,14 @@ export function createModules(deps: AppDeps): Modules {
   const storage = createStorage(deps.config, deps.keyring);
   const clock = deps.clock ?? systemClock;
   const mailer = deps.config.smtpUrl ? smtpMailer(deps.config.smtpUrl, deps.config.mailFrom) : outboxMailer(deps.database.db, deps.keyring);
-  const identity = createIdentity({ db: deps.database.db, keyring: deps.keyring, storage: storage.storage, config: deps.config, version });
+  const identity = createIdentity({
+    db: deps.database.db,
+    keyring: deps.keyring,
+    storage: storage.storage,
+    config: deps.config,
+    version,
+    clock,
+  });
   const log = deps.log ?? createLogger(deps.config.logLevel, deps.logStream);
   const metrics = createMetricsRegistry();
   databaseMetrics(metrics, deps.database, deps.config.healthTimeoutMs);
@@ -145,6 +155,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     errorSenderFor: (path) => (servedInEnvelope(path) ? undefined : sendJsonApiError),
   });
   await app.register(healthRoutes, { db: database.db, timeoutMs: config.healthTimeoutMs });
+  await app.register(cookie);
   await app.register(authPlugin, { ...modules.identity.authenticators, guesses: modules.identity.guesses });
   await app.register(idempotencyPlugin, { db: database.db, keyring, leaseSeconds: config.inProgressLeaseSeconds, jobs: modules.jobs });
   await app.register(modules.identity.routes, { prefix: '/identity' });
@@ -158,6 +169,8 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     subscriptions: modules.issuance.subscriptions,
   });
   await app.register(mailAdminRoutes, { prefix: '/admin', identity: modules.identity, db: database.db, keyring });
+  await app.register(consoleRoutes, { prefix: '/admin', identity: modules.identity, publicUrl: config.publicUrl });
+  await app.register(consoleStatic, { prefix: '/console' });
   await app.register(modules.keyserver.routes);
   app.addHook('onClose', async () => {
     await modules.notifications.close();

@@ -71,7 +71,9 @@ export type HashPurpose =
   | 'ks-pii-index'
   | 'ks-session'
   | 'mail-recipient'
-  | 'user-email';
+  | 'user-email'
+  | 'console-session'
+  | 'console-csrf';
 
 /** Deterministic keyed digest (hex) for lookups without storing the value; one subkey per purpose. */
 export function keyedHash(keyring: Keyring, purpose: HashPurpose, value: string): string {
