@@ -47,7 +47,7 @@ export const authPlugin = fp(
     app.decorateRequest('principal', null);
 
     app.decorate('authenticate', (methods: AuthMethod[]) => async (request: FastifyRequest) => {
-      let principal: Principal | null = null;
+      let principal: Principal | null;
       const token = methods.includes('bearer') ? bearerToken(request) : undefined;
       const apiKey = methods.includes('api_key') ? apiKeyHeader(request) : undefined;
       if (token !== undefined) {
