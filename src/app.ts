@@ -15,7 +15,7 @@ import { mailAdminRoutes } from './admin/mail-admin.routes.ts';
 import { consoleRoutes } from './admin/console.routes.ts';
 import { consoleStatic } from './admin/console-static.ts';
 import cookie from '@fastify/cookie';
-import { offeringsAdminRoutes, subscriptionsAdminRoutes } from './admin/offerings-admin.routes.ts';
+import { ledgerAdminRoutes, offeringsAdminRoutes, subscriptionsAdminRoutes } from './admin/offerings-admin.routes.ts';
 import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
 import { STRIPE_DOUBLE_PREFIX } from './issuance/payments/stripe-double.ts';
 import { sealPlaintextSignatures } from './issuance/subscriptions/signature-evidence.ts';
@@ -169,6 +169,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
     subscriptions: modules.issuance.subscriptions,
   });
   await app.register(mailAdminRoutes, { prefix: '/admin', identity: modules.identity, db: database.db, keyring });
+  await app.register(ledgerAdminRoutes, { prefix: '/admin', identity: modules.identity, issuance: modules.issuance });
   await app.register(consoleRoutes, { prefix: '/admin', identity: modules.identity, publicUrl: config.publicUrl });
   await app.register(consoleStatic, { prefix: '/console' });
   await app.register(modules.keyserver.routes);

@@ -16,7 +16,9 @@ import { paged } from '../issuance/offerings/offerings.schemas.ts';
 import type { OfferingsService } from '../issuance/offerings/offerings.service.ts';
 import { subscriptionResponse, subscriptionStatus } from '../issuance/subscriptions/subscriptions.schemas.ts';
 import type { SubscriptionsService } from '../issuance/subscriptions/subscriptions.service.ts';
-import { pageMetaFor, pagePagingQuery } from '../platform/http/paging.ts';
+import { pageMetaFor, pageOffset, pagePagingQuery } from '../platform/http/paging.ts';
+import type { Issuance } from '../issuance/issuance.module.ts';
+import { present as presentShare, shareResponse, shareStatus } from '../issuance/shares/shares.routes.ts';
 import { toSnake } from '../platform/http/case.ts';
 import { envelope, ok } from '../platform/http/envelope.ts';
 import { errorResponses } from '../platform/http/errors.ts';
@@ -210,5 +212,47 @@ export async function subscriptionsAdminRoutes(app: FastifyInstance, options: { 
       },
     },
     async (request) => ok(toSnake(await subscriptions.reject(requireReviewer(request), request.params.id, request.body.reason))),
+  );
+}
+
+const ledgerEntry = shareResponse.extend({ org_id: z.uuid(), user_id: z.uuid() });
+
+/** Back office: the share ledger per offering and per investor, with restrictions (Rule 144 holding period ends). */
+export async function ledgerAdminRoutes(app: FastifyInstance, options: { identity: Identity; issuance: Pick<Issuance, 'ledger'> }) {
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const onRequest = reviewerAuth(app, options.identity);
+
+  routes.get(
+    '/shares',
+    {
+      onRequest,
+      schema: {
+        tags: ['admin: ledger'],
+        security: adminSecurity,
+        summary: 'The share ledger (every holder), newest first; filter by offering, investor, restriction, status',
+        querystring: pagePagingQuery.extend({
+          offering_id: z.uuid().optional(),
+          user_id: z.uuid().optional(),
+          status: shareStatus.optional(),
+          restricted: z
+            .enum(['true', 'false'])
+            .transform((value) => value === 'true')
+            .optional(),
+        }),
+        response: { 200: envelope(paged(ledgerEntry)), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const { rows, total } = await options.issuance.ledger(
+        requireReviewer(request),
+        { offeringId: q.offering_id, userId: q.user_id, status: q.status, restricted: q.restricted },
+        { limit: q.limit, offset: pageOffset(q) },
+      );
+      return ok({
+        items: rows.map((row) => ({ ...presentShare(row), org_id: row.share.orgId, user_id: row.share.userId })),
+        meta: pageMetaFor(q, total),
+      });
+    },
   );
 }

@@ -10,7 +10,8 @@ import { offeringsRoutes } from './offerings/offerings.routes.ts';
 import { offeringsService } from './offerings/offerings.service.ts';
 import { checkoutReturnRoutes } from './payments/checkout-return.ts';
 import { createPayments } from './payments/create-payments.ts';
-import { sharesRepo } from './shares/shares.repo.ts';
+import { sharesRepo, type ShareFilter } from './shares/shares.repo.ts';
+import { reviewerOrg, type Reviewer } from '../platform/auth/principal.ts';
 import { sharesRoutes } from './shares/shares.routes.ts';
 import { subscriptionsRepo } from './subscriptions/subscriptions.repo.ts';
 import { subscriptionsRoutes } from './subscriptions/subscriptions.routes.ts';
@@ -48,6 +49,15 @@ export function createIssuance(deps: IssuanceDeps) {
   return {
     offerings: offeringsSvc,
     subscriptions,
+    /**
+     * The share ledger as the back office reads it: a platform admin every org's, an org admin
+     * their org's; filter by offering, holder, restriction. Newest entries first.
+     */
+    ledger: (
+      reviewer: Reviewer,
+      filter: Pick<ShareFilter, 'offeringId' | 'userId' | 'restricted' | 'status'>,
+      paging: { limit: number; offset: number },
+    ) => shares.list({ ...filter, orgId: reviewerOrg(reviewer) }, paging),
     /** The local Stripe double when no STRIPE_SECRET_KEY is set; mount `routes` at STRIPE_DOUBLE_PREFIX. */
     stripeDouble: payments.double,
     async routes(app: FastifyInstance) {

@@ -1239,6 +1239,59 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The share ledger (every holder), newest first; filter by offering, investor, restriction, status */
+        get: operations["getAdminShares"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/console/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The console session's owner and CSRF token */
+        get: operations["getAdminConsoleSession"];
+        put?: never;
+        /** Sign in to the console with a platform admin key (sets the session cookie) */
+        post: operations["postAdminConsoleSession"];
+        /** Sign out (ends the session, clears the cookie) */
+        delete: operations["deleteAdminConsoleSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/orgs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every org (platform staff); an org admin sees their own */
+        get: operations["getAdminOrgs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/": {
         parameters: {
             query?: never;
@@ -10373,6 +10426,403 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminShares: {
+        parameters: {
+            query?: {
+                page?: number;
+                limit?: number;
+                offering_id?: string;
+                user_id?: string;
+                status?: "active" | "transferred" | "converted" | "redeemed" | "cancelled";
+                restricted?: "true" | "false";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "items": [
+                     *           {
+                     *             "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "security_class_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "units": 1,
+                     *             "price_per_unit": "1000.00",
+                     *             "total_cost_basis": "1000.00",
+                     *             "currency": "USD",
+                     *             "acquisition_type": "primary",
+                     *             "acquisition_date": "acquisition_date",
+                     *             "holding_period_end_date": "holding_period_end_date",
+                     *             "restricted": true,
+                     *             "restricted_until": "restricted_until",
+                     *             "status": "active",
+                     *             "created_at": "2026-01-15T09:30:00.000Z",
+                     *             "updated_at": "2026-01-15T09:30:00.000Z",
+                     *             "security": {
+                     *               "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *               "name": "Series A Preferred",
+                     *               "category": "equity"
+                     *             },
+                     *             "offering": {
+                     *               "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *               "name": "Series A Preferred"
+                     *             },
+                     *             "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "user_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
+                     *           }
+                     *         ],
+                     *         "meta": {
+                     *           "page": 1,
+                     *           "limit": 1,
+                     *           "total": 1,
+                     *           "total_pages": 1,
+                     *           "has_next_page": true,
+                     *           "has_previous_page": true
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            items: {
+                                /** Format: uuid */
+                                id: string;
+                                /** Format: uuid */
+                                security_class_id: string;
+                                units: number;
+                                price_per_unit: string;
+                                total_cost_basis: string;
+                                currency: string;
+                                /** @enum {string} */
+                                acquisition_type: "primary";
+                                acquisition_date: string;
+                                holding_period_end_date: string | null;
+                                restricted: boolean;
+                                restricted_until: string | null;
+                                /** @enum {string} */
+                                status: "active" | "transferred" | "converted" | "redeemed" | "cancelled";
+                                /** Format: date-time */
+                                created_at: string;
+                                /** Format: date-time */
+                                updated_at: string;
+                                security: {
+                                    /** Format: uuid */
+                                    id: string;
+                                    name: string;
+                                    category: components["schemas"]["SecurityCategory"];
+                                };
+                                offering: {
+                                    /** Format: uuid */
+                                    id: string;
+                                    name: string;
+                                };
+                                /** Format: uuid */
+                                org_id: string;
+                                /** Format: uuid */
+                                user_id: string;
+                            }[];
+                            meta: {
+                                page: number;
+                                limit: number;
+                                total: number;
+                                total_pages: number;
+                                has_next_page: boolean;
+                                has_previous_page: boolean;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminConsoleSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "kind": "platform_admin",
+                     *         "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *         "user_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *         "csrf_token": "csrf_token",
+                     *         "expires_at": "2026-01-15T09:30:00.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            /** @enum {string} */
+                            kind: "platform_admin" | "org_admin";
+                            /** @description The org an org admin is confined to; null for platform staff */
+                            org_id: string | null;
+                            user_id: string | null;
+                            /** @description Send it as X-CSRF-Token with every write made with the session cookie */
+                            csrf_token: string;
+                            /** Format: date-time */
+                            expires_at: string;
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postAdminConsoleSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "adminKey": "admin key"
+                 *     }
+                 */
+                "application/json": {
+                    adminKey: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "kind": "platform_admin",
+                     *         "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *         "user_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *         "csrf_token": "csrf_token",
+                     *         "expires_at": "2026-01-15T09:30:00.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            /** @enum {string} */
+                            kind: "platform_admin" | "org_admin";
+                            /** @description The org an org admin is confined to; null for platform staff */
+                            org_id: string | null;
+                            user_id: string | null;
+                            /** @description Send it as X-CSRF-Token with every write made with the session cookie */
+                            csrf_token: string;
+                            /** Format: date-time */
+                            expires_at: string;
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteAdminConsoleSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminOrgs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "items": [
+                     *           {
+                     *             "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "name": "Series A Preferred",
+                     *             "idp_issuer": "idp_issuer",
+                     *             "idp_audience": "idp_audience",
+                     *             "created_at": "2026-01-15T09:30:00.000Z"
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            items: {
+                                /** Format: uuid */
+                                id: string;
+                                name: string;
+                                idp_issuer: string | null;
+                                idp_audience: string;
+                                /** Format: date-time */
+                                created_at: string;
+                            }[];
+                        };
+                    };
                 };
             };
             /** @description Default Response */
