@@ -23,8 +23,9 @@ export function Webhooks({ orgId }: { orgId: string | undefined }) {
   });
   if (!orgId) return <p className="hint">Choose an org above to see its webhooks.</p>;
   const items = list.data?.items ?? [];
+  // Of the deliveries shown that have been tried at least once, the share that got a 2xx.
   const succeeded = items.filter((item) => item.status === 'succeeded').length;
-  const finished = items.filter((item) => item.status === 'succeeded' || item.status === 'exhausted').length;
+  const finished = items.filter((item) => item.attempt_count > 0).length;
   return (
     <div className="split">
       <section aria-labelledby="deliveries-title" className="queue">
