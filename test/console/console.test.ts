@@ -56,7 +56,7 @@ afterAll(async () => {
 /** axe-core on the page as shown: no serious or critical violations. */
 async function expectAccessible(name: string) {
   await page.evaluate(axe.source);
-  const result = await page.evaluate(() => (window as unknown as { axe: typeof axe }).axe.run());
+  const result = await page.evaluate(() => (globalThis as unknown as { axe: typeof axe }).axe.run());
   const serious = result.violations.filter((violation) => violation.impact === 'serious' || violation.impact === 'critical');
   expect(serious.map((violation) => `${name}: ${violation.id} ${violation.nodes.map((node) => node.target.join(' ')).join(', ')}`)).toEqual(
     [],
@@ -78,7 +78,9 @@ describe('console happy', () => {
     expect(cookies).toHaveLength(1);
     expect(cookies[0]).toMatchObject({ name: 'tranche_console', httpOnly: true, sameSite: 'Strict' });
     expect(cookies[0]!.value).not.toContain(adminKey);
-    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
+    const stored = await page.evaluate<string>(
+      'JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie',
+    );
     expect(stored).not.toContain(adminKey);
   });
 
