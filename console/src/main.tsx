@@ -48,6 +48,19 @@ function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
         </button>
         <ErrorNote error={signIn.error} />
       </form>
+      <form method="get" action="/admin/console/oidc/start">
+        <h2>Org admins</h2>
+        <label htmlFor="org-id">Org id</label>
+        <input
+          id="org-id"
+          name="org_id"
+          required
+          pattern="[0-9a-fA-F-]{36}"
+          defaultValue={new URLSearchParams(window.location.search).get('org') ?? ''}
+        />
+        <p className="hint">You sign in at your organisation&apos;s identity provider; you see only your org.</p>
+        <button type="submit">Sign in with your identity provider</button>
+      </form>
     </main>
   );
 }

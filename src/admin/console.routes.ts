@@ -1,8 +1,11 @@
+import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Identity } from '../identity/identity.module.ts';
 import { CONSOLE_COOKIE, CONSOLE_COOKIE_SECURE, consoleToken } from '../platform/auth/console-session.ts';
+import { CONSOLE_OIDC_FLOW_SECONDS } from '../identity/console/console-sessions.service.ts';
+import { constantTimeEqual } from '../platform/crypto/compare.ts';
 import { toSnake } from '../platform/http/case.ts';
 import { envelope, ok } from '../platform/http/envelope.ts';
 import { AppError, errorResponses } from '../platform/http/errors.ts';
@@ -15,6 +18,20 @@ const sessionResponse = z.object({
   csrf_token: z.string().describe('Send it as X-CSRF-Token with every write made with the session cookie'),
   expires_at: z.date(),
 });
+/** How long the org's IdP may take to answer discovery or the token request. */
+const IDP_TIMEOUT_MS = 10_000;
+
+/** The endpoints an issuer's OpenID discovery document names; 503 when it does not answer usefully. */
+async function discover(issuer: string): Promise<{ authorization_endpoint: string; token_endpoint: string }> {
+  const response = await fetch(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, {
+    signal: AbortSignal.timeout(IDP_TIMEOUT_MS),
+  }).catch(() => undefined);
+  const document = response?.ok ? ((await response.json().catch(() => undefined)) as Record<string, unknown> | undefined) : undefined;
+  if (typeof document?.authorization_endpoint !== 'string' || typeof document.token_endpoint !== 'string')
+    throw new AppError('SERVICE_UNAVAILABLE', "The org's IdP has no usable discovery document (authorization and token endpoints)");
+  return { authorization_endpoint: document.authorization_endpoint, token_endpoint: document.token_endpoint };
+}
+
 const orgResponse = z.object({
   id: z.uuid(),
   name: z.string(),
@@ -141,6 +158,104 @@ export async function consoleRoutes(app: FastifyInstance, options: { identity: I
           }),
         ),
       });
+    },
+  );
+
+  const flowCookie = 'tranche_console_oidc';
+  const callbackUrl = `${options.publicUrl}/admin/console/oidc/callback`;
+
+  routes.get(
+    '/console/oidc/start',
+    {
+      schema: {
+        ...common,
+        summary: "Org admin sign-in: redirects to the org's OpenID provider (authorization code + PKCE S256)",
+        querystring: z.object({ org_id: z.uuid() }),
+        response: { 302: z.null(), ...errorResponses(400, 404, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      const org = await identity.orgs.getOrg(request.query.org_id);
+      if (!org) throw new AppError('NOT_FOUND', 'org not found');
+      if (!org.idpIssuer)
+        throw new AppError('INVALID_STATE', "The org's IdP is registered by JWKS URL only; browser sign-in needs its issuer");
+      const provider = await discover(org.idpIssuer);
+      const codeVerifier = randomBytes(32).toString('base64url');
+      const flow = {
+        orgId: org.id,
+        state: randomBytes(16).toString('base64url'),
+        nonce: randomBytes(16).toString('base64url'),
+        codeVerifier,
+      };
+      reply.setCookie(flowCookie, identity.consoleSessions.signFlow(flow), {
+        httpOnly: true,
+        // Lax: the IdP sends the browser back with a top-level GET from its own site.
+        sameSite: 'lax',
+        secure,
+        path: '/admin/console/oidc',
+        maxAge: CONSOLE_OIDC_FLOW_SECONDS,
+      });
+      const target = new URL(provider.authorization_endpoint);
+      target.search = new URLSearchParams({
+        response_type: 'code',
+        client_id: org.idpAudience,
+        redirect_uri: callbackUrl,
+        scope: 'openid email',
+        state: flow.state,
+        nonce: flow.nonce,
+        code_challenge: createHash('sha256').update(codeVerifier).digest('base64url'),
+        code_challenge_method: 'S256',
+      }).toString();
+      return reply.redirect(target.toString(), 302);
+    },
+  );
+
+  routes.get(
+    '/console/oidc/callback',
+    {
+      schema: {
+        ...common,
+        summary: 'Where the OpenID provider returns: redeems the code, opens the console session, redirects to /console',
+        querystring: z.object({
+          code: z.string().min(1).max(4000).optional(),
+          state: z.string().max(500).optional(),
+          error: z.string().max(200).optional(),
+        }),
+        response: { 303: z.null(), ...errorResponses(400, 401, 403, 404, 503) },
+      },
+    },
+    async (request, reply) => {
+      const cookies = (request as typeof request & { cookies: Record<string, string | undefined> }).cookies;
+      const flow = cookies[flowCookie] ? identity.consoleSessions.openFlow(cookies[flowCookie]) : null;
+      reply.clearCookie(flowCookie, { path: '/admin/console/oidc', httpOnly: true, sameSite: 'lax', secure });
+      if (request.query.error) throw new AppError('UNAUTHORIZED', `The IdP refused the sign-in: ${request.query.error}`);
+      if (!flow) throw new AppError('UNAUTHORIZED', 'The sign-in expired or was not started here; start again');
+      const { code, state } = request.query;
+      if (!code || !state || !constantTimeEqual(state, flow.state))
+        throw new AppError('UNAUTHORIZED', 'The sign-in state does not match; start again');
+      const org = await identity.orgs.getOrg(flow.orgId);
+      if (!org?.idpIssuer) throw new AppError('NOT_FOUND', 'org not found');
+      const provider = await discover(org.idpIssuer);
+      const answer = await fetch(provider.token_endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: callbackUrl,
+          client_id: org.idpAudience,
+          code_verifier: flow.codeVerifier,
+        }).toString(),
+        signal: AbortSignal.timeout(IDP_TIMEOUT_MS),
+      }).catch(() => undefined);
+      const tokens = answer?.ok ? ((await answer.json().catch(() => undefined)) as { id_token?: unknown } | undefined) : undefined;
+      if (typeof tokens?.id_token !== 'string') throw new AppError('UNAUTHORIZED', 'The IdP did not redeem the code for an ID token');
+      const user = await identity.auth.verifyConsoleSignIn(org.id, tokens.id_token, flow.nonce);
+      if (user.role !== 'org_admin') throw new AppError('FORBIDDEN', 'The console is for org admins; this account is not one');
+      const signIn = await identity.consoleSessions.signInAsOrgAdmin(org.id, user.id);
+      setCookie(reply, signIn.token, signIn.session.expiresAt);
+      request.log.info({ consoleSession: signIn.session.id, orgId: org.id, userId: user.id }, 'console sign-in (org admin)');
+      return reply.redirect('/console/', 303);
     },
   );
 

@@ -1292,6 +1292,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/console/oidc/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Org admin sign-in: redirects to the org's OpenID provider (authorization code + PKCE S256) */
+        get: operations["getAdminConsoleOidcStart"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/console/oidc/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Where the OpenID provider returns: redeems the code, opens the console session, redirects to /console */
+        get: operations["getAdminConsoleOidcCallback"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/": {
         parameters: {
             query?: never;
@@ -1849,6 +1883,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/demo-idp/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Authorization code flow (PKCE S256): a page asking which email signs in */
+        get: operations["getDemoIdpAuthorize"];
+        put?: never;
+        /** Issue an authorization code and redirect back to the client */
+        post: operations["postDemoIdpAuthorize"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/demo-idp/jwks.json": {
         parameters: {
             query?: never;
@@ -1875,7 +1927,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sign a demo ID token for an email (development only) */
+        /** Sign a demo ID token for an email (JSON `{ email }`, development only), or redeem an authorization code (form: grant_type=authorization_code, code, redirect_uri, client_id, code_verifier) */
         post: operations["postDemoIdpToken"];
         delete?: never;
         options?: never;
@@ -10846,6 +10898,129 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    getAdminConsoleOidcStart: {
+        parameters: {
+            query: {
+                org_id: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAdminConsoleOidcCallback: {
+        parameters: {
+            query?: {
+                code?: string;
+                state?: string;
+                error?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            303: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getRoot: {
         parameters: {
             query?: never;
@@ -13880,6 +14055,90 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    getDemoIdpAuthorize: {
+        parameters: {
+            query: {
+                response_type: "code";
+                client_id: string;
+                redirect_uri: string;
+                state: string;
+                nonce?: string;
+                code_challenge: string;
+                code_challenge_method: "S256";
+                scope?: string;
+                login_hint?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postDemoIdpAuthorize: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "response_type": "code",
+                 *       "client_id": "client_id",
+                 *       "redirect_uri": "https://app.example.com/return",
+                 *       "state": "CA",
+                 *       "nonce": "nonce",
+                 *       "code_challenge": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                 *       "code_challenge_method": "S256",
+                 *       "scope": "scope",
+                 *       "login_hint": "investor@example.com",
+                 *       "email": "investor@example.com"
+                 *     }
+                 */
+                "application/json": {
+                    /** @enum {string} */
+                    response_type: "code";
+                    client_id: string;
+                    /** Format: uri */
+                    redirect_uri: string;
+                    state: string;
+                    nonce?: string;
+                    code_challenge: string;
+                    /** @enum {string} */
+                    code_challenge_method: "S256";
+                    scope?: string;
+                    /** Format: email */
+                    login_hint?: string;
+                    /** Format: email */
+                    email: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     getDemoIdpJwksJson: {
         parameters: {
             query?: never;
@@ -13916,6 +14175,13 @@ export interface operations {
                 "application/json": {
                     /** Format: email */
                     email: string;
+                } | {
+                    /** @enum {string} */
+                    grant_type: "authorization_code";
+                    code: string;
+                    redirect_uri: string;
+                    client_id: string;
+                    code_verifier: string;
                 };
             };
         };
@@ -13941,7 +14207,18 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["BadRequest"];
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: string;
+                        error_description: string;
+                    };
+                };
+            };
             503: components["responses"]["ServiceUnavailable"];
         };
     };

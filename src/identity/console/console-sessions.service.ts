@@ -1,3 +1,4 @@
+import { constantTimeEqual } from '../../platform/crypto/compare.ts';
 import { keyedHash } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import { randomBase62 } from '../../platform/crypto/random.ts';
@@ -13,6 +14,10 @@ export type ConsoleSession =
 
 /** A new sign-in: the cookie's token (shown to nobody else), its CSRF token and the session. */
 export type ConsoleSignIn = { token: string; csrfToken: string; session: ConsoleSession };
+
+/** An org admin's sign-in between leaving for the IdP and coming back (at most ten minutes). */
+export type OidcFlow = { orgId: string; state: string; nonce: string; codeVerifier: string; expiresAt: number };
+export const CONSOLE_OIDC_FLOW_SECONDS = 600;
 
 const TOKEN_PATTERN = /^cs_[0-9A-Za-z]{43}$/;
 
@@ -64,6 +69,25 @@ export function consoleSessionsService(deps: {
 
     /** The CSRF token that writes made with this session's cookie must carry. */
     csrfTokenFor,
+
+    /**
+     * An org-admin sign-in in flight (state, nonce, PKCE verifier, org), as a tamper-proof cookie
+     * value: base64url JSON and its keyed hash. It expires after `CONSOLE_OIDC_FLOW_SECONDS`.
+     */
+    signFlow(flow: Omit<OidcFlow, 'expiresAt'>): string {
+      const body = Buffer.from(JSON.stringify({ ...flow, expiresAt: clock.now().getTime() + CONSOLE_OIDC_FLOW_SECONDS * 1000 })).toString(
+        'base64url',
+      );
+      return `${body}.${keyedHash(keyring, 'console-oidc', body)}`;
+    },
+
+    /** The flow a cookie value carries, or null when it was tampered with or has expired. */
+    openFlow(value: string): OidcFlow | null {
+      const [body, mac] = value.split('.');
+      if (!body || !mac || !constantTimeEqual(mac, keyedHash(keyring, 'console-oidc', body))) return null;
+      const flow = JSON.parse(Buffer.from(body, 'base64url').toString()) as OidcFlow;
+      return flow.expiresAt > clock.now().getTime() ? flow : null;
+    },
 
     /** Ends the session (idempotent). */
     async signOut(token: string): Promise<void> {

@@ -73,7 +73,8 @@ export type HashPurpose =
   | 'mail-recipient'
   | 'user-email'
   | 'console-session'
-  | 'console-csrf';
+  | 'console-csrf'
+  | 'console-oidc';
 
 /** Deterministic keyed digest (hex) for lookups without storing the value; one subkey per purpose. */
 export function keyedHash(keyring: Keyring, purpose: HashPurpose, value: string): string {
