@@ -169,6 +169,8 @@ export async function consoleRoutes(app: FastifyInstance, options: { identity: I
     {
       schema: {
         ...common,
+        // Browser navigation only (a redirect), like the other pages: not part of the API document.
+        hide: true,
         summary: "Org admin sign-in: redirects to the org's OpenID provider (authorization code + PKCE S256)",
         querystring: z.object({ org_id: z.uuid() }),
         response: { 302: z.null(), ...errorResponses(400, 404, 409, 503) },
@@ -215,6 +217,7 @@ export async function consoleRoutes(app: FastifyInstance, options: { identity: I
     {
       schema: {
         ...common,
+        hide: true,
         summary: 'Where the OpenID provider returns: redeems the code, opens the console session, redirects to /console',
         querystring: z.object({
           code: z.string().min(1).max(4000).optional(),
