@@ -6,6 +6,8 @@ import { api, ApiError, setCsrfToken, setWorkingOrg, unwrap, type Session } from
 import { AccreditationQueue, KycQueue, SubscriptionQueue } from './pages/review.tsx';
 import { Ledger } from './pages/ledger.tsx';
 import { Webhooks } from './pages/webhooks.tsx';
+import { Offerings } from './pages/offerings.tsx';
+import { Mail } from './pages/mail.tsx';
 import { ErrorNote } from './ui.tsx';
 import './styles.css';
 
@@ -105,8 +107,10 @@ function Shell({ session, onSignedOut }: { session: Session; onSignedOut: () => 
     ['/kyc', 'KYC'],
     ['/accreditations', 'Accreditations'],
     ['/subscriptions', 'Subscriptions'],
+    ['/offerings', 'Offerings'],
     ['/ledger', 'Ledger'],
     ['/webhooks', 'Webhooks'],
+    ...(session.kind === 'platform_admin' ? ([['/mail', 'Mail']] as [string, string][]) : []),
   ];
   return (
     <>
@@ -134,7 +138,9 @@ function Shell({ session, onSignedOut }: { session: Session; onSignedOut: () => 
           <Route path="/kyc/:id?" component={KycQueue} />
           <Route path="/accreditations/:id?" component={AccreditationQueue} />
           <Route path="/subscriptions/:id?" component={SubscriptionQueue} />
+          <Route path="/offerings">{() => <Offerings orgId={session.kind === 'platform_admin' ? orgId : undefined} />}</Route>
           <Route path="/ledger" component={Ledger} />
+          <Route path="/mail" component={Mail} />
           <Route path="/webhooks/:id?">{() => <Webhooks orgId={orgId} />}</Route>
           <Route>
             <Redirect to="/kyc" />

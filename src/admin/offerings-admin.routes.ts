@@ -9,6 +9,7 @@ import {
   createSecurityBody,
   documentResponse,
   offeringResponse,
+  offeringStatus,
   securityResponse,
   updateOfferingBody,
 } from '../issuance/offerings/offerings.schemas.ts';
@@ -69,6 +70,23 @@ export async function offeringsAdminRoutes(app: FastifyInstance, options: { iden
         maximumInvestmentCents: maximumInvestment,
       });
       return reply.code(201).send(ok(toSnake(created)));
+    },
+  );
+
+  routes.get(
+    '/offerings',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Offerings of every status, drafts included (an org admin: their org), newest first',
+        querystring: pagePagingQuery.extend({ status: offeringStatus.optional() }),
+        response: { 200: envelope(paged(offeringResponse)), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const { items, total } = await offerings.listForReviewer(requireReviewer(request), request.query);
+      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, total) });
     },
   );
 

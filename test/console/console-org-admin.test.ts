@@ -64,6 +64,8 @@ beforeAll(async () => {
     ],
   });
   page = context.pages()[0] ?? (await context.newPage());
+  // Fail within a test's own time rather than at vitest's timeout.
+  context.setDefaultTimeout(10_000);
 }, 120_000);
 
 afterAll(async () => {

@@ -44,6 +44,8 @@ beforeAll(async () => {
     ],
   });
   page = context.pages()[0] ?? (await context.newPage());
+  // Fail within a test's own time rather than at vitest's timeout.
+  context.setDefaultTimeout(10_000);
 }, 120_000);
 
 afterAll(async () => {
@@ -72,7 +74,7 @@ describe('console happy', () => {
     await shot('sign-in');
     await expectAccessible('sign-in');
     await page.getByLabel('Admin key').fill(adminKey);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByRole('heading', { name: /KYC verifications/ }).waitFor();
     const cookies = await context.cookies(t.url);
     expect(cookies).toHaveLength(1);
@@ -152,6 +154,32 @@ describe('console happy', () => {
     expect(await page.getByRole('cell', { name: '100.00 USD' }).count()).toBe(1);
     await shot('ledger');
     await expectAccessible('ledger');
+  });
+
+  it('creates a draft offering with a security class and opens it; funding shows committed against the maximum', async () => {
+    await page.goto(`${t.url}/console/offerings`);
+    await page.getByRole('heading', { name: 'New draft offering' }).waitFor();
+    await page.getByLabel('Issuer legal name').fill('Beta Energy, LLC');
+    await page.getByLabel('Offering name').fill('Beta Seed');
+    await page.getByLabel('Target amount (USD)').fill('50000.00');
+    await page.getByLabel('Maximum amount (USD)').fill('250000.00');
+    await page.getByLabel('Minimum investment (USD)').fill('500.00');
+    await page.getByLabel('Deadline').fill('2027-06-30');
+    await page.getByRole('button', { name: 'Create draft' }).click();
+    await page.getByRole('status').filter({ hasText: 'Draft Beta Seed created.' }).waitFor();
+    await page.getByLabel('Offering', { exact: true }).selectOption({ label: 'Beta Seed' });
+    await page.getByLabel('Class name').fill('Seed Units');
+    await page.getByLabel('Price per unit (USD)').fill('5.00');
+    await page.getByLabel('Units authorized').fill('50000');
+    await page.getByRole('button', { name: 'Add class' }).click();
+    await page.getByRole('status').filter({ hasText: 'Class Seed Units added.' }).waitFor();
+    await page.getByRole('button', { name: 'Open Beta Seed' }).click();
+    await page.getByRole('button', { name: 'Pause Beta Seed' }).waitFor();
+    const listed = await t.get('/issuance/offerings?limit=100', { 'x-api-key': t.apiKey });
+    expect(listed.body.data.items.find((offering: { name: string }) => offering.name === 'Beta Seed')?.status).toBe('open');
+    await page.getByRole('meter', { name: 'Funding of Acme Series A' }).waitFor();
+    await shot('offerings');
+    await expectAccessible('offerings');
   });
 
   it('retries a failed webhook delivery and shows each attempt', async () => {

@@ -1059,7 +1059,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** Offerings of every status, drafts included (an org admin: their org), newest first */
+        get: operations["getAdminOfferings"];
         put?: never;
         /** Create an offering (draft) */
         post: operations["postAdminOfferings"];
@@ -2095,6 +2096,8 @@ export interface components {
         AccreditationReviewStatusInput: "not_required" | "pending_review" | "under_review" | "more_info_needed" | "approved" | "denied" | "expired";
         /** @enum {string} */
         ExemptionTypeInput: "reg_d_506b" | "reg_d_506c" | "reg_cf" | "reg_a_tier_1" | "reg_a_tier_2" | "reg_s";
+        /** @enum {string} */
+        OfferingStatusInput: "draft" | "open" | "paused" | "closed";
         /** @enum {string} */
         SecurityCategoryInput: "equity" | "preferred_equity" | "debt" | "convertible" | "revenue_share" | "fund_interest";
         /**
@@ -9221,6 +9224,120 @@ export interface operations {
                 };
             };
             422: components["responses"]["UnprocessableEntity"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminOfferings: {
+        parameters: {
+            query?: {
+                page?: number;
+                limit?: number;
+                status?: components["schemas"]["OfferingStatusInput"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "items": [
+                     *           {
+                     *             "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "name": "Series A Preferred",
+                     *             "issuer": {
+                     *               "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *               "legal_name": "legal_name"
+                     *             },
+                     *             "exemption_type": "reg_d_506b",
+                     *             "amounts": {
+                     *               "target": "target",
+                     *               "maximum": "1000.00",
+                     *               "raised": "raised",
+                     *               "remaining": "remaining",
+                     *               "currency": "USD"
+                     *             },
+                     *             "investment": {
+                     *               "minimum": "1000.00",
+                     *               "maximum": "1000.00"
+                     *             },
+                     *             "investors": {
+                     *               "total": 1,
+                     *               "accredited": 1,
+                     *               "non_accredited": 1
+                     *             },
+                     *             "deadline": "deadline",
+                     *             "status": "draft",
+                     *             "opened_at": "2026-01-15T09:30:00.000Z",
+                     *             "closed_at": "2026-01-15T09:30:00.000Z",
+                     *             "created_at": "2026-01-15T09:30:00.000Z",
+                     *             "updated_at": "2026-01-15T09:30:00.000Z"
+                     *           }
+                     *         ],
+                     *         "meta": {
+                     *           "page": 1,
+                     *           "limit": 1,
+                     *           "total": 1,
+                     *           "total_pages": 1,
+                     *           "has_next_page": true,
+                     *           "has_previous_page": true
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            items: components["schemas"]["Offering"][];
+                            meta: {
+                                page: number;
+                                limit: number;
+                                total: number;
+                                total_pages: number;
+                                has_next_page: boolean;
+                                has_previous_page: boolean;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             503: components["responses"]["ServiceUnavailable"];
         };
     };

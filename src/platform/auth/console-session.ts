@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { constantTimeEqual } from '../crypto/compare.ts';
 import { AppError } from '../http/errors.ts';
-import type { Reviewer } from './principal.ts';
+import { reviewerLabel, type Reviewer } from './principal.ts';
 
 /** The console's session cookie (HttpOnly, SameSite=Strict; `__Host-` and Secure behind https). */
 export const CONSOLE_COOKIE = 'tranche_console';
@@ -52,6 +52,11 @@ export async function consoleReviewer(
     const sent = request.headers[CSRF_HEADER];
     if (typeof sent !== 'string' || !constantTimeEqual(sent, console.csrfTokenFor(token)))
       throw new AppError('FORBIDDEN', `A console write needs the session's ${CSRF_HEADER} header`);
+    // Who did what and when, for every console write (the services also record the reviewer on the records they change).
+    request.log.info(
+      { consoleActor: reviewerLabel(reviewer), action: `${request.method} ${request.routeOptions.url ?? request.url}` },
+      'console action',
+    );
   }
   return reviewer;
 }
