@@ -202,6 +202,12 @@ describe('console happy', () => {
     expect(after.body.data.attempts.map((attempt: { status_code: number }) => attempt.status_code)).toEqual(
       expect.arrayContaining([500, 200]),
     );
+    await page.getByRole('button', { name: 'Rotate secret' }).click();
+    await page.getByRole('status').filter({ hasText: 'whsec_' }).waitFor();
+    await page.getByRole('button', { name: 'Send test' }).click();
+    await expect
+      .poll(async () => (await t.get('/notifications/deliveries?event_type=test.ping', { 'x-api-key': t.apiKey })).body.data.meta.total)
+      .toBe(2);
     await shot('webhooks');
     await expectAccessible('webhooks');
   });

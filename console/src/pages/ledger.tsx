@@ -1,5 +1,5 @@
 import { useQuery } from '@tanstack/react-query';
-import { useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { useSearch } from 'wouter';
 import { api, unwrap } from '../api.ts';
 import { Badge, ErrorNote } from '../ui.tsx';
@@ -41,20 +41,26 @@ export function Ledger() {
     queryFn: () => ledger(offeringId, userId),
     enabled: valid(offeringId) && valid(userId),
   });
-  const entries = list.data?.items ?? [];
-  const csvHref = URL.createObjectURL(
-    new Blob(
-      [
+  const entries = useMemo(() => list.data?.items ?? [], [list.data]);
+  const csv = useMemo(
+    () =>
+      new Blob(
         [
-          CSV_COLUMNS.map(([name]) => name).join(','),
-          ...entries.map((entry) => CSV_COLUMNS.map(([, cell]) => csvCell(cell(entry))).join(',')),
-        ].join('\n') + '\n',
-      ],
-      {
-        type: 'text/csv',
-      },
-    ),
+          [
+            CSV_COLUMNS.map(([name]) => name).join(','),
+            ...entries.map((entry) => CSV_COLUMNS.map(([, cell]) => csvCell(cell(entry))).join(',')),
+          ].join('\n') + '\n',
+        ],
+        { type: 'text/csv' },
+      ),
+    [entries],
   );
+  const [csvHref, setCsvHref] = useState('');
+  useEffect(() => {
+    const href = URL.createObjectURL(csv);
+    setCsvHref(href);
+    return () => URL.revokeObjectURL(href);
+  }, [csv]);
   return (
     <section aria-labelledby="ledger-title">
       <h2 id="ledger-title">

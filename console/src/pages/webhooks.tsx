@@ -3,6 +3,7 @@ import { useState } from 'react';
 import { Link, useParams } from 'wouter';
 import { api, unwrap } from '../api.ts';
 import { Badge, ErrorNote, formatDate, StatusFilter } from '../ui.tsx';
+import { Endpoints } from './endpoints.tsx';
 
 const DELIVERY_STATUSES = ['pending', 'sending', 'succeeded', 'exhausted', 'cancelled', 'skipped'] as const;
 type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
@@ -16,70 +17,67 @@ export function Webhooks({ orgId }: { orgId: string | undefined }) {
     queryFn: () => unwrap(api.GET('/notifications/deliveries', { params: { query: { limit: 100, ...(status ? { status } : {}) } } })),
     enabled: orgId !== undefined,
   });
-  const endpoints = useQuery({
-    queryKey: ['endpoints', orgId],
-    queryFn: () => unwrap(api.GET('/notifications/webhooks', { params: { query: { limit: 100 } } })),
-    enabled: orgId !== undefined,
-  });
   if (!orgId) return <p className="hint">Choose an org above to see its webhooks.</p>;
   const items = list.data?.items ?? [];
   // Of the deliveries shown that have been tried at least once, the share that got a 2xx.
   const succeeded = items.filter((item) => item.status === 'succeeded').length;
   const finished = items.filter((item) => item.attempt_count > 0).length;
   return (
-    <div className="split">
-      <section aria-labelledby="deliveries-title" className="queue">
-        <h2 id="deliveries-title">
-          Webhook deliveries <span className="count">{list.data?.meta.total ?? '…'}</span>
-        </h2>
-        <p>
-          Endpoints: {endpoints.data?.items.map((endpoint) => endpoint.url).join(', ') || 'none'}. Success rate of the deliveries shown:{' '}
-          <strong>{finished ? `${Math.round((100 * succeeded) / finished)} %` : '—'}</strong>
-        </p>
-        {finished ? (
-          <meter aria-label="Success rate" min={0} max={finished} value={succeeded}>
-            {succeeded} of {finished}
-          </meter>
-        ) : null}
-        <div className="toolbar">
-          <StatusFilter<DeliveryStatus> label="Status" value={status} options={DELIVERY_STATUSES} onChange={setStatus} allowAll />
-        </div>
-        <ErrorNote error={list.error} />
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Delivery</th>
-              <th scope="col">Event</th>
-              <th scope="col">Status</th>
-              <th scope="col">Attempts</th>
-              <th scope="col">Last code</th>
-              <th scope="col">Created</th>
-            </tr>
-          </thead>
-          <tbody>
-            {items.map((item) => (
-              <tr key={item.id} className={params.id === item.id ? 'selected' : ''}>
-                <td>
-                  <Link href={`/webhooks/${item.id}`}>{item.id.slice(0, 8)}</Link>
-                </td>
-                <td>{item.event_type}</td>
-                <td>
-                  <Badge value={item.status} />
-                </td>
-                <td>{item.attempt_count}</td>
-                <td>{item.last_status_code ?? item.last_error ?? '—'}</td>
-                <td>{formatDate(item.created_at)}</td>
-              </tr>
-            ))}
-            {items.length === 0 ? (
+    <div className="stack">
+      <Endpoints orgId={orgId} />
+      <div className="split">
+        <section aria-labelledby="deliveries-title" className="queue">
+          <h2 id="deliveries-title">
+            Webhook deliveries <span className="count">{list.data?.meta.total ?? '…'}</span>
+          </h2>
+          <p>
+            Success rate of the deliveries shown: <strong>{finished ? `${Math.round((100 * succeeded) / finished)} %` : '—'}</strong>
+          </p>
+          {finished ? (
+            <meter aria-label="Success rate" min={0} max={finished} value={succeeded}>
+              {succeeded} of {finished}
+            </meter>
+          ) : null}
+          <div className="toolbar">
+            <StatusFilter<DeliveryStatus> label="Status" value={status} options={DELIVERY_STATUSES} onChange={setStatus} allowAll />
+          </div>
+          <ErrorNote error={list.error} />
+          <table>
+            <thead>
               <tr>
-                <td colSpan={6}>No deliveries.</td>
+                <th scope="col">Delivery</th>
+                <th scope="col">Event</th>
+                <th scope="col">Status</th>
+                <th scope="col">Attempts</th>
+                <th scope="col">Last code</th>
+                <th scope="col">Created</th>
               </tr>
-            ) : null}
-          </tbody>
-        </table>
-      </section>
-      {params.id ? <Delivery id={params.id} orgId={orgId} /> : <p className="hint">Open a delivery to see its attempts.</p>}
+            </thead>
+            <tbody>
+              {items.map((item) => (
+                <tr key={item.id} className={params.id === item.id ? 'selected' : ''}>
+                  <td>
+                    <Link href={`/webhooks/${item.id}`}>{item.id.slice(0, 8)}</Link>
+                  </td>
+                  <td>{item.event_type}</td>
+                  <td>
+                    <Badge value={item.status} />
+                  </td>
+                  <td>{item.attempt_count}</td>
+                  <td>{item.last_status_code ?? item.last_error ?? '—'}</td>
+                  <td>{formatDate(item.created_at)}</td>
+                </tr>
+              ))}
+              {items.length === 0 ? (
+                <tr>
+                  <td colSpan={6}>No deliveries.</td>
+                </tr>
+              ) : null}
+            </tbody>
+          </table>
+        </section>
+        {params.id ? <Delivery id={params.id} orgId={orgId} /> : <p className="hint">Open a delivery to see its attempts.</p>}
+      </div>
     </div>
   );
 }
