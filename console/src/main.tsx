@@ -8,6 +8,7 @@ import { Ledger } from './pages/ledger.tsx';
 import { Webhooks } from './pages/webhooks.tsx';
 import { Offerings } from './pages/offerings.tsx';
 import { Mail } from './pages/mail.tsx';
+import { Orgs } from './pages/orgs.tsx';
 import { ErrorNote } from './ui.tsx';
 import './styles.css';
 
@@ -110,7 +111,12 @@ function Shell({ session, onSignedOut }: { session: Session; onSignedOut: () => 
     ['/offerings', 'Offerings'],
     ['/ledger', 'Ledger'],
     ['/webhooks', 'Webhooks'],
-    ...(session.kind === 'platform_admin' ? ([['/mail', 'Mail']] as [string, string][]) : []),
+    ...(session.kind === 'platform_admin'
+      ? ([
+          ['/orgs', 'Orgs & keys'],
+          ['/mail', 'Mail'],
+        ] as [string, string][])
+      : []),
   ];
   return (
     <>
@@ -141,6 +147,7 @@ function Shell({ session, onSignedOut }: { session: Session; onSignedOut: () => 
           <Route path="/offerings">{() => <Offerings orgId={session.kind === 'platform_admin' ? orgId : undefined} />}</Route>
           <Route path="/ledger" component={Ledger} />
           <Route path="/mail" component={Mail} />
+          <Route path="/orgs" component={Orgs} />
           <Route path="/webhooks/:id?">{() => <Webhooks orgId={orgId} />}</Route>
           <Route>
             <Redirect to="/kyc" />

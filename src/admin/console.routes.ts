@@ -6,6 +6,8 @@ import type { Identity } from '../identity/identity.module.ts';
 import { CONSOLE_COOKIE, CONSOLE_COOKIE_SECURE, consoleToken } from '../platform/auth/console-session.ts';
 import { CONSOLE_OIDC_FLOW_SECONDS } from '../identity/console/console-sessions.service.ts';
 import { constantTimeEqual } from '../platform/crypto/compare.ts';
+import { optionalBody } from '../platform/http/bodies.ts';
+import { reviewerLabel } from '../platform/auth/principal.ts';
 import { toSnake } from '../platform/http/case.ts';
 import { envelope, ok } from '../platform/http/envelope.ts';
 import { AppError, errorResponses } from '../platform/http/errors.ts';
@@ -32,6 +34,14 @@ async function discover(issuer: string): Promise<{ authorization_endpoint: strin
   return { authorization_endpoint: document.authorization_endpoint, token_endpoint: document.token_endpoint };
 }
 
+const apiKeyResponse = z.object({
+  id: z.uuid(),
+  org_id: z.uuid(),
+  hint: z.string(),
+  label: z.string().nullable(),
+  created_at: z.date(),
+  revoked_at: z.date().nullable(),
+});
 const orgResponse = z.object({
   id: z.uuid(),
   name: z.string(),
@@ -158,6 +168,74 @@ export async function consoleRoutes(app: FastifyInstance, options: { identity: I
           }),
         ),
       });
+    },
+  );
+
+  const platformOnly = (request: FastifyRequest) => {
+    if (requireReviewer(request).kind !== 'platform_admin') throw new AppError('FORBIDDEN', 'API keys are managed by platform staff');
+  };
+  const orgParams = z.object({ id: z.uuid() });
+  const orgsCommon = { tags: ['admin: orgs'], security: [{ adminKey: [] }] };
+
+  routes.get(
+    '/orgs/:id/api-keys',
+    {
+      onRequest,
+      schema: {
+        ...orgsCommon,
+        summary: "An org's API keys (hints only, revoked ones too)",
+        params: orgParams,
+        response: { 200: envelope(z.object({ items: z.array(apiKeyResponse) })), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      platformOnly(request);
+      return ok({ items: toSnake(await identity.orgs.listApiKeys(request.params.id)) });
+    },
+  );
+
+  routes.post(
+    '/orgs/:id/api-keys',
+    {
+      onRequest,
+      schema: {
+        ...orgsCommon,
+        summary: 'Create an API key for an org: the key is in this answer only',
+        params: orgParams,
+        body: optionalBody(z.strictObject({ label: z.string().trim().min(1).max(200).optional() })),
+        response: {
+          201: envelope(z.object({ id: z.uuid(), org_id: z.uuid(), key: z.string(), hint: z.string() })),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      platformOnly(request);
+      const created = await identity.orgs.createApiKey(request.params.id, request.body?.label);
+      request.log.info({ apiKeyId: created.id, orgId: created.orgId, by: reviewerLabel(requireReviewer(request)) }, 'API key created');
+      return reply.code(201).send(ok(toSnake(created)));
+    },
+  );
+
+  routes.post(
+    '/orgs/:id/api-keys/:keyId/revoke',
+    {
+      onRequest,
+      schema: {
+        ...orgsCommon,
+        summary: "Revoke one of an org's API keys (at once)",
+        params: orgParams.extend({ keyId: z.uuid() }),
+        response: { 204: z.null(), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      platformOnly(request);
+      const keys = await identity.orgs.listApiKeys(request.params.id);
+      if (!keys.some((key) => key.id === request.params.keyId && !key.revokedAt))
+        throw new AppError('NOT_FOUND', 'active API key not found');
+      await identity.orgs.revokeApiKey(request.params.keyId);
+      request.log.info({ apiKeyId: request.params.keyId, by: reviewerLabel(requireReviewer(request)) }, 'API key revoked');
+      return reply.code(204).send(null);
     },
   );
 

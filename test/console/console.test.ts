@@ -182,6 +182,23 @@ describe('console happy', () => {
     await expectAccessible('offerings');
   });
 
+  it("creates an org's API key (shown once) and revokes it; the API refuses it at once", async () => {
+    await page.goto(`${t.url}/console/orgs`);
+    await page.getByRole('heading', { name: 'API keys of Test Org' }).waitFor();
+    await page.getByLabel('Label of a new key').fill('console-made');
+    await page.getByRole('button', { name: 'Create API key for Test Org' }).click();
+    const shown = await page.getByRole('status').filter({ hasText: 'shown once' }).locator('code').textContent();
+    expect(shown).toMatch(/^rialto_ak_/);
+    expect((await t.get('/notifications/webhooks', { 'x-api-key': shown! })).status).toBe(200);
+    await shot('orgs');
+    await expectAccessible('orgs');
+    await page.getByRole('button', { name: 'Revoke console-made' }).click();
+    await expect.poll(async () => (await t.get('/notifications/webhooks', { 'x-api-key': shown! })).status).toBe(401);
+    await page.goto(`${t.url}/console/mail`);
+    await page.getByRole('heading', { name: /Dev mail outbox/ }).waitFor();
+    await expectAccessible('mail');
+  });
+
   it('retries a failed webhook delivery and shows each attempt', async () => {
     receiver.respond(() => ({ status: 500, body: 'endpoint down' }));
     const endpoint = await t.post('/notifications/webhooks', { url: receiver.url, eventTypes: ['*'] }, { 'x-api-key': t.apiKey });
