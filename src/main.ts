@@ -111,6 +111,7 @@ async function createDemo({ config, identity }: Context) {
       '(demo.admin@example.com signs in as org_admin)',
       '',
       `Back-office console: ${config.publicUrl}/console (sign in with the platform admin key: ${adminKey.key})`,
+      `  the demo org's admins sign in at ${config.publicUrl}/console/?org=${org.id} as demo.admin@example.com`,
       ...(config.smtpUrl
         ? []
         : [

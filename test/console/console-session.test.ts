@@ -2,7 +2,8 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminKeys, consoleSessions } from '../../src/identity/identity.tables.ts';
 import { CONSOLE_SESSION_TTL_SECONDS } from '../../src/identity/identity.module.ts';
-import { CONSOLE_CSP } from '../../src/admin/console-static.ts';
+import Fastify from 'fastify';
+import { CONSOLE_CSP, consoleStatic } from '../../src/admin/console-static.ts';
 import { johnSmith } from '../support/fixtures.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 
@@ -75,6 +76,18 @@ describe('console session happy', () => {
     expect(page.headers.get('content-security-policy')).toBe(CONSOLE_CSP);
     expect(CONSOLE_CSP).not.toContain('unsafe-inline');
     expect(await page.text()).not.toMatch(/<script>(?!<\/script>)/);
+  });
+});
+
+describe('console session error', () => {
+  it('without a build, /console answers with how to build it and the server still serves', async () => {
+    const app = Fastify();
+    await app.register(consoleStatic, { prefix: '/console', root: '/nonexistent/console/dist' });
+    const page = await app.inject({ method: 'GET', url: '/console/kyc' });
+    expect(page.statusCode).toBe(503);
+    expect(page.body).toContain('npm run build:console');
+    expect(page.headers['content-security-policy']).toBe(CONSOLE_CSP);
+    await app.close();
   });
 });
 
