@@ -167,16 +167,28 @@ describe('console happy', () => {
     await page.getByLabel('Deadline').fill('2027-06-30');
     await page.getByRole('button', { name: 'Create draft' }).click();
     await page.getByRole('status').filter({ hasText: 'Draft Beta Seed created.' }).waitFor();
-    await page.getByLabel('Offering', { exact: true }).selectOption({ label: 'Beta Seed' });
+    await page.getByLabel('Offering of the class').selectOption({ label: 'Beta Seed' });
     await page.getByLabel('Class name').fill('Seed Units');
     await page.getByLabel('Price per unit (USD)').fill('5.00');
     await page.getByLabel('Units authorized').fill('50000');
     await page.getByRole('button', { name: 'Add class' }).click();
     await page.getByRole('status').filter({ hasText: 'Class Seed Units added.' }).waitFor();
+    await page.getByLabel('Offering of the document').selectOption({ label: 'Beta Seed' });
+    await page.getByLabel('Title').fill('Beta Subscription Agreement');
+    await page.getByLabel('File (PDF, text or HTML)').setInputFiles({
+      name: 'agreement.pdf',
+      mimeType: 'application/pdf',
+      buffer: Buffer.from('%PDF-1.4\n%%EOF\n'),
+    });
+    await page.getByRole('button', { name: 'Upload' }).click();
+    await page.getByRole('status').filter({ hasText: 'Uploaded Beta Subscription Agreement.' }).waitFor();
     await page.getByRole('button', { name: 'Open Beta Seed' }).click();
     await page.getByRole('button', { name: 'Pause Beta Seed' }).waitFor();
     const listed = await t.get('/issuance/offerings?limit=100', { 'x-api-key': t.apiKey });
-    expect(listed.body.data.items.find((offering: { name: string }) => offering.name === 'Beta Seed')?.status).toBe('open');
+    const beta = listed.body.data.items.find((offering: { name: string }) => offering.name === 'Beta Seed');
+    expect(beta?.status).toBe('open');
+    const documents = await t.get(`/issuance/offerings/${beta.id}/documents`, (await t.signIn('admin@example.com')).auth);
+    expect(documents.body.data.items.map((document: { title: string }) => document.title)).toEqual(['Beta Subscription Agreement']);
     await page.getByRole('meter', { name: 'Funding of Acme Series A' }).waitFor();
     await shot('offerings');
     await expectAccessible('offerings');

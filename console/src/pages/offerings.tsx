@@ -94,6 +94,7 @@ export function Offerings({ orgId }: { orgId: string | undefined }) {
       </section>
       <NewOffering orgId={orgId} />
       <NewSecurity offerings={list.data?.items ?? []} />
+      <NewDocument offerings={list.data?.items ?? []} />
     </div>
   );
 }
@@ -190,7 +191,7 @@ function NewSecurity({ offerings }: { offerings: Offering[] }) {
           add.mutate(new FormData(event.currentTarget));
         }}
       >
-        <label htmlFor="offering">Offering</label>
+        <label htmlFor="offering">Offering of the class</label>
         <select id="offering" name="offering" required>
           {offerings
             .filter((offering) => offering.status !== 'closed')
@@ -212,6 +213,77 @@ function NewSecurity({ offerings }: { offerings: Offering[] }) {
       </form>
       <ErrorNote error={add.error} />
       {add.data ? <p role="status">Class {add.data.name} added.</p> : null}
+    </section>
+  );
+}
+
+const DOCUMENT_KINDS = ['subscription_agreement', 'ppm', 'other'] as const;
+const DOCUMENT_TYPES = ['application/pdf', 'text/plain', 'text/html'] as const;
+
+/** The file's bytes as base64 (the API takes documents inline, up to its body limit). */
+async function base64Of(file: File): Promise<string> {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let binary = '';
+  for (let index = 0; index < bytes.length; index += 0x8000) binary += String.fromCharCode(...bytes.subarray(index, index + 0x8000));
+  return btoa(binary);
+}
+
+function NewDocument({ offerings }: { offerings: Offering[] }) {
+  const upload = useMutation({
+    mutationFn: async (form: FormData) => {
+      const file = form.get('file');
+      if (!(file instanceof File) || file.size === 0) throw new Error('Choose a file');
+      const contentType = DOCUMENT_TYPES.find((type) => type === file.type);
+      if (!contentType) throw new Error('The file must be a PDF, plain text or HTML');
+      return unwrap(
+        api.POST('/admin/offerings/{id}/documents', {
+          params: { path: { id: text(form, 'document-offering') } },
+          body: {
+            kind: text(form, 'kind') as (typeof DOCUMENT_KINDS)[number],
+            title: text(form, 'title'),
+            contentType,
+            content: await base64Of(file),
+          },
+        }),
+      );
+    },
+  });
+  return (
+    <section aria-labelledby="new-document-title">
+      <h2 id="new-document-title">Upload a document</h2>
+      <form
+        className="grid-form"
+        onSubmit={(event) => {
+          event.preventDefault();
+          upload.mutate(new FormData(event.currentTarget));
+        }}
+      >
+        <label htmlFor="document-offering">Offering of the document</label>
+        <select id="document-offering" name="document-offering" required>
+          {offerings.map((offering) => (
+            <option key={offering.id} value={offering.id}>
+              {offering.name}
+            </option>
+          ))}
+        </select>
+        <label htmlFor="kind">Kind</label>
+        <select id="kind" name="kind">
+          {DOCUMENT_KINDS.map((kind) => (
+            <option key={kind} value={kind}>
+              {kind.replaceAll('_', ' ')}
+            </option>
+          ))}
+        </select>
+        <label htmlFor="title">Title</label>
+        <input id="title" name="title" required />
+        <label htmlFor="file">File (PDF, text or HTML)</label>
+        <input id="file" name="file" type="file" accept="application/pdf,text/plain,text/html" required />
+        <button type="submit" disabled={upload.isPending}>
+          Upload
+        </button>
+      </form>
+      <ErrorNote error={upload.error} />
+      {upload.data ? <p role="status">Uploaded {upload.data.title}.</p> : null}
     </section>
   );
 }
