@@ -203,6 +203,42 @@ export async function subscriptionsAdminRoutes(app: FastifyInstance, options: { 
     },
   );
 
+  routes.get(
+    '/subscriptions/:id/timeline',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: "A subscription's status changes: from, to, who (actor), why, when; oldest first",
+        params: idParams,
+        response: {
+          200: envelope(
+            z.object({
+              items: z.array(
+                z.object({
+                  from_status: z.string().nullable(),
+                  to_status: z.string(),
+                  actor: z.string(),
+                  reason: z.string().nullable(),
+                  created_at: z.date(),
+                }),
+              ),
+            }),
+          ),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const rows = await subscriptions.timeline(requireReviewer(request), request.params.id);
+      return ok({
+        items: rows.map((row) =>
+          toSnake({ fromStatus: row.fromStatus, toStatus: row.toStatus, actor: row.actor, reason: row.reason, createdAt: row.createdAt }),
+        ),
+      });
+    },
+  );
+
   routes.post(
     '/subscriptions/:id/approve',
     {

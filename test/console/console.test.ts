@@ -148,7 +148,9 @@ describe('console happy', () => {
     await page.getByRole('heading', { name: `Subscription ${id.slice(0, 8)}` }).waitFor();
     await shot('subscription-case');
     await expectAccessible('subscription-case');
+    await page.getByText('pending payment → pending review').waitFor();
     await page.getByRole('button', { name: 'Approve and issue shares' }).click();
+    await page.getByText(/approved → completed by admin_key:/).waitFor();
     await page.getByRole('button', { name: 'See the holding in the ledger' }).click();
     await page.getByRole('cell', { name: 'Series A Preferred' }).waitFor();
     expect(await page.getByRole('cell', { name: '100.00 USD' }).count()).toBe(1);

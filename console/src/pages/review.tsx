@@ -404,6 +404,10 @@ function SubscriptionCase({ id, initial }: { id: string; initial: Subscription |
       await client.invalidateQueries({ queryKey: ['ledger'] });
     },
   });
+  const timeline = useQuery({
+    queryKey: ['subscription-timeline', id, result?.status],
+    queryFn: () => unwrap(api.GET('/admin/subscriptions/{id}/timeline', { params: { path: { id } } })),
+  });
   const item = result?.id === id ? result : initial;
   if (!item) return <p className="hint">This case is not in the list shown; change the status filter.</p>;
   const open = item.status === 'pending_review';
@@ -443,16 +447,20 @@ function SubscriptionCase({ id, initial }: { id: string; initial: Subscription |
         ) : null}
       </div>
       <ErrorNote error={decide.error} />
-      <Timeline
-        entries={[
-          ['Created', item.created_at],
-          ['Agreement signed', item.signed_at],
-          ['Funded', item.funded_at],
-          ['Approved', item.approved_at],
-          ['Completed: shares issued', item.completed_at],
-          [`Cancelled${item.cancel_reason ? `: ${item.cancel_reason}` : ''}`, item.cancelled_at],
-        ]}
-      />
+      <section aria-labelledby="timeline-title">
+        <h3 id="timeline-title">Timeline</h3>
+        <ErrorNote error={timeline.error} />
+        <ol className="timeline">
+          {(timeline.data?.items ?? []).map((entry) => (
+            <li key={`${entry.created_at}-${entry.to_status}`}>
+              <time dateTime={entry.created_at}>{formatDate(entry.created_at)}</time>{' '}
+              {entry.from_status ? `${entry.from_status.replaceAll('_', ' ')} → ` : ''}
+              <strong>{entry.to_status.replaceAll('_', ' ')}</strong> by <code>{entry.actor}</code>
+              {entry.reason ? `: ${entry.reason}` : ''}
+            </li>
+          ))}
+        </ol>
+      </section>
     </article>
   );
 }
