@@ -100,7 +100,7 @@ function ApiKeys({ orgId, name }: { orgId: string; name: string }) {
               <td>
                 {key.revoked_at ? null : (
                   <button type="button" className="danger" onClick={() => revoke.mutate(key.id)}>
-                    Revoke {key.label ?? key.hint}
+                    Revoke {key.label ?? `key …${key.hint.slice(-4)}`}
                   </button>
                 )}
               </td>
