@@ -3,14 +3,21 @@
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
+# npm ci's prepare step runs this; it builds the console only once its sources are here (below).
+COPY scripts/build-console.mjs ./scripts/
 RUN npm ci --workspaces=false --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
+# The back-office console (static files served at /console); its types come from the generated client.
+COPY console ./console
+COPY clients/typescript/src/schema.ts ./clients/typescript/src/
+RUN npm run build:console
 
 FROM node:22-bookworm-slim AS production-deps
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
+COPY scripts/build-console.mjs ./scripts/
 RUN npm ci --omit=dev --workspaces=false --no-audit --no-fund && npm cache clean --force
 
 FROM node:22-bookworm-slim
@@ -24,6 +31,7 @@ COPY package.json ./
 COPY migrations ./migrations
 COPY vendor ./vendor
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/console/dist ./console/dist
 RUN mkdir -p /app/data /app/node_modules/.cache && chown node:node /app/data /app/node_modules/.cache
 USER node
 # The embedded database's pre-migrated template (node_modules/.cache/tranche): a first start on

@@ -17,7 +17,10 @@ import { adminRoutes } from './admin/admin.routes.ts';
 import { auditRoutes } from './admin/audit-admin.routes.ts';
 import { ledgerAdminRoutes } from './admin/ledger-admin.routes.ts';
 import { mailAdminRoutes } from './admin/mail-admin.routes.ts';
-import { offeringsAdminRoutes, subscriptionsAdminRoutes } from './admin/offerings-admin.routes.ts';
+import { consoleRoutes } from './admin/console.routes.ts';
+import { consoleStatic } from './admin/console-static.ts';
+import cookie from '@fastify/cookie';
+import { sharesAdminRoutes, offeringsAdminRoutes, subscriptionsAdminRoutes } from './admin/offerings-admin.routes.ts';
 import { createIssuance, type Issuance } from './issuance/issuance.module.ts';
 import { STRIPE_DOUBLE_PREFIX } from './issuance/payments/stripe-double.ts';
 import { sealPlaintextSignatures } from './issuance/subscriptions/signature-evidence.ts';
@@ -97,6 +100,7 @@ export function createModules(deps: AppDeps): Modules {
     storage: storage.storage,
     config: deps.config,
     version,
+    clock,
   });
   const log = deps.log ?? createLogger(deps.config.logLevel, deps.logStream);
   const metrics = createMetricsRegistry();
@@ -204,6 +208,7 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
   });
   await app.register(healthRoutes, { db: database.db, timeoutMs: config.healthTimeoutMs });
   await app.register(auditContextPlugin);
+  await app.register(cookie);
   await app.register(authPlugin, { ...modules.identity.authenticators, guesses: modules.identity.guesses });
   await app.register(idempotencyPlugin, { db: database.db, keyring, leaseSeconds: config.inProgressLeaseSeconds, jobs: modules.jobs });
   await app.register(modules.identity.routes, { prefix: '/identity' });
@@ -220,6 +225,9 @@ export async function buildApp(deps: AppDeps, modules: Modules = createModules(d
   await app.register(auditRoutes, { prefix: '/identity', identity: modules.identity, audit: modules.audit, tag: 'identity: audit' });
   await app.register(ledgerAdminRoutes, { prefix: '/admin', identity: modules.identity, issuance: modules.issuance });
   await app.register(mailAdminRoutes, { prefix: '/admin', identity: modules.identity, db: database.db, keyring });
+  await app.register(sharesAdminRoutes, { prefix: '/admin', identity: modules.identity, issuance: modules.issuance });
+  await app.register(consoleRoutes, { prefix: '/admin', identity: modules.identity, publicUrl: config.publicUrl });
+  await app.register(consoleStatic, { prefix: '/console' });
   await app.register(modules.keyserver.routes);
   app.addHook('onClose', async () => {
     await modules.notifications.close();

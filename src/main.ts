@@ -118,7 +118,7 @@ async function createDemo({ config, identity }: Context) {
   });
   const apiKey = await identity.orgs.createApiKey(org.id, 'demo');
   const idToken = await identity.demo.mintIdToken('demo.investor@example.com');
-  const adminKey = config.smtpUrl ? undefined : await identity.orgs.createAdminKey('demo');
+  const adminKey = await identity.orgs.createAdminKey('demo');
   return {
     org,
     apiKey,
@@ -133,13 +133,15 @@ async function createDemo({ config, identity }: Context) {
       '',
       `More ID tokens: curl -s -X POST ${config.publicUrl}/demo-idp/token -H 'content-type: application/json' -d '{"email":"someone@example.com"}'`,
       '(demo.admin@example.com signs in as org_admin)',
-      ...(adminKey
-        ? [
-            '',
+      '',
+      `Back-office console: ${config.publicUrl}/console (sign in with the platform admin key: ${adminKey.key})`,
+      `  the demo org's admins sign in at ${config.publicUrl}/console/?org=${org.id} as demo.admin@example.com`,
+      ...(config.smtpUrl
+        ? []
+        : [
             'No SMTP_URL: mail (key server verification links and codes, invites) is kept, not sent. Read it with',
             `  curl -s ${config.publicUrl}/admin/mail -H 'x-admin-key: ${adminKey.key}'`,
-          ]
-        : []),
+          ]),
     ].join('\n'),
   };
 }

@@ -9,6 +9,7 @@ import {
   createSecurityBody,
   documentResponse,
   offeringResponse,
+  offeringStatus,
   securityResponse,
   updateOfferingBody,
 } from '../issuance/offerings/offerings.schemas.ts';
@@ -16,7 +17,9 @@ import { paged } from '../issuance/offerings/offerings.schemas.ts';
 import type { OfferingsService } from '../issuance/offerings/offerings.service.ts';
 import { subscriptionResponse, subscriptionStatus } from '../issuance/subscriptions/subscriptions.schemas.ts';
 import type { SubscriptionsService } from '../issuance/subscriptions/subscriptions.service.ts';
-import { pageMetaFor, pagePagingQuery } from '../platform/http/paging.ts';
+import { pageMetaFor, pageOffset, pagePagingQuery } from '../platform/http/paging.ts';
+import type { Issuance } from '../issuance/issuance.module.ts';
+import { present as presentShare, shareResponse, shareStatus } from '../issuance/shares/shares.routes.ts';
 import { toSnake } from '../platform/http/case.ts';
 import { envelope, ok } from '../platform/http/envelope.ts';
 import { errorResponses } from '../platform/http/errors.ts';
@@ -75,6 +78,23 @@ export async function offeringsAdminRoutes(app: FastifyInstance, options: { iden
         maximumInvestmentCents: maximumInvestment,
       });
       return reply.code(201).send(ok(toSnake(created)));
+    },
+  );
+
+  routes.get(
+    '/offerings',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: 'Offerings of every status, drafts included (an org admin: their org), newest first',
+        querystring: pagePagingQuery.extend({ status: offeringStatus.optional() }),
+        response: { 200: envelope(paged(offeringResponse)), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const { items, total } = await offerings.listForReviewer(requireReviewer(request), request.query);
+      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, total) });
     },
   );
 
@@ -191,6 +211,42 @@ export async function subscriptionsAdminRoutes(app: FastifyInstance, options: { 
     },
   );
 
+  routes.get(
+    '/subscriptions/:id/timeline',
+    {
+      onRequest,
+      schema: {
+        ...common,
+        summary: "A subscription's status changes: from, to, who (actor), why, when; oldest first",
+        params: idParams,
+        response: {
+          200: envelope(
+            z.object({
+              items: z.array(
+                z.object({
+                  from_status: z.string().nullable(),
+                  to_status: z.string(),
+                  actor: z.string(),
+                  reason: z.string().nullable(),
+                  created_at: z.date(),
+                }),
+              ),
+            }),
+          ),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const rows = await subscriptions.timeline(requireReviewer(request), request.params.id);
+      return ok({
+        items: rows.map((row) =>
+          toSnake({ fromStatus: row.fromStatus, toStatus: row.toStatus, actor: row.actor, reason: row.reason, createdAt: row.createdAt }),
+        ),
+      });
+    },
+  );
+
   routes.post(
     '/subscriptions/:id/approve',
     {
@@ -218,5 +274,47 @@ export async function subscriptionsAdminRoutes(app: FastifyInstance, options: { 
       },
     },
     async (request) => ok(toSnake(await subscriptions.reject(requireReviewer(request), request.params.id, request.body.reason))),
+  );
+}
+
+const ledgerEntry = shareResponse.extend({ org_id: z.uuid(), user_id: z.uuid() });
+
+/** Back office: the share ledger per offering and per investor, with restrictions (Rule 144 holding period ends). */
+export async function sharesAdminRoutes(app: FastifyInstance, options: { identity: Identity; issuance: Pick<Issuance, 'ledger'> }) {
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const onRequest = reviewerAuth(app, options.identity);
+
+  routes.get(
+    '/shares',
+    {
+      onRequest,
+      schema: {
+        tags: ['admin: ledger'],
+        security: adminSecurity,
+        summary: 'The share ledger (every holder), newest first; filter by offering, investor, restriction, status',
+        querystring: pagePagingQuery.extend({
+          offering_id: z.uuid().optional(),
+          user_id: z.uuid().optional(),
+          status: shareStatus.optional(),
+          restricted: z
+            .enum(['true', 'false'])
+            .transform((value) => value === 'true')
+            .optional(),
+        }),
+        response: { 200: envelope(paged(ledgerEntry)), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const { rows, total } = await options.issuance.ledger(
+        requireReviewer(request),
+        { offeringId: q.offering_id, userId: q.user_id, status: q.status, restricted: q.restricted },
+        { limit: q.limit, offset: pageOffset(q) },
+      );
+      return ok({
+        items: rows.map((row) => ({ ...presentShare(row), org_id: row.share.orgId, user_id: row.share.userId })),
+        meta: pageMetaFor(q, total),
+      });
+    },
   );
 }

@@ -1,13 +1,18 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Identity } from '../identity/identity.module.ts';
+import { consoleReviewer, type ConsoleAuthenticator } from '../platform/auth/console-session.ts';
 import type { Reviewer } from '../platform/auth/principal.ts';
 import { AppError } from '../platform/http/errors.ts';
 
 /**
  * Back-office authentication: an org_admin (Bearer; their org only) or a platform admin
- * (`X-Admin-Key` from `tranche admin-key create`; every org).
+ * (`X-Admin-Key` from `tranche admin-key create`; every org), or either of them signed in to the
+ * console (its session cookie, with the CSRF token on writes).
  */
-export function reviewerAuth(app: FastifyInstance, identity: Pick<Identity, 'orgs' | 'auth' | 'guesses'>) {
+export function reviewerAuth(
+  app: FastifyInstance,
+  identity: Pick<Identity, 'orgs' | 'auth' | 'guesses'> & { console?: ConsoleAuthenticator },
+) {
   if (!app.hasRequestDecorator('reviewer')) app.decorateRequest('reviewer', null);
   return async (request: FastifyRequest) => {
     const adminKey = request.headers['x-admin-key'];
@@ -22,6 +27,16 @@ export function reviewerAuth(app: FastifyInstance, identity: Pick<Identity, 'org
       return;
     }
     const header = request.headers.authorization;
+    if (!header) {
+      const signedIn = await consoleReviewer(request, identity.console);
+      if (signedIn) {
+        request.reviewer =
+          signedIn.kind === 'org_admin'
+            ? { kind: 'org_admin', orgId: signedIn.orgId, userId: signedIn.userId }
+            : { kind: 'platform_admin', adminKeyId: signedIn.adminKeyId };
+        return;
+      }
+    }
     const token = header && /^Bearer\s+(\S+)$/i.exec(header)?.[1];
     if (!token) throw new AppError('UNAUTHORIZED', 'Send Authorization: Bearer (an org_admin) or X-Admin-Key');
     const principal = await identity.auth.verifyAccessToken(token);

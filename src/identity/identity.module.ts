@@ -29,6 +29,13 @@ import { rewrapUserEmails } from './at-rest.ts';
 import { usersRepo } from './users/users.repo.ts';
 import { usersRoutes } from './users/users.routes.ts';
 import { usersService } from './users/users.service.ts';
+import { consoleSessionsRepo } from './console/console-sessions.repo.ts';
+import { consoleSessionsService } from './console/console-sessions.service.ts';
+import type { ConsoleAuthenticator } from '../platform/auth/console-session.ts';
+import { systemClock, type Clock } from '../platform/clock.ts';
+
+/** How long a console sign-in lasts: a working day. */
+export const CONSOLE_SESSION_TTL_SECONDS = 8 * 3600;
 
 export type IdentityDeps = {
   db: Db;
@@ -54,6 +61,7 @@ export type IdentityDeps = {
     | 'healthTimeoutMs'
   >;
   version: string;
+  clock?: Clock;
 };
 
 /** Live KYC and accreditation state of a user, for issuance's eligibility checks. */
@@ -121,6 +129,26 @@ export function createIdentity(deps: IdentityDeps) {
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
   });
   const demo = demoIdp({ keys, publicUrl: config.publicUrl });
+  const consoleSessions = consoleSessionsService({
+    repo: consoleSessionsRepo(db),
+    orgs,
+    keyring,
+    clock: deps.clock ?? systemClock,
+    ttlSeconds: CONSOLE_SESSION_TTL_SECONDS,
+  });
+  /** Console cookies, for the platform's auth hooks: an org admin's session holds only while they are still org_admin. */
+  const consoleAuthenticator: ConsoleAuthenticator = {
+    origin: new URL(config.publicUrl).origin,
+    csrfTokenFor: consoleSessions.csrfTokenFor,
+    async resolve(token) {
+      const session = await consoleSessions.resolve(token);
+      if (!session) return null;
+      if (session.kind === 'platform_admin') return { kind: 'platform_admin', adminKeyId: session.adminKeyId };
+      const user = await users.findById(session.userId);
+      if (!user || user.orgId !== session.orgId || user.role !== 'org_admin') return null;
+      return { kind: 'org_admin', orgId: session.orgId, userId: session.userId, email: user.email };
+    },
+  };
   /** Failed API-key and admin-key guesses per client address. */
   const guesses = guessLimiter(windowCounters(db, keyring, 'auth-failures'), config.authFailuresPerMinute);
 
@@ -153,9 +181,15 @@ export function createIdentity(deps: IdentityDeps) {
     demo,
     /** Signs audit anchors with the platform's `audit_anchor` key (RS256, published nowhere but checked by `audit verify`). */
     anchorSigner: anchorSigner(keys),
+    consoleSessions,
+    console: consoleAuthenticator,
     routes,
     demoRoutes: config.demoIdp ? demo.routes.bind(demo) : undefined,
-    authenticators: { bearer: (token: string) => auth.verifyAccessToken(token), apiKey: (key: string) => orgs.authenticateApiKey(key) },
+    authenticators: {
+      bearer: (token: string) => auth.verifyAccessToken(token),
+      apiKey: (key: string) => orgs.authenticateApiKey(key),
+      console: consoleAuthenticator,
+    },
     /** Re-wraps identity's sealed data under the active master key. */
     async rewrap(tx: Executor) {
       return {

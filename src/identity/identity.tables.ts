@@ -241,3 +241,23 @@ export const accreditationDocuments = pgTable(
   },
   (table) => [index('accreditation_documents_accreditation_idx').on(table.accreditationId)],
 );
+
+/**
+ * Back-office console sign-ins. The cookie holds a random session token; only its keyed hash
+ * (`console-session`) is stored. A platform admin's session names the admin key it was opened
+ * with (revoking the key ends it); an org admin's names the org and user.
+ */
+export const consoleSessions = pgTable(
+  'console_sessions',
+  {
+    id: id(),
+    tokenDigest: text('token_digest').notNull(),
+    adminKeyId: uuid('admin_key_id').references(() => adminKeys.id, { onDelete: 'cascade' }),
+    orgId: uuid('org_id').references(() => orgs.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id').references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  },
+  (table) => [uniqueIndex('console_sessions_token_digest_idx').on(table.tokenDigest)],
+);

@@ -13,7 +13,8 @@ import { checkoutReturnRoutes } from './payments/checkout-return.ts';
 import { createPayments } from './payments/create-payments.ts';
 import { correctionsRepo } from './shares/corrections.repo.ts';
 import { correctionsService } from './shares/corrections.service.ts';
-import { sharesRepo } from './shares/shares.repo.ts';
+import { sharesRepo, type ShareFilter } from './shares/shares.repo.ts';
+import { reviewerOrg, type Reviewer } from '../platform/auth/principal.ts';
 import { ocfRepo } from './ocf/ocf.repo.ts';
 import { ocfService } from './ocf/ocf.service.ts';
 import { ocfValidator, type OcfValidator } from './ocf/ocf-validator.ts';
@@ -76,6 +77,15 @@ export function createIssuance(deps: IssuanceDeps) {
     corrections,
     /** The issuer's cap table in the Open Cap Format. */
     ocf,
+    /**
+     * The share ledger as the back office reads it: a platform admin every org's, an org admin
+     * their org's; filter by offering, holder, restriction. Newest entries first.
+     */
+    ledger: (
+      reviewer: Reviewer,
+      filter: Pick<ShareFilter, 'offeringId' | 'userId' | 'restricted' | 'status'>,
+      paging: { limit: number; offset: number },
+    ) => shares.list({ ...filter, orgId: reviewerOrg(reviewer) }, paging),
     /** The local Stripe double when no STRIPE_SECRET_KEY is set; mount `routes` at STRIPE_DOUBLE_PREFIX. */
     stripeDouble: payments.double,
     async routes(app: FastifyInstance) {

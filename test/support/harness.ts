@@ -119,6 +119,8 @@ export async function startTestApp(
   options: Pick<TestDatabaseOptions, 'connectThrough'> & {
     /** Run on this database (and keyring) instead of a fresh copy, and leave it open on close: a restart. */
     reuse?: { database: Database & { url?: string }; keyring: Keyring };
+    /** Listen on this port instead of any free one (a test whose PUBLIC_URL must be the real address). */
+    port?: number;
   } = {},
 ) {
   const database = options.reuse?.database ?? (await openTestDatabase({ ...options, postgres: overrides.postgres }));
@@ -146,7 +148,7 @@ export async function startTestApp(
   const clock = testClock();
   const modules = createModules({ config, database, keyring, logStream, clock });
   const app = await buildApp({ config, database, keyring, clock }, modules);
-  await app.listen({ port: 0, host: '127.0.0.1' });
+  await app.listen({ port: options.port ?? 0, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const idp = await startIdp();
   const stripe = modules.issuance.stripeDouble!;

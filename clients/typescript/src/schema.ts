@@ -1068,7 +1068,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** Offerings of every status, drafts included (an org admin: their org), newest first */
+        get: operations["getAdminOfferings"];
         put?: never;
         /** Create an offering (draft) */
         post: operations["postAdminOfferings"];
@@ -1189,6 +1190,23 @@ export interface paths {
         };
         /** Subscriptions by status (default pending_review) */
         get: operations["getAdminSubscriptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/subscriptions/{id}/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A subscription's status changes: from, to, who (actor), why, when; oldest first */
+        get: operations["getAdminSubscriptionsByIdTimeline"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1381,6 +1399,94 @@ export interface paths {
         get: operations["getAdminMail"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The share ledger (every holder), newest first; filter by offering, investor, restriction, status */
+        get: operations["getAdminShares"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/console/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The console session's owner and CSRF token */
+        get: operations["getAdminConsoleSession"];
+        put?: never;
+        /** Sign in to the console with a platform admin key (sets the session cookie) */
+        post: operations["postAdminConsoleSession"];
+        /** Sign out (ends the session, clears the cookie) */
+        delete: operations["deleteAdminConsoleSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/orgs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every org (platform staff); an org admin sees their own */
+        get: operations["getAdminOrgs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/orgs/{id}/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An org's API keys (hints only, revoked ones too) */
+        get: operations["getAdminOrgsByIdApiKeys"];
+        put?: never;
+        /** Create an API key for an org: the key is in this answer only */
+        post: operations["postAdminOrgsByIdApiKeys"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/orgs/{id}/api-keys/{keyId}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke one of an org's API keys (at once) */
+        post: operations["postAdminOrgsByIdApiKeysByKeyIdRevoke"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1944,6 +2050,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/demo-idp/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Authorization code flow (PKCE S256): a page asking which email signs in */
+        get: operations["getDemoIdpAuthorize"];
+        put?: never;
+        /** Issue an authorization code and redirect back to the client */
+        post: operations["postDemoIdpAuthorize"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/demo-idp/jwks.json": {
         parameters: {
             query?: never;
@@ -1970,7 +2094,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sign a demo ID token for an email (development only) */
+        /** Sign a demo ID token for an email (JSON `{ email }`, development only), or redeem an authorization code (form: grant_type=authorization_code, code, redirect_uri, client_id, code_verifier) */
         post: operations["postDemoIdpToken"];
         delete?: never;
         options?: never;
@@ -2172,6 +2296,8 @@ export interface components {
         AccreditationReviewStatusInput: "not_required" | "pending_review" | "under_review" | "more_info_needed" | "approved" | "denied" | "expired";
         /** @enum {string} */
         ExemptionTypeInput: "reg_d_506b" | "reg_d_506c" | "reg_cf" | "reg_a_tier_1" | "reg_a_tier_2" | "reg_s";
+        /** @enum {string} */
+        OfferingStatusInput: "draft" | "open" | "paused" | "closed";
         /** @enum {string} */
         SecurityCategoryInput: "equity" | "preferred_equity" | "debt" | "convertible" | "revenue_share" | "fund_interest";
         /**
@@ -9348,6 +9474,120 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    getAdminOfferings: {
+        parameters: {
+            query?: {
+                page?: number;
+                limit?: number;
+                status?: components["schemas"]["OfferingStatusInput"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "items": [
+                     *           {
+                     *             "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "name": "Series A Preferred",
+                     *             "issuer": {
+                     *               "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *               "legal_name": "legal_name"
+                     *             },
+                     *             "exemption_type": "reg_d_506b",
+                     *             "amounts": {
+                     *               "target": "target",
+                     *               "maximum": "1000.00",
+                     *               "raised": "raised",
+                     *               "remaining": "remaining",
+                     *               "currency": "USD"
+                     *             },
+                     *             "investment": {
+                     *               "minimum": "1000.00",
+                     *               "maximum": "1000.00"
+                     *             },
+                     *             "investors": {
+                     *               "total": 1,
+                     *               "accredited": 1,
+                     *               "non_accredited": 1
+                     *             },
+                     *             "deadline": "deadline",
+                     *             "status": "draft",
+                     *             "opened_at": "2026-01-15T09:30:00.000Z",
+                     *             "closed_at": "2026-01-15T09:30:00.000Z",
+                     *             "created_at": "2026-01-15T09:30:00.000Z",
+                     *             "updated_at": "2026-01-15T09:30:00.000Z"
+                     *           }
+                     *         ],
+                     *         "meta": {
+                     *           "page": 1,
+                     *           "limit": 1,
+                     *           "total": 1,
+                     *           "total_pages": 1,
+                     *           "has_next_page": true,
+                     *           "has_previous_page": true
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            items: components["schemas"]["Offering"][];
+                            meta: {
+                                page: number;
+                                limit: number;
+                                total: number;
+                                total_pages: number;
+                                has_next_page: boolean;
+                                has_previous_page: boolean;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     postAdminOfferings: {
         parameters: {
             query?: never;
@@ -10258,6 +10498,94 @@ export interface operations {
             };
             /** @description Default Response */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminSubscriptionsByIdTimeline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "items": [
+                     *           {
+                     *             "from_status": "from_status",
+                     *             "to_status": "to_status",
+                     *             "actor": "actor",
+                     *             "reason": "reason",
+                     *             "created_at": "2026-01-15T09:30:00.000Z"
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            items: {
+                                from_status: string | null;
+                                to_status: string;
+                                actor: string;
+                                reason: string | null;
+                                /** Format: date-time */
+                                created_at: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11493,6 +11821,659 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminShares: {
+        parameters: {
+            query?: {
+                page?: number;
+                limit?: number;
+                offering_id?: string;
+                user_id?: string;
+                status?: "active" | "transferred" | "converted" | "redeemed" | "cancelled";
+                restricted?: "true" | "false";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "items": [
+                     *           {
+                     *             "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "security_class_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "units": 1,
+                     *             "price_per_unit": "1000.00",
+                     *             "total_cost_basis": "1000.00",
+                     *             "currency": "USD",
+                     *             "acquisition_type": "primary",
+                     *             "acquisition_date": "acquisition_date",
+                     *             "holding_period_end_date": "holding_period_end_date",
+                     *             "restricted": true,
+                     *             "restricted_until": "restricted_until",
+                     *             "status": "active",
+                     *             "created_at": "2026-01-15T09:30:00.000Z",
+                     *             "updated_at": "2026-01-15T09:30:00.000Z",
+                     *             "security": {
+                     *               "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *               "name": "Series A Preferred",
+                     *               "category": "equity"
+                     *             },
+                     *             "offering": {
+                     *               "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *               "name": "Series A Preferred"
+                     *             },
+                     *             "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "user_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
+                     *           }
+                     *         ],
+                     *         "meta": {
+                     *           "page": 1,
+                     *           "limit": 1,
+                     *           "total": 1,
+                     *           "total_pages": 1,
+                     *           "has_next_page": true,
+                     *           "has_previous_page": true
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            items: {
+                                /** Format: uuid */
+                                id: string;
+                                /** Format: uuid */
+                                security_class_id: string;
+                                units: number;
+                                price_per_unit: string;
+                                total_cost_basis: string;
+                                currency: string;
+                                /** @enum {string} */
+                                acquisition_type: "primary";
+                                acquisition_date: string;
+                                holding_period_end_date: string | null;
+                                restricted: boolean;
+                                restricted_until: string | null;
+                                /** @enum {string} */
+                                status: "active" | "transferred" | "converted" | "redeemed" | "cancelled";
+                                /** Format: date-time */
+                                created_at: string;
+                                /** Format: date-time */
+                                updated_at: string;
+                                security: {
+                                    /** Format: uuid */
+                                    id: string;
+                                    name: string;
+                                    category: components["schemas"]["SecurityCategory"];
+                                };
+                                offering: {
+                                    /** Format: uuid */
+                                    id: string;
+                                    name: string;
+                                };
+                                /** Format: uuid */
+                                org_id: string;
+                                /** Format: uuid */
+                                user_id: string;
+                            }[];
+                            meta: {
+                                page: number;
+                                limit: number;
+                                total: number;
+                                total_pages: number;
+                                has_next_page: boolean;
+                                has_previous_page: boolean;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminConsoleSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "kind": "platform_admin",
+                     *         "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *         "user_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *         "csrf_token": "csrf_token",
+                     *         "expires_at": "2026-01-15T09:30:00.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            /** @enum {string} */
+                            kind: "platform_admin" | "org_admin";
+                            /** @description The org an org admin is confined to; null for platform staff */
+                            org_id: string | null;
+                            user_id: string | null;
+                            /** @description Send it as X-CSRF-Token with every write made with the session cookie */
+                            csrf_token: string;
+                            /** Format: date-time */
+                            expires_at: string;
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postAdminConsoleSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "adminKey": "admin key"
+                 *     }
+                 */
+                "application/json": {
+                    adminKey: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "kind": "platform_admin",
+                     *         "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *         "user_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *         "csrf_token": "csrf_token",
+                     *         "expires_at": "2026-01-15T09:30:00.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            /** @enum {string} */
+                            kind: "platform_admin" | "org_admin";
+                            /** @description The org an org admin is confined to; null for platform staff */
+                            org_id: string | null;
+                            user_id: string | null;
+                            /** @description Send it as X-CSRF-Token with every write made with the session cookie */
+                            csrf_token: string;
+                            /** Format: date-time */
+                            expires_at: string;
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteAdminConsoleSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminOrgs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "items": [
+                     *           {
+                     *             "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "name": "Series A Preferred",
+                     *             "idp_issuer": "idp_issuer",
+                     *             "idp_audience": "idp_audience",
+                     *             "created_at": "2026-01-15T09:30:00.000Z"
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            items: {
+                                /** Format: uuid */
+                                id: string;
+                                name: string;
+                                idp_issuer: string | null;
+                                idp_audience: string;
+                                /** Format: date-time */
+                                created_at: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAdminOrgsByIdApiKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "items": [
+                     *           {
+                     *             "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *             "hint": "hint",
+                     *             "label": "label",
+                     *             "created_at": "2026-01-15T09:30:00.000Z",
+                     *             "revoked_at": "2026-01-15T09:30:00.000Z"
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            items: {
+                                /** Format: uuid */
+                                id: string;
+                                /** Format: uuid */
+                                org_id: string;
+                                hint: string;
+                                label: string | null;
+                                /** Format: date-time */
+                                created_at: string;
+                                revoked_at: string | null;
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postAdminOrgsByIdApiKeys: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the write safe to retry: the same key and body within 24 h replays the first response (header `idempotent-replayed: true`); the same key with another body gets 422.
+                 * @example 5b8a1c2e-7f43-4c6a-b9d2-0e1f7a3c5d94
+                 */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "label": "label"
+                 *     }
+                 */
+                "application/json": {
+                    label?: string;
+                } | null;
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *         "org_id": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
+                     *         "key": "key",
+                     *         "hint": "hint"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        data: {
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: uuid */
+                            org_id: string;
+                            key: string;
+                            hint: string;
+                        };
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: components["responses"]["UnprocessableEntity"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postAdminOrgsByIdApiKeysByKeyIdRevoke: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the write safe to retry: the same key and body within 24 h replays the first response (header `idempotent-replayed: true`); the same key with another body gets 422.
+                 * @example 5b8a1c2e-7f43-4c6a-b9d2-0e1f7a3c5d94
+                 */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: components["responses"]["UnprocessableEntity"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -14530,6 +15511,90 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    getDemoIdpAuthorize: {
+        parameters: {
+            query: {
+                response_type: "code";
+                client_id: string;
+                redirect_uri: string;
+                state: string;
+                nonce?: string;
+                code_challenge: string;
+                code_challenge_method: "S256";
+                scope?: string;
+                login_hint?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postDemoIdpAuthorize: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "response_type": "code",
+                 *       "client_id": "client_id",
+                 *       "redirect_uri": "https://app.example.com/return",
+                 *       "state": "CA",
+                 *       "nonce": "nonce",
+                 *       "code_challenge": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                 *       "code_challenge_method": "S256",
+                 *       "scope": "scope",
+                 *       "login_hint": "investor@example.com",
+                 *       "email": "investor@example.com"
+                 *     }
+                 */
+                "application/json": {
+                    /** @enum {string} */
+                    response_type: "code";
+                    client_id: string;
+                    /** Format: uri */
+                    redirect_uri: string;
+                    state: string;
+                    nonce?: string;
+                    code_challenge: string;
+                    /** @enum {string} */
+                    code_challenge_method: "S256";
+                    scope?: string;
+                    /** Format: email */
+                    login_hint?: string;
+                    /** Format: email */
+                    email: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     getDemoIdpJwksJson: {
         parameters: {
             query?: never;
@@ -14566,6 +15631,13 @@ export interface operations {
                 "application/json": {
                     /** Format: email */
                     email: string;
+                } | {
+                    /** @enum {string} */
+                    grant_type: "authorization_code";
+                    code: string;
+                    redirect_uri: string;
+                    client_id: string;
+                    code_verifier: string;
                 };
             };
         };
@@ -14591,7 +15663,18 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["BadRequest"];
+            /** @description Default Response */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: string;
+                        error_description: string;
+                    };
+                };
+            };
             503: components["responses"]["ServiceUnavailable"];
         };
     };

@@ -10,6 +10,7 @@ import type { UserRow } from '../users/users.repo.ts';
 import type { UsersService } from '../users/users.service.ts';
 import type { AuthRepo } from './auth.repo.ts';
 import { IdTokenRejected, type IdpVerifier } from './idp.ts';
+import { AppError } from '../../platform/http/errors.ts';
 import type { SigningKeyStore } from './signing-keys.ts';
 
 export const ACCESS_TOKEN_AUDIENCE = 'tranche';
@@ -122,6 +123,25 @@ export function authService(deps: AuthDeps) {
       const user = await deps.users.upsertFromIdentity(org, identity);
       const refreshToken = await storeRefreshToken({ userId: user.id, orgId: user.orgId }, randomUUID(), db);
       return tokenResponse(await signAccessToken(user, org.name), refreshToken, user);
+    },
+
+    /**
+     * The user an org's IdP vouches for in the console's sign-in (authorization code + PKCE): the
+     * ID token verified as at exchange, and its nonce that of this sign-in. Creates the user on
+     * first sign-in, as exchange does. Throws NOT_FOUND (org), UNAUTHORIZED (token refused).
+     */
+    async verifyConsoleSignIn(orgId: string, idToken: string, nonce: string): Promise<UserRow> {
+      const org = await deps.orgs.getOrg(orgId);
+      if (!org) throw new AppError('NOT_FOUND', 'org not found');
+      let identity;
+      try {
+        identity = await deps.idp.verify(org, idToken);
+      } catch (error) {
+        if (error instanceof IdTokenRejected) throw new AppError('UNAUTHORIZED', `The IdP's ID token was refused: ${error.message}`);
+        throw error;
+      }
+      if (identity.claims.nonce !== nonce) throw new AppError('UNAUTHORIZED', "The ID token's nonce is not this sign-in's");
+      return deps.users.upsertFromIdentity(org, identity);
     },
 
     /**

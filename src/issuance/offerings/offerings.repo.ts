@@ -63,13 +63,14 @@ export function offeringsRepo(db: Executor) {
       return row!;
     },
     async list(
-      filter: { orgId: string; status?: OfferingStatus; exemptionType?: OfferingRow['exemptionType']; includeDrafts: boolean },
+      /** `orgId` undefined: every org (a platform admin's back office). */
+      filter: { orgId: string | undefined; status?: OfferingStatus; exemptionType?: OfferingRow['exemptionType']; includeDrafts: boolean },
       sort: { by: OfferingSort; order: 'asc' | 'desc' },
       paging: { limit: number; offset: number },
       tx: Executor = db,
     ) {
       const where = and(
-        eq(offerings.orgId, filter.orgId),
+        filter.orgId ? eq(offerings.orgId, filter.orgId) : undefined,
         filter.status ? eq(offerings.status, filter.status) : undefined,
         filter.exemptionType ? eq(offerings.exemptionType, filter.exemptionType) : undefined,
         filter.includeDrafts ? undefined : ne(offerings.status, 'draft'),

@@ -147,6 +147,16 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
       return { items: await presentMany(rows), total };
     },
 
+    /** The back office's list: drafts included, every org for a platform admin, newest first. */
+    async listForReviewer(reviewer: Reviewer, query: { status?: OfferingStatus } & PagePaging) {
+      const { rows, total } = await repo.list(
+        { orgId: reviewerOrg(reviewer), status: query.status, includeDrafts: true },
+        { by: 'created_at', order: 'desc' },
+        { limit: query.limit, offset: pageOffset(query) },
+      );
+      return { items: await presentMany(rows), total };
+    },
+
     get: async (principal: Principal, id: string) => (await presentMany([await visibleOffering(principal, id)]))[0]!,
 
     async securities(principal: Principal, filter: { offeringId?: string; category?: SecurityRow['category'] }, paging: PagePaging) {

@@ -2,9 +2,10 @@ import { and, desc, eq } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
 import { offerings, securityClasses, shares } from '../issuance.tables.ts';
 
+/** `orgId` undefined: every org (a platform admin's ledger); `userId` undefined: every holder. */
 export type ShareFilter = {
-  orgId: string;
-  userId: string;
+  orgId: string | undefined;
+  userId: string | undefined;
   securityClassId?: string;
   offeringId?: string;
   status?: (typeof shares.$inferSelect)['status'];
@@ -20,8 +21,8 @@ export function sharesRepo(db: Executor) {
   };
   const where = (filter: ShareFilter) =>
     and(
-      eq(shares.orgId, filter.orgId),
-      eq(shares.userId, filter.userId),
+      filter.orgId ? eq(shares.orgId, filter.orgId) : undefined,
+      filter.userId ? eq(shares.userId, filter.userId) : undefined,
       filter.securityClassId ? eq(shares.securityClassId, filter.securityClassId) : undefined,
       filter.offeringId ? eq(shares.offeringId, filter.offeringId) : undefined,
       filter.status ? eq(shares.status, filter.status) : undefined,

@@ -10,8 +10,8 @@ import { fromCents } from '../../platform/money.ts';
 import { paged, securityCategory } from '../offerings/offerings.schemas.ts';
 import type { SharesRepo, ShareWithRefs } from './shares.repo.ts';
 
-const shareStatus = z.enum(['active', 'transferred', 'converted', 'redeemed', 'cancelled']);
-const shareResponse = z.object({
+export const shareStatus = z.enum(['active', 'transferred', 'converted', 'redeemed', 'cancelled']);
+export const shareResponse = z.object({
   id: z.uuid(),
   security_class_id: z.uuid(),
   units: z.number(),
@@ -30,7 +30,8 @@ const shareResponse = z.object({
   offering: z.object({ id: z.uuid(), name: z.string() }),
 });
 
-const present = ({ share, security, offering }: ShareWithRefs) =>
+/** A ledger entry as the API shows it (snake_case, money as decimal strings). */
+export const present = ({ share, security, offering }: ShareWithRefs) =>
   toSnake({
     id: share.id,
     securityClassId: share.securityClassId,

@@ -605,6 +605,12 @@ export function subscriptionsService(deps: {
     },
 
     transitions: (id: string) => repo.transitions(id),
+
+    /** A subscription's every status change with who made it and when, oldest first; NOT_FOUND outside the reviewer's orgs. */
+    async timeline(reviewer: Reviewer, id: string) {
+      if (!(await repo.find(reviewerOrg(reviewer), id))) throw notFound('subscription');
+      return repo.transitions(id);
+    },
   };
 }
 

@@ -5,7 +5,10 @@ export type Role = 'user' | 'org_admin';
 
 /** A person signed in through token exchange, calling with our access token. */
 export type UserPrincipal = { kind: 'user'; orgId: string; userId: string; role: Role; email: string };
-/** An integrator's backend calling with its org API key. */
+/**
+ * An integrator's backend calling with its org API key; or platform staff in the console acting for
+ * an org, with the same rights (then `apiKeyId` is `admin_key:<admin key id>`).
+ */
 export type ApiKeyPrincipal = { kind: 'api_key'; orgId: string; apiKeyId: string };
 export type Principal = UserPrincipal | ApiKeyPrincipal;
 

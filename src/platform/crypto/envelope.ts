@@ -73,7 +73,10 @@ export type HashPurpose =
   | 'mail-recipient'
   | 'user-subject'
   | 'user-email'
-  | 'audit-state';
+  | 'audit-state'
+  | 'console-session'
+  | 'console-csrf'
+  | 'console-oidc';
 
 /** Deterministic keyed digest (hex) for lookups without storing the value; one subkey per purpose. */
 export function keyedHash(keyring: Keyring, purpose: HashPurpose, value: string): string {

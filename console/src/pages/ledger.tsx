@@ -1,0 +1,122 @@
+import { useQuery } from '@tanstack/react-query';
+import { useEffect, useMemo, useState } from 'react';
+import { useSearch } from 'wouter';
+import { api, unwrap } from '../api.ts';
+import { Badge, ErrorNote } from '../ui.tsx';
+
+type Entry = Awaited<ReturnType<typeof ledger>>['items'][number];
+const ledger = (offeringId: string, userId: string) =>
+  unwrap(
+    api.GET('/admin/shares', {
+      params: { query: { limit: 100, ...(offeringId ? { offering_id: offeringId } : {}), ...(userId ? { user_id: userId } : {}) } },
+    }),
+  );
+
+const CSV_COLUMNS: [string, (entry: Entry) => string | number | boolean | null][] = [
+  ['share_id', (entry) => entry.id],
+  ['offering', (entry) => entry.offering.name],
+  ['security', (entry) => entry.security.name],
+  ['investor', (entry) => entry.user_id],
+  ['units', (entry) => entry.units],
+  ['price_per_unit', (entry) => entry.price_per_unit],
+  ['cost_basis', (entry) => entry.total_cost_basis],
+  ['currency', (entry) => entry.currency],
+  ['acquired', (entry) => entry.acquisition_date],
+  ['restricted_until', (entry) => entry.restricted_until],
+  ['status', (entry) => entry.status],
+];
+const csvCell = (value: string | number | boolean | null) => {
+  const text = value === null ? '' : String(value);
+  return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+};
+
+/** Holdings per offering and per investor, with their Rule 144 restriction; CSV of what is shown. */
+export function Ledger() {
+  const search = new URLSearchParams(useSearch());
+  const [offeringId, setOfferingId] = useState(search.get('offering') ?? '');
+  const [userId, setUserId] = useState('');
+  const valid = (value: string) => value === '' || /^[0-9a-f-]{36}$/i.test(value);
+  const list = useQuery({
+    queryKey: ['ledger', offeringId, userId],
+    queryFn: () => ledger(offeringId, userId),
+    enabled: valid(offeringId) && valid(userId),
+  });
+  const entries = useMemo(() => list.data?.items ?? [], [list.data]);
+  const csv = useMemo(
+    () =>
+      new Blob(
+        [
+          [
+            CSV_COLUMNS.map(([name]) => name).join(','),
+            ...entries.map((entry) => CSV_COLUMNS.map(([, cell]) => csvCell(cell(entry))).join(',')),
+          ].join('\n') + '\n',
+        ],
+        { type: 'text/csv' },
+      ),
+    [entries],
+  );
+  const [csvHref, setCsvHref] = useState('');
+  useEffect(() => {
+    const href = URL.createObjectURL(csv);
+    setCsvHref(href);
+    return () => URL.revokeObjectURL(href);
+  }, [csv]);
+  return (
+    <section aria-labelledby="ledger-title">
+      <h2 id="ledger-title">
+        Share ledger <span className="count">{list.data?.meta.total ?? '…'}</span>
+      </h2>
+      <div className="toolbar">
+        <div className="filter">
+          <label htmlFor="offering">Offering id</label>
+          <input id="offering" value={offeringId} onChange={(event) => setOfferingId(event.target.value.trim())} />
+        </div>
+        <div className="filter">
+          <label htmlFor="investor">Investor (user id)</label>
+          <input id="investor" value={userId} onChange={(event) => setUserId(event.target.value.trim())} />
+        </div>
+        <a className="button" href={csvHref} download="share-ledger.csv">
+          Export CSV
+        </a>
+      </div>
+      <ErrorNote error={list.error} />
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Offering</th>
+            <th scope="col">Security</th>
+            <th scope="col">Investor</th>
+            <th scope="col">Units</th>
+            <th scope="col">Cost basis</th>
+            <th scope="col">Acquired</th>
+            <th scope="col">Restricted until (Rule 144)</th>
+            <th scope="col">Status</th>
+          </tr>
+        </thead>
+        <tbody>
+          {entries.map((entry) => (
+            <tr key={entry.id}>
+              <td>{entry.offering.name}</td>
+              <td>{entry.security.name}</td>
+              <td>{entry.user_id.slice(0, 8)}</td>
+              <td>{entry.units}</td>
+              <td>
+                {entry.total_cost_basis} {entry.currency}
+              </td>
+              <td>{entry.acquisition_date}</td>
+              <td>{entry.restricted ? (entry.restricted_until ?? 'restricted') : 'unrestricted'}</td>
+              <td>
+                <Badge value={entry.status} />
+              </td>
+            </tr>
+          ))}
+          {entries.length === 0 ? (
+            <tr>
+              <td colSpan={8}>No holdings.</td>
+            </tr>
+          ) : null}
+        </tbody>
+      </table>
+    </section>
+  );
+}
