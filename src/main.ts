@@ -41,8 +41,10 @@ Usage: tranche <command> [options]        (tranche --version, tranche --help)
   api-key list --org ORG_ID               the org's API keys: id, hint, label, active or revoked
   api-key revoke --id API_KEY_ID
   admin-key create [--label L]            print a platform admin key (back-office review across orgs)
-  audit verify [--org ORG_ID]             walk the audit chains (one org's) from genesis; exit 1 at a broken link
-  audit anchor                            sign the head of every audit chain that moved (the worker does it hourly)
+  audit verify [--org ORG_ID] [--anchors FILE]   walk the audit chains (one org's) from genesis, and check the
+                                          anchors kept in FILE; exit 1 at a broken link
+  audit anchor [--out FILE]               sign the head of every audit chain that moved (the worker does it
+                                          hourly); --out appends the signed anchors to FILE, to keep elsewhere
   ocf export --issuer ISSUER_ID [--out F] the issuer's cap table as Open Cap Format files in a zip (default ./ocf-<id>.zip)
              [--formation-date D --country C]   the issuer's formation date and country, when not stored with it
   keyserver admin-signer create           print a new key server admin seed (a signer of the master account)
@@ -267,6 +269,7 @@ async function main(argv: string[]) {
       id: { type: 'string' },
       role: { type: 'string', default: 'all' },
       out: { type: 'string' },
+      anchors: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -380,7 +383,15 @@ async function main(argv: string[]) {
       return;
     case 'audit verify':
       await withDatabase(config, async ({ audit }) => {
-        const reports = await audit!.verify(values.org ? { orgId: values.org } : {});
+        // Anchors kept outside the database (`audit anchor --out FILE`): one signature per line.
+        const anchors = values.anchors
+          ? fs
+              .readFileSync(values.anchors, 'utf8')
+              .split('\n')
+              .map((line) => line.trim())
+              .filter(Boolean)
+          : [];
+        const reports = await audit!.verify({ ...(values.org ? { orgId: values.org } : {}), anchors });
         if (reports.length === 0) console.log(values.org ? `No audit entries for org ${values.org}.` : 'No audit entries yet.');
         for (const report of reports) {
           const anchored = report.anchoredSeq > 0 ? `, anchored at ${report.anchoredSeq}` : ', no anchor yet';
@@ -398,6 +409,11 @@ async function main(argv: string[]) {
         const made = await audit!.anchor();
         if (made.length === 0) console.log('Every audit chain is anchored at its head already.');
         for (const anchor of made) console.log(`anchored ${anchor.chainId} at ${anchor.seq} (${anchor.headHash})`);
+        // Kept where the database's operators cannot write, these catch deleted anchors and chains.
+        if (values.out && made.length > 0) {
+          fs.appendFileSync(values.out, made.map((anchor) => `${anchor.signature}\n`).join(''));
+          console.log(`Appended ${made.length} signed anchor(s) to ${values.out}: pass it to audit verify --anchors.`);
+        }
       });
       return;
     case 'ocf export':

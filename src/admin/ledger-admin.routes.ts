@@ -12,6 +12,7 @@ import { int4 } from '../platform/http/integers.ts';
 import { fromCents } from '../platform/money.ts';
 import type { ShareRow } from '../issuance/shares/corrections.repo.ts';
 import { adminSecurity, requireReviewer, reviewerAuth } from './reviewer.ts';
+import { isoDate } from '../platform/http/times.ts';
 
 const idParams = z.object({ id: z.uuid() });
 
@@ -94,7 +95,7 @@ export async function ledgerAdminRoutes(
           'The issuer object needs a formation date and country: stored with the issuer, or given here.',
         params: idParams,
         querystring: z.object({
-          formation_date: z.iso.date().optional(),
+          formation_date: isoDate().optional(),
           country_of_formation: countryCode.optional(),
           country_subdivision_of_formation: subdivisionCode.optional(),
         }),

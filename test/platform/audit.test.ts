@@ -1,6 +1,8 @@
 import { and, eq, sql } from 'drizzle-orm';
 import { Keypair } from '@stellar/stellar-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CompactSign, exportJWK, generateKeyPair } from 'jose';
+import { signingKeys } from '../../src/identity/identity.tables.ts';
 import { auditAnchors, auditChains, auditEntries } from '../../src/platform/platform.tables.ts';
 import { chainIdFor } from '../../src/platform/audit/audit.service.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -263,5 +265,84 @@ describe('audit security', () => {
       .set({ seq: 2, headHash: third!.hash, signature: 'e30.e30.AAAA' })
       .where(eq(auditAnchors.chainId, chainId));
     expect((await t.modules.audit.verify({ orgId: org.org.id }))[0]!.broken!.reason).toMatch(/signature/);
+  });
+
+  it('an anchor signed with a key row written in the database alone is not trusted', async () => {
+    const org = await t.createOrg({ name: 'Forged key' });
+    await t.modules.identity.orgs.createApiKey(org.org.id, 'k');
+    const chainId = chainIdFor(org.org.id);
+    await t.modules.audit.anchor();
+    const [real] = await t.db.select().from(signingKeys).where(eq(signingKeys.purpose, 'audit_anchor'));
+    // The attacker's own key pair, published in a row that copies the real row's sealed columns.
+    const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
+    const kid = 'forged-anchor-key';
+    await t.db.insert(signingKeys).values({
+      ...real!,
+      kid,
+      publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' },
+      createdAt: new Date(real!.createdAt.getTime() - 1000),
+    });
+    const [head] = await t.db.select().from(auditChains).where(eq(auditChains.chainId, chainId));
+    const forged = await new CompactSign(
+      new TextEncoder().encode(
+        JSON.stringify({ chain_id: chainId, seq: 7, head_hash: 'f'.repeat(64), anchored_at: new Date().toISOString() }),
+      ),
+    )
+      .setProtectedHeader({ alg: 'RS256', kid })
+      .sign(privateKey);
+    await t.db
+      .update(auditAnchors)
+      .set({ seq: 7, headHash: 'f'.repeat(64), signature: forged })
+      .where(eq(auditAnchors.chainId, chainId));
+    const [report] = await t.modules.audit.verify({ orgId: org.org.id });
+    expect(report).toMatchObject({ ok: false });
+    expect(report!.broken!.reason).toMatch(/signature/);
+    await expect(t.modules.audit.verify({ orgId: org.org.id, anchors: [forged] })).rejects.toThrow(/not signed by this platform/);
+    expect(head!.seq).toBeGreaterThan(0);
+    await t.db.delete(signingKeys).where(eq(signingKeys.kid, kid));
+  });
+
+  it('a deleted chain head, or anchors and chains deleted in the database, are caught (the latter against anchors kept elsewhere)', async () => {
+    const org = await t.createOrg({ name: 'Deleted chain' });
+    for (let i = 0; i < 3; i++) await t.modules.identity.orgs.createApiKey(org.org.id, `k${i}`);
+    const chainId = chainIdFor(org.org.id);
+    const kept = (await t.modules.audit.anchor()).filter((anchor) => anchor.chainId === chainId).map((anchor) => anchor.signature);
+    expect(kept).toHaveLength(1);
+    expect((await t.modules.audit.verify({ orgId: org.org.id, anchors: kept }))[0]).toMatchObject({ ok: true });
+
+    // The head row alone deleted: the chain is still listed, and broken.
+    const [head] = await t.db.select().from(auditChains).where(eq(auditChains.chainId, chainId));
+    await t.db.delete(auditChains).where(eq(auditChains.chainId, chainId));
+    const headless = (await t.modules.audit.verify()).find((report) => report.chainId === chainId);
+    expect(headless).toMatchObject({ ok: false });
+    expect(headless!.broken!.reason).toMatch(/head row was deleted/);
+    await t.db.insert(auditChains).values(head!);
+
+    // History rewritten, then the anchors deleted: the database alone can no longer tell; the kept anchor can.
+    const entries = await t.db.select().from(auditEntries).where(eq(auditEntries.chainId, chainId)).orderBy(auditEntries.seq);
+    await t.db.delete(auditAnchors).where(eq(auditAnchors.chainId, chainId));
+    await t.db.delete(auditEntries).where(and(eq(auditEntries.chainId, chainId), sql`${auditEntries.seq} > 2`));
+    await t.db.update(auditChains).set({ seq: 2, headHash: entries[1]!.hash }).where(eq(auditChains.chainId, chainId));
+    expect((await t.modules.audit.verify({ orgId: org.org.id }))[0]).toMatchObject({ ok: true });
+    const truncated = (await t.modules.audit.verify({ orgId: org.org.id, anchors: kept }))[0]!;
+    expect(truncated).toMatchObject({ ok: false });
+    expect(truncated.broken!.reason).toMatch(/removed: a kept anchor/);
+
+    // The whole chain deleted.
+    await t.db.delete(auditEntries).where(eq(auditEntries.chainId, chainId));
+    await t.db.delete(auditChains).where(eq(auditChains.chainId, chainId));
+    const gone = (await t.modules.audit.verify({ anchors: kept })).find((report) => report.chainId === chainId);
+    expect(gone).toMatchObject({ ok: false });
+    expect(gone!.broken!.reason).toMatch(/chain was deleted/);
+  });
+
+  it('verify run while the org is being written to reports the chain whole', async () => {
+    const org = await t.createOrg({ name: 'Busy' });
+    const writes = Promise.all(Array.from({ length: 20 }, (_, i) => t.modules.identity.orgs.createApiKey(org.org.id, `busy${i}`)));
+    const reports = [];
+    for (let i = 0; i < 10; i++) reports.push(...(await t.modules.audit.verify({ orgId: org.org.id })));
+    await writes;
+    for (const report of reports) expect(report, report.broken?.reason).toMatchObject({ ok: true });
+    expect((await t.modules.audit.verify({ orgId: org.org.id }))[0]).toMatchObject({ ok: true, entries: 21 });
   });
 });

@@ -81,6 +81,15 @@ describe('bad input is a 4xx, never a 5xx', () => {
     expect(body.body.error.message).toContain('nested');
   });
 
+  it('refuses dates and times outside the years the database stores (no year 0), in queries and bodies', async () => {
+    const adminKey = { 'x-admin-key': (await t.modules.identity.orgs.createAdminKey()).key };
+    for (const query of ['from=0000-01-01T00:00:00Z', 'to=0000-06-01T00:00:00Z', 'from=0001-01-01T00:00:00%2B14:00'])
+      expectEnvelope(await t.get(`/admin/audit?${query}`, adminKey), 400, 'VALIDATION_ERROR');
+    const admin = await t.signIn('admin@example.com');
+    expectEnvelope(await t.get('/notifications/deliveries?from=0000-01-01T00:00:00Z', admin.auth), 400, 'VALIDATION_ERROR');
+    expect((await t.get('/admin/audit?from=0001-01-02T00:00:00Z', adminKey)).status).toBe(200);
+  });
+
   it('bounds integers to their column type in bodies and query filters', async () => {
     const investor = await t.signIn('ints@example.com');
     expectEnvelope(await t.get('/issuance/offerings?page=2147483648', investor.auth), 400, 'VALIDATION_ERROR');

@@ -61,6 +61,28 @@ export function signingKeyStore(deps: { db: Db; keyring: Keyring }) {
       return key;
     },
 
+    /**
+     * The public key of `kid` only if the row's sealed private half opens under our master keys
+     * (bound to its kid) and is that public key's pair: a key row written by someone with database
+     * access alone (a forged anchor key) is not trusted. Undefined otherwise.
+     */
+    async trustedPublicKey(kid: string, purpose: KeyPurpose): Promise<KeyMaterial | undefined> {
+      const [row] = await db
+        .select()
+        .from(signingKeys)
+        .where(and(eq(signingKeys.kid, kid), eq(signingKeys.purpose, purpose), isNull(signingKeys.retiredAt)));
+      if (!row) return undefined;
+      let privateJwk: JWK;
+      try {
+        privateJwk = JSON.parse(unseal(keyring, row, `signing_keys:${row.kid}`)) as JWK;
+      } catch {
+        return undefined;
+      }
+      const publicJwk = row.publicJwk as JWK;
+      if (privateJwk.n !== publicJwk.n || privateJwk.e !== publicJwk.e) return undefined;
+      return importJWK(publicJwk, ALG);
+    },
+
     async jwks(purpose: KeyPurpose): Promise<{ keys: JWK[] }> {
       await this.activeKey(purpose);
       const rows = await db
@@ -89,7 +111,8 @@ export async function rewrapSigningKeys(tx: Executor, keyring: Keyring): Promise
 
 /**
  * The audit log's anchor signer: a compact JWS (RS256) with the active `audit_anchor` key, its
- * `kid` in the header; `verify` answers the payload when the key is one of ours and unretired.
+ * `kid` in the header; `verify` answers the payload when the key is one of ours (its sealed
+ * private half opens and matches, see `trustedPublicKey`) and unretired.
  */
 export function anchorSigner(keys: SigningKeyStore) {
   return {
@@ -102,7 +125,7 @@ export function anchorSigner(keys: SigningKeyStore) {
     async verify(jws: string): Promise<Record<string, unknown> | undefined> {
       try {
         const { payload } = await compactVerify(jws, async (header) => {
-          const key = header.kid ? await keys.publicKey(header.kid, 'audit_anchor') : undefined;
+          const key = header.kid ? await keys.trustedPublicKey(header.kid, 'audit_anchor') : undefined;
           if (!key) throw new Error('unknown anchor key');
           return key;
         });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { pagePagingQuery, pageMeta } from '../../platform/http/paging.ts';
 import { moneyString } from '../../platform/money.ts';
+import { isoDate as isoDateOnly } from '../../platform/http/times.ts';
 
 export const exemptionType = z.enum(['reg_d_506b', 'reg_d_506c', 'reg_cf', 'reg_a_tier_1', 'reg_a_tier_2', 'reg_s']);
 export const offeringStatus = z.enum(['draft', 'open', 'paused', 'closed']);
@@ -64,7 +65,7 @@ export const documentResponse = z.object({
 
 export const paged = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), meta: pageMeta });
 
-const isoDate = z.iso.date();
+const isoDate = isoDateOnly();
 /** ISO 3166-1 alpha-2 country, ISO 3166-2 subdivision (the part after the dash): the OCF issuer's formation place. */
 export const countryCode = z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code (US)');
 export const subdivisionCode = z.string().regex(/^[A-Z0-9]{1,3}$/, 'must be an ISO 3166-2 subdivision code (DE)');

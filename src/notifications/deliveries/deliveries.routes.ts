@@ -9,6 +9,7 @@ import { cursorPageMeta, cursorPageMetaFor, cursorPagingQuery } from '../../plat
 import type { Dispatcher } from '../dispatcher.ts';
 import { assertManager } from '../endpoints/endpoints.service.ts';
 import type { DeliveriesRepo, DeliveryRow } from './deliveries.repo.ts';
+import { isoDateTime } from '../../platform/http/times.ts';
 
 const deliveryStatus = z
   .enum(['pending', 'sending', 'succeeded', 'exhausted', 'cancelled', 'skipped'])
@@ -68,8 +69,8 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
           endpoint_id: z.uuid().optional(),
           event_type: z.string().max(100).optional(),
           status: deliveryStatus.optional(),
-          from: z.iso.datetime({ offset: true }).optional(),
-          to: z.iso.datetime({ offset: true }).optional(),
+          from: isoDateTime().optional(),
+          to: isoDateTime().optional(),
         }),
         response: {
           200: envelope(

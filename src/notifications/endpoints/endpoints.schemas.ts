@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { optionalBody } from '../../platform/http/bodies.ts';
 import { isKnownEventType } from '../event-catalog.ts';
+import { isoDateTime } from '../../platform/http/times.ts';
 
 const eventTypes = z
   .array(z.string().max(100))
@@ -38,7 +39,7 @@ export const rotateBody = optionalBody(
       .optional(),
   }),
 );
-export const recoverBody = z.strictObject({ since: z.iso.datetime({ offset: true }) });
+export const recoverBody = z.strictObject({ since: isoDateTime() });
 export const endpointIdParams = z.object({ id: z.uuid() });
 
 export const endpointResponse = z.object({

@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, gt, gte, lte, or, sql } from 'drizzle-orm';
-import type { Executor } from '../db/database.ts';
+import { queryRows, type Executor } from '../db/database.ts';
 import { auditAnchors, auditChains, auditEntries } from '../platform.tables.ts';
 
 export type AuditEntryRow = typeof auditEntries.$inferSelect;
@@ -88,12 +88,30 @@ export function auditRepo(db: Executor) {
         .orderBy(asc(auditEntries.occurredAt), asc(auditEntries.seq))
         .limit(limit);
     },
-    chains: (chainId?: string) =>
-      db
+    /**
+     * Every chain: its head row, and also (with `headMissing`) a chain that has entries or anchors
+     * but no head row, which only a deleted row explains.
+     */
+    async chains(
+      chainId?: string,
+    ): Promise<{ chainId: string; orgId: string | null; seq: number; headHash: string; headMissing?: true }[]> {
+      const heads = await db
         .select()
         .from(auditChains)
         .where(chainId ? eq(auditChains.chainId, chainId) : undefined)
-        .orderBy(asc(auditChains.chainId)),
+        .orderBy(asc(auditChains.chainId));
+      const known = new Set(heads.map((head) => head.chainId));
+      const seen = await queryRows<{ chain_id: string; org_id: string | null }>(
+        db,
+        sql`select chain_id, max(org_id::text) as org_id from (
+              select chain_id, org_id from audit_entries union all select chain_id, null from audit_anchors
+            ) c ${chainId ? sql`where chain_id = ${chainId}` : sql``} group by chain_id`,
+      );
+      const orphans = seen
+        .filter((row) => !known.has(row.chain_id))
+        .map((row) => ({ chainId: row.chain_id, orgId: row.org_id, seq: 0, headHash: '', headMissing: true as const }));
+      return [...heads.map((head) => ({ ...head, seq: Number(head.seq) })), ...orphans].sort((a, b) => a.chainId.localeCompare(b.chainId));
+    },
     /** One page of a chain in order, after `afterSeq`. */
     page: (chainId: string, afterSeq: number, limit: number) =>
       db

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { offsetPagingQuery } from '../http/paging.ts';
 import type { AuditEntryRow } from './audit.repo.ts';
 import type { ChainReport } from './audit.service.ts';
+import { isoDateTime } from '../http/times.ts';
 
 export const actorKind = z.enum(['user', 'org_admin', 'platform_staff', 'api_key', 'system']);
 
@@ -12,8 +13,8 @@ export const auditQuery = offsetPagingQuery.extend({
   actor_kind: actorKind.optional(),
   actor_id: z.string().min(1).max(200).optional(),
   action: z.string().min(1).max(100).optional(),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
+  from: isoDateTime().optional(),
+  to: isoDateTime().optional(),
 });
 
 export const auditEntryResponse = z.object({

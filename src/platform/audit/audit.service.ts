@@ -41,6 +41,9 @@ export type AnchorSigner = {
   verify(jws: string): Promise<Record<string, unknown> | undefined>;
 };
 
+/** What an anchor signs: the head of one chain at one time. */
+export type AnchorPayload = { chain_id: string; seq: number; head_hash: string; anchored_at: string };
+
 /** Where a chain first fails its check: the entry (or anchor) and why. */
 export type ChainBreak = { seq: number; entryId: string | null; reason: string };
 /** The verdict on one chain: `entries` walked, `anchoredSeq` the last anchor checked (0: none). */
@@ -113,7 +116,10 @@ export function auditService(deps: { repo: AuditRepo; keyring: Keyring; signer?:
     }
   }
 
-  async function verifyChain(chain: { chainId: string; orgId: string | null; seq: number; headHash: string }): Promise<ChainReport> {
+  async function verifyChain(
+    chain: { chainId: string; orgId: string | null; seq: number; headHash: string; headMissing?: true },
+    external: AnchorPayload[] = [],
+  ): Promise<ChainReport> {
     const report = (entries: number, anchoredSeq: number, broken?: ChainBreak): ChainReport => ({
       chainId: chain.chainId,
       orgId: chain.orgId,
@@ -126,16 +132,21 @@ export function auditService(deps: { repo: AuditRepo; keyring: Keyring; signer?:
     let prevHash = GENESIS_HASH;
     let walked = 0;
     const hashes = new Map<number, string>();
+    if (chain.headMissing)
+      return report(0, 0, { seq: 1, entryId: null, reason: 'the chain has entries or anchors but its head row was deleted' });
     const anchor = await repo.latestAnchor(chain.chainId);
-    for (;;) {
+    const wanted = new Set([...(anchor ? [anchor.seq] : []), ...external.map((kept) => kept.seq)]);
+    // Only up to the head read before the walk: entries appended meanwhile belong to a later check.
+    walk: for (;;) {
       const page = await repo.page(chain.chainId, expectedSeq - 1, VERIFY_PAGE);
       for (const entry of page) {
+        if (entry.seq > chain.seq) break walk;
         const at = (reason: string) => report(walked, 0, { seq: entry.seq, entryId: entry.id, reason });
         if (entry.seq !== expectedSeq)
           return report(walked, 0, { seq: expectedSeq, entryId: null, reason: `entry ${expectedSeq} is missing` });
         if (entry.prevHash !== prevHash) return at('prev_hash does not match the previous entry');
         if (entryHash(entry) !== entry.hash) return at('hash does not match the entry (the row was changed)');
-        if (anchor && entry.seq === anchor.seq) hashes.set(entry.seq, entry.hash);
+        if (wanted.has(entry.seq)) hashes.set(entry.seq, entry.hash);
         prevHash = entry.hash;
         expectedSeq++;
         walked++;
@@ -149,7 +160,14 @@ export function auditService(deps: { repo: AuditRepo; keyring: Keyring; signer?:
         entryId: null,
         reason: `the chain head says ${chain.seq} entries, ${last} found`,
       });
-    if (!anchor) return report(walked, 0);
+    // Anchors kept outside the database (`audit anchor --out`): what the database says cannot hide a rewrite or a truncation.
+    for (const kept of external) {
+      const keptBreak = (reason: string) => report(walked, 0, { seq: Math.min(kept.seq, last + 1), entryId: null, reason });
+      if (kept.seq > last) return keptBreak(`entries after ${last} were removed: a kept anchor covers ${kept.seq}`);
+      if (hashes.get(kept.seq) !== kept.head_hash) return keptBreak(`entry ${kept.seq} differs from the kept anchor`);
+    }
+    const keptSeq = Math.max(0, ...external.map((kept) => kept.seq));
+    if (!anchor) return report(walked, keptSeq);
     const anchorBreak = (reason: string) => report(walked, 0, { seq: Math.min(anchor.seq, last + 1), entryId: null, reason });
     if (!deps.signer) return anchorBreak('anchors cannot be checked without the signing key');
     const payload = await deps.signer.verify(anchor.signature);
@@ -158,7 +176,20 @@ export function auditService(deps: { repo: AuditRepo; keyring: Keyring; signer?:
     if (anchor.seq > last)
       return anchorBreak(`entries after ${last} were removed: the anchor of ${anchor.createdAt.toISOString()} covers ${anchor.seq}`);
     if (hashes.get(anchor.seq) !== anchor.headHash) return anchorBreak(`entry ${anchor.seq} differs from the anchored head`);
-    return report(walked, anchor.seq);
+    return report(walked, Math.max(anchor.seq, keptSeq));
+  }
+
+  /** The payloads of anchors kept outside the database, each signature checked; throws on a forged or foreign one. */
+  async function keptAnchors(signatures: string[]): Promise<AnchorPayload[]> {
+    if (signatures.length > 0 && !deps.signer) throw new Error('anchors cannot be checked without the signing key');
+    const payloads: AnchorPayload[] = [];
+    for (const signature of signatures) {
+      const payload = await deps.signer!.verify(signature);
+      if (!payload || typeof payload.chain_id !== 'string' || typeof payload.seq !== 'number' || typeof payload.head_hash !== 'string')
+        throw new Error('a kept anchor is not signed by this platform');
+      payloads.push(payload as AnchorPayload);
+    }
+    return payloads;
   }
 
   return {
@@ -197,26 +228,53 @@ export function auditService(deps: { repo: AuditRepo; keyring: Keyring; signer?:
       return { id: entry.id };
     },
 
-    /** Walks every chain (or one org's) from genesis and reports each, with its first broken link. */
-    async verify(options: { orgId?: string } = {}): Promise<ChainReport[]> {
-      const chains = await repo.chains(options.orgId ? chainIdFor(options.orgId) : undefined);
+    /**
+     * Walks every chain (or one org's) from genesis and reports each, with its first broken link.
+     * `anchors`: signatures of anchors kept outside the database (`anchor()` returns them), checked
+     * too, so deleting anchors or whole chains in the database is caught. Throws when one of them is
+     * not signed by this platform.
+     */
+    async verify(options: { orgId?: string; anchors?: string[] } = {}): Promise<ChainReport[]> {
+      const kept = await keptAnchors(options.anchors ?? []);
+      const only = options.orgId ? chainIdFor(options.orgId) : undefined;
+      const chains = await repo.chains(only);
       const reports: ChainReport[] = [];
-      for (const chain of chains) reports.push(await verifyChain({ ...chain, seq: Number(chain.seq) }));
+      for (const chain of chains)
+        reports.push(
+          await verifyChain(
+            chain,
+            kept.filter((anchor) => anchor.chain_id === chain.chainId),
+          ),
+        );
+      // A kept anchor whose chain is gone entirely.
+      for (const anchor of kept) {
+        if ((only && anchor.chain_id !== only) || chains.some((chain) => chain.chainId === anchor.chain_id)) continue;
+        if (reports.some((report) => report.chainId === anchor.chain_id)) continue;
+        reports.push({
+          chainId: anchor.chain_id,
+          orgId: null,
+          entries: 0,
+          anchoredSeq: 0,
+          ok: false,
+          broken: { seq: 1, entryId: null, reason: `the chain was deleted: a kept anchor covers ${anchor.seq} entries` },
+        });
+      }
       return reports;
     },
 
     /** Signs the head of every chain that moved since its last anchor; returns the anchors made. */
-    async anchor(): Promise<{ chainId: string; seq: number; headHash: string }[]> {
+    async anchor(): Promise<{ chainId: string; seq: number; headHash: string; signature: string }[]> {
       if (!deps.signer) throw new Error('audit anchors need a signer');
-      const made: { chainId: string; seq: number; headHash: string }[] = [];
+      const made: { chainId: string; seq: number; headHash: string; signature: string }[] = [];
       for (const chain of await repo.chains()) {
+        if (chain.headMissing) continue;
         const seq = Number(chain.seq);
         const last = await repo.latestAnchor(chain.chainId);
         if (seq === 0 || (last && last.seq === seq && last.headHash === chain.headHash)) continue;
         const anchoredAt = now().toISOString();
         const signature = await deps.signer.sign({ chain_id: chain.chainId, seq, head_hash: chain.headHash, anchored_at: anchoredAt });
         await repo.insertAnchor({ chainId: chain.chainId, seq, headHash: chain.headHash, signature });
-        made.push({ chainId: chain.chainId, seq, headHash: chain.headHash });
+        made.push({ chainId: chain.chainId, seq, headHash: chain.headHash, signature });
       }
       return made;
     },
