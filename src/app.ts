@@ -149,7 +149,8 @@ export function createModules(deps: AppDeps): Modules {
 
 /**
  * Periodic upkeep run by the process that runs the webhook worker (`serve --role all|worker`):
- * closing stale KYC verifications with their webhooks (`kyc_sweep` in the job metrics), every
+ * closing stale KYC verifications and expiring accreditations past their end date, with their
+ * webhooks and audit entries (`kyc_sweep`, `accreditation_expiry` in the job metrics), every
  * `everyMs` (default: half of IN_PROGRESS_LEASE_SECONDS, between 1 s and 60 s). A failed run is
  * logged and retried at the next tick. Returns the function that stops it.
  */
@@ -164,7 +165,8 @@ export function startMaintenance(
     if (running) return;
     running = modules.jobs
       .track('kyc_sweep', () => modules.identity.kyc.sweepStale())
-      .catch((error: unknown) => modules.log.warn({ err: error }, 'KYC sweep failed; retrying at the next tick'))
+      .then(() => modules.jobs.track('accreditation_expiry', () => modules.identity.accreditation.sweepExpired()))
+      .catch((error: unknown) => modules.log.warn({ err: error }, 'maintenance sweep failed; retrying at the next tick'))
       .finally(() => (running = undefined));
   };
   const timer = setInterval(tick, interval);

@@ -76,8 +76,8 @@ export function createIdentity(deps: IdentityDeps) {
   const keys = signingKeyStore({ db, keyring });
   const audit = deps.audit ?? auditWriter(db, keyring);
   const orgs = orgsService({ db, repo: orgsRepo(db), keyring, allowInsecureHttp: config.allowInsecureHttp, audit });
-  const users = usersService({ repo: usersRepo(db, keyring), keyring });
-  const pii = piiService({ db, repo: piiRepo(db), users, keyring });
+  const users = usersService({ db, repo: usersRepo(db, keyring), keyring, audit });
+  const pii = piiService({ db, repo: piiRepo(db), users, keyring, audit });
   const sandbox = sandboxProvider({
     secret: Buffer.from(keyedHash(keyring, 'kyc-sandbox', 'callbacks'), 'hex'),
     scanBaseUrl: `${config.publicUrl}/identity/kyc/sandbox`,

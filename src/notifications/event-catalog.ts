@@ -56,6 +56,10 @@ export const eventCatalog: Record<string, { description: string; example: Record
     description: 'The accreditation was denied',
     example: { accreditation_id: 'b2c3…', user_id: '70000000-…', review_status: 'denied' },
   },
+  'accreditation.expired': {
+    description: 'An approved accreditation passed its end date (ACCREDITATION_VALIDITY_DAYS); 506(c) offerings need it verified again',
+    example: { accreditation_id: 'b2c3…', user_id: '70000000-…', review_status: 'expired' },
+  },
   // `status` is the subscription's status after the event; `amount` a decimal string in `currency`.
   ...Object.fromEntries(
     (

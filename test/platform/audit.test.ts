@@ -5,6 +5,7 @@ import { CompactSign, exportJWK, generateKeyPair } from 'jose';
 import { signingKeys } from '../../src/identity/identity.tables.ts';
 import { auditAnchors, auditChains, auditEntries } from '../../src/platform/platform.tables.ts';
 import { chainIdFor } from '../../src/platform/audit/audit.service.ts';
+import { queryRows } from '../../src/platform/db/database.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 import { payCheckout, seedInvestor, seedOffering, subscriptionBody } from '../support/issuance.ts';
@@ -185,6 +186,47 @@ describe('audit happy', () => {
     expect(byActor.body.data.items.map((item: { action: string }) => item.action)).toContain('api_key.created');
     const future = await t.get(`/admin/audit?from=${encodeURIComponent(new Date(Date.now() + 3600_000).toISOString())}`, platform);
     expect(future.body.data.meta.total).toBe(0);
+  });
+});
+
+describe('audit coverage', () => {
+  it('users (first sign-in, role change, deletion) and their PII (create, update, delete) each leave exactly one entry, with no value in clear', async () => {
+    const user = await t.signIn('coverage.user@example.com');
+    expect(actionsOf(await entriesFor('user', user.userId))).toEqual(['user.created']);
+    const pii = await t.post('/identity/user-pii', { firstName: 'Quintus', lastName: 'Coverage' }, user.auth);
+    expect(pii.status, pii.text).toBe(201);
+    expect(
+      (await t.request('PATCH', `/identity/user-pii/${user.userId}`, { body: { lastName: 'Renamed' }, headers: user.auth })).status,
+    ).toBe(200);
+    expect((await t.request('PATCH', `/identity/users/${user.userId}`, { body: { role: 'org_admin' }, headers: admin })).status).toBe(200);
+    expect((await t.request('DELETE', `/identity/user-pii/${user.userId}`, { headers: user.auth })).status).toBeLessThan(300);
+    const rows = await entriesFor('user', user.userId);
+    expect(actionsOf(rows)).toEqual(['user.created', 'pii.created', 'pii.updated', 'user.role_changed', 'pii.deleted']);
+    expect(rows[2]!.details).toEqual({ fields: 'lastName' });
+    expect(rows[3]!.details).toMatchObject({ role_from: 'user', role_to: 'org_admin' });
+    expect(JSON.stringify(rows)).not.toMatch(/Quintus|Coverage|Renamed|coverage\.user/);
+    expect((await t.request('DELETE', `/identity/users/${user.userId}`, { headers: admin })).status).toBeLessThan(300);
+    expect(actionsOf(await entriesFor('user', user.userId)).at(-1)).toBe('user.deleted');
+  });
+
+  it('an approved accreditation past its end date is expired by the sweep, once, audited and announced', async () => {
+    const user = await t.signIn('coverage.expiry@example.com');
+    const certified = await t.request('PUT', '/identity/accreditations', {
+      body: { accreditationStatus: 'accredited', accreditationBasis: 'income' },
+      headers: user.auth,
+    });
+    const id = certified.body.data.id as string;
+    await t.db.execute(sql`update accreditations set review_status = 'approved', expires_at = now() - interval '1 day' where id = ${id}`);
+    expect(await t.modules.identity.accreditation.sweepExpired()).toBe(1);
+    expect(await t.modules.identity.accreditation.sweepExpired()).toBe(0);
+    const rows = await entriesFor('accreditation', id);
+    expect(actionsOf(rows).filter((action) => action === 'accreditation.expired')).toHaveLength(1);
+    expect(rows.at(-1)).toMatchObject({ actorKind: 'system', actorId: 'accreditation:expiry' });
+    const events = await queryRows<{ n: number }>(
+      t.db,
+      sql`select count(*)::int as n from outbox_events where type = 'accreditation.expired' and data->>'accreditation_id' = ${id}`,
+    );
+    expect(events[0]!.n).toBe(1);
   });
 });
 

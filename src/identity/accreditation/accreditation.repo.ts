@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
 import { accreditationDocuments, accreditations } from '../identity.tables.ts';
 
@@ -30,6 +30,15 @@ export function accreditationRepo(db: Executor) {
         .from(accreditations)
         .where(and(eq(accreditations.orgId, orgId), eq(accreditations.userId, userId)));
       return row;
+    },
+    /** Approved accreditations past their end date, oldest first, at most `limit` (the expiry sweep's batch). */
+    async dueToExpire(limit: number, tx: Executor = db): Promise<AccreditationRow[]> {
+      return tx
+        .select()
+        .from(accreditations)
+        .where(and(eq(accreditations.reviewStatus, 'approved'), lt(accreditations.expiresAt, sql`now()`)))
+        .orderBy(asc(accreditations.expiresAt))
+        .limit(limit);
     },
     async lock(id: string, tx: Executor): Promise<AccreditationRow | undefined> {
       const [row] = await tx.select().from(accreditations).where(eq(accreditations.id, id)).for('update');

@@ -89,10 +89,37 @@ export function accreditationService(deps: {
 }) {
   const { db, repo, storage } = deps;
 
-  /** An approved accreditation past its end date becomes expired, in the database too. */
-  async function withExpiry(row: AccreditationRow, tx: Executor = db): Promise<AccreditationRow> {
-    if (row.reviewStatus !== 'approved' || !row.expiresAt || row.expiresAt > new Date()) return row;
-    return repo.update(row.id, { status: 'expired', reviewStatus: 'expired' }, tx);
+  /**
+   * An approved accreditation past its end date becomes expired, in the database too, audited as
+   * `accreditation.expired` (actor: the system) in the same transaction (`tx`, or one of its own).
+   */
+  async function withExpiry(row: AccreditationRow, tx?: Executor): Promise<AccreditationRow> {
+    const due = (current: AccreditationRow) =>
+      current.reviewStatus === 'approved' && !!current.expiresAt && current.expiresAt <= new Date();
+    if (!due(row)) return row;
+    const expire = async (inTx: Executor) => {
+      // Locked and checked again: of two readers at once, one expires it and records it.
+      const current = (await repo.lock(row.id, inTx)) ?? row;
+      if (!due(current)) return current;
+      const expired = await repo.update(row.id, { status: 'expired', reviewStatus: 'expired' }, inTx);
+      await deps.audit.record(inTx, {
+        orgId: row.orgId,
+        action: 'accreditation.expired',
+        subject: { type: 'accreditation', id: row.id },
+        related: [{ type: 'user', id: row.userId }],
+        before: current,
+        after: expired,
+        details: { expires_at: current.expiresAt!.toISOString() },
+        actor: { kind: 'system', id: 'accreditation:expiry' },
+      });
+      await publish(inTx, {
+        orgId: row.orgId,
+        type: 'accreditation.expired',
+        data: { accreditation_id: row.id, user_id: row.userId, review_status: 'expired' },
+      });
+      return expired;
+    };
+    return tx ? expire(tx) : db.transaction(expire);
   }
 
   async function present(row: AccreditationRow): Promise<Accreditation> {
@@ -169,6 +196,20 @@ export function accreditationService(deps: {
     `accreditation/${row.orgId}/${row.userId}/${documentId}/${fileName.replace(/[^\w.-]/g, '_').replace(/^\.+$/, '_')}`;
 
   return {
+    /**
+     * Expires approved accreditations past their end date (in batches of 100, each in its own
+     * transaction, audited and published), so the change is recorded and announced even when nobody
+     * reads them; run periodically by the worker (`startMaintenance`). Returns how many it expired.
+     */
+    async sweepExpired(): Promise<number> {
+      let count = 0;
+      for (;;) {
+        const due = await repo.dueToExpire(100);
+        for (const row of due) if ((await withExpiry(row)).reviewStatus === 'expired') count++;
+        if (due.length < 100) return count;
+      }
+    },
+
     get: async (principal: UserPrincipal) => present(await own(principal)),
     getById: async (principal: UserPrincipal, id: string) => present(await ownById(principal, id)),
 

@@ -3,6 +3,7 @@ import { keyedHash, rewrap, seal, unseal } from '../../platform/crypto/envelope.
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
+import type { AuditWriter } from '../../platform/audit/audit.service.ts';
 import type { UsersService } from '../users/users.service.ts';
 import type { PiiRepo, PiiRow } from './pii.repo.ts';
 import { crossFieldErrors, type PiiRecord } from './pii.schemas.ts';
@@ -36,8 +37,33 @@ function mask(value: string | undefined, visible: number): string | null {
   return `${'*'.repeat(Math.max(value.length - visible, 5))}${value.slice(-visible)}`;
 }
 
-export function piiService(deps: { db: Db; repo: PiiRepo; users: Pick<UsersService, 'visibleUser'>; keyring: Keyring }) {
+export function piiService(deps: {
+  db: Db;
+  repo: PiiRepo;
+  users: Pick<UsersService, 'visibleUser'>;
+  keyring: Keyring;
+  audit: AuditWriter;
+}) {
   const { db, repo, keyring } = deps;
+
+  /**
+   * Audits a change of a user's PII in `tx`: which fields were sent (names only) and a keyed digest
+   * of the record after it, never a value (`pii.created`, `pii.updated`, `pii.deleted`).
+   */
+  const audited = (
+    tx: Executor,
+    user: { id: string; orgId: string },
+    action: 'created' | 'updated' | 'deleted',
+    record?: PiiRecord,
+    changes?: PiiRecord,
+  ) =>
+    deps.audit.record(tx, {
+      orgId: user.orgId,
+      action: `pii.${action}`,
+      subject: { type: 'user', id: user.id },
+      ...(record ? { after: record } : {}),
+      details: changes ? { fields: Object.keys(changes).sort().join(',') } : {},
+    });
 
   function assertValid(record: PiiRecord) {
     const errors = crossFieldErrors(record);
@@ -86,8 +112,12 @@ export function piiService(deps: { db: Db; repo: PiiRepo; users: Pick<UsersServi
         throw new AppError('VALIDATION_ERROR', 'userId is required with an API key', [{ field: 'userId', message: 'is required' }]);
       const user = await deps.users.visibleUser(principal, targetId);
       assertValid(record);
-      const row = await repo.insert({ userId: user.id, orgId: user.orgId, ...sealRecord(user.id, record) });
-      if (!row) throw new AppError('CONFLICT', 'PII already exists for this user; use PATCH to change it');
+      const row = await db.transaction(async (tx) => {
+        const inserted = await repo.insert({ userId: user.id, orgId: user.orgId, ...sealRecord(user.id, record) }, tx);
+        if (!inserted) throw new AppError('CONFLICT', 'PII already exists for this user; use PATCH to change it');
+        await audited(tx, user, 'created', record, record);
+        return inserted;
+      });
       return present(row, record);
     },
 
@@ -110,6 +140,7 @@ export function piiService(deps: { db: Db; repo: PiiRepo; users: Pick<UsersServi
         assertValid(record);
         const updated = await repo.update(user.id, sealRecord(user.id, record), tx);
         if (!updated) throw notFound('PII record');
+        await audited(tx, user, 'updated', record, changes);
         return present(updated, record);
       });
     },
@@ -146,12 +177,16 @@ export function piiService(deps: { db: Db; repo: PiiRepo; users: Pick<UsersServi
         ? await repo.update(user.id, sealed, tx)
         : await repo.insert({ userId: user.id, orgId: user.orgId, ...sealed }, tx);
       if (!stored) throw new AppError('CONFLICT', 'PII changed concurrently; retry');
+      await audited(tx, user, row ? 'updated' : 'created', record, changes);
       return record;
     },
 
     async delete(principal: Principal, userId: string): Promise<void> {
       const user = await deps.users.visibleUser(principal, userId);
-      if (!(await repo.delete(user.id))) throw notFound('PII record');
+      await db.transaction(async (tx) => {
+        if (!(await repo.delete(user.id, tx))) throw notFound('PII record');
+        await audited(tx, user, 'deleted');
+      });
     },
   };
 }

@@ -1,4 +1,4 @@
-import { and, eq } from 'drizzle-orm';
+import { and, eq, getTableColumns, sql } from 'drizzle-orm';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Executor } from '../../platform/db/database.ts';
 import { emailDigest, openUserEmail, sealUserEmail, subjectDigest } from '../at-rest.ts';
@@ -37,6 +37,14 @@ export function usersRepo(db: Executor, keyring: Keyring) {
         .where(and(eq(users.orgId, orgId), eq(users.id, id)));
       return row && open(row);
     },
+    /** The user of an org with this ID token subject, found by its keyed hash. */
+    async findBySubject(orgId: string, subject: string, tx: Executor = db): Promise<UserRow | undefined> {
+      const [row] = await tx
+        .select()
+        .from(users)
+        .where(and(eq(users.orgId, orgId), eq(users.subjectDigest, subjectDigest(keyring, subject))));
+      return row && open(row);
+    },
     /** The users of an org with this email (any case), found by its keyed hash. */
     async findByEmail(orgId: string, email: string, tx: Executor = db): Promise<UserRow[]> {
       const rows = await tx
@@ -59,8 +67,9 @@ export function usersRepo(db: Executor, keyring: Keyring) {
           target: [users.orgId, users.subjectDigest],
           set: { ...email, legacyEmail: null, ...(user.role === 'org_admin' ? { role: 'org_admin' as const } : {}), updatedAt: new Date() },
         })
-        .returning();
-      return open(row!);
+        .returning({ ...getTableColumns(users), inserted: sql<boolean>`(xmax = 0)` });
+      const { inserted, ...stored } = row!;
+      return { ...open(stored), inserted: Boolean(inserted) };
     },
     async update(id: string, changes: Partial<Pick<UserRow, 'role' | 'onboardingCompleted'>>, tx: Executor = db) {
       const [row] = await tx

@@ -154,7 +154,15 @@ export function subscriptionsService(deps: {
   async function refundIfPaid(row: SubscriptionRow) {
     if (row.paymentIntentId && (row.paymentStatus === 'paid' || row.paymentStatus === 'processing')) {
       await deps.payments.refund(row.paymentIntentId, `refund:${row.id}`);
-      await repo.update(row.id, { paymentStatus: 'refunded' });
+      await db.transaction(async (tx) => {
+        await repo.update(row.id, { paymentStatus: 'refunded' }, tx);
+        await deps.audit.record(tx, {
+          orgId: row.orgId,
+          action: 'subscription.refunded',
+          subject: { type: 'subscription', id: row.id },
+          details: { payment_intent_id: row.paymentIntentId, amount_cents: row.amountCents },
+        });
+      });
     }
   }
 
@@ -568,8 +576,16 @@ export function subscriptionsService(deps: {
           );
           await publish(tx, { orgId: funded.orgId, type: 'subscription.funded', data: eventData(funded) });
         } else if (event.type === 'checkout.session.completed') {
-          if (row.status === 'pending_payment')
+          if (row.status === 'pending_payment') {
             await repo.update(row.id, { paymentStatus: 'processing', paymentIntentId: event.paymentIntentId }, tx);
+            await deps.audit.record(tx, {
+              orgId: row.orgId,
+              action: 'subscription.payment_processing',
+              subject: { type: 'subscription', id: row.id },
+              details: { checkout_session_id: event.sessionId, payment_intent_id: event.paymentIntentId ?? null },
+              actor: { kind: 'system', id: PAYMENTS_ACTOR },
+            });
+          }
         } else if (event.type === 'checkout.session.async_payment_failed') {
           if (row.status === 'pending_payment' && current) {
             const failed = await repo.update(row.id, { paymentStatus: 'failed' }, tx);
