@@ -1,6 +1,7 @@
 import type { AuditWriter } from '../platform/audit/audit.service.ts';
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
+import { LRUCache } from 'lru-cache';
 import pRetry from 'p-retry';
 import type { Clock } from '../platform/clock.ts';
 import { unseal } from '../platform/crypto/envelope.ts';
@@ -37,6 +38,8 @@ export type DispatcherOptions = {
   sendTimeoutMs?: number;
   disableAfterMs: number;
   log?: FastifyBaseLogger;
+  /** Endpoints whose unsealed signing secrets are kept between claims (least recently used dropped first); default 1000. */
+  secretCacheSize?: number;
   /** Called once per scheduled attempt after its result is recorded (metrics, the failed-attempt log line). */
   onAttempt?: (report: AttemptReport) => void;
 };
@@ -56,6 +59,12 @@ export type AttemptReport = {
   nextAttemptAt: Date | null;
   at: Date;
 };
+
+/**
+ * An endpoint's signing secrets, unsealed, as they were at `version` of the endpoint row; each with
+ * its expiry (null: the current secret), so a rotated one stops signing when its grace period ends.
+ */
+type CachedSecrets = { version: number; secrets: { secret: string; expiresAt: Date | null }[] };
 
 type RecordedFailure = Pick<AttemptReport, 'attemptNumber' | 'outcome' | 'nextAttemptAt'>;
 
@@ -162,9 +171,29 @@ export function dispatcher(options: DispatcherOptions) {
     await publish(tx, { orgId: endpoint.orgId, type: 'webhook.endpoint.disabled', data: { webhook_id: endpoint.id, reason } });
   }
 
-  async function signingSecrets(endpointId: string): Promise<string[]> {
-    const secrets = await endpoints.activeSecrets(endpointId, clock.now());
-    return secrets.map((secret) => unseal(keyring, secret, secretAad(secret.id)));
+  // Unsealed secrets by endpoint id, kept between claims: a hit saves a query and an unseal per
+  // endpoint and claim. An entry is used only while the endpoint row read with the claim has the
+  // version it was loaded at; every change of the endpoint or its secrets bumps that version (see
+  // the endpoints repo), so a rotation in any process is seen at the next claim.
+  const secretCache = new LRUCache<string, CachedSecrets>({ max: options.secretCacheSize ?? 1000 });
+
+  /**
+   * The secrets that sign for `endpoint` now, newest first: from the cache when it holds them at the
+   * endpoint's current `version`, else loaded and unsealed. The endpoint row is read before its
+   * secrets, so an entry is never older than the version it is stored under.
+   */
+  async function signingSecrets(endpoint: EndpointRow): Promise<string[]> {
+    const now = clock.now();
+    let cached = secretCache.get(endpoint.id);
+    if (cached?.version !== endpoint.version) {
+      const rows = await endpoints.activeSecrets(endpoint.id, now);
+      cached = {
+        version: endpoint.version,
+        secrets: rows.map((row) => ({ secret: unseal(keyring, row, secretAad(row.id)), expiresAt: row.expiresAt })),
+      };
+      secretCache.set(endpoint.id, cached);
+    }
+    return cached.secrets.filter(({ expiresAt }) => expiresAt === null || expiresAt > now).map(({ secret }) => secret);
   }
 
   async function send(delivery: DeliveryRow, endpoint: EndpointRow, secrets: string[], interrupt?: AbortSignal): Promise<SendResult> {
@@ -311,9 +340,12 @@ export function dispatcher(options: DispatcherOptions) {
     if (claimed.length === 0) return 0;
     const endpointIds = [...new Set(claimed.map((delivery) => delivery.endpointId))];
     const targets = new Map<string, { endpoint: EndpointRow; secrets: string[] }>();
-    for (const endpoint of await endpoints.findMany(endpointIds)) {
-      if (endpoint.status === 'active') targets.set(endpoint.id, { endpoint, secrets: await signingSecrets(endpoint.id) });
+    const found = await endpoints.findMany(endpointIds);
+    for (const endpoint of found) {
+      if (endpoint.status === 'active') targets.set(endpoint.id, { endpoint, secrets: await signingSecrets(endpoint) });
+      else secretCache.delete(endpoint.id);
     }
+    for (const endpointId of endpointIds) if (!found.some((endpoint) => endpoint.id === endpointId)) secretCache.delete(endpointId);
 
     const orphaned = claimed.filter((delivery) => !targets.has(delivery.endpointId)).map((delivery) => delivery.id);
     const tooLate = signals.stop?.aborted || clock.now().getTime() > leaseUntil.getTime() - sendWindowMs;
@@ -374,7 +406,7 @@ export function dispatcher(options: DispatcherOptions) {
     async attemptManually(delivery: DeliveryRow) {
       const endpoint = await endpoints.findById(delivery.endpointId);
       if (!endpoint) throw new Error('endpoint is gone');
-      const result = await send(delivery, endpoint, await signingSecrets(endpoint.id));
+      const result = await send(delivery, endpoint, await signingSecrets(endpoint));
       const now = clock.now();
       return db.transaction(async (tx) => {
         const [attempt] = await deliveries.insertAttempts(

@@ -17,6 +17,11 @@ export const webhookEndpoints = pgTable(
     disabledAt: timestamp('disabled_at', { withTimezone: true }),
     /** First failure since the last success; five days of failures disable the endpoint. */
     failingSince: timestamp('failing_since', { withTimezone: true }),
+    /**
+     * Bumped by every change of the endpoint or its secrets: the dispatcher's cache of its config
+     * and unsealed secrets is keyed on it, so a change made by any process is seen at the next claim.
+     */
+    version: integer('version').notNull().default(1),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

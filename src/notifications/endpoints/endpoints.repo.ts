@@ -1,10 +1,12 @@
-import { and, arrayOverlaps, desc, eq, gt, inArray, isNull, or } from 'drizzle-orm';
+import { and, arrayOverlaps, desc, eq, gt, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Sealed } from '../../platform/crypto/envelope.ts';
 import type { Executor } from '../../platform/db/database.ts';
 import { webhookDeliveries, webhookEndpoints, webhookSecrets } from '../notifications.tables.ts';
 
 export type EndpointRow = typeof webhookEndpoints.$inferSelect;
 export type SecretRow = typeof webhookSecrets.$inferSelect;
+
+const bumpedVersion = sql`${webhookEndpoints.version} + 1`;
 
 export function endpointsRepo(db: Executor) {
   return {
@@ -41,10 +43,11 @@ export function endpointsRepo(db: Executor) {
         .offset(paging.offset);
       return { rows, total: await tx.$count(webhookEndpoints, eq(webhookEndpoints.orgId, orgId)) };
     },
+    /** Any change bumps `version`, which the dispatcher's secret cache is keyed on. */
     async update(id: string, changes: Partial<typeof webhookEndpoints.$inferInsert>, tx: Executor = db): Promise<EndpointRow> {
       const [row] = await tx
         .update(webhookEndpoints)
-        .set({ ...changes, updatedAt: new Date() })
+        .set({ ...changes, version: bumpedVersion, updatedAt: new Date() })
         .where(eq(webhookEndpoints.id, id))
         .returning();
       return row!;
@@ -60,12 +63,16 @@ export function endpointsRepo(db: Executor) {
         .where(and(eq(webhookSecrets.endpointId, endpointId), or(isNull(webhookSecrets.expiresAt), gt(webhookSecrets.expiresAt, now))))
         .orderBy(desc(webhookSecrets.createdAt));
     },
-    /** Retires the current secret (until `previousExpiresAt`, or at once when null) and adds `secret`. */
+    /**
+     * Retires the current secret (until `previousExpiresAt`, or at once when null) and adds `secret`;
+     * bumps the endpoint's `version`, so a dispatcher holding the old secrets unsealed drops them.
+     */
     async rotateSecret(endpointId: string, secret: Sealed & { id: string }, previousExpiresAt: Date | null, tx: Executor): Promise<void> {
       const current = and(eq(webhookSecrets.endpointId, endpointId), isNull(webhookSecrets.expiresAt));
       if (previousExpiresAt === null) await tx.delete(webhookSecrets).where(current);
       else await tx.update(webhookSecrets).set({ expiresAt: previousExpiresAt }).where(current);
       await tx.insert(webhookSecrets).values({ ...secret, endpointId });
+      await tx.update(webhookEndpoints).set({ version: bumpedVersion, updatedAt: new Date() }).where(eq(webhookEndpoints.id, endpointId));
     },
     /** The org's endpoints subscribed to `eventType` (or to `*`), active and disabled alike. */
     async subscribed(orgId: string, eventType: string, tx: Executor): Promise<EndpointRow[]> {
