@@ -58,7 +58,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
           id="org-id"
           name="org_id"
           required
-          pattern="[0-9a-fA-F-]{36}"
+          pattern="[0-9a-fA-F\-]{36}"
           defaultValue={new URLSearchParams(window.location.search).get('org') ?? ''}
         />
         <p className="hint">You sign in at your organisation&apos;s identity provider; you see only your org.</p>
@@ -95,7 +95,8 @@ function Shell({ session, onSignedOut }: { session: Session; onSignedOut: () => 
   const chooseOrg = (id: string) => {
     setWorkingOrg(session.kind === 'platform_admin' ? id : undefined);
     setOrgId(id);
-    void client.invalidateQueries({ queryKey: ['deliveries'] });
+    // Every page reads through the working org (X-Tranche-Org): refetch all of them for the new one.
+    void client.invalidateQueries();
   };
   const signOut = useMutation({
     mutationFn: () => api.DELETE('/admin/console/session'),

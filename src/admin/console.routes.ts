@@ -239,6 +239,26 @@ export async function consoleRoutes(app: FastifyInstance, options: { identity: I
     },
   );
 
+  /**
+   * The sign-in routes are browser navigations: a refusal (4xx) is a plain page that says why and
+   * links back to the sign-in, with the same status, never our JSON envelope. 5xx stay as they are.
+   */
+  async function inBrowser(reply: FastifyReply, run: () => Promise<FastifyReply>): Promise<FastifyReply> {
+    try {
+      return await run();
+    } catch (error) {
+      if (!(error instanceof AppError) || error.statusCode >= 500) throw error;
+      const escape = (text: string) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+      return reply
+        .code(error.statusCode)
+        .type('text/html; charset=utf-8')
+        .send(
+          '<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign-in refused</title>' +
+            `<h1>Sign-in refused</h1><p>${escape(error.message)}</p><p><a href="/console/">Back to the console sign-in</a></p></html>`,
+        );
+    }
+  }
+
   const flowCookie = 'tranche_console_oidc';
   const callbackUrl = `${options.publicUrl}/admin/console/oidc/callback`;
 
@@ -254,40 +274,41 @@ export async function consoleRoutes(app: FastifyInstance, options: { identity: I
         response: { 302: z.null(), ...errorResponses(400, 404, 409, 503) },
       },
     },
-    async (request, reply) => {
-      const org = await identity.orgs.getOrg(request.query.org_id);
-      if (!org) throw new AppError('NOT_FOUND', 'org not found');
-      if (!org.idpIssuer)
-        throw new AppError('INVALID_STATE', "The org's IdP is registered by JWKS URL only; browser sign-in needs its issuer");
-      const provider = await discover(org.idpIssuer);
-      const codeVerifier = randomBytes(32).toString('base64url');
-      const flow = {
-        orgId: org.id,
-        state: randomBytes(16).toString('base64url'),
-        nonce: randomBytes(16).toString('base64url'),
-        codeVerifier,
-      };
-      reply.setCookie(flowCookie, identity.consoleSessions.signFlow(flow), {
-        httpOnly: true,
-        // Lax: the IdP sends the browser back with a top-level GET from its own site.
-        sameSite: 'lax',
-        secure,
-        path: '/admin/console/oidc',
-        maxAge: CONSOLE_OIDC_FLOW_SECONDS,
-      });
-      const target = new URL(provider.authorization_endpoint);
-      target.search = new URLSearchParams({
-        response_type: 'code',
-        client_id: org.idpAudience,
-        redirect_uri: callbackUrl,
-        scope: 'openid email',
-        state: flow.state,
-        nonce: flow.nonce,
-        code_challenge: createHash('sha256').update(codeVerifier).digest('base64url'),
-        code_challenge_method: 'S256',
-      }).toString();
-      return reply.redirect(target.toString(), 302);
-    },
+    async (request, reply) =>
+      inBrowser(reply, async () => {
+        const org = await identity.orgs.getOrg(request.query.org_id);
+        if (!org) throw new AppError('NOT_FOUND', 'org not found');
+        if (!org.idpIssuer)
+          throw new AppError('INVALID_STATE', "The org's IdP is registered by JWKS URL only; browser sign-in needs its issuer");
+        const provider = await discover(org.idpIssuer);
+        const codeVerifier = randomBytes(32).toString('base64url');
+        const flow = {
+          orgId: org.id,
+          state: randomBytes(16).toString('base64url'),
+          nonce: randomBytes(16).toString('base64url'),
+          codeVerifier,
+        };
+        reply.setCookie(flowCookie, identity.consoleSessions.signFlow(flow), {
+          httpOnly: true,
+          // Lax: the IdP sends the browser back with a top-level GET from its own site.
+          sameSite: 'lax',
+          secure,
+          path: '/admin/console/oidc',
+          maxAge: CONSOLE_OIDC_FLOW_SECONDS,
+        });
+        const target = new URL(provider.authorization_endpoint);
+        target.search = new URLSearchParams({
+          response_type: 'code',
+          client_id: org.idpAudience,
+          redirect_uri: callbackUrl,
+          scope: 'openid email',
+          state: flow.state,
+          nonce: flow.nonce,
+          code_challenge: createHash('sha256').update(codeVerifier).digest('base64url'),
+          code_challenge_method: 'S256',
+        }).toString();
+        return reply.redirect(target.toString(), 302);
+      }),
   );
 
   routes.get(
@@ -305,39 +326,40 @@ export async function consoleRoutes(app: FastifyInstance, options: { identity: I
         response: { 303: z.null(), ...errorResponses(400, 401, 403, 404, 503) },
       },
     },
-    async (request, reply) => {
-      const cookies = (request as typeof request & { cookies: Record<string, string | undefined> }).cookies;
-      const flow = cookies[flowCookie] ? identity.consoleSessions.openFlow(cookies[flowCookie]) : null;
-      reply.clearCookie(flowCookie, { path: '/admin/console/oidc', httpOnly: true, sameSite: 'lax', secure });
-      if (request.query.error) throw new AppError('UNAUTHORIZED', `The IdP refused the sign-in: ${request.query.error}`);
-      if (!flow) throw new AppError('UNAUTHORIZED', 'The sign-in expired or was not started here; start again');
-      const { code, state } = request.query;
-      if (!code || !state || !constantTimeEqual(state, flow.state))
-        throw new AppError('UNAUTHORIZED', 'The sign-in state does not match; start again');
-      const org = await identity.orgs.getOrg(flow.orgId);
-      if (!org?.idpIssuer) throw new AppError('NOT_FOUND', 'org not found');
-      const provider = await discover(org.idpIssuer);
-      const answer = await fetch(provider.token_endpoint, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-        body: new URLSearchParams({
-          grant_type: 'authorization_code',
-          code,
-          redirect_uri: callbackUrl,
-          client_id: org.idpAudience,
-          code_verifier: flow.codeVerifier,
-        }).toString(),
-        signal: AbortSignal.timeout(IDP_TIMEOUT_MS),
-      }).catch(() => undefined);
-      const tokens = answer?.ok ? ((await answer.json().catch(() => undefined)) as { id_token?: unknown } | undefined) : undefined;
-      if (typeof tokens?.id_token !== 'string') throw new AppError('UNAUTHORIZED', 'The IdP did not redeem the code for an ID token');
-      const user = await identity.auth.verifyConsoleSignIn(org.id, tokens.id_token, flow.nonce);
-      if (user.role !== 'org_admin') throw new AppError('FORBIDDEN', 'The console is for org admins; this account is not one');
-      const signIn = await identity.consoleSessions.signInAsOrgAdmin(org.id, user.id);
-      setCookie(reply, signIn.token, signIn.session.expiresAt);
-      request.log.info({ consoleSession: signIn.session.id, orgId: org.id, userId: user.id }, 'console sign-in (org admin)');
-      return reply.redirect('/console/', 303);
-    },
+    async (request, reply) =>
+      inBrowser(reply, async () => {
+        const cookies = (request as typeof request & { cookies: Record<string, string | undefined> }).cookies;
+        const flow = cookies[flowCookie] ? identity.consoleSessions.openFlow(cookies[flowCookie]) : null;
+        reply.clearCookie(flowCookie, { path: '/admin/console/oidc', httpOnly: true, sameSite: 'lax', secure });
+        if (request.query.error) throw new AppError('UNAUTHORIZED', `The IdP refused the sign-in: ${request.query.error}`);
+        if (!flow) throw new AppError('UNAUTHORIZED', 'The sign-in expired or was not started here; start again');
+        const { code, state } = request.query;
+        if (!code || !state || !constantTimeEqual(state, flow.state))
+          throw new AppError('UNAUTHORIZED', 'The sign-in state does not match; start again');
+        const org = await identity.orgs.getOrg(flow.orgId);
+        if (!org?.idpIssuer) throw new AppError('NOT_FOUND', 'org not found');
+        const provider = await discover(org.idpIssuer);
+        const answer = await fetch(provider.token_endpoint, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+          body: new URLSearchParams({
+            grant_type: 'authorization_code',
+            code,
+            redirect_uri: callbackUrl,
+            client_id: org.idpAudience,
+            code_verifier: flow.codeVerifier,
+          }).toString(),
+          signal: AbortSignal.timeout(IDP_TIMEOUT_MS),
+        }).catch(() => undefined);
+        const tokens = answer?.ok ? ((await answer.json().catch(() => undefined)) as { id_token?: unknown } | undefined) : undefined;
+        if (typeof tokens?.id_token !== 'string') throw new AppError('UNAUTHORIZED', 'The IdP did not redeem the code for an ID token');
+        const user = await identity.auth.verifyConsoleSignIn(org.id, tokens.id_token, flow.nonce);
+        if (user.role !== 'org_admin') throw new AppError('FORBIDDEN', 'The console is for org admins; this account is not one');
+        const signIn = await identity.consoleSessions.signInAsOrgAdmin(org.id, user.id);
+        setCookie(reply, signIn.token, signIn.session.expiresAt);
+        request.log.info({ consoleSession: signIn.session.id, orgId: org.id, userId: user.id }, 'console sign-in (org admin)');
+        return reply.redirect('/console/', 303);
+      }),
   );
 
   /** Session routes are reached with the cookie only: no cookie is 401, and writes need the CSRF token. */

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Identity } from '../identity/identity.module.ts';
-import { consoleReviewer, type ConsoleAuthenticator } from '../platform/auth/console-session.ts';
+import { z } from 'zod';
+import { CONSOLE_ORG_HEADER, consoleReviewer, type ConsoleAuthenticator } from '../platform/auth/console-session.ts';
 import type { Reviewer } from '../platform/auth/principal.ts';
 import { AppError } from '../platform/http/errors.ts';
 
@@ -23,7 +24,7 @@ export function reviewerAuth(
         await identity.guesses.failed(request.ip);
         throw new AppError('UNAUTHORIZED', 'Admin key is invalid or revoked');
       }
-      request.reviewer = { kind: 'platform_admin', adminKeyId: admin.adminKeyId };
+      request.reviewer = { kind: 'platform_admin', adminKeyId: admin.adminKeyId, ...workingOrg(request) };
       return;
     }
     const header = request.headers.authorization;
@@ -33,7 +34,7 @@ export function reviewerAuth(
         request.reviewer =
           signedIn.kind === 'org_admin'
             ? { kind: 'org_admin', orgId: signedIn.orgId, userId: signedIn.userId }
-            : { kind: 'platform_admin', adminKeyId: signedIn.adminKeyId };
+            : { kind: 'platform_admin', adminKeyId: signedIn.adminKeyId, ...workingOrg(request) };
         return;
       }
     }
@@ -47,4 +48,18 @@ export function reviewerAuth(
 }
 
 export const requireReviewer = (request: FastifyRequest): Reviewer => request.reviewer!;
+
+/**
+ * A platform admin's working org: `X-Tranche-Org` (the console's org picker) narrows every read
+ * and action of the back office to that org. Throws VALIDATION_ERROR when it is not an org id.
+ */
+function workingOrg(request: FastifyRequest): { orgId?: string } {
+  const header = request.headers[CONSOLE_ORG_HEADER];
+  if (header === undefined || header === '') return {};
+  if (typeof header !== 'string' || !z.uuid().safeParse(header).success)
+    throw new AppError('VALIDATION_ERROR', `${CONSOLE_ORG_HEADER} must be an org id (UUID)`, [
+      { field: CONSOLE_ORG_HEADER, message: 'must be a UUID' },
+    ]);
+  return { orgId: header };
+}
 export const adminSecurity: Record<string, string[]>[] = [{ bearer: [] }, { adminKey: [] }];

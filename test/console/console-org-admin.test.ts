@@ -123,5 +123,8 @@ describe('console org admin', () => {
     expect((await context.cookies(t.url)).map((cookie) => cookie.name)).not.toContain('tranche_console');
     const forged = await page.request.get(`${t.url}/admin/console/oidc/callback?code=x&state=forged`);
     expect(forged.status()).toBe(401);
+    // A page for the person in the browser, with the way back, not our JSON envelope.
+    expect(forged.headers()['content-type']).toMatch(/^text\/html/);
+    expect(await forged.text()).toContain('href="/console/"');
   });
 });

@@ -206,6 +206,12 @@ describe('console happy', () => {
     expect((await t.get('/notifications/webhooks', { 'x-api-key': shown! })).status).toBe(200);
     await shot('orgs');
     await expectAccessible('orgs');
+    // Revoking asks first; dismissed, nothing changes.
+    page.once('dialog', (dialog) => void dialog.dismiss());
+    await page.getByRole('button', { name: 'Revoke console-made' }).click();
+    await page.getByRole('button', { name: 'Revoke console-made' }).waitFor();
+    expect((await t.get('/notifications/webhooks', { 'x-api-key': shown! })).status).toBe(200);
+    page.once('dialog', (dialog) => void dialog.accept());
     await page.getByRole('button', { name: 'Revoke console-made' }).click();
     await expect.poll(async () => (await t.get('/notifications/webhooks', { 'x-api-key': shown! })).status).toBe(401);
     await page.goto(`${t.url}/console/mail`);

@@ -222,6 +222,28 @@ describe('kyc-verifications security', () => {
   });
 });
 
+describe('kyc review: a platform admin working in one org', () => {
+  it('X-Tranche-Org narrows the queue and the actions to that org; anything but an org id is 400', async () => {
+    const { id } = await startKyc('working-org@example.com', '123450002');
+    const other = await t.createOrg({ name: 'Elsewhere' });
+    const key = { 'x-admin-key': (await t.modules.identity.orgs.createAdminKey('working-org')).key };
+    const ids = async (headers: Record<string, string>) =>
+      (
+        (await t.get('/admin/kyc-verifications?status=needs_review&limit=100', headers)).body.data.items as { verification_id: string }[]
+      ).map((item) => item.verification_id);
+    expect(await ids(key)).toContain(id);
+    expect(await ids({ ...key, 'x-tranche-org': t.org.id })).toContain(id);
+    expect(await ids({ ...key, 'x-tranche-org': other.org.id })).not.toContain(id);
+    expect((await t.post(`/admin/kyc-verifications/${id}/approve`, {}, { ...key, 'x-tranche-org': other.org.id })).status).toBe(404);
+    const bad = await t.get('/admin/kyc-verifications', { ...key, 'x-tranche-org': 'not-an-org' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('VALIDATION_ERROR');
+    expect((await t.post(`/admin/kyc-verifications/${id}/approve`, {}, { ...key, 'x-tranche-org': t.org.id })).body.data.status).toBe(
+      'approved',
+    );
+  });
+});
+
 describe('kyc review queue paging', () => {
   it('pages the queue by cursor, newest first, each verification once', async () => {
     const admin = await t.signIn('admin@example.com');

@@ -4,13 +4,27 @@ import { useSearch } from 'wouter';
 import { api, unwrap } from '../api.ts';
 import { Badge, ErrorNote } from '../ui.tsx';
 
-type Entry = Awaited<ReturnType<typeof ledger>>['items'][number];
-const ledger = (offeringId: string, userId: string) =>
+const page = (offeringId: string, userId: string, pageNumber: number) =>
   unwrap(
     api.GET('/admin/shares', {
-      params: { query: { limit: 100, ...(offeringId ? { offering_id: offeringId } : {}), ...(userId ? { user_id: userId } : {}) } },
+      params: {
+        query: { limit: 100, page: pageNumber, ...(offeringId ? { offering_id: offeringId } : {}), ...(userId ? { user_id: userId } : {}) },
+      },
     }),
   );
+type Entry = Awaited<ReturnType<typeof page>>['items'][number];
+
+/** Most entries the page loads (and exports); beyond it the page says the view is partial. */
+const MAX_ENTRIES = 10_000;
+
+/** The whole ledger for the filters, page after page (100 each), up to MAX_ENTRIES: the CSV is a cap table, not one page of it. */
+async function ledger(offeringId: string, userId: string) {
+  const first = await page(offeringId, userId, 1);
+  const items = [...first.items];
+  for (let next = 2; next <= first.meta.total_pages && items.length < MAX_ENTRIES; next++)
+    items.push(...(await page(offeringId, userId, next)).items);
+  return { items, meta: first.meta, partial: items.length < first.meta.total };
+}
 
 const CSV_COLUMNS: [string, (entry: Entry) => string | number | boolean | null][] = [
   ['share_id', (entry) => entry.id],
@@ -25,12 +39,18 @@ const CSV_COLUMNS: [string, (entry: Entry) => string | number | boolean | null][
   ['restricted_until', (entry) => entry.restricted_until],
   ['status', (entry) => entry.status],
 ];
+/**
+ * One CSV cell (RFC 4180 quoting). A text starting with `=`, `+`, `-`, `@`, tab or CR is prefixed
+ * with `'` so a spreadsheet shows it instead of running it as a formula (OWASP CSV injection);
+ * offering and class names are typed by org admins.
+ */
 const csvCell = (value: string | number | boolean | null) => {
-  const text = value === null ? '' : String(value);
-  return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  const raw = value === null ? '' : String(value);
+  const text = typeof value === 'string' && /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 };
 
-/** Holdings per offering and per investor, with their Rule 144 restriction; CSV of what is shown. */
+/** Holdings per offering and per investor, with their Rule 144 restriction; CSV of the whole ledger for the filters. */
 export function Ledger() {
   const search = new URLSearchParams(useSearch());
   const [offeringId, setOfferingId] = useState(search.get('offering') ?? '');
@@ -80,6 +100,12 @@ export function Ledger() {
         </a>
       </div>
       <ErrorNote error={list.error} />
+      {list.data?.partial ? (
+        <p role="status" className="hint">
+          Showing (and exporting) the newest {list.data.items.length} of {list.data.meta.total} entries: filter by offering or investor, or
+          use the OCF export, for the rest.
+        </p>
+      ) : null}
       <table>
         <thead>
           <tr>

@@ -164,6 +164,16 @@ function NewOffering({ orgId }: { orgId: string | undefined }) {
   );
 }
 
+type SecurityCategory = 'equity' | 'preferred_equity' | 'debt' | 'convertible' | 'revenue_share' | 'fund_interest';
+const SECURITY_CATEGORIES: [SecurityCategory, string][] = [
+  ['equity', 'Common equity'],
+  ['preferred_equity', 'Preferred equity'],
+  ['debt', 'Debt'],
+  ['convertible', 'Convertible'],
+  ['revenue_share', 'Revenue share'],
+  ['fund_interest', 'Fund interest'],
+];
+
 function NewSecurity({ offerings }: { offerings: Offering[] }) {
   const client = useQueryClient();
   const add = useMutation({
@@ -173,7 +183,7 @@ function NewSecurity({ offerings }: { offerings: Offering[] }) {
           params: { path: { id: text(form, 'offering') } },
           body: {
             name: text(form, 'class'),
-            category: 'preferred_equity',
+            category: text(form, 'category') as SecurityCategory,
             pricePerUnit: text(form, 'price'),
             unitsAuthorized: Number(text(form, 'units')),
           },
@@ -203,6 +213,14 @@ function NewSecurity({ offerings }: { offerings: Offering[] }) {
         </select>
         <label htmlFor="class">Class name</label>
         <input id="class" name="class" required placeholder="Series A Preferred" />
+        <label htmlFor="category">Category</label>
+        <select id="category" name="category" required defaultValue="equity">
+          {SECURITY_CATEGORIES.map(([value, label]) => (
+            <option key={value} value={value}>
+              {label}
+            </option>
+          ))}
+        </select>
         <label htmlFor="price">Price per unit (USD)</label>
         <input id="price" name="price" required pattern="\d+(\.\d{2})?" placeholder="10.00" />
         <label htmlFor="units">Units authorized</label>

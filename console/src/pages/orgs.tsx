@@ -99,7 +99,15 @@ function ApiKeys({ orgId, name }: { orgId: string; name: string }) {
               </td>
               <td>
                 {key.revoked_at ? null : (
-                  <button type="button" className="danger" onClick={() => revoke.mutate(key.id)}>
+                  <button
+                    type="button"
+                    className="danger"
+                    onClick={() => {
+                      // Revoking cannot be undone: every integration using the key stops at once.
+                      if (window.confirm(`Revoke ${key.label ?? 'this key'}? Integrations using it stop at once; this cannot be undone.`))
+                        revoke.mutate(key.id);
+                    }}
+                  >
                     Revoke {key.label ?? `key …${key.hint.slice(-4)}`}
                   </button>
                 )}

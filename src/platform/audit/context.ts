@@ -24,7 +24,11 @@ export function actorOf(request: FastifyRequest): Actor {
   if (reviewer?.kind === 'org_admin') return { kind: 'org_admin', id: reviewer.userId };
   const principal = request.principal;
   if (principal?.kind === 'user') return { kind: principal.role === 'org_admin' ? 'org_admin' : 'user', id: principal.userId };
-  if (principal?.kind === 'api_key') return { kind: 'api_key', id: principal.apiKeyId };
+  // Platform staff working in an org through the console act as the org's API would, under their admin key.
+  if (principal?.kind === 'api_key')
+    return principal.apiKeyId.startsWith('admin_key:')
+      ? { kind: 'platform_staff', id: principal.apiKeyId }
+      : { kind: 'api_key', id: principal.apiKeyId };
   return SYSTEM_ACTOR;
 }
 

@@ -44,10 +44,16 @@ export function requirePrincipal(request: FastifyRequest): Principal {
 }
 
 /** Who performs a back-office review: an org_admin (their org only) or a platform admin (any org). */
-export type Reviewer = { kind: 'org_admin'; orgId: string; userId: string } | { kind: 'platform_admin'; adminKeyId: string };
+/**
+ * Who reviews: an org admin (their org only) or a platform admin (every org, or the one org named
+ * by `X-Tranche-Org`, as the console's org picker sends it: `orgId`).
+ */
+export type Reviewer =
+  | { kind: 'org_admin'; orgId: string; userId: string }
+  | { kind: 'platform_admin'; adminKeyId: string; orgId?: string };
 
-/** The org a reviewer is confined to; undefined for a platform admin. */
-export const reviewerOrg = (reviewer: Reviewer): string | undefined => (reviewer.kind === 'org_admin' ? reviewer.orgId : undefined);
+/** The org a reviewer is confined to; undefined for a platform admin working across orgs. */
+export const reviewerOrg = (reviewer: Reviewer): string | undefined => reviewer.orgId;
 export const reviewerLabel = (reviewer: Reviewer): string =>
   reviewer.kind === 'org_admin' ? `user:${reviewer.userId}` : `admin_key:${reviewer.adminKeyId}`;
 
