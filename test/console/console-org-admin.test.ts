@@ -1,21 +1,17 @@
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import axe from 'axe-core';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_AUDIENCE } from '../../src/identity/demo-idp/demo-idp.ts';
+import { launchBrowser, SHOTS } from '../support/browser.ts';
 import { johnSmith } from '../support/fixtures.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
-import { freePort, repoRoot } from '../support/process.ts';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = path.join(repoRoot, 'test-results', 'console');
+import { freePort } from '../support/process.ts';
 
 let t: TestApp;
 let context: BrowserContext;
 let page: Page;
-let profile: string;
+let browser: Awaited<ReturnType<typeof launchBrowser>> | undefined;
 const cases: Record<'a' | 'b', { orgId: string; verificationId: string }> = {} as never;
 
 /** An org trusting the built-in demo IdP, its admin's email, and a KYC case of its own in needs_review. */
@@ -48,30 +44,13 @@ beforeAll(async () => {
   t = await startTestApp({ publicUrl: `http://127.0.0.1:${port}`, demoIdp: true }, { port });
   cases.a = await orgWithCase('Org A', 'admin.a@example.com', 'investor.a@example.com');
   cases.b = await orgWithCase('Org B', 'admin.b@example.com', 'investor.b@example.com');
-  fs.mkdirSync(SHOTS, { recursive: true });
-  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  // Fail within a test's own time rather than at vitest's timeout.
-  context.setDefaultTimeout(10_000);
+  browser = await launchBrowser();
+  ({ context, page } = browser);
 }, 120_000);
 
 afterAll(async () => {
-  await context?.close();
+  await browser?.close();
   await t?.close();
-  if (profile) fs.rmSync(profile, { recursive: true, force: true });
 });
 
 describe('console org admin', () => {

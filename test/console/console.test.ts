@@ -1,26 +1,20 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import axe from 'axe-core';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_DIST } from '../../src/admin/console-static.ts';
+import { launchBrowser, SHOTS } from '../support/browser.ts';
 import { johnSmith } from '../support/fixtures.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 import { onTestServer, payCheckout, seedInvestor, seedOffering, subscriptionBody } from '../support/issuance.ts';
-import { repoRoot } from '../support/process.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
-
-/** Debian's chromium (`.ci/run` installs it); CHROMIUM_PATH overrides. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-/** Screenshots of each main page, for a person to look at. */
-const SHOTS = path.join(repoRoot, 'test-results', 'console');
 
 let t: TestApp;
 let adminKey: string;
 let context: BrowserContext;
 let page: Page;
-let profile: string;
+let browser: Awaited<ReturnType<typeof launchBrowser>> | undefined;
 let receiver: Receiver;
 
 beforeAll(async () => {
@@ -28,31 +22,14 @@ beforeAll(async () => {
   t = await startTestApp();
   adminKey = (await t.modules.identity.orgs.createAdminKey('console test')).key;
   receiver = await startReceiver();
-  fs.mkdirSync(SHOTS, { recursive: true });
-  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  // Fail within a test's own time rather than at vitest's timeout.
-  context.setDefaultTimeout(10_000);
+  browser = await launchBrowser();
+  ({ context, page } = browser);
 }, 120_000);
 
 afterAll(async () => {
-  await context?.close();
+  await browser?.close();
   await receiver?.close();
   await t?.close();
-  if (profile) fs.rmSync(profile, { recursive: true, force: true });
 });
 
 /** axe-core on the page as shown: no serious or critical violations. */

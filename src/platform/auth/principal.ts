@@ -49,8 +49,7 @@ export function requirePrincipal(request: FastifyRequest): Principal {
  * by `X-Tranche-Org`, as the console's org picker sends it: `orgId`).
  */
 export type Reviewer =
-  | { kind: 'org_admin'; orgId: string; userId: string }
-  | { kind: 'platform_admin'; adminKeyId: string; orgId?: string };
+  { kind: 'org_admin'; orgId: string; userId: string } | { kind: 'platform_admin'; adminKeyId: string; orgId?: string };
 
 /** The org a reviewer is confined to; undefined for a platform admin working across orgs. */
 export const reviewerOrg = (reviewer: Reviewer): string | undefined => reviewer.orgId;
