@@ -34,6 +34,37 @@ const listSubscriptions = (status: string) =>
     }),
   );
 
+/**
+ * A queue page's state: the open case (`/…/:id`), the status filter (starting at `initialStatus`),
+ * the search text and the list for that status; `queue` is what `<Queue>` takes of it.
+ */
+function useQueue<T>(
+  key: string,
+  initialStatus: string,
+  list: (status: string) => Promise<{ items: T[]; meta: { total: number } }>,
+  idOf: (item: T) => string,
+) {
+  const params = useParams<{ id?: string }>();
+  const [status, setStatus] = useState(initialStatus);
+  const [search, setSearch] = useState('');
+  const query = useQuery({ queryKey: [key, status], queryFn: () => list(status) });
+  return {
+    id: params.id,
+    selected: query.data?.items.find((item) => idOf(item) === params.id),
+    queue: {
+      status,
+      onStatus: setStatus,
+      items: query.data?.items,
+      total: query.data?.meta.total,
+      error: query.error as unknown,
+      idOf,
+      search,
+      onSearch: setSearch,
+      selected: params.id,
+    },
+  };
+}
+
 /** Case list on the left, the open case on the right: a queue with a filter, a search and a count. */
 function Queue<T>(props: {
   title: string;
@@ -121,26 +152,14 @@ function Timeline({ entries }: { entries: [string, string | null | undefined][] 
 }
 
 export function KycQueue() {
-  const params = useParams<{ id?: string }>();
-  const [status, setStatus] = useState('needs_review');
-  const [search, setSearch] = useState('');
-  const list = useQuery({ queryKey: ['kyc', status], queryFn: () => listKyc(status) });
-  const selected = list.data?.items.find((item) => item.verification_id === params.id);
+  const { id, selected, queue } = useQueue('kyc', 'needs_review', listKyc, (item) => item.verification_id);
   return (
     <div className="split">
       <Queue
+        {...queue}
         title="KYC verifications"
         statuses={KYC_STATUSES}
-        status={status}
-        onStatus={setStatus}
-        items={list.data?.items}
-        total={list.data?.meta.total}
-        error={list.error}
-        idOf={(item) => item.verification_id}
         hrefOf={(item) => `/kyc/${item.verification_id}`}
-        search={search}
-        onSearch={setSearch}
-        selected={params.id}
         columns={[
           { label: 'Verification', render: (item) => item.verification_id.slice(0, 8) },
           { label: 'User', render: (item) => item.user_id.slice(0, 8) },
@@ -148,7 +167,7 @@ export function KycQueue() {
           { label: 'Submitted', render: (item) => formatDate(item.submitted_at) },
         ]}
       />
-      {params.id ? <KycCase id={params.id} initial={selected} /> : <p className="hint">Open a case to review it.</p>}
+      {id ? <KycCase id={id} initial={selected} /> : <p className="hint">Open a case to review it.</p>}
     </div>
   );
 }
@@ -213,26 +232,14 @@ function KycCase({ id, initial }: { id: string; initial: Verification | undefine
 }
 
 export function AccreditationQueue() {
-  const params = useParams<{ id?: string }>();
-  const [status, setStatus] = useState('pending_review');
-  const [search, setSearch] = useState('');
-  const list = useQuery({ queryKey: ['accreditations', status], queryFn: () => listAccreditations(status) });
-  const selected = list.data?.items.find((item) => item.id === params.id);
+  const { id, selected, queue } = useQueue('accreditations', 'pending_review', listAccreditations, (item) => item.id);
   return (
     <div className="split">
       <Queue
+        {...queue}
         title="Accreditations"
         statuses={REVIEW_STATUSES}
-        status={status}
-        onStatus={setStatus}
-        items={list.data?.items}
-        total={list.data?.meta.total}
-        error={list.error}
-        idOf={(item) => item.id}
         hrefOf={(item) => `/accreditations/${item.id}`}
-        search={search}
-        onSearch={setSearch}
-        selected={params.id}
         columns={[
           { label: 'Accreditation', render: (item) => item.id.slice(0, 8) },
           { label: 'Claim', render: (item) => `${item.accreditation_status} (${item.accreditation_basis ?? 'no basis'})` },
@@ -240,7 +247,7 @@ export function AccreditationQueue() {
           { label: 'Documents', render: (item) => item.documents.length },
         ]}
       />
-      {params.id ? <AccreditationCase id={params.id} initial={selected} /> : <p className="hint">Open a case to review it.</p>}
+      {id ? <AccreditationCase id={id} initial={selected} /> : <p className="hint">Open a case to review it.</p>}
     </div>
   );
 }
@@ -357,26 +364,14 @@ function AccreditationCase({ id, initial }: { id: string; initial: Accreditation
 }
 
 export function SubscriptionQueue() {
-  const params = useParams<{ id?: string }>();
-  const [status, setStatus] = useState('pending_review');
-  const [search, setSearch] = useState('');
-  const list = useQuery({ queryKey: ['subscriptions', status], queryFn: () => listSubscriptions(status) });
-  const selected = list.data?.items.find((item) => item.id === params.id);
+  const { id, selected, queue } = useQueue('subscriptions', 'pending_review', listSubscriptions, (item) => item.id);
   return (
     <div className="split">
       <Queue
+        {...queue}
         title="Subscriptions"
         statuses={SUBSCRIPTION_STATUSES}
-        status={status}
-        onStatus={setStatus}
-        items={list.data?.items}
-        total={list.data?.meta.total}
-        error={list.error}
-        idOf={(item) => item.id}
         hrefOf={(item) => `/subscriptions/${item.id}`}
-        search={search}
-        onSearch={setSearch}
-        selected={params.id}
         columns={[
           { label: 'Subscription', render: (item) => item.id.slice(0, 8) },
           { label: 'Units', render: (item) => item.units_subscribed },
@@ -384,7 +379,7 @@ export function SubscriptionQueue() {
           { label: 'Status', render: (item) => <Badge value={item.status} /> },
         ]}
       />
-      {params.id ? <SubscriptionCase id={params.id} initial={selected} /> : <p className="hint">Open a case to review it.</p>}
+      {id ? <SubscriptionCase id={id} initial={selected} /> : <p className="hint">Open a case to review it.</p>}
     </div>
   );
 }
