@@ -1,5 +1,7 @@
+import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
 import { LISTENER_APPLICATION_NAME } from '../../src/platform/db/database.ts';
 import { publish } from '../../src/platform/events/outbox.ts';
 import { startTestApp, usingPostgres, type ApiResponse, type TestApp } from '../support/harness.ts';
@@ -158,6 +160,32 @@ describe.runIf(usingPostgres())('database faults: network partition through a TC
     proxy.restore();
     expect(await eventually(async () => (await t.get('/health/ready')).status === 200, 15_000)).toBe(true);
     expect((await t.get(`/identity/users/${user.userId}`, user.auth)).status).toBe(200);
+  }, 60_000);
+});
+
+describe.runIf(usingPostgres())('database faults: a transaction whose BEGIN fails', () => {
+  it('gives its connection back to the pool, so the pool keeps its slots and closes', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: 5432 });
+    const t = await startTestApp(
+      { postgres: { ...loadConfig({}).postgres, poolSize: 1, queryTimeoutMs: 500, connectTimeoutMs: 1000 } },
+      {
+        connectThrough: (url) => proxy.through(url),
+      },
+    );
+    try {
+      // The pool's one client is idle and connected; the link goes silent, so its BEGIN never answers.
+      await t.db.transaction(async (tx) => tx.execute(sql`select 1`));
+      proxy.cut();
+      await expect(t.db.transaction(async (tx) => tx.execute(sql`select 1`))).rejects.toThrow();
+      proxy.restore();
+      // The failed client went back (and was dropped): the next transaction gets a fresh one.
+      await expect(t.db.transaction(async (tx) => tx.execute(sql`select 1`))).resolves.toBeDefined();
+      expect(t.database.connections?.()).toMatchObject({ max: 1, waiting: 0 });
+    } finally {
+      proxy.restore();
+      await t.close(); // before the fix, the leaked client kept pool.end() waiting forever
+      await proxy.close();
+    }
   }, 60_000);
 });
 

@@ -219,13 +219,42 @@ function clientConfig(connectionString: string, options: PostgresOptions, applic
  * the process: they fail the queries that met them (see `isDatabaseUnavailable`) and the pool
  * opens fresh connections on the next use.
  */
+/**
+ * The pool drizzle runs transactions on. drizzle's `transaction` checks a client out and sends
+ * `BEGIN` before its try/finally, so when `BEGIN` fails (the backend was terminated, a failover)
+ * the client is never released: the pool loses a slot for good and `end()` waits forever. Here a
+ * client checked out with the promise form (drizzle's transactions only; `pool.query` uses the
+ * callback form) is released, and destroyed, when its first query fails. Later failures are
+ * drizzle's to release, as it does in its `finally`.
+ */
+class TransactionPool extends pg.Pool {
+  // @ts-expect-error pg's overloads: the callback form passes through untouched.
+  override connect(callback?: Parameters<pg.Pool['connect']>[0]) {
+    if (callback) return super.connect(callback);
+    return super.connect().then((client) => {
+      const query: typeof client.query = client.query.bind(client);
+      client.query = ((...args: Parameters<typeof query>) => {
+        client.query = query;
+        const result = (query as (...a: unknown[]) => unknown)(...args);
+        if (result instanceof Promise)
+          return result.catch((error: unknown) => {
+            client.release(error instanceof Error ? error : true);
+            throw error;
+          });
+        return result;
+      }) as typeof query;
+      return client;
+    });
+  }
+}
+
 export function openPostgres(connectionString: string, overrides: Partial<PostgresOptions> | number = {}): Database {
   const options = { ...defaultPostgresOptions, ...(typeof overrides === 'number' ? { poolSize: overrides } : overrides) };
-  const pool = new pg.Pool({ ...clientConfig(connectionString, options), max: options.poolSize, Client: GuardedClient });
+  const pool = new TransactionPool({ ...clientConfig(connectionString, options), max: options.poolSize, Client: GuardedClient });
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it on next use.
   });
-  const db = guardTransactions(drizzlePg(pool));
+  const db = guardTransactions(drizzlePg(pool as unknown as pg.Pool));
   return {
     db,
     kind: 'postgres',
