@@ -5,7 +5,7 @@ import { buildApp, createModules } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import type { AuditService } from '../src/platform/audit/audit.service.ts';
 import { johnSmith } from '../test/support/fixtures.ts';
-import { load, startBenchServer, type BenchResult } from './support.ts';
+import { apiCaller, load, openBenchOffering, startBenchServer, type BenchResult } from './support.ts';
 
 const WALLETS = 64;
 
@@ -33,41 +33,11 @@ export async function benchAudit(options: { seconds: number; connections: number
   await bareApp.listen({ port: 0, host: '127.0.0.1' });
   const withoutUrl = `http://127.0.0.1:${(bareApp.server.address() as AddressInfo).port}`;
 
-  const call = async (method: string, path: string, token: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
-    return ((await response.json()) as { data: { id: string } }).data;
-  };
+  const call = apiCaller(server.url);
   const admin = (await server.signIn('admin@bench.example')).accessToken;
   const investor = (await server.signIn('investor@bench.example')).accessToken;
   await call('POST', '/identity/kyc-verifications', investor, johnSmith);
-  const issuer = await call('POST', '/admin/issuers', admin, { legalName: 'Bench Issuer' });
-  const offering = await call('POST', '/admin/offerings', admin, {
-    issuerId: issuer.id,
-    name: 'Bench Offering',
-    exemptionType: 'reg_d_506b',
-    targetAmount: '1000000.00',
-    maximumAmount: '9000000000.00',
-    minimumInvestment: '1.00',
-    deadline: '2030-12-31',
-  });
-  const security = await call('POST', `/admin/offerings/${offering.id}/securities`, admin, {
-    name: 'Common',
-    category: 'equity',
-    pricePerUnit: '1.00',
-    unitsAuthorized: 1_000_000_000,
-  });
-  await call('POST', `/admin/offerings/${offering.id}/documents`, admin, {
-    kind: 'subscription_agreement',
-    title: 'SA',
-    contentType: 'text/plain',
-    content: Buffer.from('sa').toString('base64'),
-  });
-  await call('POST', `/admin/offerings/${offering.id}/open`, admin);
+  const { offeringId, securityId } = await openBenchOffering(call, admin, { issuer: 'Bench Issuer', offering: 'Bench Offering' });
 
   // Logins of many users, as in production (one user's logins queue on one audit chain).
   const walletIds: string[] = [];
@@ -84,7 +54,7 @@ export async function benchAudit(options: { seconds: number; connections: number
   }
 
   const body = JSON.stringify({
-    securityClassId: security.id,
+    securityClassId: securityId,
     unitsSubscribed: 1,
     paymentMethod: 'card',
     accreditationStatus: 'non_accredited',
@@ -93,7 +63,7 @@ export async function benchAudit(options: { seconds: number; connections: number
   });
   const post = { method: 'POST' as const, body, headers: { authorization: `Bearer ${investor}`, 'content-type': 'application/json' } };
   const targets = {
-    create: (url: string) => ({ url: `${url}/issuance/offerings/${offering.id}/subscriptions`, ...post }),
+    create: (url: string) => ({ url: `${url}/issuance/offerings/${offeringId}/subscriptions`, ...post }),
     login: (url: string) => ({ url, requests: walletIds.map((id) => ({ method: 'GET' as const, path: `/wallets/${id}` })) }),
   };
   const common = { duration: options.seconds, connections: options.connections };

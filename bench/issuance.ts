@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import { offeringsRepo } from '../src/issuance/offerings/offerings.repo.ts';
 import { johnSmith } from '../test/support/fixtures.ts';
-import { load, startBenchServer } from './support.ts';
+import { apiCaller, load, openBenchOffering, startBenchServer } from './support.ts';
 
 /**
  * Offerings list (API key) and subscription create (Bearer) through the full stack, next to bare
@@ -14,46 +14,14 @@ export async function benchIssuance(options: { seconds: number; connections: num
   const { database, modules, apiKey } = server;
   const appUrl = server.url;
   const signIn = async (email: string) => (await server.signIn(email)).accessToken;
-  const call = async (method: string, path: string, token: string, body?: unknown) => {
-    const response = await fetch(`${appUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
-    return ((await response.json()) as { data: { id: string } }).data;
-  };
+  const call = apiCaller(appUrl);
   const admin = await signIn('admin@bench.example');
   const investor = await signIn('investor@bench.example');
   await call('POST', '/identity/kyc-verifications', investor, johnSmith);
   let offeringId = '';
   let securityId = '';
   for (let i = 0; i < 25; i++) {
-    const issuer = await call('POST', '/admin/issuers', admin, { legalName: `Issuer ${i}` });
-    const offering = await call('POST', '/admin/offerings', admin, {
-      issuerId: issuer.id,
-      name: `Offering ${i}`,
-      exemptionType: 'reg_d_506b',
-      targetAmount: '1000000.00',
-      maximumAmount: '9000000000.00',
-      minimumInvestment: '1.00',
-      deadline: '2030-12-31',
-    });
-    const security = await call('POST', `/admin/offerings/${offering.id}/securities`, admin, {
-      name: 'Common',
-      category: 'equity',
-      pricePerUnit: '1.00',
-      unitsAuthorized: 1_000_000_000,
-    });
-    await call('POST', `/admin/offerings/${offering.id}/documents`, admin, {
-      kind: 'subscription_agreement',
-      title: 'SA',
-      contentType: 'text/plain',
-      content: Buffer.from('sa').toString('base64'),
-    });
-    await call('POST', `/admin/offerings/${offering.id}/open`, admin);
-    offeringId = offering.id;
-    securityId = security.id;
+    ({ offeringId, securityId } = await openBenchOffering(call, admin, { issuer: `Issuer ${i}`, offering: `Offering ${i}` }));
   }
 
   const floor = Fastify();

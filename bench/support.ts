@@ -135,3 +135,48 @@ export async function startBenchServer(options: { databaseUrl?: string; config?:
     },
   };
 }
+
+/** `call(method, path, bearer, body?)` against `baseUrl`: the envelope's `data`; throws on any non-2xx. */
+export function apiCaller(baseUrl: string) {
+  return async (method: string, path: string, token: string, body?: unknown) => {
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
+    return ((await response.json()) as { data: { id: string } }).data;
+  };
+}
+
+/**
+ * An open Reg D 506(b) offering with one equity class (a billion units at 1.00) and its
+ * subscription agreement, created by the org admin `admin` through the API: what the issuance
+ * benches subscribe to. Returns the offering's and the class's ids.
+ */
+export async function openBenchOffering(call: ReturnType<typeof apiCaller>, admin: string, names: { issuer: string; offering: string }) {
+  const issuer = await call('POST', '/admin/issuers', admin, { legalName: names.issuer });
+  const offering = await call('POST', '/admin/offerings', admin, {
+    issuerId: issuer.id,
+    name: names.offering,
+    exemptionType: 'reg_d_506b',
+    targetAmount: '1000000.00',
+    maximumAmount: '9000000000.00',
+    minimumInvestment: '1.00',
+    deadline: '2030-12-31',
+  });
+  const security = await call('POST', `/admin/offerings/${offering.id}/securities`, admin, {
+    name: 'Common',
+    category: 'equity',
+    pricePerUnit: '1.00',
+    unitsAuthorized: 1_000_000_000,
+  });
+  await call('POST', `/admin/offerings/${offering.id}/documents`, admin, {
+    kind: 'subscription_agreement',
+    title: 'SA',
+    contentType: 'text/plain',
+    content: Buffer.from('sa').toString('base64'),
+  });
+  await call('POST', `/admin/offerings/${offering.id}/open`, admin);
+  return { offeringId: offering.id, securityId: security.id };
+}
