@@ -3,8 +3,8 @@
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-# npm ci's prepare step runs this; it builds the console only once its sources are here (below).
-COPY scripts/build-console.mjs ./scripts/
+# npm ci's prepare step runs this; it builds the console and the server only once their sources are here (below).
+COPY scripts/prepare.mjs ./scripts/
 RUN npm ci --workspaces=false --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -17,7 +17,7 @@ RUN npm run build:console
 FROM node:22-bookworm-slim AS production-deps
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-COPY scripts/build-console.mjs ./scripts/
+COPY scripts/prepare.mjs ./scripts/
 RUN npm ci --omit=dev --workspaces=false --no-audit --no-fund && npm cache clean --force
 
 FROM node:22-bookworm-slim
