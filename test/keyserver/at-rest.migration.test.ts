@@ -4,12 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Keypair } from '@stellar/stellar-base';
 import { sql } from 'drizzle-orm';
-import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
-import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createModules, sealPlaintextRows } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { rewrapUserEmails } from '../../src/identity/at-rest.ts';
@@ -18,54 +13,10 @@ import { aad, keyserverSealer, rewrapKeyserverRows } from '../../src/keyserver/a
 import { seal } from '../../src/platform/crypto/envelope.ts';
 import type { Keyring } from '../../src/platform/crypto/keyring.ts';
 import { rewrapRows } from '../../src/platform/crypto/rewrap-rows.ts';
-import { migrationsFolder, openEmbedded, openPostgres, queryRows, type Database } from '../../src/platform/db/database.ts';
+import { queryRows, type Database } from '../../src/platform/db/database.ts';
+import { databaseAt, migrationsBefore } from '../support/migrations.ts';
 import { readOutbox } from '../../src/platform/mail/mailer.ts';
-import { withDatabaseName } from '../support/global-setup.ts';
 import { testKeyring } from '../support/harness.ts';
-
-/** The migrations before `tag` (by default, before PII was sealed at rest), in a folder of their own. */
-function migrationsBeforeSealing(tag = '0014_pii_at_rest'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tranche-migrations-'));
-  const journal = JSON.parse(fs.readFileSync(path.join(migrationsFolder, 'meta/_journal.json'), 'utf8')) as {
-    entries: { idx: number; tag: string }[];
-  };
-  const last = journal.entries.findIndex((entry) => entry.tag === tag);
-  expect(last).toBeGreaterThan(0);
-  journal.entries = journal.entries.slice(0, last);
-  fs.mkdirSync(path.join(dir, 'meta'));
-  fs.writeFileSync(path.join(dir, 'meta/_journal.json'), JSON.stringify(journal));
-  for (const entry of journal.entries) fs.copyFileSync(path.join(migrationsFolder, `${entry.tag}.sql`), path.join(dir, `${entry.tag}.sql`));
-  return dir;
-}
-
-/** An empty database migrated up to `folder` only; `migrate()` then applies the rest. */
-async function databaseAt(folder: string): Promise<{ database: Database; drop(): Promise<void> }> {
-  const target = inject('database');
-  if (target.kind === 'embedded') {
-    const database = await openEmbedded();
-    await migratePglite(drizzlePglite(database.pglite), { migrationsFolder: folder });
-    return { database, drop: async () => undefined };
-  }
-  const name = `${target.prefix}${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: target.serverUrl });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = withDatabaseName(target.serverUrl, name);
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await migratePg(drizzlePg(client), { migrationsFolder: folder });
-  await client.end();
-  return {
-    database: openPostgres(url, 2),
-    async drop() {
-      const cleanup = new pg.Client({ connectionString: target.serverUrl });
-      await cleanup.connect();
-      await cleanup.query(`drop database if exists ${name} with (force)`);
-      await cleanup.end();
-    },
-  };
-}
 
 const keyring = testKeyring();
 const owner = Keypair.random().publicKey();
@@ -99,7 +50,7 @@ let subscriptionId: string;
 let database: Database;
 let fresh: Awaited<ReturnType<typeof databaseAt>> | undefined;
 beforeAll(async () => {
-  fresh = await databaseAt(migrationsBeforeSealing());
+  fresh = await databaseAt(migrationsBefore());
   database = fresh.database;
   const db = database.db;
   // Rows as the releases before sealing at rest wrote them.
@@ -319,7 +270,7 @@ describe('at-rest migration: rows written before sealing', () => {
 
 describe('at-rest migration: users sealed before subjects were hashed', () => {
   it('migration 0016 applies over a user whose email was sealed under its plaintext subject, and the start-up step moves it', async () => {
-    const before = await databaseAt(migrationsBeforeSealing('0016_user_subject_digest'));
+    const before = await databaseAt(migrationsBefore('0016_user_subject_digest'));
     try {
       const db = before.database.db;
       const subject = 'auth0|sealed.subject@at-rest.example';
