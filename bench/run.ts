@@ -15,6 +15,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '20' },
     events: { type: 'string', default: '10000' },
+    rate: { type: 'string', default: '200' },
+    'steady-seconds': { type: 'string', default: '10' },
     'chaos-seconds': { type: 'string', default: '60' },
     rounds: { type: 'string', default: '2' },
     runs: { type: 'string', default: '3' },
@@ -105,18 +107,53 @@ if (runs('keyserver')) {
 }
 
 if (runs('webhooks')) {
-  const result = await benchWebhooks({ events: Number(values.events), databaseUrl });
-  const d = result.dispatcher;
+  const result = await benchWebhooks({
+    events: Number(values.events),
+    databaseUrl,
+    runs: Number(values.runs),
+    rate: Number(values.rate),
+    steadySeconds: Number(values['steady-seconds']),
+  });
+  const pickRounds = (key: 'raw' | 'dispatcher', figure: 'deliveriesPerSecond' | 'cpuMsPerThousand' | 'postgresCpuMsPerThousand') =>
+    result.rounds.map((round) => round[key][figure]);
   console.log(
-    `\nwebhooks on the ${result.database} database: ${result.events} events x 10 endpoints = ${result.deliveries} deliveries, concurrency 32\n`,
+    `\nwebhooks on the ${result.database} database: a backlog of ${result.events} events x 10 endpoints = ${result.deliveries} deliveries, sends 32 at once; ${result.rounds.length} rounds (min / median / max)\n`,
   );
-  console.log('| target | deliveries/s | events/s | commit-to-receipt p50 ms | p99 ms | seconds |');
-  console.log('|---|---|---|---|---|---|');
-  console.log(`| raw undici POST loop | ${Math.round(result.floor.postsPerSecond)} | — | — | — | ${result.floor.seconds.toFixed(1)} |`);
+  console.log('| target | deliveries/s | node CPU ms per 1 000 deliveries | PostgreSQL CPU ms per 1 000 deliveries |');
+  console.log('|---|---|---|---|');
+  for (const [name, key] of [
+    ['raw undici POST loop', 'raw'],
+    ['dispatcher', 'dispatcher'],
+  ] as const) {
+    console.log(
+      `| ${name} | ${spread(pickRounds(key, 'deliveriesPerSecond'))} | ${spread(pickRounds(key, 'cpuMsPerThousand'))} | ${spread(pickRounds(key, 'postgresCpuMsPerThousand'))} |`,
+    );
+  }
   console.log(
-    `| dispatcher | ${Math.round(d.deliveriesPerSecond)} | ${Math.round(d.eventsPerSecond)} | ${Math.round(d.p50Ms)} | ${Math.round(d.p99Ms)} | ${d.seconds.toFixed(1)} |`,
+    `\nratio dispatcher / raw POST loop, per round: ${spread(
+      result.rounds.map((round) => round.dispatcher.deliveriesPerSecond / round.raw.deliveriesPerSecond),
+      2,
+    )}`,
   );
-  console.log(`\nratio dispatcher / raw POST loop: ${result.ratio.toFixed(2)}`);
+  console.log('\n| steady rate | endpoints | commit-to-receipt p50 ms | p99 ms | max ms |');
+  console.log('|---|---|---|---|---|');
+  for (const s of result.steady) {
+    console.log(
+      `| ${s.eventsPerSecond} events/s for ${s.seconds} s | ${s.endpoints} | ${s.p50Ms.toFixed(1)} | ${s.p99Ms.toFixed(1)} | ${s.maxMs.toFixed(1)} |`,
+    );
+  }
+  if (result.workerProcesses) {
+    console.log('\n| worker processes | deliveries/s |');
+    console.log('|---|---|');
+    console.log(`| one | ${spread(result.workerProcesses.map((r) => r.one))} |`);
+    console.log(`| two | ${spread(result.workerProcesses.map((r) => r.two))} |`);
+    console.log(
+      `\nratio two / one, per round: ${spread(
+        result.workerProcesses.map((r) => r.two / r.one),
+        2,
+      )}`,
+    );
+  }
 }
 
 if (asked('chaos')) {

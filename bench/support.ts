@@ -11,9 +11,9 @@ import { startIdp } from '../test/support/idp.ts';
 
 /**
  * A fresh, migrated database for one benchmark: in memory on the embedded database, or a new
- * database on the server of `serverUrl`, dropped when the benchmark closes it.
+ * database on the server of `serverUrl` (its `url`), dropped when the benchmark closes it.
  */
-export async function benchDatabase(serverUrl: string | undefined, poolSize = 20): Promise<Database> {
+export async function benchDatabase(serverUrl: string | undefined, poolSize = 20): Promise<Database & { url?: string }> {
   if (!serverUrl) {
     const database = await openEmbedded();
     await database.migrate();
@@ -30,6 +30,7 @@ export async function benchDatabase(serverUrl: string | undefined, poolSize = 20
   await database.migrate();
   return {
     ...database,
+    url: url.toString(),
     async close() {
       await database.close();
       const cleanup = new pg.Client({ connectionString: serverUrl });

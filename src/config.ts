@@ -59,6 +59,7 @@ const envSchema = z.object({
   WEBHOOK_DISABLE_AFTER_HOURS: z.coerce.number().min(0.001).default(120),
   WORKER_POLL_MS: z.coerce.number().int().min(10).default(1000),
   WEBHOOK_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(60),
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(32),
   WORKER_DRAIN_SECONDS: z.coerce.number().min(0).max(3600).default(10),
   AUDIT_ANCHOR_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),
   WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
@@ -221,6 +222,10 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
   WEBHOOK_DISABLE_AFTER_HOURS: { meaning: 'an endpoint whose every delivery failed for this long is disabled' },
   WORKER_POLL_MS: { meaning: 'how often an idle webhook worker looks for work when no `NOTIFY` woke it' },
   WEBHOOK_LEASE_SECONDS: { meaning: 'how long a worker owns a delivery it claimed; after it another worker may send it' },
+  WEBHOOK_CONCURRENCY: {
+    meaning:
+      'webhook sends a worker has in flight at once; it holds at most four times as many deliveries claimed and not yet recorded, which bounds what a killed worker sends twice',
+  },
   WORKER_DRAIN_SECONDS: {
     meaning:
       'on SIGTERM the webhook worker (`--role worker`, or inside `serve`) stops claiming, gives back what it claimed but did not send, and waits this long for sends in flight; then it cuts them short (recorded as `interrupted` attempts, due again at once) and exits 0',
@@ -352,6 +357,8 @@ export type Config = {
   workerPollMs: number;
   /** How long a worker owns a delivery it claimed; after that another worker may retry it. */
   webhookLeaseSeconds: number;
+  /** Webhook sends in flight per worker (`WEBHOOK_CONCURRENCY`). */
+  webhookConcurrency: number;
   /** On SIGTERM, how long the worker waits for sends in flight before abandoning them and exiting. */
   workerDrainSeconds: number;
   /** How often the worker anchors the audit chains' heads (seconds; 0: never). */
@@ -494,6 +501,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookDisableAfterHours: e.WEBHOOK_DISABLE_AFTER_HOURS,
     workerPollMs: e.WORKER_POLL_MS,
     webhookLeaseSeconds: e.WEBHOOK_LEASE_SECONDS,
+    webhookConcurrency: e.WEBHOOK_CONCURRENCY,
     workerDrainSeconds: e.WORKER_DRAIN_SECONDS,
     auditAnchorIntervalSeconds: e.AUDIT_ANCHOR_INTERVAL_SECONDS,
     webhookRetentionDays: e.WEBHOOK_RETENTION_DAYS,

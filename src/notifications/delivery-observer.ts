@@ -110,8 +110,7 @@ export function deliveryObserver(options: {
         attempts.inc({ result: report.outcome, error_kind: report.result.errorKind ?? 'none' });
         attemptDuration.observe(report.result.durationMs / 1000);
         if (report.outcome === 'succeeded') {
-          const committedAt = Date.parse((report.delivery.payload as { created_at?: string }).created_at ?? '');
-          if (!Number.isNaN(committedAt)) latency.observe(Math.max(0, (report.at.getTime() - committedAt) / 1000));
+          latency.observe(Math.max(0, (report.at.getTime() - report.delivery.eventCreatedAt.getTime()) / 1000));
           return;
         }
         const line = failedAttemptLine(report);

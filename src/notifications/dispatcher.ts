@@ -1,5 +1,6 @@
 import type { AuditWriter } from '../platform/audit/audit.service.ts';
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { FastifyBaseLogger } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import pRetry from 'p-retry';
@@ -8,8 +9,8 @@ import { unseal } from '../platform/crypto/envelope.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../platform/db/database.ts';
 import { isDatabaseUnavailable } from '../platform/db/errors.ts';
-import { claimUndispatched, markDispatched, publish } from '../platform/events/outbox.ts';
-import type { DeliveriesRepo, DeliveryRow } from './deliveries/deliveries.repo.ts';
+import { publish } from '../platform/events/outbox.ts';
+import type { AttemptResult, ClaimedDelivery, ClaimedEndpoint, DeliveriesRepo, DeliveryRow } from './deliveries/deliveries.repo.ts';
 import type { EndpointRow, EndpointsRepo } from './endpoints/endpoints.repo.ts';
 import type { HttpSender, SendResult } from './http-sender.ts';
 import { signatureHeader } from './signing.ts';
@@ -30,10 +31,16 @@ export type DispatcherOptions = {
   jitter?: number;
   random?: () => number;
   leaseSeconds?: number;
-  /** Events fanned out per transaction. */
+  /** Events fanned out per statement. */
   batchSize?: number;
-  /** Sends in flight at once, and so deliveries claimed at once. */
+  /** Sends in flight at once (default 32). */
   concurrency?: number;
+  /**
+   * Deliveries a worker holds at once, claimed and not yet recorded: waiting to be sent, in flight,
+   * or sent and waiting for their result to be committed (default 4 × `concurrency`). A worker
+   * killed at any moment sends again at most these; the rest of its claims wait for their lease.
+   */
+  maxHeld?: number;
   /** The sender's timeout: a send starts only while its lease can outlast it. */
   sendTimeoutMs?: number;
   disableAfterMs: number;
@@ -51,8 +58,8 @@ export type DispatcherOptions = {
  * or `interrupted` (cut short by this worker's shutdown; due again at once, no step used up).
  */
 export type AttemptReport = {
-  delivery: DeliveryRow;
-  endpoint: EndpointRow;
+  delivery: Pick<ClaimedDelivery, 'id' | 'eventId' | 'eventType' | 'eventCreatedAt'>;
+  endpoint: Pick<ClaimedEndpoint, 'id' | 'url'>;
   result: SendResult;
   attemptNumber: number;
   outcome: 'succeeded' | 'retrying' | 'exhausted' | 'superseded' | 'interrupted';
@@ -66,8 +73,6 @@ export type AttemptReport = {
  */
 type CachedSecrets = { version: number; secrets: { secret: string; expiresAt: Date | null }[] };
 
-type RecordedFailure = Pick<AttemptReport, 'attemptNumber' | 'outcome' | 'nextAttemptAt'>;
-
 export const secretAad = (secretId: string) => `webhook_secrets:${secretId}`;
 
 /** How a worker that is shutting down tells a delivery pass to wind up (see `deliverDue`). */
@@ -78,7 +83,8 @@ export type DrainSignals = {
   interrupt?: AbortSignal;
 };
 
-type Outcome = { delivery: DeliveryRow; endpoint: EndpointRow; result: SendResult; at: Date };
+type Sendable = ClaimedDelivery & { endpoint: ClaimedEndpoint };
+type Outcome = { delivery: Sendable; endpoint: ClaimedEndpoint; result: SendResult; at: Date };
 
 /**
  * Runs `write` again while the database is unavailable (a dropped connection, a restart), up to
@@ -88,11 +94,22 @@ function persistently<T>(write: () => Promise<T>): Promise<T> {
   return pRetry(write, { retries: 4, minTimeout: 200, factor: 2, shouldRetry: ({ error }) => isDatabaseUnavailable(error) });
 }
 
+/** PostgreSQL text cannot hold U+0000 (nor can jsonb): it becomes U+FFFD. */
+const storable = (text: string | null) => (text === null ? null : text.replaceAll('\u0000', '\uFFFD'));
+
 /**
- * Turns outbox events into deliveries and delivers them, at least once: a delivery is claimed
- * under a lease, so a worker that dies mid-send leaves it to be claimed again when the lease ends.
- * It claims no more than it sends at once, so a worker killed at any moment sends again at most
- * what it had in flight (`concurrency` sends).
+ * Turns outbox events into deliveries and delivers them, at least once, as a pipeline (the shape
+ * of Svix's and Convoy's workers): fan-out, claiming, sending and recording each run as soon as
+ * they have work, so sends never wait for a batch to be recorded. A delivery is claimed under a
+ * lease, so a worker that dies mid-send leaves it to be claimed again when the lease ends. A worker
+ * holds at most `concurrency` deliveries claimed and not yet recorded, so one killed at any moment
+ * sends again at most those.
+ *
+ * Each stage is one statement for any number of deliveries: fan-out (events to messages and
+ * deliveries), the claim (with each delivery's body and endpoint), and the results (successes in
+ * one statement; failures in one, then each failing endpoint's health). Signing secrets are kept
+ * unsealed in memory, keyed on the endpoint's `version`, which every change of the endpoint or its
+ * secrets bumps.
  */
 export function dispatcher(options: DispatcherOptions) {
   const { db, endpoints, deliveries, sender, keyring, clock } = options;
@@ -100,53 +117,31 @@ export function dispatcher(options: DispatcherOptions) {
   const random = options.random ?? Math.random;
   const leaseMs = (options.leaseSeconds ?? 60) * 1000;
   const batchSize = options.batchSize ?? 250;
-  // A chunk is claimed only as large as can be in flight at once: nothing waits, claimed, for a
-  // free send slot (and can be sent twice after a crash, or held past its lease).
-  const claimSize = Math.min(batchSize, options.concurrency ?? 32);
+  const concurrency = Math.max(1, options.concurrency ?? 32);
+  const maxHeld = Math.max(concurrency, options.maxHeld ?? concurrency * 4);
+  // While deliveries are held, claim again only once this many more can be: fewer, larger claims.
+  // An idle pipeline claims whatever it can.
+  const refillAt = Math.max(1, Math.floor(concurrency / 2));
+  // Result statements in flight at once (each on its own connection).
+  const recorders = 1;
   const schedule = options.retryScheduleSeconds;
   const longestStep = Math.max(...schedule);
   // A send starts only while the lease has this long left, so it ends (or times out) before the
   // lease does and no other worker can claim the delivery while it is in flight.
   const sendWindowMs = Math.min(options.sendTimeoutMs ?? 15_000, leaseMs / 2);
+  // Woken when deliveries may have become due (fan-out, a NOTIFY): a pass that found nothing to
+  // claim claims again.
+  const nudgeListeners = new Set<() => void>();
 
+  /** Fans out one batch of outbox events (see `DeliveriesRepo.fanOut`); returns how many events. */
   async function fanOut(): Promise<number> {
-    return db.transaction(async (tx) => {
-      const events = await claimUndispatched(tx, batchSize);
-      const targetsFor = new Map<string, Promise<EndpointRow[]>>();
-      const rows: Parameters<DeliveriesRepo['insertMany']>[0] = [];
-      for (const event of events) {
-        if (!event.orgId) continue;
-        const key = `${event.orgId}:${event.type}`;
-        if (!targetsFor.has(key)) targetsFor.set(key, endpoints.subscribed(event.orgId, event.type, tx));
-        const targets = await targetsFor.get(key)!;
-        const payload = {
-          id: event.id,
-          type: event.type,
-          created_at: event.createdAt.toISOString(),
-          org_id: event.orgId,
-          data: event.data,
-        };
-        for (const endpoint of targets) {
-          // Kept while the endpoint is disabled, so recover sends it once the endpoint is back.
-          const active = endpoint.status === 'active';
-          rows.push({
-            orgId: event.orgId,
-            endpointId: endpoint.id,
-            eventId: event.id,
-            eventType: event.type,
-            payload,
-            status: active ? 'pending' : 'skipped',
-            nextAttemptAt: active ? clock.now() : null,
-          });
-        }
-      }
-      for (let start = 0; start < rows.length; start += 1000) await deliveries.insertMany(rows.slice(start, start + 1000), tx);
-      await markDispatched(
-        tx,
-        events.map((event) => event.id),
-      );
-      return events.length;
-    });
+    const events = await deliveries.fanOut(batchSize, clock.now());
+    if (events > 0) nudge();
+    return events;
+  }
+
+  function nudge() {
+    for (const listener of nudgeListeners) listener();
   }
 
   function retryDelayMs(attemptsMade: number, result: SendResult): number {
@@ -182,7 +177,7 @@ export function dispatcher(options: DispatcherOptions) {
    * endpoint's current `version`, else loaded and unsealed. The endpoint row is read before its
    * secrets, so an entry is never older than the version it is stored under.
    */
-  async function signingSecrets(endpoint: EndpointRow): Promise<string[]> {
+  async function signingSecrets(endpoint: { id: string; version: number }): Promise<string[]> {
     const now = clock.now();
     let cached = secretCache.get(endpoint.id);
     if (cached?.version !== endpoint.version) {
@@ -196,89 +191,121 @@ export function dispatcher(options: DispatcherOptions) {
     return cached.secrets.filter(({ expiresAt }) => expiresAt === null || expiresAt > now).map(({ secret }) => secret);
   }
 
-  async function send(delivery: DeliveryRow, endpoint: EndpointRow, secrets: string[], interrupt?: AbortSignal): Promise<SendResult> {
-    const body = JSON.stringify(delivery.payload);
+  async function send(eventId: string, body: string, url: string, secrets: string[], interrupt?: AbortSignal): Promise<SendResult> {
     const timestamp = Math.floor(clock.now().getTime() / 1000);
     return sender.send(
-      endpoint.url,
+      url,
       {
         'content-type': 'application/json',
         'user-agent': 'Tranche-Webhooks/1',
-        'webhook-id': delivery.eventId,
+        'webhook-id': eventId,
         'webhook-timestamp': String(timestamp),
-        'webhook-signature': signatureHeader(secrets, delivery.eventId, timestamp, body),
+        'webhook-signature': signatureHeader(secrets, eventId, timestamp, body),
       },
       body,
       interrupt,
     );
   }
 
-  /** What follows a failed scheduled attempt: a retry later, giving up, or disabling the endpoint. */
-  async function recordFailure(
-    claimed: DeliveryRow,
-    endpoint: EndpointRow,
-    result: SendResult,
-    now: Date,
-    tx: Executor,
-  ): Promise<RecordedFailure> {
-    const current = await deliveries.lock(claimed.id, tx);
-    if (current?.status !== 'sending') return { attemptNumber: claimed.attemptCount + 1, outcome: 'superseded', nextAttemptAt: null };
-    await insertScheduledAttempts([{ delivery: claimed, endpoint, result, at: now }], tx);
-    const attemptsMade = current.attemptCount + 1;
-    const common = {
-      attemptCount: attemptsMade,
-      leaseUntil: null,
-      lastStatusCode: result.statusCode,
-      lastError: result.errorMessage,
-      updatedAt: now,
-    };
-    const lockedEndpoint = (await endpoints.lock(endpoint.id, tx))!;
-    if (result.statusCode === 410) {
-      await deliveries.update(claimed.id, { ...common, status: 'exhausted', nextAttemptAt: null }, tx);
-      if (lockedEndpoint.status === 'active') await disable(lockedEndpoint, 'the endpoint answered 410 Gone', tx);
-      return { attemptNumber: attemptsMade, outcome: 'exhausted', nextAttemptAt: null };
-    }
-    const exhausted = attemptsMade > schedule.length;
-    const nextAttemptAt = exhausted ? null : new Date(now.getTime() + retryDelayMs(attemptsMade, result));
-    await deliveries.update(
-      claimed.id,
-      nextAttemptAt === null ? { ...common, status: 'exhausted', nextAttemptAt } : { ...common, status: 'pending', nextAttemptAt },
+  const attemptResult = ({ delivery, endpoint, result, at }: Outcome): AttemptResult => ({
+    deliveryId: delivery.id,
+    url: endpoint.url,
+    statusCode: result.statusCode,
+    durationMs: result.durationMs,
+    responseExcerpt: storable(result.responseExcerpt),
+    errorKind: result.errorKind,
+    errorMessage: storable(result.errorMessage),
+    at,
+  });
+
+  /**
+   * Failed attempts in one transaction: the deliveries and attempts in one statement, then, for
+   * each endpoint that failed (in id order, so workers lock them alike), its health: failing
+   * since when, disabled after `disableAfterMs` of failures or at once on 410 Gone.
+   */
+  async function recordFailures(failed: Outcome[], tx: Executor): Promise<AttemptReport[]> {
+    const planned = failed.map((outcome) => {
+      const attemptsMade = outcome.delivery.attemptCount + 1;
+      const gone = outcome.result.statusCode === 410;
+      const nextAttemptAt =
+        gone || attemptsMade > schedule.length ? null : new Date(outcome.at.getTime() + retryDelayMs(attemptsMade, outcome.result));
+      return { outcome, nextAttemptAt };
+    });
+    const recorded = await deliveries.recordFailed(
+      planned.map(({ outcome, nextAttemptAt }) => ({ ...attemptResult(outcome), leaseUntil: outcome.delivery.leaseUntil, nextAttemptAt })),
       tx,
     );
-    const failingSince = lockedEndpoint.failingSince ?? now;
-    if (!lockedEndpoint.failingSince) await endpoints.update(endpoint.id, { failingSince: now }, tx);
-    if (lockedEndpoint.status === 'active' && now.getTime() - failingSince.getTime() >= options.disableAfterMs) {
-      await disable(lockedEndpoint, `failing for ${Math.round(options.disableAfterMs / 3_600_000)} hours`, tx);
+    const attemptsAfter = new Map(recorded.map((row) => [row.id, row.attemptCount]));
+    const byEndpoint = new Map<string, { gone: boolean; at: Date }>();
+    for (const { outcome } of planned) {
+      if (!attemptsAfter.has(outcome.delivery.id)) continue;
+      const seen = byEndpoint.get(outcome.endpoint.id);
+      byEndpoint.set(outcome.endpoint.id, {
+        gone: (seen?.gone ?? false) || outcome.result.statusCode === 410,
+        at: seen && seen.at > outcome.at ? seen.at : outcome.at,
+      });
     }
-    return { attemptNumber: attemptsMade, outcome: exhausted ? 'exhausted' : 'retrying', nextAttemptAt };
+    for (const endpointId of [...byEndpoint.keys()].sort()) {
+      const { gone, at } = byEndpoint.get(endpointId)!;
+      const locked = await endpoints.lock(endpointId, tx);
+      if (!locked) continue;
+      if (gone) {
+        if (locked.status === 'active') await disable(locked, 'the endpoint answered 410 Gone', tx);
+        continue;
+      }
+      const failingSince = locked.failingSince ?? at;
+      if (!locked.failingSince) await endpoints.update(endpointId, { failingSince: at }, tx);
+      if (locked.status === 'active' && at.getTime() - failingSince.getTime() >= options.disableAfterMs) {
+        await disable(locked, `failing for ${Math.round(options.disableAfterMs / 3_600_000)} hours`, tx);
+      }
+    }
+    return planned.map(({ outcome, nextAttemptAt }) => {
+      const attemptCount = attemptsAfter.get(outcome.delivery.id);
+      const report = { delivery: outcome.delivery, endpoint: outcome.endpoint, result: outcome.result, at: outcome.at };
+      if (attemptCount === undefined)
+        return { ...report, attemptNumber: outcome.delivery.attemptCount + 1, outcome: 'superseded', nextAttemptAt: null };
+      return { ...report, attemptNumber: attemptCount, outcome: nextAttemptAt === null ? 'exhausted' : 'retrying', nextAttemptAt };
+    });
   }
 
-  /** One attempt row per outcome, as sent by the schedule (not a manual retry). */
-  const insertScheduledAttempts = (entries: Outcome[], tx: Executor) =>
-    deliveries.insertAttempts(
-      entries.map(({ delivery, endpoint, result, at }) => ({
-        deliveryId: delivery.id,
-        trigger: 'scheduled' as const,
-        url: endpoint.url,
-        createdAt: at,
-        ...attemptFields(result),
-      })),
-      tx,
-    );
-
-  /** Commits outcomes: successes with one insert and one update per status code, failures one by one. Never throws. */
+  /** Commits outcomes, a transaction for each kind (successes, interruptions, failures). Never throws. */
   async function recordOutcomes(outcomes: Outcome[]): Promise<void> {
     const succeeded = outcomes.filter((entry) => entry.result.errorKind === null);
     const interrupted = outcomes.filter((entry) => entry.result.errorKind === 'interrupted');
     const failed = outcomes.filter((entry) => entry.result.errorKind !== null && entry.result.errorKind !== 'interrupted');
+    const report = (entry: Outcome, outcome: 'succeeded' | 'interrupted') =>
+      options.onAttempt?.({ ...entry, attemptNumber: entry.delivery.attemptCount + 1, outcome, nextAttemptAt: null });
+    if (succeeded.length > 0) {
+      try {
+        // One statement, committed on its own; in a transaction with the endpoints it brings back
+        // to health when some were failing.
+        const recovered = [...new Set(succeeded.filter(({ endpoint }) => endpoint.failingSince).map(({ endpoint }) => endpoint.id))];
+        await persistently(() =>
+          recovered.length === 0
+            ? deliveries.recordSucceeded(succeeded.map(attemptResult))
+            : db.transaction(async (tx) => {
+                await deliveries.recordSucceeded(succeeded.map(attemptResult), tx);
+                for (const endpointId of recovered.sort()) await endpoints.update(endpointId, { failingSince: null }, tx);
+              }),
+        );
+        for (const entry of succeeded) report(entry, 'succeeded');
+      } catch (error) {
+        options.log?.error({ err: error, deliveries: succeeded.length }, 'recording successful attempts failed');
+      }
+    }
     if (interrupted.length > 0) {
       // Our shutdown, not the endpoint's failure: due again at once (another worker takes it),
-      // without using up a step of the schedule or counting against the endpoint's health. One
-      // transaction for all of them: the drain deadline has passed, the process is about to exit.
+      // without using up a step of the schedule or counting against the endpoint's health.
       try {
         await persistently(() =>
           db.transaction(async (tx) => {
-            await insertScheduledAttempts(interrupted, tx);
+            await deliveries.insertAttempts(
+              interrupted.map((entry) => {
+                const { deliveryId, at, ...fields } = attemptResult(entry);
+                return { ...fields, deliveryId, createdAt: at, trigger: 'scheduled' as const };
+              }),
+              tx,
+            );
             await deliveries.requeueInterrupted(
               interrupted.map(({ delivery }) => delivery.id),
               interrupted[0]!.result.errorMessage!,
@@ -287,126 +314,218 @@ export function dispatcher(options: DispatcherOptions) {
             );
           }),
         );
-        for (const entry of interrupted) {
-          options.onAttempt?.({ ...entry, attemptNumber: entry.delivery.attemptCount + 1, outcome: 'interrupted', nextAttemptAt: null });
-        }
+        for (const entry of interrupted) report(entry, 'interrupted');
       } catch (error) {
         options.log?.error({ err: error, deliveries: interrupted.length }, 'recording interrupted attempts failed');
       }
     }
-    if (succeeded.length > 0) {
+    if (failed.length > 0) {
       try {
-        await persistently(() =>
-          db.transaction(async (tx) => {
-            await insertScheduledAttempts(succeeded, tx);
-            const idsByStatus = new Map<number, string[]>();
-            for (const { delivery, result } of succeeded)
-              idsByStatus.set(result.statusCode!, [...(idsByStatus.get(result.statusCode!) ?? []), delivery.id]);
-            for (const [statusCode, ids] of idsByStatus) await deliveries.markSucceeded(ids, statusCode, clock.now(), tx);
-            const recovered = new Set(succeeded.filter(({ endpoint }) => endpoint.failingSince).map(({ endpoint }) => endpoint.id));
-            for (const endpointId of recovered) await endpoints.update(endpointId, { failingSince: null }, tx);
-          }),
-        );
-        for (const entry of succeeded) {
-          options.onAttempt?.({ ...entry, attemptNumber: entry.delivery.attemptCount + 1, outcome: 'succeeded', nextAttemptAt: null });
-        }
+        const reports = await persistently(() => db.transaction((tx) => recordFailures(failed, tx)));
+        for (const entry of reports) options.onAttempt?.(entry);
       } catch (error) {
-        options.log?.error({ err: error, deliveries: succeeded.length }, 'recording successful attempts failed');
-      }
-    }
-    for (const { delivery, endpoint, result, at } of failed) {
-      try {
-        const recorded = await persistently(() => db.transaction((tx) => recordFailure(delivery, endpoint, result, at, tx)));
-        options.onAttempt?.({ delivery, endpoint, result, at, ...recorded });
-      } catch (error) {
-        options.log?.error({ err: error, deliveryId: delivery.id }, 'recording a failed attempt failed');
+        options.log?.error({ err: error, deliveries: failed.length }, 'recording failed attempts failed');
       }
     }
   }
 
   /**
-   * Claims a chunk of at most `concurrency` deliveries under one lease, loads each endpoint and its
-   * secrets once, sends them all at once and commits their outcomes together. A worker killed at
-   * any moment thus sends again at most one chunk: the sends it had in flight. Claims it does not
-   * send are given back (due now): all of them when `signals.stop` fired before the sends started,
-   * and any whose lease has too little time left for a send. Deliveries of an endpoint disabled
-   * since they were queued are cancelled. Returns how many deliveries were claimed.
+   * Claims up to `limit` deliveries and readies them: loads the signing secrets of each endpoint
+   * (from the cache when current) and cancels deliveries whose endpoint is gone or disabled.
+   * Returns what to send and how many were claimed.
    */
-  async function deliverChunk(signals: DrainSignals): Promise<number> {
-    if (signals.stop?.aborted) return 0;
+  async function claim(limit: number): Promise<{ claimed: number; ready: { delivery: Sendable; secrets: string[] }[] }> {
     const claimedAt = clock.now();
     const leaseUntil = new Date(claimedAt.getTime() + leaseMs);
-    const claimed = await db.transaction((tx) => deliveries.claimDue(claimedAt, leaseUntil, claimSize, tx));
-    if (claimed.length === 0) return 0;
-    const endpointIds = [...new Set(claimed.map((delivery) => delivery.endpointId))];
-    const targets = new Map<string, { endpoint: EndpointRow; secrets: string[] }>();
-    const found = await endpoints.findMany(endpointIds);
-    for (const endpoint of found) {
-      if (endpoint.status === 'active') targets.set(endpoint.id, { endpoint, secrets: await signingSecrets(endpoint) });
-      else secretCache.delete(endpoint.id);
+    const claimed = await deliveries.claim(claimedAt, leaseUntil, limit);
+    if (claimed.length === 0) return { claimed: 0, ready: [] };
+    const secrets = new Map<string, string[]>();
+    for (const { endpoint } of claimed) {
+      if (endpoint?.status !== 'active') continue;
+      if (!secrets.has(endpoint.id)) secrets.set(endpoint.id, await signingSecrets(endpoint));
     }
-    for (const endpointId of endpointIds) if (!found.some((endpoint) => endpoint.id === endpointId)) secretCache.delete(endpointId);
-
-    const orphaned = claimed.filter((delivery) => !targets.has(delivery.endpointId)).map((delivery) => delivery.id);
-    const tooLate = signals.stop?.aborted || clock.now().getTime() > leaseUntil.getTime() - sendWindowMs;
-    const toSend = tooLate ? [] : claimed.filter((delivery) => targets.has(delivery.endpointId));
-    const unsent = tooLate ? claimed.filter((delivery) => targets.has(delivery.endpointId)).map((delivery) => delivery.id) : [];
-    const outcomes = await Promise.all(
-      toSend.map(async (delivery): Promise<Outcome> => {
-        const { endpoint, secrets } = targets.get(delivery.endpointId)!;
-        const result = await send(delivery, endpoint, secrets, signals.interrupt);
-        return { delivery, endpoint, result, at: clock.now() };
-      }),
-    );
-    await recordOutcomes(outcomes);
-    if (orphaned.length > 0 || unsent.length > 0) {
+    const sendable = claimed.filter((delivery): delivery is Sendable => delivery.endpoint?.status === 'active');
+    const orphaned = claimed.filter((delivery) => delivery.endpoint?.status !== 'active');
+    if (orphaned.length > 0) {
+      for (const { endpointId } of orphaned) secretCache.delete(endpointId);
       try {
         await persistently(() =>
-          db.transaction(async (tx) => {
-            await deliveries.cancel(orphaned, clock.now(), tx);
-            await deliveries.release(unsent, leaseUntil, clock.now(), tx);
-          }),
+          deliveries.cancel(
+            orphaned.map((delivery) => delivery.id),
+            clock.now(),
+            db,
+          ),
         );
       } catch (error) {
-        // Their lease ends them anyway: another worker claims them then.
-        options.log?.error({ err: error, unsent: unsent.length }, 'releasing unsent deliveries failed');
+        // Their lease ends them anyway: they are claimed (and cancelled) again then.
+        options.log?.error({ err: error, orphaned: orphaned.length }, 'cancelling deliveries of a disabled endpoint failed');
       }
     }
-    return claimed.length;
+    return { claimed: claimed.length, ready: sendable.map((delivery) => ({ delivery, secrets: secrets.get(delivery.endpoint.id)! })) };
   }
 
   /**
-   * Delivers what is due, chunk after chunk (see `deliverChunk`), until a chunk comes back short,
-   * `batchSize` deliveries were claimed, or `signals.stop` fires. Returns how many were claimed.
+   * Delivers what is due as a pipeline until there is nothing left to claim. Claims (one at a time,
+   * up to `maxHeld` deliveries held) feed a queue; up to `concurrency` sends run at once, each
+   * started as soon as a slot frees; results are committed as they come, whatever arrived meanwhile
+   * in one statement, two statements at a time. A delivery is held from its claim until its result
+   * is committed. A delivery whose lease has too little time left when its turn comes is given
+   * back unsent (due now). Claiming stops when a claim comes back short, until a nudge (`fanOut`,
+   * or the worker's NOTIFY) says more may be due. When `signals.stop` fires, nothing more is
+   * claimed or sent and the queue is given back; `signals.interrupt` cuts sends in flight short.
+   * Resolves, with how many deliveries were claimed, once nothing is held; rejects with a claim's
+   * error (after what was held is recorded or given back).
    */
-  async function deliverDue(signals: DrainSignals = {}): Promise<number> {
-    let claimed = 0;
-    while (claimed < batchSize && !signals.stop?.aborted) {
-      const chunk = await deliverChunk(signals);
-      claimed += chunk;
-      if (chunk < claimSize) break;
+  function deliverDue(signals: DrainSignals = {}): Promise<number> {
+    return new Promise((resolve, reject) => {
+      let claimedTotal = 0;
+      let held = 0;
+      let inFlight = 0;
+      let claiming = false;
+      let recording = 0;
+      let drained = false;
+      let failure: { error: unknown } | undefined;
+      const queue: { delivery: Sendable; secrets: string[] }[] = [];
+      const results: Outcome[] = [];
+      const unsent: Sendable[] = [];
+      const stopped = () => signals.stop?.aborted === true;
+
+      const settle = () => {
+        if (claiming || held > 0) return;
+        if (!drained && !failure && !stopped()) return;
+        nudgeListeners.delete(onNudge);
+        signals.stop?.removeEventListener('abort', onStop);
+        if (failure) reject(failure.error instanceof Error ? failure.error : new Error(String(failure.error)));
+        else resolve(claimedTotal);
+      };
+      const onNudge = () => {
+        drained = false;
+        pump();
+      };
+      const onStop = () => {
+        unsent.push(...queue.splice(0).map(({ delivery }) => delivery));
+        scheduleRecord();
+        settle();
+      };
+
+      const startSend = ({ delivery, secrets }: { delivery: Sendable; secrets: string[] }) => {
+        if (clock.now().getTime() > delivery.leaseUntil.getTime() - sendWindowMs) {
+          unsent.push(delivery);
+          return;
+        }
+        inFlight++;
+        void send(delivery.eventId, delivery.body, delivery.endpoint.url, secrets, signals.interrupt).then((result) => {
+          inFlight--;
+          results.push({ delivery, endpoint: delivery.endpoint, result, at: clock.now() });
+          pump();
+          scheduleRecord();
+        });
+      };
+
+      const pump = () => {
+        while (inFlight < concurrency && queue.length > 0 && !stopped()) startSend(queue.shift()!);
+        if (unsent.length > 0) scheduleRecord();
+        if (claiming || drained || failure || stopped()) return;
+        const room = maxHeld - held;
+        if (room <= 0 || (held > 0 && room < refillAt)) return;
+        claiming = true;
+        held += room;
+        claim(room)
+          .then(({ claimed, ready }) => {
+            claimedTotal += claimed;
+            held -= room - ready.length;
+            if (claimed < room) drained = true;
+            if (stopped()) unsent.push(...ready.map(({ delivery }) => delivery));
+            else queue.push(...ready);
+          })
+          .catch((error: unknown) => {
+            held -= room;
+            failure = { error };
+          })
+          .finally(() => {
+            claiming = false;
+            pump();
+            settle();
+          });
+      };
+
+      // Results are committed from the event loop's check phase: every answer that arrived in the
+      // same turn is in the batch (the embedded database runs a statement on this thread, so
+      // starting one at the first answer would commit them one by one).
+      let recordScheduled = false;
+      const scheduleRecord = () => {
+        if (recordScheduled) return;
+        recordScheduled = true;
+        setImmediate(() => {
+          recordScheduled = false;
+          record();
+        });
+      };
+      const record = () => {
+        while (recording < recorders && (results.length > 0 || unsent.length > 0)) {
+          recording++;
+          const batch = results.splice(0);
+          const giveBack = unsent.splice(0);
+          void Promise.all([recordOutcomes(batch), release(giveBack)]).finally(() => {
+            recording--;
+            held -= batch.length + giveBack.length;
+            scheduleRecord();
+            pump();
+            settle();
+          });
+        }
+      };
+
+      nudgeListeners.add(onNudge);
+      signals.stop?.addEventListener('abort', onStop);
+      // Every send in flight listens for the interrupt.
+      if (signals.interrupt) setMaxListeners(0, signals.interrupt);
+      pump();
+      settle();
+    });
+  }
+
+  /** Gives claimed deliveries back unsent, due now, while they are still under their claim's lease. Never throws. */
+  async function release(unsent: Sendable[]): Promise<void> {
+    if (unsent.length === 0) return;
+    const byLease = new Map<number, string[]>();
+    for (const delivery of unsent)
+      byLease.set(delivery.leaseUntil.getTime(), [...(byLease.get(delivery.leaseUntil.getTime()) ?? []), delivery.id]);
+    try {
+      await persistently(() =>
+        db.transaction(async (tx) => {
+          for (const [lease, ids] of byLease) await deliveries.release(ids, new Date(lease), clock.now(), tx);
+        }),
+      );
+    } catch (error) {
+      // Their lease ends them anyway: another worker claims them then.
+      options.log?.error({ err: error, unsent: unsent.length }, 'releasing unsent deliveries failed');
     }
-    return claimed;
   }
 
   return {
     fanOut,
     deliverDue,
+    /** Wakes passes of `deliverDue` that found nothing to claim: deliveries may have become due. */
+    nudge,
     /**
-     * One pass: fan out new events, then deliver what is due (see `deliverDue` for `signals`).
-     * Returns whether anything happened.
+     * One pass: fan out new events (all of them, batch after batch), then deliver what is due (see
+     * `deliverDue` for `signals`). Returns whether anything happened.
      */
     async runOnce(signals: DrainSignals = {}): Promise<boolean> {
-      const events = await fanOut();
+      let events = 0;
+      for (let batch = await fanOut(); batch > 0; batch = batch < batchSize ? 0 : await fanOut()) events += batch;
       const sent = await deliverDue(signals);
       return events + sent > 0;
     },
 
-    /** A manual attempt now; the retry schedule carries on as it was. */
+    /** A manual attempt now; the retry schedule carries on as it was. Throws when the endpoint or the message is gone. */
     async attemptManually(delivery: DeliveryRow) {
       const endpoint = await endpoints.findById(delivery.endpointId);
       if (!endpoint) throw new Error('endpoint is gone');
-      const result = await send(delivery, endpoint, await signingSecrets(endpoint));
+      const body = await deliveries.messageBody(delivery.eventId);
+      if (body === undefined) throw new Error('the message is gone');
+      const result = await send(delivery.eventId, body, endpoint.url, await signingSecrets(endpoint));
       const now = clock.now();
       return db.transaction(async (tx) => {
         const [attempt] = await deliveries.insertAttempts(
@@ -430,7 +549,11 @@ export function dispatcher(options: DispatcherOptions) {
           );
           if (endpoint.failingSince) await endpoints.update(endpoint.id, { failingSince: null }, tx);
         } else if (result.errorKind !== null) {
-          await deliveries.update(delivery.id, { lastStatusCode: result.statusCode, lastError: result.errorMessage, updatedAt: now }, tx);
+          await deliveries.update(
+            delivery.id,
+            { lastStatusCode: result.statusCode, lastError: storable(result.errorMessage), updatedAt: now },
+            tx,
+          );
         }
         return attempt!;
       });
@@ -446,8 +569,8 @@ function attemptFields(result: SendResult) {
   return {
     statusCode: result.statusCode,
     durationMs: result.durationMs,
-    responseExcerpt: result.responseExcerpt,
+    responseExcerpt: storable(result.responseExcerpt),
     errorKind: result.errorKind,
-    errorMessage: result.errorMessage,
+    errorMessage: storable(result.errorMessage),
   };
 }

@@ -33,6 +33,7 @@ export type NotificationsDeps = {
     | 'webhookDisableAfterHours'
     | 'workerPollMs'
     | 'webhookLeaseSeconds'
+    | 'webhookConcurrency'
     | 'workerDrainSeconds'
     | 'webhookRetentionDays'
     | 'healthTimeoutMs'
@@ -46,6 +47,17 @@ export type NotificationsDeps = {
   log?: FastifyBaseLogger;
 };
 
+/**
+ * The embedded database has no autovacuum (PGlite runs PostgreSQL in single-user mode), so its
+ * statistics and dead rows are the worker's to look after: without statistics the planner takes
+ * the queue for empty and sorts every due delivery at each claim. `ANALYZE` once this many rows
+ * changed (events fanned out plus deliveries claimed) since the last; `VACUUM (ANALYZE)` at most
+ * once a minute while any did.
+ */
+const EMBEDDED_ANALYZE_AFTER = 2000;
+const EMBEDDED_VACUUM_EVERY_MS = 60_000;
+const QUEUE_TABLES = sql.raw('outbox_events, webhook_messages, webhook_deliveries, webhook_attempts');
+
 /** Rows deleted per retention statement, and statements per table per run. */
 const PRUNE_BATCH = 1000;
 const PRUNE_MAX_BATCHES = 20;
@@ -56,7 +68,7 @@ export function createNotifications(deps: NotificationsDeps) {
   const jobs = jobMetrics(metrics);
   const db = database.db;
   const endpoints = endpointsRepo(db);
-  const deliveries = deliveriesRepo(db);
+  const deliveries = deliveriesRepo(db, database.runPrepared);
   const egress = egressPolicy(config.webhookEgressAllowlist);
   const sender = httpSender({ policy: egress, timeoutMs: config.webhookTimeoutMs });
   const wake = async () => {
@@ -92,6 +104,7 @@ export function createNotifications(deps: NotificationsDeps) {
     retryScheduleSeconds: config.webhookRetryScheduleSeconds,
     disableAfterMs: config.webhookDisableAfterHours * 3_600_000,
     leaseSeconds: config.webhookLeaseSeconds,
+    concurrency: config.webhookConcurrency,
     log: deps.log,
     onAttempt: observer.onAttempt,
     sendTimeoutMs: config.webhookTimeoutMs,
@@ -99,17 +112,22 @@ export function createNotifications(deps: NotificationsDeps) {
 
   /**
    * Retention (`WEBHOOK_RETENTION_DAYS`): deletes finished deliveries with their attempts, then
-   * dispatched outbox events, created before the cutoff, in batches of `PRUNE_BATCH` (each its own
+   * messages no delivery is left of, then dispatched outbox events, created before the cutoff, in batches of `PRUNE_BATCH` (each its own
    * statement, so no long lock), at most `PRUNE_MAX_BATCHES` of each per call; the worker calls it
    * at most once a minute. Returns how many rows of each it deleted.
    */
-  async function pruneExpired(): Promise<{ deliveries: number; events: number }> {
-    const pruned = { deliveries: 0, events: 0 };
+  async function pruneExpired(): Promise<{ deliveries: number; messages: number; events: number }> {
+    const pruned = { deliveries: 0, messages: 0, events: 0 };
     if (config.webhookRetentionDays === 0) return pruned;
     const before = new Date(clock.now().getTime() - config.webhookRetentionDays * 86_400_000);
     for (let batch = 0; batch < PRUNE_MAX_BATCHES; batch++) {
       const deleted = await deliveries.prune(before, PRUNE_BATCH);
       pruned.deliveries += deleted;
+      if (deleted < PRUNE_BATCH) break;
+    }
+    for (let batch = 0; batch < PRUNE_MAX_BATCHES; batch++) {
+      const deleted = await deliveries.pruneMessages(before, PRUNE_BATCH);
+      pruned.messages += deleted;
       if (deleted < PRUNE_BATCH) break;
     }
     for (let batch = 0; batch < PRUNE_MAX_BATCHES; batch++) {
@@ -120,6 +138,35 @@ export function createNotifications(deps: NotificationsDeps) {
     return pruned;
   }
   const pruneInBackground = throttled(() => jobs.track('webhook_retention', pruneExpired), 60_000);
+
+  /** See `EMBEDDED_ANALYZE_AFTER`; a no-op on PostgreSQL, whose autovacuum does this. Never throws. */
+  const upkeep = (() => {
+    let changed = 0;
+    let changedSinceVacuum = false;
+    let lastVacuum = Date.now();
+    return {
+      note(rows: number) {
+        changed += rows;
+        if (rows > 0) changedSinceVacuum = true;
+      },
+      async run(log?: FastifyBaseLogger) {
+        if (database.kind !== 'embedded') return;
+        try {
+          if (changedSinceVacuum && Date.now() - lastVacuum >= EMBEDDED_VACUUM_EVERY_MS) {
+            lastVacuum = Date.now();
+            changedSinceVacuum = false;
+            changed = 0;
+            await db.execute(sql`vacuum (analyze) ${QUEUE_TABLES}`);
+          } else if (changed >= EMBEDDED_ANALYZE_AFTER) {
+            changed = 0;
+            await db.execute(sql`analyze ${QUEUE_TABLES}`);
+          }
+        } catch (error) {
+          log?.warn({ err: error }, 'webhook queue upkeep failed');
+        }
+      },
+    };
+  })();
 
   return {
     endpoints: service,
@@ -139,48 +186,89 @@ export function createNotifications(deps: NotificationsDeps) {
     },
 
     /**
-     * The delivery worker: woken by NOTIFY on commit, polling as a fallback. `stop()` drains it:
-     * nothing more is claimed, claims not yet sent are released at once for another worker, sends
-     * in flight get `drainMs` (default `WORKER_DRAIN_SECONDS`) to finish, then are cut short and
-     * recorded as `interrupted` (due again at once). It resolves when the worker is idle, or
-     * `drainMs` + 5 s after the call if recording hangs (a database outage): the leases of what
-     * is left then end by themselves.
+     * The delivery worker, two loops over one dispatcher: fan-out (woken by NOTIFY on the outbox,
+     * polling as a fallback) turns events into deliveries batch after batch, and delivery (woken by
+     * fan-out, by NOTIFY on the deliveries channel, and by polling for retries that come due) keeps
+     * the dispatcher's pipeline full. `stop()` drains it: nothing more is claimed, claims not yet
+     * sent are released at once for another worker, sends in flight get `drainMs` (default
+     * `WORKER_DRAIN_SECONDS`) to finish, then are cut short and recorded as `interrupted` (due again
+     * at once). It resolves when the worker is idle, or `drainMs` + 5 s after the call if recording
+     * hangs (a database outage): the leases of what is left then end by themselves.
      */
     async startWorker(log: FastifyBaseLogger | undefined = deps.log) {
       let running = true;
-      let wakeUp: (() => void) | undefined;
       const stopping = new AbortController();
       const interrupting = new AbortController();
       const signals = { stop: stopping.signal, interrupt: interrupting.signal };
-      const nudge = () => wakeUp?.();
-      const unlisten = await database.listen([OUTBOX_CHANNEL, DELIVERIES_CHANNEL], nudge);
-      const loop = (async () => {
+      /** A wake-up that is never lost: one that comes while its loop is busy is kept for its next wait. */
+      const alarm = () => {
+        let woken = false;
+        let resolveWait: (() => void) | undefined;
+        return {
+          ring() {
+            woken = true;
+            resolveWait?.();
+          },
+          async wait(ms: number) {
+            if (!woken && running) {
+              await new Promise<void>((resolve) => {
+                resolveWait = resolve;
+                setTimeout(resolve, ms).unref();
+              });
+              resolveWait = undefined;
+            }
+            woken = false;
+          },
+        };
+      };
+      const outboxAlarm = alarm();
+      const deliveryAlarm = alarm();
+      // One LISTEN connection for both channels: either notification wakes both loops (a fan-out
+      // that finds nothing costs one indexed query).
+      const unlisten = await database.listen([OUTBOX_CHANNEL, DELIVERIES_CHANNEL], () => {
+        outboxAlarm.ring();
+        deliveryAlarm.ring();
+        dispatcher.nudge();
+      });
+      const fanOutLoop = (async () => {
         while (running) {
-          let busy = false;
+          let events = 0;
           try {
-            busy = await jobs.track('webhook_dispatch', () => dispatcher.runOnce(signals));
+            events = await jobs.track('webhook_fan_out', () => dispatcher.fanOut());
+          } catch (error) {
+            log?.error({ err: error }, 'webhook fan-out failed');
+          }
+          if (events > 0) deliveryAlarm.ring();
+          upkeep.note(events);
+          await upkeep.run(log);
+          pruneInBackground();
+          if (events === 0) await outboxAlarm.wait(config.workerPollMs);
+        }
+      })();
+      const deliveryLoop = (async () => {
+        while (running) {
+          let claimed = 0;
+          try {
+            claimed = await jobs.track('webhook_dispatch', () => dispatcher.deliverDue(signals));
           } catch (error) {
             log?.error({ err: error }, 'dispatcher pass failed');
           }
-          pruneInBackground();
-          if (busy || !running) continue;
-          await new Promise<void>((resolve) => {
-            wakeUp = resolve;
-            setTimeout(resolve, config.workerPollMs).unref();
-          });
-          wakeUp = undefined;
+          upkeep.note(claimed);
+          if (claimed === 0) await deliveryAlarm.wait(config.workerPollMs);
         }
       })();
+      const loops = Promise.all([fanOutLoop, deliveryLoop]);
       return {
         async stop(drainMs = config.workerDrainSeconds * 1000) {
           running = false;
           stopping.abort();
-          nudge();
+          outboxAlarm.ring();
+          deliveryAlarm.ring();
           const deadline = setTimeout(() => interrupting.abort(), drainMs);
           let giveUp: NodeJS.Timeout | undefined;
           const hung = new Promise<'hung'>((resolve) => (giveUp = setTimeout(() => resolve('hung'), drainMs + 5000)));
           try {
-            if ((await Promise.race([loop, hung])) === 'hung') log?.warn('the worker did not finish draining; its leases will expire');
+            if ((await Promise.race([loops, hung])) === 'hung') log?.warn('the worker did not finish draining; its leases will expire');
           } finally {
             clearTimeout(deadline);
             clearTimeout(giveUp);

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { id, createdAt, updatedAt } from '../platform/db/columns.ts';
-import { index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { index, integer, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 
 export const webhookEndpoints = pgTable(
   'webhook_endpoints',
@@ -45,6 +45,23 @@ export const webhookSecrets = pgTable(
   (table) => [index('webhook_secrets_endpoint_idx').on(table.endpointId)],
 );
 
+/**
+ * What an event sends, stored once however many endpoints receive it (the Standard Webhooks
+ * "message"): `id` is the event id (the `webhook-id` header) and `body` the exact JSON that is
+ * signed and sent, `{"id","type","created_at","org_id","data"}`, built once at fan-out.
+ */
+export const webhookMessages = pgTable(
+  'webhook_messages',
+  {
+    id: uuid('id').primaryKey(),
+    orgId: uuid('org_id').notNull(),
+    eventType: text('event_type').notNull(),
+    body: text('body').notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [index('webhook_messages_created_at_idx').on(table.createdAt)],
+);
+
 export const webhookDeliveries = pgTable(
   'webhook_deliveries',
   {
@@ -53,9 +70,11 @@ export const webhookDeliveries = pgTable(
     endpointId: uuid('endpoint_id')
       .notNull()
       .references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
-    eventId: uuid('event_id').notNull(),
+    /** The event, and the message its endpoints are sent (`webhook_messages.id`). */
+    eventId: uuid('event_id')
+      .notNull()
+      .references(() => webhookMessages.id),
     eventType: text('event_type').notNull(),
-    payload: jsonb('payload').notNull(),
     /**
      * `skipped`: the event happened while the endpoint was disabled; `cancelled`: it was queued when
      * the endpoint was disabled. Recover sends both (and `exhausted`) again.
@@ -83,6 +102,8 @@ export const webhookDeliveries = pgTable(
     index('webhook_deliveries_org_status_idx').on(table.orgId, table.status, table.createdAt),
     index('webhook_deliveries_org_event_type_idx').on(table.orgId, table.eventType, table.createdAt),
     index('webhook_deliveries_created_at_idx').on(table.createdAt),
+    // Retention keeps a message while any delivery of it is left.
+    index('webhook_deliveries_event_idx').on(table.eventId),
   ],
 );
 

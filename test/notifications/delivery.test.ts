@@ -371,7 +371,7 @@ describe('deliveries log paging', () => {
 });
 
 describe('retention', () => {
-  it('prunes finished deliveries with their attempts and dispatched events past WEBHOOK_RETENTION_DAYS, never pending ones', async () => {
+  it('prunes finished deliveries with their attempts, their messages and dispatched events past WEBHOOK_RETENTION_DAYS, never pending ones', async () => {
     const { id } = await endpoint({ eventTypes: ['kyc.verification.approved'] });
     const eventId = await emit('kyc.verification.approved');
     await run();
@@ -383,12 +383,13 @@ describe('retention', () => {
     const pending = (await deliveriesOf(id)).find((row) => row.status === 'pending');
     expect(pending).toBeDefined();
 
-    expect(await t.modules.notifications.pruneExpired()).toEqual({ deliveries: 0, events: 0 });
+    expect(await t.modules.notifications.pruneExpired()).toEqual({ deliveries: 0, messages: 0, events: 0 });
     const days = t.config.webhookRetentionDays;
     t.clock.advance((days + 1) * 86_400_000);
     try {
       const pruned = await t.modules.notifications.pruneExpired();
       expect(pruned.deliveries).toBeGreaterThanOrEqual(1);
+      expect(pruned.messages).toBeGreaterThanOrEqual(1);
       expect(pruned.events).toBeGreaterThanOrEqual(2);
     } finally {
       t.clock.advance(-(days + 1) * 86_400_000);
@@ -396,5 +397,7 @@ describe('retention', () => {
     expect((await deliveriesOf(id)).map((row) => row.id)).toEqual([pending!.id]);
     expect((await t.get(`/notifications/deliveries/${delivered!.id}`, { 'x-api-key': t.apiKey })).status).toBe(404);
     expect(await t.db.select().from(outboxEvents).where(eq(outboxEvents.id, eventId))).toEqual([]);
+    // The message of the delivery still pending stays: it is what will be sent.
+    expect(await t.modules.notifications.deliveries.messageBody(pending!.eventId)).toContain(pending!.eventId);
   });
 });

@@ -46,7 +46,7 @@ const deliveryResponse = z.object({
   updated_at: z.date(),
 });
 
-const present = ({ orgId: _org, payload: _payload, leaseUntil: _lease, ...delivery }: DeliveryRow) => toSnake(delivery);
+const present = ({ orgId: _org, leaseUntil: _lease, ...delivery }: DeliveryRow) => toSnake(delivery);
 
 export async function deliveriesRoutes(app: FastifyInstance, options: { deliveries: DeliveriesRepo; dispatcher: Dispatcher }) {
   const { deliveries, dispatcher } = options;

@@ -180,28 +180,28 @@ export function endpointsService(deps: {
       if (endpoint.status !== 'active') throw new AppError('INVALID_STATE', 'The webhook is disabled; enable it first');
       const eventId = randomUUID();
       const now = deps.clock.now();
-      const [delivery] = await db.transaction((tx) =>
-        deps.deliveries.insertMany(
-          [
-            {
-              orgId: endpoint.orgId,
-              endpointId: endpoint.id,
-              eventId,
-              eventType: 'test.ping',
-              payload: {
-                id: eventId,
-                type: 'test.ping',
-                created_at: now.toISOString(),
-                org_id: endpoint.orgId,
-                data: { webhook_id: endpoint.id, message: 'ping' },
-              },
-              status: 'pending',
-              nextAttemptAt: now,
-            },
-          ],
+      const [delivery] = await db.transaction(async (tx) => {
+        await deps.deliveries.insertMessage(
+          {
+            id: eventId,
+            orgId: endpoint.orgId,
+            eventType: 'test.ping',
+            body: JSON.stringify({
+              id: eventId,
+              type: 'test.ping',
+              created_at: now.toISOString(),
+              org_id: endpoint.orgId,
+              data: { webhook_id: endpoint.id, message: 'ping' },
+            }),
+            createdAt: now,
+          },
           tx,
-        ),
-      );
+        );
+        return deps.deliveries.insertMany(
+          [{ orgId: endpoint.orgId, endpointId: endpoint.id, eventId, eventType: 'test.ping', status: 'pending', nextAttemptAt: now }],
+          tx,
+        );
+      });
       await wakeWorker();
       return { deliveryId: delivery!.id, eventId };
     },

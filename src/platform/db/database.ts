@@ -5,7 +5,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { sql, type SQL } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { PgDialect, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
@@ -28,8 +28,21 @@ export type Database = {
   listen(channels: string[], onNotify: () => void): Promise<() => Promise<void>>;
   /** This process's connections right now (for metrics); see `ConnectionStats`. */
   connections(): ConnectionStats;
+  /** See `RunPrepared`. */
+  runPrepared: RunPrepared;
   close(): Promise<void>;
 };
+
+/**
+ * Runs a hot statement outside any transaction and answers its rows: on PostgreSQL as a named
+ * prepared statement (`name`, unique per statement text), so each connection parses and plans it
+ * once (PostgreSQL keeps a generic plan after five runs) instead of on every run; the embedded
+ * database runs it as is. For statements whose planning costs as much as their execution (the
+ * webhook dispatcher's claim and result statements).
+ */
+export type RunPrepared = <T>(name: string, query: SQL) => Promise<T[]>;
+
+const pgDialect = new PgDialect();
 
 /**
  * Connection counts: `max` the pool may open, `total` open now, `idle` of those free, `waiting`
@@ -258,6 +271,11 @@ export function openPostgres(connectionString: string, overrides: Partial<Postgr
   return {
     db,
     kind: 'postgres',
+    async runPrepared<T>(name: string, query: SQL) {
+      const { sql: text, params } = pgDialect.sqlToQuery(query);
+      const result = await pool.query({ name, text, values: params });
+      return result.rows as T[];
+    },
     async migrate() {
       // Its own connection without statement or query timeouts: a migration, or the wait for
       // another process's migration, may take longer than any request should.
@@ -381,6 +399,7 @@ export async function openEmbedded(options: EmbeddedOptions = {}): Promise<Datab
         };
       },
       connections: () => ({ max: 1, total: 1 }),
+      runPrepared: <T>(_name: string, query: SQL) => queryRows<T>(db, query),
       async close() {
         await pglite.close();
         releaseLock();
