@@ -5,7 +5,7 @@ import { and, eq, gt, inArray, notInArray } from 'drizzle-orm';
 import Fastify from 'fastify';
 import { ksBlobs, ksFactors, ksSessions, ksSigners, ksWallets } from '../src/keyserver/keyserver.tables.ts';
 import { aad, keyserverSealer } from '../src/keyserver/at-rest.ts';
-import { postgresRateLimitStore } from '../src/platform/http/rate-limit-store.ts';
+import { postgresRateLimitStore, rateLimitCounters } from '../src/platform/http/rate-limit-store.ts';
 import { loadConfig } from '../src/config.ts';
 import { load, startBenchServer } from './support.ts';
 
@@ -59,7 +59,7 @@ export async function benchKeyserver(options: { seconds: number; connections: nu
   const kycRecoveryRole = defaults.kycRecoverySignerRole;
 
   const floor = Fastify();
-  const limiter = new (postgresRateLimitStore(db, keyring, 'bench-floor'))({});
+  const limiter = new (postgresRateLimitStore(rateLimitCounters(db, keyring, 'bench-floor')))({});
   const hit = (key: string) =>
     new Promise<number>((resolve, reject) =>
       limiter.incr(key, (error, result) => (error ? reject(error) : resolve(result!.current)), 60_000, 100_000_000),

@@ -6,7 +6,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import type { Db } from '../platform/db/database.ts';
 import { windowCounters } from '../platform/http/limits.ts';
-import { postgresRateLimitStore } from '../platform/http/rate-limit-store.ts';
+import { postgresRateLimitStore, rateLimitCounters } from '../platform/http/rate-limit-store.ts';
 import type { Mailer } from '../platform/mail/mailer.ts';
 import type { ObjectStorage } from '../platform/storage/storage.ts';
 import { accountsRoutes } from './accounts/accounts.routes.ts';
@@ -82,7 +82,7 @@ export function createKeyserver(deps: KeyserverDeps) {
     useJsonApi(app);
     await app.register(rateLimit, {
       global: false,
-      store: postgresRateLimitStore(db, keyring, 'keyserver'),
+      store: postgresRateLimitStore(rateLimitCounters(db, keyring, 'keyserver')),
       errorResponseBuilder: (_request, context) => tooManyRequests(`Too many requests; retry in ${Math.ceil(context.ttl / 1000)} s`),
     });
     const common = { db, accounts };
