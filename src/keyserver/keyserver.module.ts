@@ -80,9 +80,10 @@ export function createKeyserver(deps: KeyserverDeps) {
 
   async function routes(app: FastifyInstance) {
     useJsonApi(app);
+    const rateLimitCounter = rateLimitCounters(db, keyring, 'keyserver');
     await app.register(rateLimit, {
       global: false,
-      store: postgresRateLimitStore(rateLimitCounters(db, keyring, 'keyserver')),
+      store: postgresRateLimitStore(rateLimitCounter),
       errorResponseBuilder: (_request, context) => tooManyRequests(`Too many requests; retry in ${Math.ceil(context.ttl / 1000)} s`),
     });
     const common = { db, accounts };
@@ -93,7 +94,13 @@ export function createKeyserver(deps: KeyserverDeps) {
       defaultSignerRole: settings.defaultSignerRole,
       kycRecoverySignerRole: settings.kycRecoverySignerRole,
     });
-    await walletsRoutes(app, { wallets, accounts, tfa, rateLimit: { max: settings.rateLimitPerMinute, timeWindow: 60_000 } });
+    await walletsRoutes(app, {
+      wallets,
+      accounts,
+      tfa,
+      rateLimit: { max: settings.rateLimitPerMinute, timeWindow: 60_000 },
+      counters: rateLimitCounter,
+    });
     await app.register(verifyPageRoutes, { wallets });
     await blobsRoutes(app, { ...common, keyring });
     await documentsRoutes(app, { ...common, storage: deps.storage });
