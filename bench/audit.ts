@@ -12,6 +12,11 @@ const WALLETS = 64;
 /** An audit log that records nothing: the same routes without the audit write. */
 const noAudit = {
   record: async () => ({ id: '', seq: 0, hash: '' }),
+  // The change still happens, alone.
+  recordWith: async (_executor: unknown, _input: unknown, change: PromiseLike<unknown>) => {
+    await change;
+    return { id: '' };
+  },
 } as unknown as AuditService;
 
 /**

@@ -1,11 +1,13 @@
-import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, randomUUID, verify } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Keypair } from '@stellar/stellar-base';
-import { and, eq, gt, inArray, notInArray } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, notInArray } from 'drizzle-orm';
 import Fastify from 'fastify';
 import { ksBlobs, ksFactors, ksSessions, ksSigners, ksWallets } from '../src/keyserver/keyserver.tables.ts';
 import { aad, keyserverSealer } from '../src/keyserver/at-rest.ts';
-import { postgresRateLimitStore } from '../src/platform/http/rate-limit-store.ts';
+import { rateLimitCounters } from '../src/platform/http/rate-limit-store.ts';
+import { auditRepo } from '../src/platform/audit/audit.repo.ts';
+import { entryHashParts } from '../src/platform/audit/audit.service.ts';
 import { loadConfig } from '../src/config.ts';
 import { load, startBenchServer } from './support.ts';
 
@@ -19,10 +21,11 @@ function signature(keypair: Keypair, method: string, path: string): string {
  * Login (`GET /wallets/:id`, unsigned: the wallet id is the password proof) and a signed private
  * blob read (`GET /blobs/:id`) through the whole stack (rate limiter, JSON:API, 2FA check, schema
  * validation, logging), next to a bare Fastify route that runs the same SQL and the same at-rest
- * crypto: for login, the per-address counter (the brute-force guard), the wallet by the keyed hash
- * of its id (its sealed document opened) with its factors in one statement, and a sealed session insert keyed by the
- * session id's keyed hash; for the blob, a raw Ed25519 verify, the blob (its sealed value opened)
- * and the signer lookup.
+ * crypto: for login, two statements, as the route's: the per-address counter hit (the brute-force
+ * guard) with the wallet by the keyed hash of its id (its sealed document opened) and its
+ * factors, then a sealed session insert keyed by the session id's keyed hash with its audit entry
+ * (chain head locked, entry linked and hashed in the database, head moved); for the blob, a raw
+ * Ed25519 verify, the blob (its sealed value opened) and the signer lookup.
  */
 export async function benchKeyserver(options: { seconds: number; connections: number; databaseUrl?: string }) {
   const defaults = loadConfig({}).keyserver;
@@ -59,20 +62,20 @@ export async function benchKeyserver(options: { seconds: number; connections: nu
   const kycRecoveryRole = defaults.kycRecoverySignerRole;
 
   const floor = Fastify();
-  const limiter = new (postgresRateLimitStore(db, keyring, 'bench-floor'))({});
-  const hit = (key: string) =>
-    new Promise<number>((resolve, reject) =>
-      limiter.incr(key, (error, result) => (error ? reject(error) : resolve(result!.current)), 60_000, 100_000_000),
-    );
+  const counters = rateLimitCounters(db, keyring, 'bench-floor');
+  const audit = auditRepo(db);
   floor.get<{ Params: { walletId: string } }>('/wallets/:walletId', async (request, reply) => {
-    if ((await hit(`wallet-get:${request.ip}`)) > 100_000_000) return reply.code(429).send({});
-    // The wallet and its factors in one statement, as the route reads them.
+    // The counter hit and the wallet with its factors in one statement, as the route reads them.
+    const counter = counters.along(`wallet-get:${request.ip}`, 60_000);
     const rows = await db
-      .select({ wallet: ksWallets, factor: ksFactors })
-      .from(ksWallets)
+      .with(counter.cte)
+      .select({ hit: counter.fields, wallet: ksWallets, factor: ksFactors })
+      .from(counter.cte)
+      .leftJoin(ksWallets, eq(ksWallets.walletIdDigest, sealer.digest('wallet-id', request.params.walletId)))
       .leftJoin(ksFactors, eq(ksFactors.walletPk, ksWallets.id))
-      .where(eq(ksWallets.walletIdDigest, sealer.digest('wallet-id', request.params.walletId)));
-    const row = rows[0]?.wallet;
+      .orderBy(desc(ksFactors.priority), asc(ksFactors.id));
+    if (counter.result(rows[0]!.hit).current > 100_000_000) return reply.code(429).send({});
+    const row = rows[0]!.wallet;
     if (!row) return reply.code(404).send({});
     const wallet = { ...row, ...sealer.open<{ walletId: string; email: string }>(row, aad.wallet(row.id)) };
     const factors = rows.flatMap((entry) => (entry.factor ? [entry.factor] : []));
@@ -81,7 +84,26 @@ export async function benchKeyserver(options: { seconds: number; connections: nu
     const encryptionKey = randomBytes(32).toString('hex');
     const expiresAt = new Date(Date.now() + 600_000);
     const digest = sealer.sessionDigest(id);
-    await db.insert(ksSessions).values({ id: digest, walletPk: wallet.id, expiresAt, ...sealer.seal(encryptionKey, aad.session(digest)) });
+    // The session insert and its audit entry (head locked, entry linked and hashed, head moved) in one statement.
+    const entry = {
+      id: randomUUID(),
+      chainId: `keyserver:${wallet.id.slice(0, 1)}`,
+      orgId: null,
+      actorKind: 'user' as const,
+      actorId: `wallet:${wallet.id}`,
+      action: 'keyserver.session.created',
+      subjectType: 'wallet',
+      subjectId: wallet.id,
+      related: [],
+      requestId: request.id,
+      stateDigest: null,
+      details: { expires_at: expiresAt.toISOString() },
+      occurredAt: new Date(),
+    };
+    const insert = db
+      .insert(ksSessions)
+      .values({ id: digest, walletPk: wallet.id, expiresAt, ...sealer.seal(encryptionKey, aad.session(digest)) });
+    if (!(await audit.appendWith(entry, entryHashParts(entry), insert.getSQL(), db))) return reply.code(500).send({});
     return { wallet, session: { id, encryptionKey, expiresAt } };
   });
   const publicKey = createPublicKey({
@@ -117,7 +139,7 @@ export async function benchKeyserver(options: { seconds: number; connections: nu
   const warm = { ...common, duration: Math.max(1, Math.round(options.seconds / 4)) };
   const blobHeaders = { signature: signature(owner, 'get', `/blobs/${blobId}`) };
   const targets = {
-    loginFloor: ['bare route: counter + wallet + factors + session', { url: `${floorUrl}/wallets/${walletId}` }],
+    loginFloor: ['bare route: counter + wallet + factors; session + audit entry', { url: `${floorUrl}/wallets/${walletId}` }],
     login: ['GET /wallets/:id (login)', { url: `${appUrl}/wallets/${walletId}` }],
     blobFloor: ['bare route: Ed25519 verify + blob + signer', { url: `${floorUrl}/blobs/${blobId}`, headers: blobHeaders }],
     blob: ['GET /blobs/:id (signed, private)', { url: `${appUrl}/blobs/${blobId}`, headers: blobHeaders }],

@@ -6,7 +6,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import type { Db } from '../platform/db/database.ts';
 import { windowCounters } from '../platform/http/limits.ts';
-import { postgresRateLimitStore } from '../platform/http/rate-limit-store.ts';
+import { postgresRateLimitStore, rateLimitCounters } from '../platform/http/rate-limit-store.ts';
 import type { Mailer } from '../platform/mail/mailer.ts';
 import type { ObjectStorage } from '../platform/storage/storage.ts';
 import { accountsRoutes } from './accounts/accounts.routes.ts';
@@ -80,9 +80,10 @@ export function createKeyserver(deps: KeyserverDeps) {
 
   async function routes(app: FastifyInstance) {
     useJsonApi(app);
+    const rateLimitCounter = rateLimitCounters(db, keyring, 'keyserver');
     await app.register(rateLimit, {
       global: false,
-      store: postgresRateLimitStore(db, keyring, 'keyserver'),
+      store: postgresRateLimitStore(rateLimitCounter),
       errorResponseBuilder: (_request, context) => tooManyRequests(`Too many requests; retry in ${Math.ceil(context.ttl / 1000)} s`),
     });
     const common = { db, accounts };
@@ -93,7 +94,13 @@ export function createKeyserver(deps: KeyserverDeps) {
       defaultSignerRole: settings.defaultSignerRole,
       kycRecoverySignerRole: settings.kycRecoverySignerRole,
     });
-    await walletsRoutes(app, { wallets, accounts, tfa, rateLimit: { max: settings.rateLimitPerMinute, timeWindow: 60_000 } });
+    await walletsRoutes(app, {
+      wallets,
+      accounts,
+      tfa,
+      rateLimit: { max: settings.rateLimitPerMinute, timeWindow: 60_000 },
+      counters: rateLimitCounter,
+    });
     await app.register(verifyPageRoutes, { wallets });
     await blobsRoutes(app, { ...common, keyring });
     await documentsRoutes(app, { ...common, storage: deps.storage });

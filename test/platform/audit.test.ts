@@ -3,9 +3,10 @@ import { Keypair } from '@stellar/stellar-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
 import { signingKeys } from '../../src/identity/identity.tables.ts';
-import { auditAnchors, auditChains, auditEntries } from '../../src/platform/platform.tables.ts';
-import { chainIdFor } from '../../src/platform/audit/audit.service.ts';
-import { queryRows } from '../../src/platform/db/database.ts';
+import { randomUUID } from 'node:crypto';
+import { auditAnchors, auditChains, auditEntries, rateLimitCounters } from '../../src/platform/platform.tables.ts';
+import { chainIdFor, entryHash } from '../../src/platform/audit/audit.service.ts';
+import { queryRows, type Executor } from '../../src/platform/db/database.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 import { payCheckout, seedInvestor, seedOffering, subscriptionBody } from '../support/issuance.ts';
@@ -166,6 +167,53 @@ describe('audit happy', () => {
     expect(rows[1]).toMatchObject({ orgId: null, chainId: `keyserver:${wallet.id[0]}`, actorKind: 'user', actorId: `wallet:${wallet.id}` });
     expect(JSON.stringify(rows)).not.toContain(walletId);
     expect(JSON.stringify(rows)).not.toContain(sessionId);
+  });
+
+  it('recordWith puts a change and its entry in one statement: the first one of a chain makes its head, and the database hashes what verify hashes', async () => {
+    const chain = `test:${randomUUID()}`;
+    const counter = (key: string, executor: Executor = t.db) =>
+      executor.insert(rateLimitCounters).values({ key, count: 1, resetAt: new Date(Date.now() + 60_000) });
+    const audit = t.modules.audit;
+    await audit.recordWith(t.db, { orgId: null, chain, action: 'test.first', subject: { type: 'test', id: '1' } }, counter(`${chain}:1`));
+    // Text the canonical JSON escapes (quotes, backslashes, control characters) and text it does not (non-ASCII).
+    await audit.recordWith(
+      t.db,
+      {
+        orgId: null,
+        chain,
+        action: 'test.second',
+        subject: { type: 'test', id: '2' },
+        related: [{ type: 'test', id: '1' }],
+        after: { name: 'Zoë' },
+        details: { note: 'naïve "quoted" \\ back\nslash\ttab \u0001 ✓', count: 2, flag: true, none: null },
+      },
+      counter(`${chain}:2`),
+    );
+    await t.db.transaction(async (tx) => {
+      await audit.recordWith(
+        tx,
+        { orgId: null, chain, action: 'test.in_transaction', subject: { type: 'test', id: '3' } },
+        counter(`${chain}:3`, tx),
+      );
+    });
+    const rows = await t.db.select().from(auditEntries).where(eq(auditEntries.chainId, chain)).orderBy(auditEntries.seq);
+    expect(rows.map((row) => [row.seq, row.action])).toEqual([
+      [1, 'test.first'],
+      [2, 'test.second'],
+      [3, 'test.in_transaction'],
+    ]);
+    expect(rows[1]).toMatchObject({ related: ['test:1'], details: { note: 'naïve "quoted" \\ back\nslash\ttab \u0001 ✓' } });
+    expect(rows[1]!.stateDigest).toMatch(/^[0-9a-f]{64}$/);
+    expect(rows.map((row) => row.hash)).toEqual(rows.map((row) => entryHash(row)));
+    expect((await audit.verify()).find((report) => report.chainId === chain)).toMatchObject({ ok: true, entries: 3 });
+    expect(await t.db.$count(rateLimitCounters, sql`${rateLimitCounters.key} like ${`${chain}:%`}`)).toBe(3);
+
+    // A change that fails takes its entry with it: the key is taken.
+    await expect(
+      audit.recordWith(t.db, { orgId: null, chain, action: 'test.refused', subject: { type: 'test', id: '4' } }, counter(`${chain}:1`)),
+    ).rejects.toThrow();
+    expect(await t.db.$count(auditEntries, eq(auditEntries.chainId, chain))).toBe(3);
+    expect((await audit.verify()).find((report) => report.chainId === chain)).toMatchObject({ ok: true, entries: 3 });
   });
 
   it('an org admin reads their org only, with filters and paging; a platform admin filters by org', async () => {

@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db } from '../../platform/db/database.ts';
 import { TooManyGuesses, type GuessLimiter } from '../../platform/http/limits.ts';
-import { postgresRateLimitStore } from '../../platform/http/rate-limit-store.ts';
+import { postgresRateLimitStore, rateLimitCounters } from '../../platform/http/rate-limit-store.ts';
 import { DATABASE_RETRY_AFTER_SECONDS } from '../../platform/http/errors.ts';
 import { classifyError, logFailure, sendError } from '../../platform/http/server.ts';
 import { exchangeBody, jwksResponse, oauthError, refreshBody, tokenResponse } from './auth.schemas.ts';
@@ -22,7 +22,7 @@ export async function authRoutes(
 
   await app.register(rateLimit, {
     global: false,
-    store: postgresRateLimitStore(options.db, options.keyring, 'auth'),
+    store: postgresRateLimitStore(rateLimitCounters(options.db, options.keyring, 'auth')),
     errorResponseBuilder: (_request, context) =>
       new OAuthError(429, 'rate_limited', `Too many requests; retry in ${Math.ceil(context.ttl / 1000)} s`),
   });

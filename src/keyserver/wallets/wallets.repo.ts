@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, desc, eq, gt, inArray, lt, or } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, lt, or, type SQL, type WithSubquery } from 'drizzle-orm';
 import type { Sealed } from '../../platform/crypto/envelope.ts';
 import type { Executor } from '../../platform/db/database.ts';
 import { aad, type KeyserverSealer } from '../at-rest.ts';
@@ -17,6 +17,8 @@ export type SessionRow = typeof ksSessions.$inferSelect;
 export type NewWallet = Omit<typeof ksWallets.$inferInsert, keyof StoredWallet> &
   Partial<Omit<WalletRow, 'id' | 'createdAt' | 'updatedAt'>> &
   Pick<WalletRow, 'walletId' | 'email' | 'accountId' | 'currentAccountId' | 'salt' | 'keychainData' | 'kdfVersion'>;
+/** What the fields of a CTE riding in a repo's statement come back as. */
+type AlongResult<F> = { [K in keyof F]: F[K] extends SQL.Aliased<infer T> ? T : never };
 type WalletChanges = Partial<Omit<WalletRow, 'id' | 'walletId' | 'email' | 'createdAt' | 'updatedAt'>> & {
   /** A new wallet id re-seals the wallet's document, so the email it keeps comes along. */
   credentials?: { walletId: string; email: string };
@@ -59,18 +61,31 @@ export function walletsRepo(db: Executor, sealer: KeyserverSealer) {
       );
     },
     /**
-     * Login's read: the wallet by its id with its factors (highest priority first), in one round
-     * trip (a left join: a wallet without factors gives one row with no factor).
+     * Login's read: the wallet by its id with its factors (highest priority first), and `along`, a
+     * CTE of someone else's (login's rate-limit counter hit), all in one statement. The rows start
+     * from the CTE's one row, so its fields come back even when no wallet matches; the wallet and
+     * factors are left-joined to it (a wallet without factors gives one row with no factor).
      */
-    async byWalletIdWithFactors(walletId: string, tx: Executor = db): Promise<{ wallet: WalletRow; factors: FactorRow[] } | undefined> {
+    async byWalletIdWithFactors<F extends Record<string, SQL.Aliased>>(
+      walletId: string,
+      along: { cte: WithSubquery; fields: F },
+      tx: Executor = db,
+    ): Promise<{ along: AlongResult<F>; found?: { wallet: WalletRow; factors: FactorRow[] } }> {
+      const fields: Record<string, SQL.Aliased> = along.fields;
       const rows = await tx
-        .select({ wallet: ksWallets, factor: ksFactors })
-        .from(ksWallets)
+        .with(along.cte)
+        .select({ along: fields, wallet: ksWallets, factor: ksFactors })
+        .from(along.cte)
+        .leftJoin(ksWallets, eq(ksWallets.walletIdDigest, sealer.digest('wallet-id', walletId)))
         .leftJoin(ksFactors, eq(ksFactors.walletPk, ksWallets.id))
-        .where(eq(ksWallets.walletIdDigest, sealer.digest('wallet-id', walletId)))
         .orderBy(desc(ksFactors.priority), asc(ksFactors.id));
-      if (!rows[0]) return undefined;
-      return { wallet: open(rows[0].wallet), factors: rows.flatMap((row) => (row.factor ? [row.factor] : [])) };
+      const first = rows[0]!;
+      const alongResult = first.along as AlongResult<F>;
+      if (!first.wallet) return { along: alongResult };
+      return {
+        along: alongResult,
+        found: { wallet: open(first.wallet), factors: rows.flatMap((row) => (row.factor ? [row.factor] : [])) },
+      };
     },
     async byEmail(email: string, tx: Executor = db): Promise<WalletRow | undefined> {
       return one(
@@ -191,10 +206,13 @@ export function walletsRepo(db: Executor, sealer: KeyserverSealer) {
       await tx.delete(ksTfaChallenges).where(or(eq(ksTfaChallenges.walletPk, walletPk), lt(ksTfaChallenges.expiresAt, now)));
     },
 
-    /** Stores a session under the keyed hash of its id, with its encryption key sealed. */
-    async insertSession(row: { id: string; walletPk: string; expiresAt: Date; encryptionKey: string }, tx: Executor = db): Promise<void> {
+    /**
+     * The statement that stores a session under the keyed hash of its id, with its encryption key
+     * sealed: built, not run (await it to run it, or give it to the audit writer's `recordWith`).
+     */
+    sessionInsert(row: { id: string; walletPk: string; expiresAt: Date; encryptionKey: string }, tx: Executor = db) {
       const digest = sealer.sessionDigest(row.id);
-      await tx
+      return tx
         .insert(ksSessions)
         .values({ id: digest, walletPk: row.walletPk, expiresAt: row.expiresAt, ...sealSession(digest, row.encryptionKey) });
     },

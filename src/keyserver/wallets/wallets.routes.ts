@@ -2,14 +2,22 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AccountsService } from '../accounts/accounts.service.ts';
-import { badRequest, conflict, notFound } from '../jsonapi.ts';
+import { badRequest, conflict, notFound, tooManyRequests } from '../jsonapi.ts';
 import { accountIdSchema, emailSchema, pageLinks, pageQuery, signerResourceSchema, toNewSigner, walletIdSchema } from '../schemas.ts';
 import type { Tfa } from './tfa.ts';
 import type { WalletRow } from './wallets.repo.ts';
 import { int4, queryInt4 } from '../../platform/http/integers.ts';
+import { enforceRateLimit, type RateLimitCounters } from '../../platform/http/rate-limit-store.ts';
 import { KDF_VERSIONS, type Session, type WalletsService } from './wallets.service.ts';
 
-type Options = { wallets: WalletsService; accounts: AccountsService; tfa: Tfa; rateLimit: { max: number; timeWindow: number } };
+type Options = {
+  wallets: WalletsService;
+  accounts: AccountsService;
+  tfa: Tfa;
+  rateLimit: { max: number; timeWindow: number };
+  /** Login counts its hits itself, in its read (the other routes through `@fastify/rate-limit`, on the same counters). */
+  counters: RateLimitCounters;
+};
 
 const ref = (type: z.ZodType<string>) => z.object({ data: z.object({ type, id: z.coerce.string() }) });
 const passwordResource = z.object({
@@ -155,7 +163,6 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
   routes.get(
     '/wallets/:walletId',
     {
-      config: limited('wallet-get'),
       schema: {
         tags: ['key server'],
         summary: 'Get a wallet (login): opens a session',
@@ -167,8 +174,13 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
         }),
       },
     },
-    async (request) => {
-      const { wallet, factorId, session } = await wallets.get(request, request.params.walletId);
+    async (request, reply) => {
+      const { max, timeWindow } = options.rateLimit;
+      const { wallet, factorId, session } = await wallets.get(request, request.params.walletId, {
+        // The key `limited('wallet-get')` would use, so processes of an older release count on the same row.
+        counter: options.counters.along(`wallet-get:${request.ip}`, timeWindow),
+        admit: (hit) => enforceRateLimit(reply, max, hit, (seconds) => tooManyRequests(`Too many requests; retry in ${seconds} s`)),
+      });
       return walletResource(wallet, factorId, session);
     },
   );

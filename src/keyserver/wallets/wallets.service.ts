@@ -6,6 +6,7 @@ import { constantTimeEqual } from '../../platform/crypto/compare.ts';
 import { keyedHash } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
+import type { CounterAlong, CounterHit } from '../../platform/http/rate-limit-store.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
 import type { AccountsService } from '../accounts/accounts.service.ts';
 import type { NewSigner } from '../accounts/accounts.repo.ts';
@@ -46,6 +47,8 @@ export type WalletsOptions = {
 export type PasswordFactorInput = { accountId: string; salt: string; keychainData: string };
 export type WalletInput = { walletId: string; email: string; accountId: string; salt: string; keychainData: string; kdfVersion: number };
 export type Session = { id: string; encryptionKey: string; expiresAt: Date };
+/** Login's brute-force guard: a counter hit that rides in login's read, and what to do with it (throw 429 past the limit). */
+export type LoginGuard = { counter: CounterAlong; admit(hit: CounterHit): void };
 
 /** `<client>/<base64url({"type":1,"meta":{wallet_id,token}})>`, the link TokenD clients decode. */
 export function verificationLink(clientUrl: string, walletId: string, token: string): string {
@@ -70,21 +73,28 @@ export function createWalletsService(options: WalletsOptions) {
     });
   }
 
+  /**
+   * Opens a session and records it in the audit log: on `db`, the insert and the entry are one
+   * statement (one round trip, atomic without a transaction); in `tx`, both join it.
+   */
   async function startSession(wallet: WalletRow, tx: Executor = db): Promise<Session> {
     const id = randomBytes(16).toString('hex');
     const encryptionKey = randomBytes(32).toString('hex');
     const expiresAt = new Date(clock.now().getTime() + options.sessionTtlSeconds * 1000);
-    await repo.insertSession({ id, walletPk: wallet.id, expiresAt, encryptionKey }, tx);
     // The session id is a bearer secret: the entry names the wallet (its row id, not the wallet id
     // the client derives from the password) and nothing of the session.
-    await options.audit.record(tx, {
-      orgId: null,
-      chain: `keyserver:${wallet.id.slice(0, 1)}`,
-      action: 'keyserver.session.created',
-      subject: { type: 'wallet', id: wallet.id },
-      actor: { kind: 'user', id: `wallet:${wallet.id}` },
-      details: { expires_at: expiresAt.toISOString() },
-    });
+    await options.audit.recordWith(
+      tx,
+      {
+        orgId: null,
+        chain: `keyserver:${wallet.id.slice(0, 1)}`,
+        action: 'keyserver.session.created',
+        subject: { type: 'wallet', id: wallet.id },
+        actor: { kind: 'user', id: `wallet:${wallet.id}` },
+        details: { expires_at: expiresAt.toISOString() },
+      },
+      repo.sessionInsert({ id, walletPk: wallet.id, expiresAt, encryptionKey }, tx),
+    );
     return { id, encryptionKey, expiresAt };
   }
 
@@ -132,16 +142,22 @@ export function createWalletsService(options: WalletsOptions) {
     return wallet;
   }
 
-  /** Login: verification and enabled TOTP factors are checked before a session is opened. */
-  async function get(request: FastifyRequest, walletId: string) {
-    const found = await repo.byWalletIdWithFactors(walletId);
+  /**
+   * Login, in two round trips when no second factor applies: the brute-force counter's hit rides
+   * in the read of the wallet and its factors, and `guard.admit` refuses (429) past the limit
+   * before anything about the wallet is told; then verification and enabled TOTP factors are
+   * checked, and the session is opened with its audit entry in one statement.
+   */
+  async function get(request: FastifyRequest, walletId: string, guard: LoginGuard) {
+    const { along, found } = await repo.byWalletIdWithFactors(walletId, guard.counter);
+    guard.admit(guard.counter.result(along));
     if (!found) throw notFound('wallet not found');
     const { wallet, factors } = found;
     if (!wallet.verified) {
       throw forbidden({ code: 'verification_required', detail: 'Email verification required', meta: { wallet_id: wallet.walletId } });
     }
     await tfa.require(request, wallet, { mixin: 'login', types: ['totp'] }, factors);
-    const session = await db.transaction((tx) => startSession(wallet, tx));
+    const session = await startSession(wallet);
     return { wallet, factorId: factors.find((factor) => factor.type === 'password')?.id, session };
   }
 

@@ -1,10 +1,13 @@
-import { and, asc, desc, eq, gt, gte, lte, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, lte, or, sql, type Column, type SQL } from 'drizzle-orm';
+import { isNotNullViolation } from '../db/errors.ts';
 import { queryRows, type Executor } from '../db/database.ts';
 import { auditAnchors, auditChains, auditEntries } from '../platform.tables.ts';
 
 export type AuditEntryRow = typeof auditEntries.$inferSelect;
 export type AuditAnchorRow = typeof auditAnchors.$inferSelect;
 export type AuditChainRow = typeof auditChains.$inferSelect;
+/** An entry before it is linked into its chain: what `appendWith` takes. */
+export type ChainedEntry = Omit<AuditEntryRow, 'seq' | 'prevHash' | 'hash'>;
 
 /** Filters of the audit reads; all optional, `orgId` confines an org admin to their org. */
 export type AuditFilter = {
@@ -60,6 +63,46 @@ export function auditRepo(db: Executor) {
             set seq = ${last.seq}, head_hash = ${last.hash}, updated_at = ${last.occurredAt.toISOString()}::timestamptz
             where chain_id = ${last.chainId}`,
       );
+    },
+    /**
+     * Runs `change` (the caller's data-modifying statement) and appends one entry to its chain in
+     * the same statement, which is atomic by itself: the head locked (`for update`), the entry
+     * linked after it with its hash computed in the database (SHA-256 over `hashParts` joined by
+     * the head's hash and the entry's seq: the text `entryHash` hashes), the head moved. False when
+     * the chain has no head row: the entry's seq came out null, so the statement failed on its NOT
+     * NULL and nothing of it (nor of `change`) was done; create the head and run it again.
+     */
+    async appendWith(entry: ChainedEntry, hashParts: readonly [string, string, string], change: SQL, tx: Executor): Promise<boolean> {
+      const value = <T>(data: T, column: Column) => sql.param(data, column);
+      const [beforePrev, beforeSeq, afterSeq] = hashParts;
+      try {
+        await tx.execute(sql`
+          with change as (${change}),
+          head as (select seq, head_hash from ${auditChains} where chain_id = ${entry.chainId} for update),
+          entry as (
+            insert into ${auditEntries} (id, chain_id, seq, org_id, actor_kind, actor_id, action, subject_type, subject_id,
+              related, request_id, state_digest, details, occurred_at, prev_hash, hash)
+            select ${entry.id}::uuid, ${entry.chainId}::text, head.seq + 1, ${entry.orgId}::uuid, ${entry.actorKind}::text,
+              ${entry.actorId}::text, ${entry.action}::text, ${entry.subjectType}::text, ${entry.subjectId}::text,
+              ${value(entry.related, auditEntries.related)}::text[], ${entry.requestId}::text, ${entry.stateDigest}::text,
+              ${value(entry.details, auditEntries.details)}::jsonb, ${value(entry.occurredAt, auditEntries.occurredAt)}::timestamptz,
+              head.head_hash,
+              encode(sha256(convert_to(${beforePrev}::text || head.head_hash || ${beforeSeq}::text || (head.seq + 1)::text
+                || ${afterSeq}::text, 'UTF8')), 'hex')
+            from (select 1) as one left join head on true
+            returning seq, hash, occurred_at
+          )
+          update ${auditChains} set seq = entry.seq, head_hash = entry.hash, updated_at = entry.occurred_at
+          from entry where ${auditChains}.chain_id = ${entry.chainId}`);
+        return true;
+      } catch (error) {
+        if (isNotNullViolation(error, 'audit_entries', 'seq')) return false;
+        throw error;
+      }
+    },
+    /** A chain's head at genesis, unless it has one. */
+    async createHead(chainId: string, orgId: string | null, tx: Executor): Promise<void> {
+      await tx.insert(auditChains).values({ chainId, orgId, seq: 0, headHash: GENESIS_HASH }).onConflictDoNothing();
     },
     async list(filter: AuditFilter, paging: { limit: number; offset: number }) {
       const rows = await db

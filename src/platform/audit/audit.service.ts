@@ -1,10 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
+import type { SQLWrapper } from 'drizzle-orm';
+import { PgTransaction } from 'drizzle-orm/pg-core';
 import { stringify } from 'safe-stable-stringify';
 import type { Keyring } from '../crypto/keyring.ts';
 import { keyedHash } from '../crypto/envelope.ts';
 import { beforeCommit, type Executor } from '../db/database.ts';
 import { auditContext, SYSTEM_ACTOR, type Actor } from './context.ts';
-import { auditRepo, GENESIS_HASH, type AuditEntryRow, type AuditFilter, type AuditRepo } from './audit.repo.ts';
+import { auditRepo, GENESIS_HASH, type AuditEntryRow, type AuditFilter, type AuditRepo, type ChainedEntry } from './audit.repo.ts';
 
 /** A record the audit log keeps about something; `type` in the field's terms (`subscription`, `share`, `api_key`, ...). */
 export type AuditSubject = { type: string; id: string };
@@ -49,8 +51,6 @@ export type ChainBreak = { seq: number; entryId: string | null; reason: string }
 /** The verdict on one chain: `entries` walked, `anchoredSeq` the last anchor checked (0: none). */
 export type ChainReport = { chainId: string; orgId: string | null; entries: number; anchoredSeq: number; ok: boolean; broken?: ChainBreak };
 
-type PendingEntry = Omit<AuditEntryRow, 'seq' | 'prevHash' | 'hash'>;
-
 /** The chain an org's entries go to; `platform` for changes that belong to no org (key server, admin keys). */
 export const chainIdFor = (orgId: string | null): string => (orgId ? `org:${orgId}` : 'platform');
 
@@ -61,7 +61,11 @@ const VERIFY_PAGE = 1000;
  * ISO 8601 with milliseconds. Anyone holding the rows can recompute it.
  */
 export function entryHash(entry: Omit<AuditEntryRow, 'hash'>): string {
-  const canonical = stringify({
+  return createHash('sha256').update(canonicalEntry(entry), 'utf8').digest('hex');
+}
+
+function canonicalEntry(entry: Omit<AuditEntryRow, 'hash'>): string {
+  return stringify({
     v: 1,
     id: entry.id,
     chain_id: entry.chainId,
@@ -78,8 +82,26 @@ export function entryHash(entry: Omit<AuditEntryRow, 'hash'>): string {
     details: entry.details,
     occurred_at: entry.occurredAt.toISOString(),
     prev_hash: entry.prevHash,
-  });
-  return createHash('sha256').update(canonical!, 'utf8').digest('hex');
+  })!;
+}
+
+const PREV_MARK = '\u0000prev_hash';
+const SEQ_MARK = '\u0000seq';
+
+/**
+ * The text `entryHash` hashes, for an entry not yet linked: in three parts, to be joined by the
+ * previous hash and then the entry's seq (`parts[0] + prevHash + parts[1] + seq + parts[2]`), so
+ * that the database can link and hash it under the chain's lock (`appendWith`). The marks cannot
+ * occur in a stored value: PostgreSQL text and jsonb refuse NUL.
+ */
+export function entryHashParts(entry: ChainedEntry): [string, string, string] {
+  const canonical = canonicalEntry({ ...entry, seq: SEQ_MARK as unknown as number, prevHash: PREV_MARK });
+  const prevMark = JSON.stringify(PREV_MARK).slice(1, -1);
+  const [beforePrev, rest, ...more] = canonical.split(prevMark);
+  const [beforeSeq, afterSeq, ...moreSeq] = (rest ?? '').split(JSON.stringify(SEQ_MARK));
+  if (beforePrev === undefined || more.length > 0 || beforeSeq === undefined || afterSeq === undefined || moreSeq.length > 0)
+    throw new Error('audit entry: the hash template does not have one place for each of prev_hash and seq');
+  return [beforePrev, beforeSeq, afterSeq];
 }
 
 /**
@@ -91,15 +113,39 @@ export function auditService(deps: { repo: AuditRepo; keyring: Keyring; signer?:
   const now = deps.now ?? (() => new Date());
 
   /** Entries recorded in an open transaction, appended when its body has resolved. */
-  const pending = new WeakMap<object, PendingEntry[]>();
+  const pending = new WeakMap<object, ChainedEntry[]>();
+
+  /** The entry `input` records, before it is linked into its chain; who and when are fixed now, in the request's context. */
+  function chainedEntry(input: AuditRecord): ChainedEntry {
+    const context = auditContext.getStore();
+    const actor = input.actor ?? context?.actor() ?? SYSTEM_ACTOR;
+    const hasState = input.before !== undefined || input.after !== undefined;
+    return {
+      id: randomUUID(),
+      chainId: input.orgId ? chainIdFor(input.orgId) : (input.chain ?? chainIdFor(null)),
+      orgId: input.orgId,
+      actorKind: actor.kind,
+      actorId: actor.id,
+      action: input.action,
+      subjectType: input.subject.type,
+      subjectId: input.subject.id,
+      related: (input.related ?? []).map((subject) => `${subject.type}:${subject.id}`),
+      requestId: context?.requestId ?? null,
+      stateDigest: hasState
+        ? keyedHash(keyring, 'audit-state', stringify({ before: input.before ?? null, after: input.after ?? null })!)
+        : null,
+      details: input.details ?? {},
+      occurredAt: now(),
+    };
+  }
 
   /**
    * Appends entries to their chains: per chain, lock the head (until the transaction ends), link
    * the entries after it, insert them and move the head, two statements. Run just before the
    * commit, so the chain lock, the one every write of the org queues on, is held the least.
    */
-  async function flush(tx: Executor, entries: PendingEntry[]): Promise<void> {
-    const byChain = new Map<string, PendingEntry[]>();
+  async function flush(tx: Executor, entries: ChainedEntry[]): Promise<void> {
+    const byChain = new Map<string, ChainedEntry[]>();
     for (const entry of entries) byChain.set(entry.chainId, [...(byChain.get(entry.chainId) ?? []), entry]);
     // Chains in a fixed order, so two transactions touching the same two chains cannot deadlock.
     for (const chainId of [...byChain.keys()].sort()) {
@@ -200,31 +246,32 @@ export function auditService(deps: { repo: AuditRepo; keyring: Keyring; signer?:
      * the chain head until `tx` ends: writes of one org serialise there, other orgs' do not.
      */
     async record(tx: Executor, input: AuditRecord): Promise<{ id: string }> {
-      // Who and when are fixed now, in the request's context; the chain link at commit.
-      const context = auditContext.getStore();
-      const actor = input.actor ?? context?.actor() ?? SYSTEM_ACTOR;
-      const hasState = input.before !== undefined || input.after !== undefined;
-      const entry: PendingEntry = {
-        id: randomUUID(),
-        chainId: input.orgId ? chainIdFor(input.orgId) : (input.chain ?? chainIdFor(null)),
-        orgId: input.orgId,
-        actorKind: actor.kind,
-        actorId: actor.id,
-        action: input.action,
-        subjectType: input.subject.type,
-        subjectId: input.subject.id,
-        related: (input.related ?? []).map((subject) => `${subject.type}:${subject.id}`),
-        requestId: context?.requestId ?? null,
-        stateDigest: hasState
-          ? keyedHash(keyring, 'audit-state', stringify({ before: input.before ?? null, after: input.after ?? null })!)
-          : null,
-        details: input.details ?? {},
-        occurredAt: now(),
-      };
+      const entry = chainedEntry(input);
       const queued = pending.get(tx);
       if (queued) queued.push(entry);
       else if (beforeCommit(tx, (commitTx) => flush(commitTx, pending.get(tx) ?? []))) pending.set(tx, [entry]);
       else await flush(tx, [entry]);
+      return { id: entry.id };
+    },
+
+    /**
+     * Records one entry together with `change`, the caller's statement of the change it records
+     * (an insert, update or delete, built and not yet run). On the database outside a transaction
+     * both go in one statement (see `appendWith`), atomic by itself: one round trip, no BEGIN or
+     * COMMIT. In a transaction, `change` runs in it and the entry is recorded as `record` does.
+     */
+    async recordWith(executor: Executor, input: AuditRecord, change: SQLWrapper & PromiseLike<unknown>): Promise<{ id: string }> {
+      if (executor instanceof PgTransaction) {
+        await change;
+        return this.record(executor, input);
+      }
+      const entry = chainedEntry(input);
+      const parts = entryHashParts(entry);
+      if (await repo.appendWith(entry, parts, change.getSQL(), executor)) return { id: entry.id };
+      // The chain's first entry: its head row is made once, then the statement runs again (the
+      // failed one did nothing).
+      await repo.createHead(entry.chainId, entry.orgId, executor);
+      if (!(await repo.appendWith(entry, parts, change.getSQL(), executor))) throw new Error(`audit chain ${entry.chainId} has no head`);
       return { id: entry.id };
     },
 
@@ -287,8 +334,8 @@ export function auditService(deps: { repo: AuditRepo; keyring: Keyring; signer?:
 }
 
 export type AuditService = ReturnType<typeof auditService>;
-/** What modules need to write: only `record`. */
-export type AuditWriter = Pick<AuditService, 'record'>;
+/** What modules need to write: `record`, and `recordWith` for a change and its entry in one statement. */
+export type AuditWriter = Pick<AuditService, 'record' | 'recordWith'>;
 
 /** A writer on `db` with no anchor signer: what a module needs when it was given none. */
 export const auditWriter = (db: Executor, keyring: Keyring): AuditWriter => auditService({ repo: auditRepo(db), keyring });

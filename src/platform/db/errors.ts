@@ -6,6 +6,15 @@ export function isUniqueViolation(error: unknown): boolean {
   return code === '23505';
 }
 
+/** Whether a query failed on the NOT NULL of `table.column` (23502; pg puts the fields on the error, drizzle wraps it in `cause`). */
+export function isNotNullViolation(error: unknown, table: string, column: string): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 3; current = current.cause, depth++) {
+    const fields = current as { code?: string; table?: string; column?: string };
+    if (fields.code === '23502') return fields.table === table && fields.column === column;
+  }
+  return false;
+}
+
 /**
  * SQLSTATEs that mean "the database could not serve this now", not "this request is wrong":
  * connection exceptions (class 08), operator intervention (57P01 terminated, 57P02 crash,
