@@ -236,7 +236,7 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
   },
   WEBHOOK_RETENTION_DAYS: {
     meaning:
-      'finished webhook deliveries (succeeded, exhausted, cancelled, skipped) with their attempts, and dispatched outbox events, older than this many days are deleted by the worker, in batches of 1 000 once a minute; `0` keeps them forever',
+      'finished webhook deliveries (succeeded, exhausted, cancelled, skipped) with their attempts, the messages (event bodies) none is left of, and dispatched outbox events, older than this many days are deleted by the worker, in batches of 1 000 once a minute; `0` keeps them forever',
   },
   STRIPE_SECRET_KEY: {
     default: 'unset: the local Stripe double',
