@@ -10,6 +10,7 @@ import { loadKeyring } from '../src/platform/crypto/keyring.ts';
 import { queryRows, type Database } from '../src/platform/db/database.ts';
 import { OUTBOX_CHANNEL, publish } from '../src/platform/events/outbox.ts';
 import { fromSource, freePort } from '../test/support/process.ts';
+import { webhookOrg } from '../test/support/webhook-deployment.ts';
 import { benchDatabase } from './support.ts';
 
 const ENDPOINTS = 10;
@@ -140,14 +141,8 @@ export async function benchWebhooks(options: {
   const config = { ...loadConfig(env), logLevel: 'info' as const };
   const keyring = loadKeyring({ masterKeys: env.MASTER_KEYS, hashSecret: env.HASH_SECRET });
   const modules = createModules({ config, database, keyring });
-  const org = await modules.identity.orgs.createOrg({
-    name: 'Bench',
-    idpIssuer: 'https://idp.example.com',
-    idpJwksUrl: 'https://idp.example.com/jwks',
-    idpAudience: 'bench',
-  });
+  const { org, principal } = await webhookOrg(modules, 'Bench');
   const receiver = await startReceiver();
-  const principal = { kind: 'api_key' as const, orgId: org.id, apiKeyId: 'bench' };
   await modules.notifications.endpoints.create(principal, { url: `${receiver.url}/e0`, eventTypes: ['*'] });
   for (let i = 1; i < ENDPOINTS; i++) {
     await modules.notifications.endpoints.create(principal, { url: `${receiver.url}/e${i}`, eventTypes: [TO_TEN] });

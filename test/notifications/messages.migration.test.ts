@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config.ts';
 import { queryRows } from '../../src/platform/db/database.ts';
 import { testKeyring } from '../support/harness.ts';
 import { databaseAt, migrationsBefore } from '../support/migrations.ts';
+import { webhookOrg } from '../support/webhook-deployment.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
 
 // Before 0022 each delivery carried its event's payload (jsonb); now a message holds it once per
@@ -27,13 +28,7 @@ describe('migration 0022: one message per event', () => {
     const keyring = testKeyring();
     const config = { ...loadConfig({}), allowInsecureHttp: true, webhookEgressAllowlist: '127.0.0.0/8' };
     const modules = createModules({ config, database, keyring });
-    const org = await modules.identity.orgs.createOrg({
-      name: 'Legacy',
-      idpIssuer: 'https://idp.example.com',
-      idpJwksUrl: 'https://idp.example.com/jwks',
-      idpAudience: 'legacy',
-    });
-    const principal = { kind: 'api_key' as const, orgId: org.id, apiKeyId: 'legacy' };
+    const { org, principal } = await webhookOrg(modules, 'Legacy');
     const first = await modules.notifications.endpoints.create(principal, { url: `${receiver.url}/a`, eventTypes: ['*'] });
     const second = await modules.notifications.endpoints.create(principal, { url: `${receiver.url}/b`, eventTypes: ['*'] });
     const eventId = '6f1d2c4e-0000-4000-8000-000000000001';

@@ -6,6 +6,7 @@ import { openDatabase } from '../../src/platform/db/database.ts';
 import { publish } from '../../src/platform/events/outbox.ts';
 import { sample } from '../support/metrics.ts';
 import { freePort, fromSource, startServer, testDeployment, type Deployment, type Running } from '../support/process.ts';
+import { webhookOrg } from '../support/webhook-deployment.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
 
 const METRICS_TOKEN = 'worker-metrics-token-0123456789';
@@ -60,13 +61,7 @@ describe('worker observability: its own health and metrics port, one log line pe
     const database = await openDatabase(config);
     await database.migrate();
     const modules = createModules({ config, database, keyring: deployment.keyring() });
-    const org = await modules.identity.orgs.createOrg({
-      name: 'Observe',
-      idpIssuer: 'https://idp.example.com',
-      idpJwksUrl: 'https://idp.example.com/jwks',
-      idpAudience: 'a',
-    });
-    const principal = { kind: 'api_key' as const, orgId: org.id, apiKeyId: 'setup' };
+    const { org, principal } = await webhookOrg(modules, 'Observe');
     await modules.notifications.endpoints.create(principal, { url: `${ok.url}/hook`, eventTypes: ['test.ping'] });
     const created = await modules.notifications.endpoints.create(principal, {
       url: `${failing.url}/hook?token=${QUERY_SECRET}`,
