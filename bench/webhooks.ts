@@ -26,31 +26,49 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-/** The receiver child process: how many requests and which event ids arrived when. */
+/**
+ * The receiver child process: how many requests arrived, and when each delivery (`<event id>
+ * <path>`) first did; `duplicates` counts requests beyond the first of a delivery.
+ */
 async function startReceiver() {
   const child = fork(path.join(import.meta.dirname, 'webhook-receiver.ts'), { execArgv: ['--import', 'tsx'] });
   let posts = 0;
+  let duplicates = 0;
   const arrivals = new Map<string, number>();
   const port = await new Promise<number>((resolve) =>
     child.on('message', (message: { port?: number; receipts?: [string, number][]; posts?: number }) => {
       if (message.port) resolve(message.port);
       posts += message.posts ?? 0;
-      for (const [id, at] of message.receipts ?? []) if (!arrivals.has(id)) arrivals.set(id, at);
+      for (const [delivery, at] of message.receipts ?? []) {
+        if (arrivals.has(delivery)) duplicates++;
+        else arrivals.set(delivery, at);
+      }
     }),
   );
   return {
     url: `http://127.0.0.1:${port}`,
     posts: () => posts,
+    duplicates: () => duplicates,
     arrivals,
-    async waitForPosts(count: number, timeoutMs = 600_000) {
+    /** Resolves once every one of `deliveries` (`<event id> <path>`) has arrived. */
+    async waitForDeliveries(deliveries: string[], timeoutMs = 600_000) {
       const deadline = Date.now() + timeoutMs;
-      while (posts < count) {
-        if (Date.now() > deadline) throw new Error(`only ${posts} of ${count} deliveries arrived`);
+      while (deliveries.some((delivery) => !arrivals.has(delivery))) {
+        if (Date.now() > deadline) throw new Error(`${deliveries.filter((d) => !arrivals.has(d)).length} deliveries never arrived`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    },
+    /** Resolves once `count` distinct deliveries have arrived. */
+    async waitForUnique(count: number, timeoutMs = 600_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (arrivals.size < count) {
+        if (Date.now() > deadline) throw new Error(`only ${arrivals.size} of ${count} deliveries arrived`);
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     },
     reset() {
       posts = 0;
+      duplicates = 0;
       arrivals.clear();
     },
     close: () => {
@@ -199,9 +217,10 @@ export async function benchWebhooks(options: {
     receiver.reset();
     const { cpuMs, wallMs, postgresCpuMs } = await measured(database, async () => {
       const worker = await modules.notifications.startWorker();
-      await receiver.waitForPosts(expected);
+      await receiver.waitForUnique(expected);
       await worker.stop();
     });
+    if (receiver.duplicates() > 0) throw new Error(`${receiver.duplicates()} deliveries arrived twice without a crash`);
     return {
       deliveriesPerSecond: expected / (wallMs / 1000),
       cpuMsPerThousand: (cpuMs / expected) * 1000,
@@ -240,13 +259,12 @@ export async function benchWebhooks(options: {
       );
     }
     await Promise.all(commits);
-    await receiver.waitForPosts(total * endpoints);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const latencies = [...committedAt]
-      .map(([id, at]) => (receiver.arrivals.get(id) ?? Number.NaN) - at)
-      .filter((latency) => !Number.isNaN(latency))
+    const paths = Array.from({ length: endpoints }, (_, i) => `/e${i}`);
+    const deliveries = [...committedAt.keys()].flatMap((id) => paths.map((path) => `${id} ${path}`));
+    await receiver.waitForDeliveries(deliveries);
+    const latencies = deliveries
+      .map((delivery) => receiver.arrivals.get(delivery)! - committedAt.get(delivery.split(' ')[0]!)!)
       .sort((a, b) => a - b);
-    if (latencies.length < total) throw new Error(`${total - latencies.length} events of the steady run never arrived`);
     steady.push({
       endpoints,
       eventsPerSecond: rate,
@@ -287,7 +305,7 @@ export async function benchWebhooks(options: {
       receiver.reset();
       const started = performance.now();
       await seedBacklog();
-      await receiver.waitForPosts(expected);
+      await receiver.waitForUnique(expected);
       const rate = expected / ((performance.now() - started) / 1000);
       await Promise.all(
         children.map((child) => {
