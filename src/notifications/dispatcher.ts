@@ -299,11 +299,18 @@ export function dispatcher(options: DispatcherOptions) {
       try {
         await persistently(() =>
           db.transaction(async (tx) => {
+            // Not for deliveries deleted meanwhile (with their endpoint): the foreign key would fail them all.
+            const existing = await deliveries.existing(
+              interrupted.map(({ delivery }) => delivery.id),
+              tx,
+            );
             await deliveries.insertAttempts(
-              interrupted.map((entry) => {
-                const { deliveryId, at, ...fields } = attemptResult(entry);
-                return { ...fields, deliveryId, createdAt: at, trigger: 'scheduled' as const };
-              }),
+              interrupted
+                .filter(({ delivery }) => existing.has(delivery.id))
+                .map((entry) => {
+                  const { deliveryId, at, ...fields } = attemptResult(entry);
+                  return { ...fields, deliveryId, createdAt: at, trigger: 'scheduled' as const };
+                }),
               tx,
             );
             await deliveries.requeueInterrupted(
