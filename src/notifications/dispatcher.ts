@@ -84,6 +84,16 @@ export type DrainSignals = {
 };
 
 type Sendable = ClaimedDelivery & { endpoint: ClaimedEndpoint };
+/** A claimed delivery waiting for a send slot; `checkedAt` is when its endpoint was last read (ms). */
+type Ready = { delivery: Sendable; secrets: string[]; checkedAt: number };
+
+/**
+ * A delivery that has waited in the queue longer than this since its endpoint was read has the
+ * endpoint read again before it is sent: one disabled, deleted or changed meanwhile is then
+ * cancelled, dropped or sent with its current URL and secrets, not with the claim's. (The queue
+ * can hold a delivery for most of its lease behind slow endpoints.)
+ */
+const RECHECK_AFTER_MS = 1000;
 type Outcome = { delivery: Sendable; endpoint: ClaimedEndpoint; result: SendResult; at: Date };
 
 /**
@@ -299,11 +309,18 @@ export function dispatcher(options: DispatcherOptions) {
       try {
         await persistently(() =>
           db.transaction(async (tx) => {
+            // Not for deliveries deleted meanwhile (with their endpoint): the foreign key would fail them all.
+            const existing = await deliveries.existing(
+              interrupted.map(({ delivery }) => delivery.id),
+              tx,
+            );
             await deliveries.insertAttempts(
-              interrupted.map((entry) => {
-                const { deliveryId, at, ...fields } = attemptResult(entry);
-                return { ...fields, deliveryId, createdAt: at, trigger: 'scheduled' as const };
-              }),
+              interrupted
+                .filter(({ delivery }) => existing.has(delivery.id))
+                .map((entry) => {
+                  const { deliveryId, at, ...fields } = attemptResult(entry);
+                  return { ...fields, deliveryId, createdAt: at, trigger: 'scheduled' as const };
+                }),
               tx,
             );
             await deliveries.requeueInterrupted(
@@ -334,7 +351,7 @@ export function dispatcher(options: DispatcherOptions) {
    * (from the cache when current) and cancels deliveries whose endpoint is gone or disabled.
    * Returns what to send and how many were claimed.
    */
-  async function claim(limit: number): Promise<{ claimed: number; ready: { delivery: Sendable; secrets: string[] }[] }> {
+  async function claim(limit: number): Promise<{ claimed: number; ready: Ready[] }> {
     const claimedAt = clock.now();
     const leaseUntil = new Date(claimedAt.getTime() + leaseMs);
     const claimed = await deliveries.claim(claimedAt, leaseUntil, limit);
@@ -345,23 +362,73 @@ export function dispatcher(options: DispatcherOptions) {
       if (!secrets.has(endpoint.id)) secrets.set(endpoint.id, await signingSecrets(endpoint));
     }
     const sendable = claimed.filter((delivery): delivery is Sendable => delivery.endpoint?.status === 'active');
-    const orphaned = claimed.filter((delivery) => delivery.endpoint?.status !== 'active');
-    if (orphaned.length > 0) {
-      for (const { endpointId } of orphaned) secretCache.delete(endpointId);
-      try {
-        await persistently(() =>
-          deliveries.cancel(
-            orphaned.map((delivery) => delivery.id),
-            clock.now(),
-            db,
-          ),
-        );
-      } catch (error) {
-        // Their lease ends them anyway: they are claimed (and cancelled) again then.
-        options.log?.error({ err: error, orphaned: orphaned.length }, 'cancelling deliveries of a disabled endpoint failed');
-      }
+    await cancelOrphaned(claimed.filter((delivery) => delivery.endpoint?.status !== 'active'));
+    const checkedAt = clock.now().getTime();
+    return {
+      claimed: claimed.length,
+      ready: sendable.map((delivery) => ({ delivery, secrets: secrets.get(delivery.endpoint.id)!, checkedAt })),
+    };
+  }
+
+  /** Cancels claimed deliveries whose endpoint is disabled or gone, and drops its cached secrets. Never throws. */
+  async function cancelOrphaned(orphaned: { id: string; endpointId: string }[]): Promise<void> {
+    if (orphaned.length === 0) return;
+    for (const { endpointId } of orphaned) secretCache.delete(endpointId);
+    try {
+      await persistently(() =>
+        deliveries.cancel(
+          orphaned.map((delivery) => delivery.id),
+          clock.now(),
+          db,
+        ),
+      );
+    } catch (error) {
+      // Their lease ends them anyway: they are claimed (and cancelled) again then.
+      options.log?.error({ err: error, orphaned: orphaned.length }, 'cancelling deliveries of a disabled endpoint failed');
     }
-    return { claimed: claimed.length, ready: sendable.map((delivery) => ({ delivery, secrets: secrets.get(delivery.endpoint.id)! })) };
+  }
+
+  /**
+   * Reads the endpoints of queued deliveries again (see `RECHECK_AFTER_MS`), in one query: a
+   * delivery whose endpoint is disabled is cancelled, one whose endpoint is gone (deleted with it)
+   * dropped; the others get the endpoint as it is now, and its current secrets. Returns the
+   * entries that must not be sent. Never throws: when the endpoints cannot be read, the entries
+   * are sent as they were claimed.
+   */
+  async function recheck(entries: Ready[]): Promise<Set<Ready>> {
+    const dropped = new Set<Ready>();
+    const now = clock.now().getTime();
+    try {
+      const rows = new Map(
+        (await endpoints.findMany([...new Set(entries.map(({ delivery }) => delivery.endpointId))])).map((row) => [row.id, row]),
+      );
+      const orphaned: Sendable[] = [];
+      for (const entry of entries) {
+        const row = rows.get(entry.delivery.endpointId);
+        if (row?.status !== 'active') {
+          dropped.add(entry);
+          if (row) orphaned.push(entry.delivery);
+          else secretCache.delete(entry.delivery.endpointId);
+          continue;
+        }
+        if (row.version !== entry.delivery.endpoint.version) {
+          entry.delivery.endpoint = {
+            id: row.id,
+            orgId: row.orgId,
+            url: row.url,
+            status: row.status,
+            version: row.version,
+            failingSince: row.failingSince,
+          };
+          entry.secrets = await signingSecrets(row);
+        }
+      }
+      await cancelOrphaned(orphaned);
+    } catch (error) {
+      options.log?.error({ err: error, deliveries: entries.length }, 'reading the endpoints of queued deliveries again failed');
+    }
+    for (const entry of entries) entry.checkedAt = now;
+    return dropped;
   }
 
   /**
@@ -383,9 +450,10 @@ export function dispatcher(options: DispatcherOptions) {
       let inFlight = 0;
       let claiming = false;
       let recording = 0;
+      let rechecking = false;
       let drained = false;
       let failure: { error: unknown } | undefined;
-      const queue: { delivery: Sendable; secrets: string[] }[] = [];
+      const queue: Ready[] = [];
       const results: Outcome[] = [];
       const unsent: Sendable[] = [];
       const stopped = () => signals.stop?.aborted === true;
@@ -408,7 +476,7 @@ export function dispatcher(options: DispatcherOptions) {
         settle();
       };
 
-      const startSend = ({ delivery, secrets }: { delivery: Sendable; secrets: string[] }) => {
+      const startSend = ({ delivery, secrets }: Ready) => {
         if (clock.now().getTime() > delivery.leaseUntil.getTime() - sendWindowMs) {
           unsent.push(delivery);
           return;
@@ -423,7 +491,13 @@ export function dispatcher(options: DispatcherOptions) {
       };
 
       const pump = () => {
-        while (inFlight < concurrency && queue.length > 0 && !stopped()) startSend(queue.shift()!);
+        while (inFlight < concurrency && queue.length > 0 && !stopped() && !rechecking) {
+          if (clock.now().getTime() - queue[0]!.checkedAt > RECHECK_AFTER_MS) {
+            startRecheck();
+            break;
+          }
+          startSend(queue.shift()!);
+        }
         if (unsent.length > 0) scheduleRecord();
         if (claiming || drained || failure || stopped()) return;
         const room = maxHeld - held;
@@ -447,6 +521,20 @@ export function dispatcher(options: DispatcherOptions) {
             pump();
             settle();
           });
+      };
+
+      const startRecheck = () => {
+        rechecking = true;
+        const now = clock.now().getTime();
+        void recheck(queue.filter((entry) => now - entry.checkedAt > RECHECK_AFTER_MS)).then((dropped) => {
+          rechecking = false;
+          // Entries the stop gave back meanwhile are no longer in the queue: their release counts them.
+          const kept = queue.filter((entry) => !dropped.has(entry));
+          held -= queue.length - kept.length;
+          queue.splice(0, queue.length, ...kept);
+          pump();
+          settle();
+        });
       };
 
       // Results are committed from the event loop's check phase: every answer that arrived in the

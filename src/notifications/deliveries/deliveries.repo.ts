@@ -211,7 +211,10 @@ export function deliveriesRepo(db: Executor, runPrepared?: RunPrepared) {
     /**
      * Records successful scheduled attempts in one statement: an attempt row each, and each
      * delivery still `sending` becomes `succeeded` (one whose lease passed to another worker was
-     * delivered all the same).
+     * delivered all the same). A delivery deleted meanwhile (its endpoint was deleted) gets no
+     * attempt row: inserting one would break the foreign key and fail the whole statement, so every
+     * other delivery answered in the same turn would be sent again when its lease ends. The rows
+     * kept are locked (`for key share`) so that such a delete waits for this statement.
      */
     async recordSucceeded(results: AttemptResult[], tx: Executor = db): Promise<void> {
       if (results.length === 0) return;
@@ -220,13 +223,19 @@ export function deliveriesRepo(db: Executor, runPrepared?: RunPrepared) {
         sql`with results as (
               select * from jsonb_to_recordset(${JSON.stringify(results)}::jsonb)
                 as r("deliveryId" uuid, url text, "statusCode" int, "durationMs" int, "responseExcerpt" text, at timestamptz)
-            ), attempts as (
-              insert into ${webhookAttempts} (delivery_id, trigger, url, status_code, duration_ms, response_excerpt, created_at)
-              select "deliveryId", 'scheduled', url, "statusCode", "durationMs", "responseExcerpt", at from results
+            ), existing as (
+              select id from ${webhookDeliveries} where id in (select "deliveryId" from results) for key share
+            ), succeeded as (
+              update ${webhookDeliveries} d set status = 'succeeded', attempt_count = d.attempt_count + 1, succeeded_at = r.at,
+                next_attempt_at = null, lease_until = null, last_status_code = r."statusCode", last_error = null, updated_at = r.at
+              from results r where d.id = r."deliveryId" and d.status = 'sending'
             )
-            update ${webhookDeliveries} d set status = 'succeeded', attempt_count = d.attempt_count + 1, succeeded_at = r.at,
-              next_attempt_at = null, lease_until = null, last_status_code = r."statusCode", last_error = null, updated_at = r.at
-            from results r where d.id = r."deliveryId" and d.status = 'sending'`,
+            -- The insert is the main statement, so "existing" locks its rows before the update (a
+            -- CTE nothing reads runs after it) changes them: a row this statement changed cannot be
+            -- locked again by it, and would be left out.
+            insert into ${webhookAttempts} (delivery_id, trigger, url, status_code, duration_ms, response_excerpt, created_at)
+            select "deliveryId", 'scheduled', url, "statusCode", "durationMs", "responseExcerpt", at
+            from results join existing on existing.id = results."deliveryId"`,
         tx,
       );
     },
@@ -304,6 +313,19 @@ export function deliveriesRepo(db: Executor, runPrepared?: RunPrepared) {
     },
     async update(id: string, changes: Partial<typeof webhookDeliveries.$inferInsert>, tx: Executor): Promise<void> {
       await tx.update(webhookDeliveries).set(changes).where(eq(webhookDeliveries.id, id));
+    },
+    /**
+     * The ids of `ids` whose delivery still exists, locked (`for key share`) until the transaction
+     * ends so that none is deleted before an attempt row referencing it is inserted.
+     */
+    async existing(ids: string[], tx: Executor): Promise<Set<string>> {
+      if (ids.length === 0) return new Set();
+      const rows = await tx
+        .select({ id: webhookDeliveries.id })
+        .from(webhookDeliveries)
+        .where(inArray(webhookDeliveries.id, ids))
+        .for('key share');
+      return new Set(rows.map((row) => row.id));
     },
     async insertAttempts(attempts: (typeof webhookAttempts.$inferInsert)[], tx: Executor): Promise<AttemptRow[]> {
       return attempts.length === 0 ? [] : tx.insert(webhookAttempts).values(attempts).returning();
