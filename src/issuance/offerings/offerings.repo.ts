@@ -50,8 +50,14 @@ export function offeringsRepo(db: Executor) {
         .where(and(eq(offerings.id, id), orgId ? eq(offerings.orgId, orgId) : undefined));
       return row;
     },
+    /**
+     * Locks the offering's row until `tx` ends. `for no key update`, like an update of the row: it
+     * serialises with every change of the offering, yet leaves the key share that a foreign key
+     * check takes (a share issued, a subscription inserted) to pass, so an approval holding its
+     * class's row never waits here behind a creation waiting for that class.
+     */
     async lock(id: string, tx: Executor): Promise<OfferingRow | undefined> {
-      const [row] = await tx.select().from(offerings).where(eq(offerings.id, id)).for('update');
+      const [row] = await tx.select().from(offerings).where(eq(offerings.id, id)).for('no key update');
       return row;
     },
     async update(id: string, changes: Partial<typeof offerings.$inferInsert>, tx: Executor = db): Promise<OfferingRow> {
@@ -133,8 +139,9 @@ export function offeringsRepo(db: Executor) {
         .where(and(eq(securityClasses.orgId, orgId), eq(securityClasses.id, id)));
       return row;
     },
+    /** Locks the class's row until `tx` ends (`for no key update`, see `lock`). */
     async lockSecurity(id: string, tx: Executor): Promise<SecurityRow | undefined> {
-      const [row] = await tx.select().from(securityClasses).where(eq(securityClasses.id, id)).for('update');
+      const [row] = await tx.select().from(securityClasses).where(eq(securityClasses.id, id)).for('no key update');
       return row;
     },
     async listSecurities(
