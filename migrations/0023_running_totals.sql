@@ -18,6 +18,14 @@ ALTER TABLE "offerings" ADD COLUMN "investors" integer DEFAULT 0 NOT NULL;--> st
 ALTER TABLE "offerings" ADD COLUMN "accredited_investors" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
 ALTER TABLE "security_classes" ADD COLUMN "units_held" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
 ALTER TABLE "offering_investors" ADD CONSTRAINT "offering_investors_offering_id_offerings_id_fk" FOREIGN KEY ("offering_id") REFERENCES "public"."offerings"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
+-- Indexes the lists lacked at 1 M rows (bench/scale.ts, checked with EXPLAIN): an investor's
+-- subscriptions in one offering, and the platform admin's queues across orgs (by status, newest
+-- first). The two indexes that served only the sums the running totals replace are dropped.
+DROP INDEX "subscriptions_security_status_idx";--> statement-breakpoint
+DROP INDEX "subscriptions_offering_idx";--> statement-breakpoint
+CREATE INDEX "kyc_verifications_status_created_idx" ON "kyc_verifications" USING btree ("status","created_at");--> statement-breakpoint
+CREATE INDEX "subscriptions_offering_user_idx" ON "subscriptions" USING btree ("offering_id","user_id","created_at");--> statement-breakpoint
+CREATE INDEX "subscriptions_status_created_idx" ON "subscriptions" USING btree ("status","created_at");--> statement-breakpoint
 -- Backfill. Subscriptions that hold units: draft, pending_signature, pending_payment,
 -- pending_review, approved, completed (HOLDING_STATUSES); funded: the last three (FUNDED_STATUSES).
 INSERT INTO "offering_investors" ("offering_id", "user_id", "holding_subscriptions", "accredited_subscriptions", "committed_cents")

@@ -197,12 +197,13 @@ export const subscriptions = pgTable(
     updatedAt: updatedAt(),
   },
   (table) => [
-    index('subscriptions_security_status_idx').on(table.securityClassId, table.status),
+    // An investor's subscriptions, newest first: all, or in one offering.
     index('subscriptions_user_idx').on(table.orgId, table.userId, table.createdAt),
-    index('subscriptions_offering_idx').on(table.offeringId, table.status),
-    // Subscription lists: the org's, by status, by offering, newest first.
+    index('subscriptions_offering_user_idx').on(table.offeringId, table.userId, table.createdAt),
+    // Subscription lists: the org's, by status, by offering, newest first; by status across orgs (a platform admin's queue).
     index('subscriptions_org_created_idx').on(table.orgId, table.createdAt),
     index('subscriptions_org_status_created_idx').on(table.orgId, table.status, table.createdAt),
+    index('subscriptions_status_created_idx').on(table.status, table.createdAt),
     index('subscriptions_offering_created_idx').on(table.offeringId, table.createdAt),
     uniqueIndex('subscriptions_checkout_session_idx').on(table.checkoutSessionId),
   ],
