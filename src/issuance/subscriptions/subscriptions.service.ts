@@ -236,6 +236,8 @@ export function subscriptionsService(deps: {
             `Only ${Math.max(0, security.unitsAuthorized - units.heldBefore)} units of ${security.name} remain`,
           );
         }
+        // Alone past the maximum (however many cents: a sum would overflow the database's bigint).
+        if (amountCents > current.maximumAmountCents) throw new AppError('OFFERING_FULL', 'The offering has reached its maximum amount');
         const counted = {
           offeringId: offering.id,
           securityClassId: security.id,
