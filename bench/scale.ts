@@ -13,6 +13,14 @@ const EVENT_TYPES = ['kyc.verification.approved', 'accreditation.approved', 'sub
 const OFFERINGS = 100;
 /** The first this many subscriptions are the measured investor's (two per offering), at every size. */
 const INVESTOR_SUBSCRIPTIONS = 200;
+/** The measured create: one unit at 1.00. */
+const SUBSCRIPTION = {
+  unitsSubscribed: 1,
+  paymentMethod: 'card',
+  accreditationStatus: 'non_accredited',
+  suitabilityConfirmed: true,
+  riskAcknowledgmentSigned: true,
+};
 /** Rows per seeding statement: keeps each statement's memory small. */
 const CHUNK = 100_000;
 
@@ -31,7 +39,8 @@ const uid = (kind: string, i: ReturnType<typeof sql.raw>) =>
  * one a second going back in time. Where the schema keeps running totals (`units_held`), they are
  * filled from the seeded subscriptions, as the migration that adds them does.
  *
- * Each round asks every request `requests` times in a row and takes the p50; `runs` rounds. Callers:
+ * Each round asks every request `requests` times in a row and takes the p50; `runs` rounds (the
+ * create adds a subscription each time, to an offering already holding size / 100). Callers:
  * the org's API key, the investor and the org admin (Bearer), a platform admin key (every org). The
  * deep pages are the 5 000th item, by `offset` (or `page`) and by `cursor` (ignored by servers
  * without cursor paging, which then answer page 1).
@@ -43,6 +52,7 @@ export async function benchScale(options: { databaseUrl?: string; sizes: number[
   const call = apiCaller(server.url);
   const figures = new Map<number, Map<string, number[]>>();
   let investorId = '';
+  let firstClassId = '';
   const maintenance = await maintenanceConnection();
   try {
     const [endpoint] = await queryRows<{ id: string }>(
@@ -72,7 +82,11 @@ export async function benchScale(options: { databaseUrl?: string; sizes: number[
     await db.execute(sql`
       insert into security_classes (org_id, offering_id, name, category, price_per_unit_cents, units_authorized)
       select ${org}, id, 'Common', 'equity', 100, 1000000000 from offerings where org_id = ${org}`);
-    const [offering] = await queryRows<{ id: string }>(db, sql`select id from offerings where org_id = ${org} order by name limit 1`);
+    const [offering] = await queryRows<{ id: string; classId: string }>(
+      db,
+      sql`select o.id, c.id as "classId" from offerings o join security_classes c on c.offering_id = o.id where o.org_id = ${org} order by o.name limit 1`,
+    );
+    firstClassId = offering!.classId;
     const runningTotals =
       (
         await queryRows<{ n: number }>(
@@ -130,6 +144,8 @@ export async function benchScale(options: { databaseUrl?: string; sizes: number[
         ["subscriptions: investor's, offering_id", 'investor', `/issuance/subscriptions?limit=20&offering_id=${offering!.id}`],
         ["subscriptions: investor's, status=completed", 'investor', '/issuance/subscriptions?limit=20&status=completed'],
         ['subscriptions: get one', 'investor', `/issuance/subscriptions/${oneSubscription}`],
+        // A new subscription of one unit to the first offering, which holds size / 100 of them.
+        ['subscriptions: create (POST)', 'investor', `/issuance/offerings/${offering!.id}/subscriptions`],
         ['subscriptions: review queue (org admin)', 'admin', '/admin/subscriptions?limit=20'],
         ['subscriptions: status=completed (org admin)', 'admin', '/admin/subscriptions?limit=20&status=completed'],
         ['subscriptions: status=completed, page 251', 'admin', '/admin/subscriptions?limit=20&status=completed&page=251'],
@@ -198,10 +214,15 @@ export async function benchScale(options: { databaseUrl?: string; sizes: number[
     return { execute: (query) => connection.execute(query), close: () => client.end() };
   }
 
+  /** GET `path`, or POST a subscription when it is an offering's subscriptions; throws unless 200 (201). */
   async function ask(path: string, headers: Record<string, string>) {
-    const response = await fetch(`${server.url}${path}`, { headers });
+    const create = path.endsWith('/subscriptions') && path.startsWith('/issuance/offerings/');
+    const response = await fetch(`${server.url}${path}`, {
+      headers: create ? { ...headers, 'content-type': 'application/json' } : headers,
+      ...(create ? { method: 'POST', body: JSON.stringify({ ...SUBSCRIPTION, securityClassId: firstClassId }) } : {}),
+    });
     await response.arrayBuffer();
-    if (response.status !== 200) throw new Error(`${path}: ${response.status}`);
+    if (response.status !== (create ? 201 : 200)) throw new Error(`${path}: ${response.status}`);
   }
 
   /** Rows `start` to `end` (1-based) of every seeded table. */
