@@ -32,9 +32,9 @@ const uid = (kind: string, i: ReturnType<typeof sql.raw>) =>
  * Lists and gets at 10 k and 1 M rows of one org, seeded with set-based SQL (`generate_series`, in
  * statements of 100 000 rows, then `vacuum analyze` as autovacuum would have): at each size that
  * many webhook deliveries (one endpoint; 90 % succeeded, the rest exhausted, pending and skipped;
- * five event types), users, each with one KYC verification (80 % approved, 5 % in needs_review)
- * and one accreditation (60 % approved, 5 % pending_review), and subscriptions spread evenly over
- * 100 open offerings of one class each (60 % completed, 15 % cancelled, 5 % each pending_signature,
+ * five event types), users, each with one KYC verification (85 % approved, 5 % in needs_review)
+ * and one accreditation (65 % approved, 5 % pending_review), and subscriptions spread evenly over
+ * 100 open offerings of one class each (65 % completed, 15 % cancelled, 5 % each pending_signature,
  * pending_payment, pending_review and rejected), the first 200 of them the measured investor's;
  * one a second going back in time. Where the schema keeps running totals (`units_held`), they are
  * filled from the seeded subscriptions, as the migration that adds them does.
