@@ -13,7 +13,7 @@ export const HOLDING_STATUSES = ['draft', 'pending_signature', 'pending_payment'
 /** Subscription statuses whose money has arrived. */
 export const FUNDED_STATUSES = ['pending_review', 'approved', 'completed'] as const;
 
-/** An offering's amounts (cents) and investor counts, as the list and get show them. */
+/** An offering's committed and raised amounts (cents) and its investor counts (those with a subscription that holds units). */
 export type OfferingTotals = { committedCents: number; raisedCents: number; investors: number; accredited: number; nonAccredited: number };
 
 /** The offering's running totals (kept on its row by `totals.repo.ts`), as the list and get show them. */

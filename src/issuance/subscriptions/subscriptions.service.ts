@@ -171,6 +171,16 @@ export function subscriptionsService(deps: {
   }
 
   return {
+    /**
+     * Subscribes the investor to `unitsSubscribed` units of a class of an open offering, at the
+     * class's price (amount in cents = units x price), in status pending_signature: the units are
+     * held and the offering's running totals moved in the same transaction. Throws NOT_FOUND (no
+     * such offering for the org, or a draft), VALIDATION_ERROR (a class of another offering,
+     * suitability or risk not confirmed, under the minimum investment, Reg CF income or net worth
+     * missing), INVALID_STATE (not open, or past its deadline), KYC_REQUIRED, ACCREDITATION_REQUIRED
+     * (506(c)), OFFERING_FULL (too few units left in the class, or past the offering's maximum
+     * amount) and INVESTMENT_LIMIT_EXCEEDED (the per-investor maximum or the Reg CF 12-month limit).
+     */
     async create(principal: UserPrincipal, offeringId: string, input: CreateSubscriptionInput) {
       const offering = await deps.offerings.find(principal.orgId, offeringId);
       if (!offering || offering.status === 'draft') throw notFound('offering');
