@@ -102,6 +102,7 @@ export async function benchScale(options: { databaseUrl?: string; sizes: number[
       if (runningTotals) await fillTotals();
       // As autovacuum would have by then: statistics, and a visibility map for index-only counts.
       for (const table of [
+        'webhook_messages',
         'webhook_deliveries',
         'users',
         'kyc_verifications',
@@ -229,9 +230,14 @@ export async function benchScale(options: { databaseUrl?: string; sizes: number[
   async function seed(start: number, end: number) {
     const types = sql.raw(`array[${EVENT_TYPES.map((type) => `'${type}'`).join(',')}]`);
     const i = sql.raw('i');
+    // One message (the event's body, sent to every endpoint) per delivery: this org has one endpoint.
     await maintenance.execute(sql`
-      insert into webhook_deliveries (org_id, endpoint_id, event_id, event_type, payload, status, attempt_count, created_at, updated_at)
-      select ${org}, e.id, gen_random_uuid(), (${types})[1 + i % 5], '{}'::jsonb,
+      insert into webhook_messages (id, org_id, event_type, body, created_at)
+      select ${uid('message', i)}, ${org}, (${types})[1 + i % 5], '{}', now() - make_interval(secs => i)
+      from generate_series(${start}::int, ${end}::int) as i`);
+    await maintenance.execute(sql`
+      insert into webhook_deliveries (org_id, endpoint_id, event_id, event_type, status, attempt_count, created_at, updated_at)
+      select ${org}, e.id, ${uid('message', i)}, (${types})[1 + i % 5],
         case when i % 10 < 9 then 'succeeded' when i % 30 = 9 then 'exhausted' when i % 30 = 19 then 'pending' else 'skipped' end,
         1, now() - make_interval(secs => i), now() - make_interval(secs => i)
       from generate_series(${start}::int, ${end}::int) as i, (select id from webhook_endpoints where org_id = ${org}) as e`);
