@@ -207,7 +207,7 @@ if (asked('scale')) {
   const result = await benchScale({ databaseUrl, sizes, runs: Number(values.runs), requests: Number(values.requests) });
   const [small, large] = [sizes[0]!, sizes.at(-1)!];
   console.log(
-    `\nlists and gets at ${sizes.join(' and ')} deliveries of one org on the ${result.database} database: p50 ms of ${values.requests} sequential requests, min / median / max of ${result.runs} rounds\n`,
+    `\nlists and gets at ${sizes.join(' and ')} rows (deliveries, users with KYC and accreditation, subscriptions over 100 offerings) of one org on the ${result.database} database: p50 ms of ${values.requests} sequential requests, min / median / max of ${result.runs} rounds\n`,
   );
   console.log(`| request | ${sizes.map((size) => `${size} rows`).join(' | ')} | median ${large} / median ${small} |`);
   console.log(`|---|${sizes.map(() => '---|').join('')}---|`);

@@ -180,6 +180,8 @@ export const kycVerifications = pgTable(
     // Review queues and lists: the org's, by status, newest first.
     index('kyc_verifications_org_status_idx').on(table.orgId, table.status, table.createdAt),
     index('kyc_verifications_org_created_idx').on(table.orgId, table.createdAt),
+    // The platform admin's queue, across orgs.
+    index('kyc_verifications_status_created_idx').on(table.status, table.createdAt),
     uniqueIndex('kyc_verifications_provider_ref_idx').on(table.provider, table.providerReference),
     uniqueIndex('kyc_verifications_one_open_idx')
       .on(table.userId)

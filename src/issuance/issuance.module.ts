@@ -9,6 +9,7 @@ import type { ObjectStorage } from '../platform/storage/storage.ts';
 import { offeringsRepo } from './offerings/offerings.repo.ts';
 import { offeringsRoutes } from './offerings/offerings.routes.ts';
 import { offeringsService } from './offerings/offerings.service.ts';
+import { totalsRepo } from './offerings/totals.repo.ts';
 import { checkoutReturnRoutes } from './payments/checkout-return.ts';
 import { createPayments } from './payments/create-payments.ts';
 import { correctionsRepo } from './shares/corrections.repo.ts';
@@ -51,6 +52,7 @@ export function createIssuance(deps: IssuanceDeps) {
     keyring: deps.keyring,
     repo: subscriptionsRepo(db),
     offerings,
+    totals: totalsRepo(),
     eligibility: deps.eligibility,
     redirectOrigins: deps.redirectOrigins,
     payments: payments.provider,

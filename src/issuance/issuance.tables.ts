@@ -1,6 +1,20 @@
 import { sql } from 'drizzle-orm';
 import { id, createdAt, updatedAt } from '../platform/db/columns.ts';
-import { bigint, boolean, date, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  boolean,
+  check,
+  date,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
 
 const money = (name: string) => bigint(name, { mode: 'number' });
 
@@ -38,6 +52,16 @@ export const offerings = pgTable(
       .default('draft'),
     openedAt: timestamp('opened_at', { withTimezone: true }),
     closedAt: timestamp('closed_at', { withTimezone: true }),
+    /**
+     * Running totals of the offering's subscriptions, moved in the transaction of every change that
+     * moves them (`totals.repo.ts`), never recounted on a read: the amount of those that hold units
+     * (`HOLDING_STATUSES`) and of those funded (`FUNDED_STATUSES`), in cents; the investors with a
+     * subscription that holds units, and how many of them declared themselves accredited on one.
+     */
+    committedCents: money('committed_cents').notNull().default(0),
+    raisedCents: money('raised_cents').notNull().default(0),
+    investors: integer('investors').notNull().default(0),
+    accreditedInvestors: integer('accredited_investors').notNull().default(0),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -59,10 +83,35 @@ export const securityClasses = pgTable(
     category: text('category', { enum: ['equity', 'preferred_equity', 'debt', 'convertible', 'revenue_share', 'fund_interest'] }).notNull(),
     pricePerUnitCents: money('price_per_unit_cents').notNull(),
     unitsAuthorized: integer('units_authorized').notNull(),
+    /** Running total of the units of the class's subscriptions that hold units; never above the units authorized. */
+    unitsHeld: bigint('units_held', { mode: 'number' }).notNull().default(0),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (table) => [index('security_classes_offering_idx').on(table.offeringId)],
+  (table) => [
+    index('security_classes_offering_idx').on(table.offeringId),
+    // The oversell guarantee, kept by the database whatever the code path.
+    check('security_classes_units_held_check', sql`${table.unitsHeld} >= 0 and ${table.unitsHeld} <= ${table.unitsAuthorized}`),
+  ],
+);
+
+/**
+ * One investor's part of an offering's running totals: how many of their subscriptions hold units,
+ * how many of those declare the investor accredited, and the cents they commit. The offering's
+ * investor counts move when these cross zero; the per-investor maximum reads `committed_cents`.
+ */
+export const offeringInvestors = pgTable(
+  'offering_investors',
+  {
+    offeringId: uuid('offering_id')
+      .notNull()
+      .references(() => offerings.id),
+    userId: uuid('user_id').notNull(),
+    holdingSubscriptions: integer('holding_subscriptions').notNull().default(0),
+    accreditedSubscriptions: integer('accredited_subscriptions').notNull().default(0),
+    committedCents: money('committed_cents').notNull().default(0),
+  },
+  (table) => [primaryKey({ columns: [table.offeringId, table.userId] })],
 );
 
 export const offeringDocuments = pgTable(
@@ -148,12 +197,13 @@ export const subscriptions = pgTable(
     updatedAt: updatedAt(),
   },
   (table) => [
-    index('subscriptions_security_status_idx').on(table.securityClassId, table.status),
+    // An investor's subscriptions, newest first: all, or in one offering.
     index('subscriptions_user_idx').on(table.orgId, table.userId, table.createdAt),
-    index('subscriptions_offering_idx').on(table.offeringId, table.status),
-    // Subscription lists: the org's, by status, by offering, newest first.
+    index('subscriptions_offering_user_idx').on(table.offeringId, table.userId, table.createdAt),
+    // Subscription lists: the org's, by status, by offering, newest first; by status across orgs (a platform admin's queue).
     index('subscriptions_org_created_idx').on(table.orgId, table.createdAt),
     index('subscriptions_org_status_created_idx').on(table.orgId, table.status, table.createdAt),
+    index('subscriptions_status_created_idx').on(table.status, table.createdAt),
     index('subscriptions_offering_created_idx').on(table.offeringId, table.createdAt),
     uniqueIndex('subscriptions_checkout_session_idx').on(table.checkoutSessionId),
   ],

@@ -255,6 +255,22 @@ describe('eligibility rules', () => {
     expect((await subscribe(offeringId, subscriptionBody(securityId, 50), investor.auth)).status).toBe(201);
   });
 
+  it('an amount past what the database can hold is a 409 over the maximum amount, not a 500', async () => {
+    const investor = await seedInvestor(t, 'huge@example.com', { accreditation: 'none' });
+    const { offeringId, securityId } = await seedOffering(t, admin, {
+      exemptionType: 'reg_d_506b',
+      pricePerUnit: '9999999999999.99',
+      minimumInvestment: '1.00',
+      maximumAmount: '9999999999999.99',
+      unitsAuthorized: 1_000_000,
+    });
+    // 10 000 units at ~10^15 cents: ~10^19 cents, past a bigint.
+    const huge = await subscribe(offeringId, subscriptionBody(securityId, 10_000), investor.auth);
+    expect(huge.status, huge.text).toBe(409);
+    expect(huge.body.error).toMatchObject({ code: 'OFFERING_FULL', message: expect.stringContaining('maximum amount') });
+    expect((await subscribe(offeringId, subscriptionBody(securityId, 1), investor.auth)).status).toBe(201);
+  });
+
   it('closed or paused offerings take no subscriptions', async () => {
     const investor = await seedInvestor(t, 'closed@example.com', { accreditation: 'none' });
     const { offeringId, securityId } = await seedOffering(t, admin, { exemptionType: 'reg_d_506b' });

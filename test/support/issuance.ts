@@ -1,4 +1,8 @@
+import { eq } from 'drizzle-orm';
 import { expect } from 'vitest';
+import { offeringInvestors, offerings, securityClasses, subscriptions } from '../../src/issuance/issuance.tables.ts';
+import { FUNDED_STATUSES, HOLDING_STATUSES } from '../../src/issuance/offerings/offerings.repo.ts';
+import type { Executor } from '../../src/platform/db/database.ts';
 import { johnSmith } from './fixtures.ts';
 import type { TestApp } from './harness.ts';
 
@@ -8,6 +12,7 @@ export type OfferingSetup = {
   unitsAuthorized?: number;
   minimumInvestment?: string;
   maximumInvestment?: string;
+  targetAmount?: string;
   maximumAmount?: string;
   open?: boolean;
   agreement?: boolean;
@@ -23,7 +28,7 @@ export async function seedOffering(t: TestApp, admin: Record<string, string>, op
       issuerId: issuer.body.data.id,
       name: 'Acme Series A',
       exemptionType: options.exemptionType ?? 'reg_d_506c',
-      targetAmount: '100000.00',
+      targetAmount: options.targetAmount ?? '100000.00',
       maximumAmount: options.maximumAmount ?? '500000.00',
       minimumInvestment: options.minimumInvestment ?? '100.00',
       ...(options.maximumInvestment ? { maximumInvestment: options.maximumInvestment } : {}),
@@ -137,4 +142,58 @@ export async function settleCheckout(t: Pick<TestApp, 'url' | 'config'>, checkou
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
   });
   expect(response.status, await response.clone().text()).toBe(200);
+}
+
+/** The running totals as stored: the offering's row, its classes' units held, its investors' parts (those not all zero). */
+export async function storedTotals(db: Executor, offeringId: string) {
+  const [offering] = await db.select().from(offerings).where(eq(offerings.id, offeringId));
+  const classes = await db.select().from(securityClasses).where(eq(securityClasses.offeringId, offeringId));
+  const parts = await db.select().from(offeringInvestors).where(eq(offeringInvestors.offeringId, offeringId));
+  return {
+    committedCents: offering!.committedCents,
+    raisedCents: offering!.raisedCents,
+    investors: offering!.investors,
+    accreditedInvestors: offering!.accreditedInvestors,
+    unitsHeld: Object.fromEntries(classes.map((row) => [row.id, row.unitsHeld])),
+    parts: Object.fromEntries(
+      parts
+        .filter((row) => row.holdingSubscriptions !== 0 || row.accreditedSubscriptions !== 0 || row.committedCents !== 0)
+        .map((row) => [
+          row.userId,
+          { holding: row.holdingSubscriptions, accredited: row.accreditedSubscriptions, committedCents: row.committedCents },
+        ]),
+    ),
+  };
+}
+
+/** The same totals summed from the subscriptions themselves, as the list, the get and the oversell check did before. */
+export async function summedTotals(db: Executor, offeringId: string) {
+  const rows = await db.select().from(subscriptions).where(eq(subscriptions.offeringId, offeringId));
+  const classes = await db.select().from(securityClasses).where(eq(securityClasses.offeringId, offeringId));
+  const holding = rows.filter((row) => (HOLDING_STATUSES as readonly string[]).includes(row.status));
+  const funded = rows.filter((row) => (FUNDED_STATUSES as readonly string[]).includes(row.status));
+  const sum = (list: typeof rows, pick: (row: (typeof rows)[number]) => number) => list.reduce((total, row) => total + pick(row), 0);
+  const parts: Record<string, { holding: number; accredited: number; committedCents: number }> = {};
+  for (const row of holding) {
+    const part = (parts[row.userId] ??= { holding: 0, accredited: 0, committedCents: 0 });
+    part.holding += 1;
+    part.accredited += row.accreditationStatus === 'accredited' ? 1 : 0;
+    part.committedCents += row.amountCents;
+  }
+  return {
+    committedCents: sum(holding, (row) => row.amountCents),
+    raisedCents: sum(funded, (row) => row.amountCents),
+    investors: new Set(holding.map((row) => row.userId)).size,
+    accreditedInvestors: new Set(holding.filter((row) => row.accreditationStatus === 'accredited').map((row) => row.userId)).size,
+    unitsHeld: Object.fromEntries(
+      classes.map((row) => [
+        row.id,
+        sum(
+          holding.filter((sub) => sub.securityClassId === row.id),
+          (sub) => sub.units,
+        ),
+      ]),
+    ),
+    parts,
+  };
 }

@@ -1,6 +1,6 @@
-import { and, asc, count, desc, eq, inArray, max, ne, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, inArray, max, ne, type SQL } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
-import { issuers, offeringDocuments, offerings, securityClasses, subscriptions } from '../issuance.tables.ts';
+import { issuers, offeringDocuments, offerings, securityClasses } from '../issuance.tables.ts';
 
 export type OfferingRow = typeof offerings.$inferSelect;
 export type SecurityRow = typeof securityClasses.$inferSelect;
@@ -13,7 +13,19 @@ export const HOLDING_STATUSES = ['draft', 'pending_signature', 'pending_payment'
 /** Subscription statuses whose money has arrived. */
 export const FUNDED_STATUSES = ['pending_review', 'approved', 'completed'] as const;
 
+/** An offering's committed and raised amounts (cents) and its investor counts (those with a subscription that holds units). */
 export type OfferingTotals = { committedCents: number; raisedCents: number; investors: number; accredited: number; nonAccredited: number };
+
+/** The offering's running totals (kept on its row by `totals.repo.ts`), as the list and get show them. */
+export function totalsOf(row: OfferingRow): OfferingTotals {
+  return {
+    committedCents: row.committedCents,
+    raisedCents: row.raisedCents,
+    investors: row.investors,
+    accredited: row.accreditedInvestors,
+    nonAccredited: row.investors - row.accreditedInvestors,
+  };
+}
 
 const sortColumns = {
   created_at: offerings.createdAt,
@@ -50,8 +62,14 @@ export function offeringsRepo(db: Executor) {
         .where(and(eq(offerings.id, id), orgId ? eq(offerings.orgId, orgId) : undefined));
       return row;
     },
+    /**
+     * Locks the offering's row until `tx` ends. `for no key update`, like an update of the row: it
+     * serialises with every change of the offering and of its running totals, yet leaves the key
+     * share that a foreign key check takes (a share issued, a subscription inserted) to pass, so an
+     * approval holding its class's row never waits here behind a creation waiting for that class.
+     */
     async lock(id: string, tx: Executor): Promise<OfferingRow | undefined> {
-      const [row] = await tx.select().from(offerings).where(eq(offerings.id, id)).for('update');
+      const [row] = await tx.select().from(offerings).where(eq(offerings.id, id)).for('no key update');
       return row;
     },
     async update(id: string, changes: Partial<typeof offerings.$inferInsert>, tx: Executor = db): Promise<OfferingRow> {
@@ -85,43 +103,6 @@ export function offeringsRepo(db: Executor) {
         .offset(paging.offset);
       return { rows, total: await tx.$count(offerings, where) };
     },
-    /** Amounts and investor counts, computed from the subscriptions themselves. */
-    async totals(offeringIds: string[], tx: Executor = db): Promise<Map<string, OfferingTotals>> {
-      if (offeringIds.length === 0) return new Map();
-      const holding = sql.join(
-        HOLDING_STATUSES.map((status) => sql`${status}`),
-        sql`, `,
-      );
-      const funded = sql.join(
-        FUNDED_STATUSES.map((status) => sql`${status}`),
-        sql`, `,
-      );
-      const rows = await tx
-        .select({
-          offeringId: subscriptions.offeringId,
-          committed: sql<string>`coalesce(sum(${subscriptions.amountCents}) filter (where ${subscriptions.status} in (${holding})), 0)`,
-          raised: sql<string>`coalesce(sum(${subscriptions.amountCents}) filter (where ${subscriptions.status} in (${funded})), 0)`,
-          investors: sql<string>`count(distinct ${subscriptions.userId}) filter (where ${subscriptions.status} in (${holding}))`,
-          accredited: sql<string>`count(distinct ${subscriptions.userId}) filter (where ${subscriptions.status} in (${holding}) and ${subscriptions.accreditationStatus} = 'accredited')`,
-        })
-        .from(subscriptions)
-        .where(inArray(subscriptions.offeringId, offeringIds))
-        .groupBy(subscriptions.offeringId);
-      const totals = new Map<string, OfferingTotals>();
-      for (const id of offeringIds) totals.set(id, { committedCents: 0, raisedCents: 0, investors: 0, accredited: 0, nonAccredited: 0 });
-      for (const row of rows) {
-        const investors = Number(row.investors);
-        const accredited = Number(row.accredited);
-        totals.set(row.offeringId, {
-          committedCents: Number(row.committed),
-          raisedCents: Number(row.raised),
-          investors,
-          accredited,
-          nonAccredited: investors - accredited,
-        });
-      }
-      return totals;
-    },
     async insertSecurity(row: typeof securityClasses.$inferInsert, tx: Executor = db): Promise<SecurityRow> {
       const [security] = await tx.insert(securityClasses).values(row).returning();
       return security!;
@@ -133,8 +114,9 @@ export function offeringsRepo(db: Executor) {
         .where(and(eq(securityClasses.orgId, orgId), eq(securityClasses.id, id)));
       return row;
     },
+    /** Locks the class's row until `tx` ends (`for no key update`, see `lock`). */
     async lockSecurity(id: string, tx: Executor): Promise<SecurityRow | undefined> {
-      const [row] = await tx.select().from(securityClasses).where(eq(securityClasses.id, id)).for('update');
+      const [row] = await tx.select().from(securityClasses).where(eq(securityClasses.id, id)).for('no key update');
       return row;
     },
     async listSecurities(
@@ -162,16 +144,6 @@ export function offeringsRepo(db: Executor) {
         .innerJoin(offerings, eq(offerings.id, securityClasses.offeringId))
         .where(where);
       return { rows: rows.map((row) => row.security), total: total!.n };
-    },
-    /** Units held by live subscriptions, per security class. */
-    async unitsHeld(securityIds: string[], tx: Executor = db): Promise<Map<string, number>> {
-      if (securityIds.length === 0) return new Map();
-      const rows = await tx
-        .select({ securityClassId: subscriptions.securityClassId, units: sql<string>`coalesce(sum(${subscriptions.units}), 0)` })
-        .from(subscriptions)
-        .where(and(inArray(subscriptions.securityClassId, securityIds), inArray(subscriptions.status, [...HOLDING_STATUSES])))
-        .groupBy(subscriptions.securityClassId);
-      return new Map(rows.map((row) => [row.securityClassId, Number(row.units)]));
     },
     async insertDocument(row: Omit<typeof offeringDocuments.$inferInsert, 'version'>, tx: Executor): Promise<DocumentRow> {
       const [latest] = await tx

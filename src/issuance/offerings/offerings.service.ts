@@ -7,15 +7,15 @@ import { AppError, notFound } from '../../platform/http/errors.ts';
 import { pageOffset, type PagePaging } from '../../platform/http/paging.ts';
 import { fromCents } from '../../platform/money.ts';
 import type { ObjectStorage } from '../../platform/storage/storage.ts';
-import type {
-  DocumentRow,
-  IssuerRow,
-  OfferingRow,
-  OfferingSort,
-  OfferingsRepo,
-  OfferingStatus,
-  OfferingTotals,
-  SecurityRow,
+import {
+  totalsOf,
+  type DocumentRow,
+  type IssuerRow,
+  type OfferingRow,
+  type OfferingSort,
+  type OfferingsRepo,
+  type OfferingStatus,
+  type SecurityRow,
 } from './offerings.repo.ts';
 
 const TRANSITIONS: Record<'open' | 'pause' | 'close', { from: OfferingStatus[]; to: OfferingStatus; event: string }> = {
@@ -36,7 +36,9 @@ export type OfferingInput = {
   deadline: string;
 };
 
-export function presentOffering(row: OfferingRow, issuer: IssuerRow | undefined, totals: OfferingTotals) {
+/** An offering as the API shows it, with its running totals (raised, remaining, investor counts). */
+export function presentOffering(row: OfferingRow, issuer: IssuerRow | undefined) {
+  const totals = totalsOf(row);
   return {
     id: row.id,
     name: row.name,
@@ -63,7 +65,8 @@ export function presentOffering(row: OfferingRow, issuer: IssuerRow | undefined,
   };
 }
 
-export function presentSecurity(row: SecurityRow, unitsHeld: number, currency: string) {
+/** A security class as the API shows it; `unitsAvailable` is what its running total of units held leaves. */
+export function presentSecurity(row: SecurityRow, currency: string) {
   return {
     id: row.id,
     offeringId: row.offeringId,
@@ -72,7 +75,7 @@ export function presentSecurity(row: SecurityRow, unitsHeld: number, currency: s
     pricePerUnit: fromCents(row.pricePerUnitCents),
     currency,
     unitsAuthorized: row.unitsAuthorized,
-    unitsAvailable: Math.max(0, row.unitsAuthorized - unitsHeld),
+    unitsAvailable: Math.max(0, row.unitsAuthorized - row.unitsHeld),
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };
@@ -100,11 +103,8 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
   const { db, repo, storage } = deps;
 
   async function presentMany(rows: OfferingRow[]) {
-    const [issuersById, totals] = await Promise.all([
-      repo.issuersById([...new Set(rows.map((row) => row.issuerId))]),
-      repo.totals(rows.map((row) => row.id)),
-    ]);
-    return rows.map((row) => presentOffering(row, issuersById.get(row.issuerId), totals.get(row.id)!));
+    const issuersById = await repo.issuersById([...new Set(rows.map((row) => row.issuerId))]);
+    return rows.map((row) => presentOffering(row, issuersById.get(row.issuerId)));
   }
 
   async function visibleOffering(principal: Principal, id: string): Promise<OfferingRow> {
@@ -120,11 +120,10 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
   }
 
   async function securitiesOf(rows: SecurityRow[]) {
-    const held = await repo.unitsHeld(rows.map((row) => row.id));
     const offeringsById = new Map<string, OfferingRow>();
     for (const row of rows)
       if (!offeringsById.has(row.offeringId)) offeringsById.set(row.offeringId, (await repo.find(undefined, row.offeringId))!);
-    return rows.map((row) => presentSecurity(row, held.get(row.id) ?? 0, offeringsById.get(row.offeringId)!.currency));
+    return rows.map((row) => presentSecurity(row, offeringsById.get(row.offeringId)!.currency));
   }
 
   return {
@@ -334,7 +333,7 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
         });
         return security;
       });
-      return presentSecurity(row, 0, offering.currency);
+      return presentSecurity(row, offering.currency);
     },
 
     /** Stores an offering document (PPM, subscription agreement) with its SHA-256 and a new version. */

@@ -69,11 +69,8 @@ export function subscriptionsRepo(db: Executor) {
         .offset(paging.offset);
       return { rows, total: await tx.$count(subscriptions, where) };
     },
-    /** What a user has committed: in one offering, or across Reg CF offerings since a date. */
-    async committedCents(
-      filter: { orgId: string; userId: string; offeringId?: string; regCfSince?: Date },
-      tx: Executor = db,
-    ): Promise<number> {
+    /** What a user has committed (cents), in subscriptions that hold units; with `regCfSince`, in Reg CF offerings since that date. */
+    async committedCents(filter: { orgId: string; userId: string; regCfSince?: Date }, tx: Executor = db): Promise<number> {
       const [row] = await tx
         .select({ total: sql<string>`coalesce(sum(${subscriptions.amountCents}), 0)` })
         .from(subscriptions)
@@ -83,7 +80,6 @@ export function subscriptionsRepo(db: Executor) {
             eq(subscriptions.orgId, filter.orgId),
             eq(subscriptions.userId, filter.userId),
             inArray(subscriptions.status, [...HOLDING_STATUSES]),
-            filter.offeringId ? eq(subscriptions.offeringId, filter.offeringId) : undefined,
             filter.regCfSince ? and(eq(offerings.exemptionType, 'reg_cf'), gte(subscriptions.createdAt, filter.regCfSince)) : undefined,
           ),
         );

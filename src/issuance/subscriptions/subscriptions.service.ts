@@ -10,6 +10,7 @@ import { AppError, notFound } from '../../platform/http/errors.ts';
 import { pageOffset, type PagePaging } from '../../platform/http/paging.ts';
 import { fromCents } from '../../platform/money.ts';
 import type { OfferingRow, OfferingsRepo, SecurityRow } from '../offerings/offerings.repo.ts';
+import type { TotalsRepo } from '../offerings/totals.repo.ts';
 import { checkoutReturnUrls, type CheckoutReturnPolicy, type CheckoutReturnUrls } from '../payments/checkout-return.ts';
 import type { PaymentEvent, PaymentProvider } from '../payments/payment-provider.ts';
 import { regCfLimitCents, restrictionFor } from './regulation.ts';
@@ -78,6 +79,8 @@ export function subscriptionsService(deps: {
   keyring: Keyring;
   repo: SubscriptionsRepo;
   offerings: OfferingsRepo;
+  /** The running totals every change of a subscription's status moves, in its transaction. */
+  totals: TotalsRepo;
   eligibility: (orgId: string, userId: string) => Promise<InvestorEligibility>;
   /** Identity's allowed redirect origins of an org (`https://app.example.com`), for checkout return URLs. */
   redirectOrigins: (orgId: string) => Promise<string[]>;
@@ -98,6 +101,7 @@ export function subscriptionsService(deps: {
     reason?: string | null,
   ) {
     const updated = await repo.update(row.id, { ...changes, status: to }, tx);
+    await deps.totals.move(row, updated, tx);
     await repo.logTransition({ subscriptionId: row.id, fromStatus: row.status, toStatus: to, actor, reason: reason ?? null }, tx);
     await deps.audit.record(tx, {
       orgId: updated.orgId,
@@ -167,6 +171,16 @@ export function subscriptionsService(deps: {
   }
 
   return {
+    /**
+     * Subscribes the investor to `unitsSubscribed` units of a class of an open offering, at the
+     * class's price (amount in cents = units x price), in status pending_signature: the units are
+     * held and the offering's running totals moved in the same transaction. Throws NOT_FOUND (no
+     * such offering for the org, or a draft), VALIDATION_ERROR (a class of another offering,
+     * suitability or risk not confirmed, under the minimum investment, Reg CF income or net worth
+     * missing), INVALID_STATE (not open, or past its deadline), KYC_REQUIRED, ACCREDITATION_REQUIRED
+     * (506(c)), OFFERING_FULL (too few units left in the class, or past the offering's maximum
+     * amount) and INVESTMENT_LIMIT_EXCEEDED (the per-investor maximum or the Reg CF 12-month limit).
+     */
     async create(principal: UserPrincipal, offeringId: string, input: CreateSubscriptionInput) {
       const offering = await deps.offerings.find(principal.orgId, offeringId);
       if (!offering || offering.status === 'draft') throw notFound('offering');
@@ -205,7 +219,8 @@ export function subscriptionsService(deps: {
       }
 
       // The investor's limits span offerings, so one lock per investor serialises their subscriptions
-      // (taken first, then the offering's rows, always in that order); the totals are read under it.
+      // (taken first, then the offering's rows, always in the order of totals.repo.ts); the Reg CF
+      // total is summed under it, the offering's and class's are running totals.
       const row = await db.transaction(async (tx) => {
         await lockScope(tx, 'investor', principal.orgId, principal.userId);
         if (regCfLimit !== undefined) {
@@ -222,39 +237,45 @@ export function subscriptionsService(deps: {
         }
         const current = (await deps.offerings.lock(offering.id, tx))!;
         assertOpen(current);
-        const locked = (await deps.offerings.lockSecurity(security.id, tx))!;
-        const held = (await deps.offerings.unitsHeld([locked.id], tx)).get(locked.id) ?? 0;
-        if (held + input.unitsSubscribed > locked.unitsAuthorized) {
-          throw new AppError('OFFERING_FULL', `Only ${Math.max(0, locked.unitsAuthorized - held)} units of ${locked.name} remain`);
+        // The class's units and the offering's totals are running totals (see totals.repo.ts), moved
+        // here before the insert: a refusal throws, and the rollback takes the move back.
+        const units = await deps.totals.holdUnits(security.id, input.unitsSubscribed, tx);
+        if (!units.taken) {
+          throw new AppError(
+            'OFFERING_FULL',
+            `Only ${Math.max(0, security.unitsAuthorized - units.heldBefore)} units of ${security.name} remain`,
+          );
         }
-        const committed = (await deps.offerings.totals([offering.id], tx)).get(offering.id)!.committedCents;
-        if (committed + amountCents > current.maximumAmountCents)
+        // Alone past the maximum (however many cents: a sum would overflow the database's bigint).
+        if (amountCents > current.maximumAmountCents) throw new AppError('OFFERING_FULL', 'The offering has reached its maximum amount');
+        const counted = {
+          offeringId: offering.id,
+          securityClassId: security.id,
+          userId: principal.userId,
+          status: 'pending_signature' as const,
+          units: input.unitsSubscribed,
+          amountCents,
+          accreditationStatus: input.accreditationStatus,
+        };
+        const totals = await deps.totals.add(counted, tx);
+        if (totals.committedCents > current.maximumAmountCents)
           throw new AppError('OFFERING_FULL', 'The offering has reached its maximum amount');
-        if (current.maximumInvestmentCents !== null) {
-          const mine = await repo.committedCents({ orgId: principal.orgId, userId: principal.userId, offeringId: offering.id }, tx);
-          if (mine + amountCents > current.maximumInvestmentCents) {
-            throw new AppError(
-              'INVESTMENT_LIMIT_EXCEEDED',
-              `The maximum investment per investor is ${fromCents(current.maximumInvestmentCents)} ${offering.currency}`,
-            );
-          }
+        if (current.maximumInvestmentCents !== null && totals.investorCommittedCents > current.maximumInvestmentCents) {
+          throw new AppError(
+            'INVESTMENT_LIMIT_EXCEEDED',
+            `The maximum investment per investor is ${fromCents(current.maximumInvestmentCents)} ${offering.currency}`,
+          );
         }
         const inserted = await repo.insert(
           {
+            ...counted,
             orgId: principal.orgId,
-            offeringId: offering.id,
-            securityClassId: locked.id,
-            userId: principal.userId,
-            units: input.unitsSubscribed,
-            pricePerUnitCents: locked.pricePerUnitCents,
-            amountCents,
+            pricePerUnitCents: security.pricePerUnitCents,
             currency: offering.currency,
             trancheId: input.trancheId ?? null,
             paymentMethod: input.paymentMethod,
-            accreditationStatus: input.accreditationStatus,
             suitabilityConfirmed: input.suitabilityConfirmed,
             riskAcknowledgmentSigned: input.riskAcknowledgmentSigned,
-            status: 'pending_signature',
           },
           tx,
         );
