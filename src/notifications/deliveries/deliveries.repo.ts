@@ -339,22 +339,6 @@ export function deliveriesRepo(db: Executor, runPrepared?: RunPrepared) {
         .orderBy(asc(webhookAttempts.createdAt), asc(webhookAttempts.id));
       return rows.map((row, index) => ({ ...row, attemptNumber: index + 1 }));
     },
-    async markSucceeded(ids: string[], statusCode: number, now: Date, tx: Executor): Promise<void> {
-      if (ids.length === 0) return;
-      await tx
-        .update(webhookDeliveries)
-        .set({
-          status: 'succeeded',
-          attemptCount: sql`${webhookDeliveries.attemptCount} + 1`,
-          succeededAt: now,
-          nextAttemptAt: null,
-          leaseUntil: null,
-          lastStatusCode: statusCode,
-          lastError: null,
-          updatedAt: now,
-        })
-        .where(and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, 'sending')));
-    },
     async cancel(ids: string[], now: Date, tx: Executor): Promise<void> {
       if (ids.length === 0) return;
       await tx

@@ -1,4 +1,4 @@
-import { asc, inArray, isNull, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { queryRows, type Executor } from '../db/database.ts';
 import { outboxEvents } from '../platform.tables.ts';
 
@@ -21,25 +21,6 @@ export async function publish(tx: Executor, event: DomainEvent): Promise<string>
 }
 
 export type OutboxEvent = typeof outboxEvents.$inferSelect;
-
-/** Locks a batch of events not yet dispatched; concurrent dispatchers skip each other's rows. */
-export async function claimUndispatched(tx: Executor, limit: number): Promise<OutboxEvent[]> {
-  return tx
-    .select()
-    .from(outboxEvents)
-    .where(isNull(outboxEvents.dispatchedAt))
-    .orderBy(asc(outboxEvents.createdAt))
-    .limit(limit)
-    .for('update', { skipLocked: true });
-}
-
-export async function markDispatched(tx: Executor, ids: string[]): Promise<void> {
-  if (ids.length > 0)
-    await tx
-      .update(outboxEvents)
-      .set({ dispatchedAt: sql`now()` })
-      .where(inArray(outboxEvents.id, ids));
-}
 
 /**
  * Deletes up to `limit` dispatched events created before `before`, oldest first (through the
