@@ -121,42 +121,38 @@ describe('dispatcher pipeline error', () => {
     expect(attempts).toHaveLength(4);
   });
 
-  it('sends nothing more to an endpoint disabled while its deliveries wait in the queue', async () => {
+  /**
+   * Four deliveries to one endpoint with one send at a time: the first in flight, three waiting in
+   * the queue; `change` (disable, delete) runs while the first is held, past the recheck time.
+   */
+  async function changeWhileQueued(change: (id: string) => Promise<{ status: number }>) {
     const target = await receiver();
     const id = await endpoint(`${target.url}/hook`);
     for (let i = 0; i < 4; i++) await emit({ verification_id: `v-${i}` });
     const gate = gatedSender();
-    // One send at a time: the first is in flight, three wait in the queue.
     const d = pipeline(gate.sender, { concurrency: 1, maxHeld: 4 });
     await d.fanOut();
     const pass = d.deliverDue();
     await until(() => gate.sent() === 1);
     await Promise.all(gate.answered);
     t.clock.advance(2000);
-    expect((await t.patch(`/notifications/webhooks/${id}`, { status: 'disabled' }, { 'x-api-key': t.apiKey })).status).toBe(200);
+    expect((await change(id)).status).toBe(200);
     gate.open();
     await pass;
+    return { target, id };
+  }
 
+  it('sends nothing more to an endpoint disabled while its deliveries wait in the queue', async () => {
+    const { target, id } = await changeWhileQueued((id) =>
+      t.patch(`/notifications/webhooks/${id}`, { status: 'disabled' }, { 'x-api-key': t.apiKey }),
+    );
     expect(target.received).toHaveLength(1);
     const rows = await deliveriesOf([id]);
     expect(rows.map((row) => row.status).sort()).toEqual(['cancelled', 'cancelled', 'cancelled', 'succeeded']);
   });
 
   it('sends nothing more to an endpoint deleted while its deliveries wait in the queue', async () => {
-    const target = await receiver();
-    const id = await endpoint(`${target.url}/hook`);
-    for (let i = 0; i < 4; i++) await emit({ verification_id: `v-${i}` });
-    const gate = gatedSender();
-    const d = pipeline(gate.sender, { concurrency: 1, maxHeld: 4 });
-    await d.fanOut();
-    const pass = d.deliverDue();
-    await until(() => gate.sent() === 1);
-    await Promise.all(gate.answered);
-    t.clock.advance(2000);
-    expect((await t.delete(`/notifications/webhooks/${id}`, { 'x-api-key': t.apiKey })).status).toBe(200);
-    gate.open();
-    await pass;
-
+    const { target } = await changeWhileQueued((id) => t.delete(`/notifications/webhooks/${id}`, { 'x-api-key': t.apiKey }));
     expect(target.received).toHaveLength(1);
   });
 });
