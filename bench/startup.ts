@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { processCpuMs } from './support.ts';
 
 /**
  * One cold start and restart of the server: wall time from spawn to the first 200 of
@@ -40,12 +41,6 @@ function rssMb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
   return kb / 1024;
-}
-
-/** CPU time (user + system, ms) a process has used, from `/proc/<pid>/stat` (Linux, 100 ticks/s). */
-function cpuMs(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 async function waitForReady(url: string, child: ChildProcess, started: number): Promise<number> {
@@ -103,12 +98,12 @@ async function startOnce(target: StartupTarget, port: number): Promise<StartupRu
       let started = performance.now();
       let child = start(target, dataDir, port);
       const coldMs = await waitForReady(url, child, started);
-      const coldCpuMs = cpuMs(child.pid!);
+      const coldCpuMs = processCpuMs(child.pid!);
       await stop(child);
       started = performance.now();
       child = start(target, dataDir, port);
       const restartMs = await waitForReady(url, child, started);
-      const restartCpuMs = cpuMs(child.pid!);
+      const restartCpuMs = processCpuMs(child.pid!);
       await new Promise((resolve) => setTimeout(resolve, 1000));
       const idleRssMb = rssMb(child.pid!);
       await autocannon({ url: `${url}/health/ready`, connections: 10, duration: 5 });

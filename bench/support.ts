@@ -181,3 +181,13 @@ export async function openBenchOffering(call: ReturnType<typeof apiCaller>, admi
   await call('POST', `/admin/offerings/${offering.id}/open`, admin);
   return { offeringId: offering.id, securityId: security.id };
 }
+
+/** CPU time (user + system, ms) a process has used, from `/proc/<pid>/stat` (Linux, 100 ticks/s); 0 when gone. */
+export function processCpuMs(pid: number): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}

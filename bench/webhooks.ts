@@ -1,5 +1,4 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
@@ -11,7 +10,7 @@ import { queryRows, type Database } from '../src/platform/db/database.ts';
 import { OUTBOX_CHANNEL, publish } from '../src/platform/events/outbox.ts';
 import { fromSource, freePort } from '../test/support/process.ts';
 import { webhookOrg } from '../test/support/webhook-deployment.ts';
-import { benchDatabase } from './support.ts';
+import { benchDatabase, processCpuMs } from './support.ts';
 
 const ENDPOINTS = 10;
 const CONCURRENCY = 32;
@@ -75,16 +74,6 @@ async function startReceiver() {
       child.kill();
     },
   };
-}
-
-/** CPU time (user + system, ms) a process has used, from `/proc/<pid>/stat` (Linux, 100 ticks/s); 0 when gone. */
-function processCpuMs(pid: number): number {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return 0;
-  }
 }
 
 /**
