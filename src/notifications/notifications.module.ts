@@ -4,7 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
-import { ping, type Database } from '../platform/db/database.ts';
+import { ping, queryRows, type Database } from '../platform/db/database.ts';
 import { OUTBOX_CHANNEL, pruneDispatched } from '../platform/events/outbox.ts';
 import { registerServiceInfo } from '../platform/http/service-info.ts';
 import { jobMetrics, Registry } from '../platform/observability/metrics.ts';
@@ -48,14 +48,15 @@ export type NotificationsDeps = {
 };
 
 /**
- * The embedded database has no autovacuum (PGlite runs PostgreSQL in single-user mode), so its
- * statistics and dead rows are the worker's to look after: without statistics the planner takes
- * the queue for empty and sorts every due delivery at each claim. `ANALYZE` once this many rows
- * changed (events fanned out plus deliveries claimed) since the last; `VACUUM (ANALYZE)` at most
- * once a minute while any did.
+ * The embedded database has no autovacuum (PGlite runs PostgreSQL in single-user mode), and a
+ * PostgreSQL server may have it turned off (`autovacuum = off`): then the queue tables' statistics
+ * and dead rows are the worker's to look after. Without statistics the planner takes the queue for
+ * empty and sorts every due delivery at each claim; without vacuum every claim and result leaves a
+ * dead row version behind for good. `ANALYZE` once this many rows changed (events fanned out plus
+ * deliveries claimed) since the last; `VACUUM (ANALYZE)` at most once a minute while any did.
  */
-const EMBEDDED_ANALYZE_AFTER = 2000;
-const EMBEDDED_VACUUM_EVERY_MS = 60_000;
+const QUEUE_ANALYZE_AFTER = 2000;
+const QUEUE_VACUUM_EVERY_MS = 60_000;
 const QUEUE_TABLES = sql.raw('outbox_events, webhook_messages, webhook_deliveries, webhook_attempts');
 
 /** Rows deleted per retention statement, and statements per table per run. */
@@ -139,25 +140,44 @@ export function createNotifications(deps: NotificationsDeps) {
   }
   const pruneInBackground = throttled(() => jobs.track('webhook_retention', pruneExpired), 60_000);
 
-  /** See `EMBEDDED_ANALYZE_AFTER`; a no-op on PostgreSQL, whose autovacuum does this. Never throws. */
+  /**
+   * See `QUEUE_ANALYZE_AFTER`: on the embedded database, and on a PostgreSQL server whose
+   * autovacuum is off (read once, with a warning); otherwise a no-op. Never throws.
+   */
   const upkeep = (() => {
     let changed = 0;
     let changedSinceVacuum = false;
     let lastVacuum = Date.now();
+    let needed: Promise<boolean> | undefined;
+    const isNeeded = (log?: FastifyBaseLogger) =>
+      (needed ??=
+        database.kind === 'embedded'
+          ? Promise.resolve(true)
+          : queryRows<{ autovacuum: string }>(db, sql`select current_setting('autovacuum') as autovacuum`).then(
+              ([row]) => {
+                const off = row?.autovacuum === 'off';
+                if (off) log?.warn('autovacuum is off: the webhook worker analyzes and vacuums its queue tables itself');
+                return off;
+              },
+              () => {
+                needed = undefined; // ask again on the next run
+                return false;
+              },
+            ));
     return {
       note(rows: number) {
         changed += rows;
         if (rows > 0) changedSinceVacuum = true;
       },
       async run(log?: FastifyBaseLogger) {
-        if (database.kind !== 'embedded') return;
+        if (!(changed > 0 || changedSinceVacuum) || !(await isNeeded(log))) return;
         try {
-          if (changedSinceVacuum && Date.now() - lastVacuum >= EMBEDDED_VACUUM_EVERY_MS) {
+          if (changedSinceVacuum && Date.now() - lastVacuum >= QUEUE_VACUUM_EVERY_MS) {
             lastVacuum = Date.now();
             changedSinceVacuum = false;
             changed = 0;
             await db.execute(sql`vacuum (analyze) ${QUEUE_TABLES}`);
-          } else if (changed >= EMBEDDED_ANALYZE_AFTER) {
+          } else if (changed >= QUEUE_ANALYZE_AFTER) {
             changed = 0;
             await db.execute(sql`analyze ${QUEUE_TABLES}`);
           }

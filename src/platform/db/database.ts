@@ -35,10 +35,10 @@ export type Database = {
 
 /**
  * Runs a hot statement outside any transaction and answers its rows: on PostgreSQL as a named
- * prepared statement (`name`, unique per statement text), so each connection parses and plans it
- * once (PostgreSQL keeps a generic plan after five runs) instead of on every run; the embedded
- * database runs it as is. For statements whose planning costs as much as their execution (the
- * webhook dispatcher's claim and result statements).
+ * prepared statement (`name`, unique per statement text), so each connection parses it once
+ * instead of on every run, and plans it on each run for the tables as they are then (see
+ * `withServerOptions`); the embedded database runs it as is. For the webhook dispatcher's claim
+ * and result statements, run many times a second.
  */
 export type RunPrepared = <T>(name: string, query: SQL) => Promise<T[]>;
 
@@ -214,9 +214,33 @@ class GuardedClient extends pg.Client {
 
 const isReadTimeout = (error: unknown) => error instanceof Error && error.message === 'Query read timeout';
 
+/**
+ * The connection URL with the server options every connection starts with, after any its own
+ * `options` parameter sets (the URL's other parameters are kept).
+ * `plan_cache_mode=force_custom_plan`: the named prepared statements (`runPrepared`) are planned
+ * on each run with the tables as they are then. PostgreSQL's default switches a statement to a
+ * generic plan after five runs and keeps it until the table's statistics change, which without a
+ * recent ANALYZE (autovacuum off, or the minute before it runs) freezes the plan a queue got when
+ * it was nearly empty: measured, the webhook result statement then scanned the whole deliveries
+ * table at every batch (four times the database CPU per delivery). Other statements are unnamed
+ * and always planned for their parameters, so this changes nothing else.
+ */
+export function withServerOptions(connectionString: string): string {
+  let url: URL;
+  try {
+    url = new URL(connectionString);
+  } catch {
+    return connectionString; // not a URL (a socket path): pg takes it as is
+  }
+  const given = url.searchParams.get('options');
+  url.searchParams.set('options', [given, '-c plan_cache_mode=force_custom_plan'].filter(Boolean).join(' '));
+  return url.toString();
+}
+
 function clientConfig(connectionString: string, options: PostgresOptions, applicationName = 'tranche'): pg.ClientConfig {
   return {
-    connectionString,
+    // pg lets the URL's parameters override these fields, so `options` goes in the URL.
+    connectionString: withServerOptions(connectionString),
     application_name: applicationName,
     connectionTimeoutMillis: options.connectTimeoutMs,
     statement_timeout: options.statementTimeoutMs,
