@@ -139,7 +139,10 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
       'at least 16 characters; `/metrics` then answers only `Authorization: Bearer <token>` (else 401). Unset, `/metrics` is open to whoever reaches the port',
   },
   DATA_DIR: { meaning: 'embedded database files, the generated keyring and local object storage' },
-  DATABASE_URL: { meaning: '`postgres://...`: run on a PostgreSQL server (15 or newer) instead of the embedded database' },
+  DATABASE_URL: {
+    meaning:
+      '`postgres://...`: run on a PostgreSQL server (15 or newer) instead of the embedded database. Its `options` parameter is kept; connections add `-c plan_cache_mode=force_custom_plan` to it (a connection pooler in front must pass `options` through)',
+  },
   NODE_ENV: {
     meaning:
       'development mode is the embedded database with `NODE_ENV` not `production`: it allows webhooks to loopback and `http://` checkout return URLs. (`ALLOW_INSECURE_HTTP` and `DEMO_IDP` follow the database alone.)',
