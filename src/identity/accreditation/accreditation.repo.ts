@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
-import { pageWithTotal, type Page } from '../../platform/db/pages.ts';
+import { keysetAfter, pageWithTotal, type Page } from '../../platform/db/pages.ts';
 import { accreditationDocuments, accreditations } from '../identity.tables.ts';
 
 export type AccreditationRow = typeof accreditations.$inferSelect;
@@ -87,10 +87,11 @@ export function accreditationRepo(db: Executor) {
         filter.orgId ? eq(accreditations.orgId, filter.orgId) : undefined,
         eq(accreditations.reviewStatus, filter.reviewStatus),
       );
-      const after = paging.after
-        ? sql`(${accreditations.submittedAt}, ${accreditations.id}) > (select submitted_at, id from ${accreditations}
-            where ${and(eq(accreditations.id, paging.after), filter.orgId ? eq(accreditations.orgId, filter.orgId) : undefined)})`
-        : undefined;
+      const after = keysetAfter(
+        { sort: accreditations.submittedAt, id: accreditations.id, direction: 'asc' },
+        paging.after,
+        filter.orgId ? eq(accreditations.orgId, filter.orgId) : undefined,
+      );
       const rows = await tx
         .select()
         .from(accreditations)

@@ -1,6 +1,6 @@
 import { and, desc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
-import { pageWithTotal, type Page } from '../../platform/db/pages.ts';
+import { keysetAfter, pageWithTotal, type Page } from '../../platform/db/pages.ts';
 import { kycVerifications } from '../identity.tables.ts';
 
 export type KycRow = typeof kycVerifications.$inferSelect;
@@ -55,10 +55,11 @@ export function kycRepo(db: Executor) {
         filter.userId ? eq(kycVerifications.userId, filter.userId) : undefined,
         filter.status ? eq(kycVerifications.status, filter.status) : undefined,
       );
-      const after = paging.after
-        ? sql`(${kycVerifications.createdAt}, ${kycVerifications.id}) < (select created_at, id from ${kycVerifications}
-            where ${and(eq(kycVerifications.id, paging.after), filter.orgId ? eq(kycVerifications.orgId, filter.orgId) : undefined)})`
-        : undefined;
+      const after = keysetAfter(
+        { sort: kycVerifications.createdAt, id: kycVerifications.id, direction: 'desc' },
+        paging.after,
+        filter.orgId ? eq(kycVerifications.orgId, filter.orgId) : undefined,
+      );
       const rows = await tx
         .select()
         .from(kycVerifications)

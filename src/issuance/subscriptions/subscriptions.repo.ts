@@ -1,6 +1,6 @@
 import { and, desc, eq, gte, inArray, ne, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
-import { pageWithTotal, type Page } from '../../platform/db/pages.ts';
+import { keysetAfter, pageWithTotal, type Page } from '../../platform/db/pages.ts';
 import { offerings, paymentEvents, shares, subscriptions, subscriptionTransitions } from '../issuance.tables.ts';
 import { HOLDING_STATUSES } from '../offerings/offerings.repo.ts';
 
@@ -66,10 +66,11 @@ export function subscriptionsRepo(db: Executor) {
         filter.status ? eq(subscriptions.status, filter.status) : undefined,
         filter.offeringId ? eq(subscriptions.offeringId, filter.offeringId) : undefined,
       );
-      const after = paging.after
-        ? sql`(${subscriptions.createdAt}, ${subscriptions.id}) < (select created_at, id from ${subscriptions}
-            where ${and(eq(subscriptions.id, paging.after), filter.orgId ? eq(subscriptions.orgId, filter.orgId) : undefined)})`
-        : undefined;
+      const after = keysetAfter(
+        { sort: subscriptions.createdAt, id: subscriptions.id, direction: 'desc' },
+        paging.after,
+        filter.orgId ? eq(subscriptions.orgId, filter.orgId) : undefined,
+      );
       const rows = await tx
         .select()
         .from(subscriptions)

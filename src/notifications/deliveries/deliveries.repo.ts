@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, gte, inArray, lte, sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Executor, type RunPrepared } from '../../platform/db/database.ts';
-import { pageWithTotal, type Page } from '../../platform/db/pages.ts';
+import { keysetAfter, pageWithTotal, type Page } from '../../platform/db/pages.ts';
 import { outboxEvents } from '../../platform/platform.tables.ts';
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookMessages } from '../notifications.tables.ts';
 
@@ -357,9 +357,11 @@ export function deliveriesRepo(db: Executor, runPrepared?: RunPrepared) {
       paging: { limit: number; offset: number; after?: string },
       tx: Executor = db,
     ): Promise<Page<DeliveryRow>> {
-      const after = paging.after
-        ? sql`(${webhookDeliveries.createdAt}, ${webhookDeliveries.id}) < (select created_at, id from ${webhookDeliveries} where id = ${paging.after} and org_id = ${filter.orgId})`
-        : undefined;
+      const after = keysetAfter(
+        { sort: webhookDeliveries.createdAt, id: webhookDeliveries.id, direction: 'desc' },
+        paging.after,
+        eq(webhookDeliveries.orgId, filter.orgId),
+      );
       const where = and(
         eq(webhookDeliveries.orgId, filter.orgId),
         filter.endpointId ? eq(webhookDeliveries.endpointId, filter.endpointId) : undefined,

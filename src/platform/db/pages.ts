@@ -1,5 +1,5 @@
-import { sql, type SQL } from 'drizzle-orm';
-import type { PgTable } from 'drizzle-orm/pg-core';
+import { and, eq, sql, type SQL } from 'drizzle-orm';
+import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import { queryRows, type Executor } from './database.ts';
 
 /**
@@ -55,4 +55,21 @@ export async function pageWithTotal<T>(
   const endsHere = !paging.after && !hasMore && (page.length > 0 || paging.offset === 0);
   const total = endsHere ? cappedTotal(paging.offset + page.length) : await countCapped(tx, count.from, count.where);
   return { rows: page, hasMore, ...total };
+}
+
+/**
+ * The keyset condition of a cursor page: the rows after the row whose id is `after`, in the list's
+ * order `(sort, id)` (`direction` as the list sorts; `id` the table's primary key). `scope` limits
+ * which row may be the cursor (the caller's org): a cursor naming no such row matches nothing, so
+ * its page is empty. Undefined without `after` (a first or offset page).
+ */
+export function keysetAfter(
+  order: { sort: PgColumn; id: PgColumn; direction: 'asc' | 'desc' },
+  after: string | undefined,
+  scope?: SQL,
+): SQL | undefined {
+  if (!after) return undefined;
+  const { sort, id } = order;
+  const comparison = order.direction === 'desc' ? sql`<` : sql`>`;
+  return sql`(${sort}, ${id}) ${comparison} (select ${sql.identifier(sort.name)}, ${sql.identifier(id.name)} from ${id.table} where ${and(eq(id, after), scope)})`;
 }
