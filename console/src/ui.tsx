@@ -4,6 +4,10 @@ import { useState, type ReactNode } from 'react';
 export const formatDate = (value: string | null | undefined) =>
   value ? new Date(value).toLocaleString('en-US', { timeZone: 'UTC' }) + ' UTC' : '—';
 
+/** A list's count for a heading: its `total`, with a `+` when the API stopped counting there (`total_capped`); `…` while loading. */
+export const formatTotal = (meta: { total: number; total_capped: boolean } | undefined) =>
+  meta ? `${meta.total.toLocaleString('en-US')}${meta.total_capped ? '+' : ''}` : '…';
+
 export function Badge({ value }: { value: string }) {
   return <span className={`badge badge-${value}`}>{value.replaceAll('_', ' ')}</span>;
 }

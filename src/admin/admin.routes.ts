@@ -5,7 +5,7 @@ import { toSnake } from '../platform/http/case.ts';
 import { optionalBody } from '../platform/http/bodies.ts';
 import { envelope, ok } from '../platform/http/envelope.ts';
 import { errorResponses } from '../platform/http/errors.ts';
-import { cursorPageMeta, cursorPageMetaFor, cursorPagingQuery } from '../platform/http/paging.ts';
+import { CAPPED_TOTAL_NOTE, cursorPageMeta, cursorPageMetaFor, cursorPagingQuery } from '../platform/http/paging.ts';
 import type { Identity } from '../identity/identity.module.ts';
 import { accreditationResponse, reviewStatus } from '../identity/accreditation/accreditation.schemas.ts';
 import type { ReviewAction } from '../identity/accreditation/accreditation.service.ts';
@@ -32,7 +32,7 @@ export async function adminRoutes(app: FastifyInstance, options: { identity: Ide
       schema: {
         ...common,
         summary: 'KYC review queue (default status needs_review)',
-        description: 'Newest first; page with `cursor` (the `next_cursor` of the previous page) or `offset`.',
+        description: `Newest first; page with \`cursor\` (the \`next_cursor\` of the previous page) or \`offset\`. ${CAPPED_TOTAL_NOTE}`,
         querystring: cursorPagingQuery.extend({ status: kycStatus.optional() }),
         response: {
           200: envelope(z.object({ items: z.array(verificationResponse), meta: cursorPageMeta })),
@@ -42,13 +42,13 @@ export async function adminRoutes(app: FastifyInstance, options: { identity: Ide
     },
     async (request) => {
       const { status, ...paging } = request.query;
-      const { items, total } = await identity.kyc.listForReview(reviewer(request), { status }, paging);
+      const { items, ...count } = await identity.kyc.listForReview(reviewer(request), { status }, paging);
       return ok({
         items: toSnake(items),
         meta: cursorPageMetaFor(
           paging,
           items.map((item) => item.verificationId),
-          total,
+          count,
         ),
       });
     },
@@ -81,7 +81,7 @@ export async function adminRoutes(app: FastifyInstance, options: { identity: Ide
       schema: {
         ...common,
         summary: 'Accreditation review queue (default review_status pending_review)',
-        description: 'Oldest submission first; page with `cursor` (the `next_cursor` of the previous page) or `offset`.',
+        description: `Oldest submission first; page with \`cursor\` (the \`next_cursor\` of the previous page) or \`offset\`. ${CAPPED_TOTAL_NOTE}`,
         querystring: cursorPagingQuery.extend({ review_status: reviewStatus.default('pending_review') }),
         response: {
           200: envelope(z.object({ items: z.array(accreditationResponse), meta: cursorPageMeta })),
@@ -91,13 +91,13 @@ export async function adminRoutes(app: FastifyInstance, options: { identity: Ide
     },
     async (request) => {
       const { review_status: status, ...paging } = request.query;
-      const { items, total } = await identity.accreditation.listForReview(reviewer(request), status, paging);
+      const { items, ...count } = await identity.accreditation.listForReview(reviewer(request), status, paging);
       return ok({
         items: toSnake(items),
         meta: cursorPageMetaFor(
           paging,
           items.map((item) => item.id),
-          total,
+          count,
         ),
       });
     },

@@ -7,7 +7,7 @@ import type { AuditService } from '../platform/audit/audit.service.ts';
 import { auditEntryResponse, auditQuery, chainReportResponse, presentEntry, presentReport } from '../platform/audit/audit.schemas.ts';
 import { envelope, ok } from '../platform/http/envelope.ts';
 import { AppError, errorResponses } from '../platform/http/errors.ts';
-import { offsetPageMeta } from '../platform/http/paging.ts';
+import { CAPPED_TOTAL_NOTE, offsetPageMeta, offsetPageMetaFor } from '../platform/http/paging.ts';
 import { adminSecurity, requireReviewer, reviewerAuth } from './reviewer.ts';
 
 /**
@@ -29,6 +29,7 @@ export async function auditRoutes(app: FastifyInstance, options: { identity: Ide
       schema: {
         ...common,
         summary: 'Audit log entries, newest first, filtered by subject, actor, action and time',
+        description: CAPPED_TOTAL_NOTE,
         querystring: auditQuery.extend({ org_id: z.uuid().optional() }),
         response: {
           200: envelope(z.object({ items: z.array(auditEntryResponse), meta: offsetPageMeta })),
@@ -41,7 +42,7 @@ export async function auditRoutes(app: FastifyInstance, options: { identity: Ide
       const scope = reviewerOrg(requireReviewer(request));
       if (scope !== undefined && q.org_id !== undefined && q.org_id !== scope)
         throw new AppError('FORBIDDEN', 'An org_admin reads their own org’s audit log');
-      const { rows, total } = await audit.list(
+      const { rows, ...count } = await audit.list(
         {
           orgId: scope ?? q.org_id,
           subjectType: q.subject_type,
@@ -54,7 +55,7 @@ export async function auditRoutes(app: FastifyInstance, options: { identity: Ide
         },
         { limit: q.limit, offset: q.offset },
       );
-      return ok({ items: rows.map(presentEntry), meta: { limit: q.limit, offset: q.offset, total } });
+      return ok({ items: rows.map(presentEntry), meta: offsetPageMetaFor(q, count) });
     },
   );
 

@@ -5,7 +5,7 @@ import type { Identity } from '../identity/identity.module.ts';
 import { toSnake } from '../platform/http/case.ts';
 import { envelope, ok } from '../platform/http/envelope.ts';
 import { AppError, errorResponses } from '../platform/http/errors.ts';
-import { offsetPageMeta, offsetPagingQuery } from '../platform/http/paging.ts';
+import { CAPPED_TOTAL_NOTE, offsetPageMeta, offsetPageMetaFor, offsetPagingQuery } from '../platform/http/paging.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import type { Db } from '../platform/db/database.ts';
 import { readOutbox } from '../platform/mail/mailer.ts';
@@ -30,6 +30,7 @@ export async function mailAdminRoutes(app: FastifyInstance, options: { identity:
         tags: ['admin: mail'],
         security: [{ adminKey: [] }],
         summary: 'Mail kept in the outbox (SMTP_URL unset), newest first',
+        description: CAPPED_TOTAL_NOTE,
         querystring: offsetPagingQuery.extend({ to: z.email().max(254).toLowerCase().optional() }),
         response: {
           200: envelope(z.object({ items: z.array(mailResponse), meta: offsetPageMeta })),
@@ -40,8 +41,8 @@ export async function mailAdminRoutes(app: FastifyInstance, options: { identity:
     async (request) => {
       if (requireReviewer(request).kind !== 'platform_admin') throw new AppError('FORBIDDEN', 'The mail outbox needs a platform admin key');
       const { to, limit, offset } = request.query;
-      const { items, total } = await readOutbox(options.db, options.keyring, { to, limit, offset });
-      return ok({ items: toSnake(items), meta: { limit, offset, total } });
+      const { items, ...count } = await readOutbox(options.db, options.keyring, { to, limit, offset });
+      return ok({ items: toSnake(items), meta: offsetPageMetaFor({ limit, offset }, count) });
     },
   );
 }

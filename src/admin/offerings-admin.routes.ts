@@ -17,7 +17,15 @@ import { paged } from '../issuance/offerings/offerings.schemas.ts';
 import type { OfferingsService } from '../issuance/offerings/offerings.service.ts';
 import { subscriptionResponse, subscriptionStatus } from '../issuance/subscriptions/subscriptions.schemas.ts';
 import type { SubscriptionsService } from '../issuance/subscriptions/subscriptions.service.ts';
-import { pageMetaFor, pageOffset, pagePagingQuery } from '../platform/http/paging.ts';
+import {
+  CAPPED_TOTAL_NOTE,
+  pageCursorMeta,
+  pageCursorMetaFor,
+  pageCursorPagingQuery,
+  pageMetaFor,
+  pageOffset,
+  pagePagingQuery,
+} from '../platform/http/paging.ts';
 import type { Issuance } from '../issuance/issuance.module.ts';
 import { present as presentShare, shareResponse, shareStatus } from '../issuance/shares/shares.routes.ts';
 import { toSnake } from '../platform/http/case.ts';
@@ -88,13 +96,14 @@ export async function offeringsAdminRoutes(app: FastifyInstance, options: { iden
       schema: {
         ...common,
         summary: 'Offerings of every status, drafts included (an org admin: their org), newest first',
+        description: CAPPED_TOTAL_NOTE,
         querystring: pagePagingQuery.extend({ status: offeringStatus.optional() }),
         response: { 200: envelope(paged(offeringResponse)), ...errorResponses(400, 401, 403) },
       },
     },
     async (request) => {
-      const { items, total } = await offerings.listForReviewer(requireReviewer(request), request.query);
-      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, total) });
+      const { items, ...count } = await offerings.listForReviewer(requireReviewer(request), request.query);
+      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, count) });
     },
   );
 
@@ -201,13 +210,25 @@ export async function subscriptionsAdminRoutes(app: FastifyInstance, options: { 
       schema: {
         ...common,
         summary: 'Subscriptions by status (default pending_review)',
-        querystring: pagePagingQuery.extend({ status: subscriptionStatus.default('pending_review') }),
-        response: { 200: envelope(paged(subscriptionResponse)), ...errorResponses(400, 401, 403) },
+        description: `Newest first; page with \`page\`, or with \`cursor\` (the \`next_cursor\` of the previous page: the cost does not grow with depth, and new subscriptions do not shift pages). ${CAPPED_TOTAL_NOTE}`,
+        querystring: pageCursorPagingQuery.extend({ status: subscriptionStatus.default('pending_review') }),
+        response: {
+          200: envelope(z.object({ items: z.array(subscriptionResponse), meta: pageCursorMeta })),
+          ...errorResponses(400, 401, 403),
+        },
       },
     },
     async (request) => {
-      const { items, total } = await subscriptions.listForReview(requireReviewer(request), request.query.status, request.query);
-      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, total) });
+      const { status, ...paging } = request.query;
+      const { items, ...count } = await subscriptions.listForReview(requireReviewer(request), status, paging);
+      return ok({
+        items: toSnake(items),
+        meta: pageCursorMetaFor(
+          paging,
+          items.map((item) => item.id),
+          count,
+        ),
+      });
     },
   );
 
@@ -292,6 +313,7 @@ export async function sharesAdminRoutes(app: FastifyInstance, options: { identit
         tags: ['admin: ledger'],
         security: adminSecurity,
         summary: 'The share ledger (every holder), newest first; filter by offering, investor, restriction, status',
+        description: CAPPED_TOTAL_NOTE,
         querystring: pagePagingQuery.extend({
           offering_id: z.uuid().optional(),
           user_id: z.uuid().optional(),
@@ -306,14 +328,14 @@ export async function sharesAdminRoutes(app: FastifyInstance, options: { identit
     },
     async (request) => {
       const q = request.query;
-      const { rows, total } = await options.issuance.ledger(
+      const { rows, ...count } = await options.issuance.ledger(
         requireReviewer(request),
         { offeringId: q.offering_id, userId: q.user_id, status: q.status, restricted: q.restricted },
         { limit: q.limit, offset: pageOffset(q) },
       );
       return ok({
         items: rows.map((row) => ({ ...presentShare(row), org_id: row.share.orgId, user_id: row.share.userId })),
-        meta: pageMetaFor(q, total),
+        meta: pageMetaFor(q, count),
       });
     },
   );

@@ -4,16 +4,27 @@ import { offsetPagingQuery, pageMetaFor, pageOffset, pagePagingQuery } from '../
 
 describe('paging', () => {
   it('computes issuance page meta at the edges', () => {
-    expect(pageMetaFor({ page: 1, limit: 20 }, 0)).toEqual({
+    expect(pageMetaFor({ page: 1, limit: 20 }, { total: 0, totalCapped: false, hasMore: false })).toEqual({
       page: 1,
       limit: 20,
       total: 0,
+      total_capped: false,
       total_pages: 0,
       has_next_page: false,
       has_previous_page: false,
     });
-    expect(pageMetaFor({ page: 2, limit: 20 }, 41)).toMatchObject({ total_pages: 3, has_next_page: true, has_previous_page: true });
-    expect(pageMetaFor({ page: 3, limit: 20 }, 41)).toMatchObject({ has_next_page: false });
+    expect(pageMetaFor({ page: 2, limit: 20 }, { total: 41, totalCapped: false, hasMore: true })).toMatchObject({
+      total_pages: 3,
+      has_next_page: true,
+      has_previous_page: true,
+    });
+    expect(pageMetaFor({ page: 3, limit: 20 }, { total: 41, totalCapped: false, hasMore: false })).toMatchObject({ has_next_page: false });
+    // Capped: the pages follow the capped total, the next page follows the read.
+    expect(pageMetaFor({ page: 60, limit: 20 }, { total: 1000, totalCapped: true, hasMore: true })).toMatchObject({
+      total_capped: true,
+      total_pages: 50,
+      has_next_page: true,
+    });
     expect(pageOffset({ page: 3, limit: 20 })).toBe(40);
   });
 

@@ -19,18 +19,23 @@ describe('lists follow the contract', () => {
 
     const kyc = await t.get('/identity/kyc-sessions/user?limit=1&offset=1', user.auth);
     expect(kyc.status, kyc.text).toBe(200);
-    expect(kyc.body.data.meta).toEqual({ limit: 1, offset: 1, total: 2 });
+    expect(kyc.body.data.meta).toEqual({ limit: 1, offset: 1, total: 2, total_capped: false });
     expect(kyc.body.data.items).toHaveLength(1);
-    expect((await t.get('/identity/kyc-sessions/user', user.auth)).body.data.meta).toEqual({ limit: 20, offset: 0, total: 2 });
+    expect((await t.get('/identity/kyc-sessions/user', user.auth)).body.data.meta).toEqual({
+      limit: 20,
+      offset: 0,
+      total: 2,
+      total_capped: false,
+    });
     expect((await t.get('/identity/kyc-sessions/user?limit=101', user.auth)).status).toBe(400);
 
     const accreditation = await t.get('/identity/accreditation-sessions/user?limit=5', user.auth);
     expect(accreditation.status, accreditation.text).toBe(200);
-    expect(accreditation.body.data.meta).toEqual({ limit: 5, offset: 0, total: 1 });
+    expect(accreditation.body.data.meta).toEqual({ limit: 5, offset: 0, total: 1, total_capped: false });
     expect(accreditation.body.data.items).toHaveLength(1);
     expect((await t.get('/identity/accreditation-sessions/user?offset=1', user.auth)).body.data).toEqual({
       items: [],
-      meta: { limit: 20, offset: 1, total: 1 },
+      meta: { limit: 20, offset: 1, total: 1, total_capped: false },
     });
   });
 
@@ -47,7 +52,15 @@ describe('lists follow the contract', () => {
     const page = await t.get(`/issuance/offerings/${offeringId}/documents?page=2&limit=1`, admin.auth);
     expect(page.status, page.text).toBe(200);
     expect(page.body.data.items).toHaveLength(1);
-    expect(page.body.data.meta).toEqual({ page: 2, limit: 1, total: 2, total_pages: 2, has_next_page: false, has_previous_page: true });
+    expect(page.body.data.meta).toEqual({
+      page: 2,
+      limit: 1,
+      total: 2,
+      total_capped: false,
+      total_pages: 2,
+      has_next_page: false,
+      has_previous_page: true,
+    });
     expect((await t.get(`/issuance/offerings/${offeringId}/documents?limit=101`, admin.auth)).status).toBe(400);
   });
 });

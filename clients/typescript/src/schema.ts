@@ -182,7 +182,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** org_admin: the org's verifications, sanitized */
+        /**
+         * org_admin: the org's verifications, sanitized
+         * @description Newest first. `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getIdentityKycVerifications"];
         put?: never;
         /** Submit PII (upserted, encrypted) and start a KYC verification */
@@ -251,7 +254,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's KYC sessions (older API), newest first */
+        /**
+         * The caller's KYC sessions (older API), newest first
+         * @description `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getIdentityKycSessionsUser"];
         put?: never;
         post?: never;
@@ -439,7 +445,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List webhook endpoints */
+        /**
+         * List webhook endpoints
+         * @description Newest first. `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getNotificationsWebhooks"];
         put?: never;
         /** Create a webhook endpoint (the signing secret is shown once) */
@@ -564,7 +573,7 @@ export interface paths {
         };
         /**
          * List deliveries (filter by endpoint, event type, status, time range)
-         * @description Newest first. Page with `cursor` (the `next_cursor` of the previous page: cost does not grow with depth, and new deliveries do not shift pages) or with `offset`. `total` is the number of matching deliveries, counted up to 1 000; past that it is 1 000 and `total_capped` is true.
+         * @description Newest first. Page with `cursor` (the `next_cursor` of the previous page: cost does not grow with depth, and new deliveries do not shift pages) or with `offset`. `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
          */
         get: operations["getNotificationsDeliveries"];
         put?: never;
@@ -650,7 +659,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List offerings (status active = open) */
+        /**
+         * List offerings (status active = open)
+         * @description `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getIssuanceOfferings"];
         put?: never;
         post?: never;
@@ -684,7 +696,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Offering documents with short-lived download links */
+        /**
+         * Offering documents with short-lived download links
+         * @description `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getIssuanceOfferingsByIdDocuments"];
         put?: never;
         post?: never;
@@ -701,7 +716,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Security classes of an offering */
+        /**
+         * Security classes of an offering
+         * @description `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getIssuanceOfferingsByIdSecurities"];
         put?: never;
         post?: never;
@@ -718,7 +736,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List security classes */
+        /**
+         * List security classes
+         * @description `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getIssuanceSecurities"];
         put?: never;
         post?: never;
@@ -769,7 +790,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's subscriptions */
+        /**
+         * The caller's subscriptions
+         * @description Newest first. `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getIssuanceSubscriptions"];
         put?: never;
         post?: never;
@@ -858,7 +882,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's shares */
+        /**
+         * The caller's shares
+         * @description Newest first. `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getIssuanceShares"];
         put?: never;
         post?: never;
@@ -894,7 +921,7 @@ export interface paths {
         };
         /**
          * KYC review queue (default status needs_review)
-         * @description Newest first; page with `cursor` (the `next_cursor` of the previous page) or `offset`.
+         * @description Newest first; page with `cursor` (the `next_cursor` of the previous page) or `offset`. `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
          */
         get: operations["getAdminKycVerifications"];
         put?: never;
@@ -948,7 +975,7 @@ export interface paths {
         };
         /**
          * Accreditation review queue (default review_status pending_review)
-         * @description Oldest submission first; page with `cursor` (the `next_cursor` of the previous page) or `offset`.
+         * @description Oldest submission first; page with `cursor` (the `next_cursor` of the previous page) or `offset`. `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
          */
         get: operations["getAdminAccreditations"];
         put?: never;
@@ -1068,7 +1095,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Offerings of every status, drafts included (an org admin: their org), newest first */
+        /**
+         * Offerings of every status, drafts included (an org admin: their org), newest first
+         * @description `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getAdminOfferings"];
         put?: never;
         /** Create an offering (draft) */
@@ -1188,7 +1218,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Subscriptions by status (default pending_review) */
+        /**
+         * Subscriptions by status (default pending_review)
+         * @description Newest first; page with `page`, or with `cursor` (the `next_cursor` of the previous page: the cost does not grow with depth, and new subscriptions do not shift pages). `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getAdminSubscriptions"];
         put?: never;
         post?: never;
@@ -1256,7 +1289,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Audit log entries, newest first, filtered by subject, actor, action and time */
+        /**
+         * Audit log entries, newest first, filtered by subject, actor, action and time
+         * @description `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getAdminAudit"];
         put?: never;
         post?: never;
@@ -1307,7 +1343,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Audit log entries, newest first, filtered by subject, actor, action and time */
+        /**
+         * Audit log entries, newest first, filtered by subject, actor, action and time
+         * @description `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getIdentityAudit"];
         put?: never;
         post?: never;
@@ -1395,7 +1434,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Mail kept in the outbox (SMTP_URL unset), newest first */
+        /**
+         * Mail kept in the outbox (SMTP_URL unset), newest first
+         * @description `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getAdminMail"];
         put?: never;
         post?: never;
@@ -1412,7 +1454,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The share ledger (every holder), newest first; filter by offering, investor, restriction, status */
+        /**
+         * The share ledger (every holder), newest first; filter by offering, investor, restriction, status
+         * @description `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
+         */
         get: operations["getAdminShares"];
         put?: never;
         post?: never;
@@ -4135,7 +4180,8 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "total_capped": true
                      *         }
                      *       }
                      *     }
@@ -4148,7 +4194,10 @@ export interface operations {
                             meta: {
                                 limit: number;
                                 offset: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
                             };
                         };
                     };
@@ -4571,7 +4620,8 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "total_capped": true
                      *         }
                      *       }
                      *     }
@@ -4584,7 +4634,10 @@ export interface operations {
                             meta: {
                                 limit: number;
                                 offset: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
                             };
                         };
                     };
@@ -5210,7 +5263,8 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "total_capped": true
                      *         }
                      *       }
                      *     }
@@ -5223,7 +5277,10 @@ export interface operations {
                             meta: {
                                 limit: number;
                                 offset: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
                             };
                         };
                     };
@@ -5552,7 +5609,8 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "total_capped": true
                      *         }
                      *       }
                      *     }
@@ -5565,7 +5623,10 @@ export interface operations {
                             meta: {
                                 limit: number;
                                 offset: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
                             };
                         };
                     };
@@ -6523,8 +6584,8 @@ export interface operations {
                      *           "limit": 1,
                      *           "offset": 1,
                      *           "total": 1,
-                     *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70",
-                     *           "total_capped": true
+                     *           "total_capped": true,
+                     *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
                      *         }
                      *       }
                      *     }
@@ -6559,11 +6620,12 @@ export interface operations {
                             meta: {
                                 limit: number;
                                 offset: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
                                 /** @description pass as `cursor` for the next page; null on the last page */
                                 next_cursor: string | null;
-                                /** @description true when more than 1 000 deliveries match: `total` is then 1 000 */
-                                total_capped: boolean;
                             };
                         };
                     };
@@ -6960,6 +7022,7 @@ export interface operations {
                      *           "page": 1,
                      *           "limit": 1,
                      *           "total": 1,
+                     *           "total_capped": true,
                      *           "total_pages": 1,
                      *           "has_next_page": true,
                      *           "has_previous_page": true
@@ -6975,8 +7038,13 @@ export interface operations {
                             meta: {
                                 page: number;
                                 limit: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
+                                /** @description pages of `limit` in `total` (so at most 1 000 / `limit` when `total_capped`) */
                                 total_pages: number;
+                                /** @description whether items follow this page (true past `total_pages` too when `total_capped`) */
                                 has_next_page: boolean;
                                 has_previous_page: boolean;
                             };
@@ -7139,6 +7207,7 @@ export interface operations {
                      *           "page": 1,
                      *           "limit": 1,
                      *           "total": 1,
+                     *           "total_capped": true,
                      *           "total_pages": 1,
                      *           "has_next_page": true,
                      *           "has_previous_page": true
@@ -7154,8 +7223,13 @@ export interface operations {
                             meta: {
                                 page: number;
                                 limit: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
+                                /** @description pages of `limit` in `total` (so at most 1 000 / `limit` when `total_capped`) */
                                 total_pages: number;
+                                /** @description whether items follow this page (true past `total_pages` too when `total_capped`) */
                                 has_next_page: boolean;
                                 has_previous_page: boolean;
                             };
@@ -7237,6 +7311,7 @@ export interface operations {
                      *           "page": 1,
                      *           "limit": 1,
                      *           "total": 1,
+                     *           "total_capped": true,
                      *           "total_pages": 1,
                      *           "has_next_page": true,
                      *           "has_previous_page": true
@@ -7252,8 +7327,13 @@ export interface operations {
                             meta: {
                                 page: number;
                                 limit: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
+                                /** @description pages of `limit` in `total` (so at most 1 000 / `limit` when `total_capped`) */
                                 total_pages: number;
+                                /** @description whether items follow this page (true past `total_pages` too when `total_capped`) */
                                 has_next_page: boolean;
                                 has_previous_page: boolean;
                             };
@@ -7334,6 +7414,7 @@ export interface operations {
                      *           "page": 1,
                      *           "limit": 1,
                      *           "total": 1,
+                     *           "total_capped": true,
                      *           "total_pages": 1,
                      *           "has_next_page": true,
                      *           "has_previous_page": true
@@ -7349,8 +7430,13 @@ export interface operations {
                             meta: {
                                 page: number;
                                 limit: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
+                                /** @description pages of `limit` in `total` (so at most 1 000 / `limit` when `total_capped`) */
                                 total_pages: number;
+                                /** @description whether items follow this page (true past `total_pages` too when `total_capped`) */
                                 has_next_page: boolean;
                                 has_previous_page: boolean;
                             };
@@ -7645,6 +7731,7 @@ export interface operations {
                      *           "page": 1,
                      *           "limit": 1,
                      *           "total": 1,
+                     *           "total_capped": true,
                      *           "total_pages": 1,
                      *           "has_next_page": true,
                      *           "has_previous_page": true
@@ -7660,8 +7747,13 @@ export interface operations {
                             meta: {
                                 page: number;
                                 limit: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
+                                /** @description pages of `limit` in `total` (so at most 1 000 / `limit` when `total_capped`) */
                                 total_pages: number;
+                                /** @description whether items follow this page (true past `total_pages` too when `total_capped`) */
                                 has_next_page: boolean;
                                 has_previous_page: boolean;
                             };
@@ -8168,6 +8260,7 @@ export interface operations {
                      *           "page": 1,
                      *           "limit": 1,
                      *           "total": 1,
+                     *           "total_capped": true,
                      *           "total_pages": 1,
                      *           "has_next_page": true,
                      *           "has_previous_page": true
@@ -8215,8 +8308,13 @@ export interface operations {
                             meta: {
                                 page: number;
                                 limit: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
+                                /** @description pages of `limit` in `total` (so at most 1 000 / `limit` when `total_capped`) */
                                 total_pages: number;
+                                /** @description whether items follow this page (true past `total_pages` too when `total_capped`) */
                                 has_next_page: boolean;
                                 has_previous_page: boolean;
                             };
@@ -8412,6 +8510,7 @@ export interface operations {
                      *           "limit": 1,
                      *           "offset": 1,
                      *           "total": 1,
+                     *           "total_capped": true,
                      *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
                      *         }
                      *       }
@@ -8425,7 +8524,10 @@ export interface operations {
                             meta: {
                                 limit: number;
                                 offset: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
                                 /** @description pass as `cursor` for the next page; null on the last page */
                                 next_cursor: string | null;
                             };
@@ -8749,6 +8851,7 @@ export interface operations {
                      *           "limit": 1,
                      *           "offset": 1,
                      *           "total": 1,
+                     *           "total_capped": true,
                      *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
                      *         }
                      *       }
@@ -8762,7 +8865,10 @@ export interface operations {
                             meta: {
                                 limit: number;
                                 offset: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
                                 /** @description pass as `cursor` for the next page; null on the last page */
                                 next_cursor: string | null;
                             };
@@ -9534,6 +9640,7 @@ export interface operations {
                      *           "page": 1,
                      *           "limit": 1,
                      *           "total": 1,
+                     *           "total_capped": true,
                      *           "total_pages": 1,
                      *           "has_next_page": true,
                      *           "has_previous_page": true
@@ -9549,8 +9656,13 @@ export interface operations {
                             meta: {
                                 page: number;
                                 limit: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
+                                /** @description pages of `limit` in `total` (so at most 1 000 / `limit` when `total_capped`) */
                                 total_pages: number;
+                                /** @description whether items follow this page (true past `total_pages` too when `total_capped`) */
                                 has_next_page: boolean;
                                 has_previous_page: boolean;
                             };
@@ -10404,6 +10516,8 @@ export interface operations {
             query?: {
                 page?: number;
                 limit?: number;
+                /** @description `next_cursor` of the previous page; `page` is then ignored */
+                cursor?: string;
                 status?: components["schemas"]["SubscriptionStatusInput"];
             };
             header?: never;
@@ -10454,9 +10568,11 @@ export interface operations {
                      *           "page": 1,
                      *           "limit": 1,
                      *           "total": 1,
+                     *           "total_capped": true,
                      *           "total_pages": 1,
                      *           "has_next_page": true,
-                     *           "has_previous_page": true
+                     *           "has_previous_page": true,
+                     *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
                      *         }
                      *       }
                      *     }
@@ -10467,12 +10583,20 @@ export interface operations {
                         data: {
                             items: components["schemas"]["Subscription"][];
                             meta: {
-                                page: number;
+                                /** @description null when paged by `cursor` */
+                                page: number | null;
                                 limit: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
+                                /** @description pages of `limit` in `total` (so at most 1 000 / `limit` when `total_capped`) */
                                 total_pages: number;
+                                /** @description whether items follow this page (true past `total_pages` too when `total_capped`) */
                                 has_next_page: boolean;
                                 has_previous_page: boolean;
+                                /** @description pass as `cursor` for the next page; null on the last page */
+                                next_cursor: string | null;
                             };
                         };
                     };
@@ -10886,7 +11010,8 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "total_capped": true
                      *         }
                      *       }
                      *     }
@@ -10927,7 +11052,10 @@ export interface operations {
                             meta: {
                                 limit: number;
                                 offset: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
                             };
                         };
                     };
@@ -11220,7 +11348,8 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "total_capped": true
                      *         }
                      *       }
                      *     }
@@ -11261,7 +11390,10 @@ export interface operations {
                             meta: {
                                 limit: number;
                                 offset: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
                             };
                         };
                     };
@@ -11767,7 +11899,8 @@ export interface operations {
                      *         "meta": {
                      *           "limit": 1,
                      *           "offset": 1,
-                     *           "total": 1
+                     *           "total": 1,
+                     *           "total_capped": true
                      *         }
                      *       }
                      *     }
@@ -11788,7 +11921,10 @@ export interface operations {
                             meta: {
                                 limit: number;
                                 offset: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
                             };
                         };
                     };
@@ -11883,6 +12019,7 @@ export interface operations {
                      *           "page": 1,
                      *           "limit": 1,
                      *           "total": 1,
+                     *           "total_capped": true,
                      *           "total_pages": 1,
                      *           "has_next_page": true,
                      *           "has_previous_page": true
@@ -11934,8 +12071,13 @@ export interface operations {
                             meta: {
                                 page: number;
                                 limit: number;
+                                /** @description matching items, counted up to 1 000 (see `total_capped`) */
                                 total: number;
+                                /** @description true when more than 1 000 items match: `total` is then 1 000 */
+                                total_capped: boolean;
+                                /** @description pages of `limit` in `total` (so at most 1 000 / `limit` when `total_capped`) */
                                 total_pages: number;
+                                /** @description whether items follow this page (true past `total_pages` too when `total_capped`) */
                                 has_next_page: boolean;
                                 has_previous_page: boolean;
                             };

@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api.ts';
-import { Badge, ErrorNote } from '../ui.tsx';
+import { Badge, ErrorNote, formatTotal } from '../ui.tsx';
 
 type Endpoint = Awaited<ReturnType<typeof listEndpoints>>['items'][number];
 const listEndpoints = () => unwrap(api.GET('/notifications/webhooks', { params: { query: { limit: 100 } } }));
@@ -39,7 +39,7 @@ export function Endpoints({ orgId }: { orgId: string }) {
   return (
     <section aria-labelledby="endpoints-title">
       <h2 id="endpoints-title">
-        Endpoints <span className="count">{list.data?.meta.total ?? '…'}</span>
+        Endpoints <span className="count">{formatTotal(list.data?.meta)}</span>
       </h2>
       <ErrorNote error={list.error} />
       {secret ? (

@@ -2,7 +2,7 @@ import { useQuery } from '@tanstack/react-query';
 import { useEffect, useMemo, useState } from 'react';
 import { useSearch } from 'wouter';
 import { api, unwrap } from '../api.ts';
-import { Badge, ErrorNote } from '../ui.tsx';
+import { Badge, ErrorNote, formatTotal } from '../ui.tsx';
 
 const page = (offeringId: string, userId: string, pageNumber: number) =>
   unwrap(
@@ -17,13 +17,20 @@ type Entry = Awaited<ReturnType<typeof page>>['items'][number];
 /** Most entries the page loads (and exports); beyond it the page says the view is partial. */
 const MAX_ENTRIES = 10_000;
 
-/** The whole ledger for the filters, page after page (100 each), up to MAX_ENTRIES: the CSV is a cap table, not one page of it. */
+/**
+ * The whole ledger for the filters, page after page (100 each), up to MAX_ENTRIES: the CSV is a cap
+ * table, not one page of it. Pages follow `has_next_page`, not `total_pages`: past 1 000 entries the
+ * total is capped (`total_capped`) and `total_pages` stops at 10. `partial`: entries remain unread.
+ */
 async function ledger(offeringId: string, userId: string) {
   const first = await page(offeringId, userId, 1);
   const items = [...first.items];
-  for (let next = 2; next <= first.meta.total_pages && items.length < MAX_ENTRIES; next++)
-    items.push(...(await page(offeringId, userId, next)).items);
-  return { items, meta: first.meta, partial: items.length < first.meta.total };
+  let last = first;
+  for (let next = 2; last.meta.has_next_page && items.length < MAX_ENTRIES; next++) {
+    last = await page(offeringId, userId, next);
+    items.push(...last.items);
+  }
+  return { items, meta: first.meta, partial: last.meta.has_next_page };
 }
 
 const CSV_COLUMNS: [string, (entry: Entry) => string | number | boolean | null][] = [
@@ -84,7 +91,9 @@ export function Ledger() {
   return (
     <section aria-labelledby="ledger-title">
       <h2 id="ledger-title">
-        Share ledger <span className="count">{list.data?.meta.total ?? '…'}</span>
+        {/* Every entry up to MAX_ENTRIES is loaded, so the count is exact unless more remain (the API's own total stops at 1 000). */}
+        Share ledger{' '}
+        <span className="count">{formatTotal(list.data && { total: list.data.items.length, total_capped: list.data.partial })}</span>
       </h2>
       <div className="toolbar">
         <div className="filter">
@@ -102,8 +111,8 @@ export function Ledger() {
       <ErrorNote error={list.error} />
       {list.data?.partial ? (
         <p role="status" className="hint">
-          Showing (and exporting) the newest {list.data.items.length} of {list.data.meta.total} entries: filter by offering or investor, or
-          use the OCF export, for the rest.
+          Showing (and exporting) the newest {list.data.items.length} entries; more follow: filter by offering or investor, or use the OCF
+          export, for the rest.
         </p>
       ) : null}
       <table>

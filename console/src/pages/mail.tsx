@@ -1,7 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api.ts';
-import { ErrorNote, formatDate } from '../ui.tsx';
+import { ErrorNote, formatDate, formatTotal } from '../ui.tsx';
 
 /** The development mail outbox (SMTP_URL unset): platform staff only. */
 export function Mail() {
@@ -15,7 +15,7 @@ export function Mail() {
   return (
     <section aria-labelledby="mail-title">
       <h2 id="mail-title">
-        Dev mail outbox <span className="count">{list.data?.meta.total ?? '…'}</span>
+        Dev mail outbox <span className="count">{formatTotal(list.data?.meta)}</span>
       </h2>
       <div className="toolbar">
         <div className="filter">

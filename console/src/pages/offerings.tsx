@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { FormEvent } from 'react';
 import { api, unwrap } from '../api.ts';
-import { Badge, ErrorNote } from '../ui.tsx';
+import { Badge, ErrorNote, formatTotal } from '../ui.tsx';
 
 type Offering = Awaited<ReturnType<typeof listOfferings>>['items'][number];
 const listOfferings = () => unwrap(api.GET('/admin/offerings', { params: { query: { limit: 100 } } }));
@@ -39,7 +39,7 @@ export function Offerings({ orgId }: { orgId: string | undefined }) {
     <div className="stack">
       <section aria-labelledby="offerings-title">
         <h2 id="offerings-title">
-          Offerings <span className="count">{list.data?.meta.total ?? '…'}</span>
+          Offerings <span className="count">{formatTotal(list.data?.meta)}</span>
         </h2>
         <ErrorNote error={list.error} />
         <ErrorNote error={transition.error} />

@@ -2,7 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link, useLocation, useParams } from 'wouter';
 import { api, unwrap } from '../api.ts';
-import { Badge, ErrorNote, Field, formatDate, ReasonAction, StatusFilter } from '../ui.tsx';
+import { Badge, ErrorNote, Field, formatDate, formatTotal, ReasonAction, StatusFilter } from '../ui.tsx';
 
 type Verification = Awaited<ReturnType<typeof listKyc>>['items'][number];
 type Accreditation = Awaited<ReturnType<typeof listAccreditations>>['items'][number];
@@ -41,7 +41,7 @@ const listSubscriptions = (status: string) =>
 function useQueue<T>(
   key: string,
   initialStatus: string,
-  list: (status: string) => Promise<{ items: T[]; meta: { total: number } }>,
+  list: (status: string) => Promise<{ items: T[]; meta: { total: number; total_capped: boolean } }>,
   idOf: (item: T) => string,
 ) {
   const params = useParams<{ id?: string }>();
@@ -55,7 +55,7 @@ function useQueue<T>(
       status,
       onStatus: setStatus,
       items: query.data?.items,
-      total: query.data?.meta.total,
+      meta: query.data?.meta,
       error: query.error as unknown,
       idOf,
       search,
@@ -72,7 +72,7 @@ function Queue<T>(props: {
   status: string;
   onStatus: (status: string) => void;
   items: T[] | undefined;
-  total: number | undefined;
+  meta: { total: number; total_capped: boolean } | undefined;
   error: unknown;
   idOf: (item: T) => string;
   hrefOf: (item: T) => string;
@@ -87,7 +87,7 @@ function Queue<T>(props: {
   return (
     <section aria-labelledby="queue-title" className="queue">
       <h2 id="queue-title">
-        {props.title} <span className="count">{props.total ?? '…'}</span>
+        {props.title} <span className="count">{formatTotal(props.meta)}</span>
       </h2>
       <div className="toolbar">
         <StatusFilter label="Status" value={props.status} options={props.statuses} onChange={props.onStatus} />

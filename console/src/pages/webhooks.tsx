@@ -2,7 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link, useParams } from 'wouter';
 import { api, unwrap } from '../api.ts';
-import { Badge, ErrorNote, formatDate, StatusFilter } from '../ui.tsx';
+import { Badge, ErrorNote, formatDate, formatTotal, StatusFilter } from '../ui.tsx';
 import { Endpoints } from './endpoints.tsx';
 
 const DELIVERY_STATUSES = ['pending', 'sending', 'succeeded', 'exhausted', 'cancelled', 'skipped'] as const;
@@ -28,7 +28,7 @@ export function Webhooks({ orgId }: { orgId: string | undefined }) {
       <div className="split">
         <section aria-labelledby="deliveries-title" className="queue">
           <h2 id="deliveries-title">
-            Webhook deliveries <span className="count">{list.data?.meta.total ?? '…'}</span>
+            Webhook deliveries <span className="count">{formatTotal(list.data?.meta)}</span>
           </h2>
           <p>
             Success rate of the deliveries shown: <strong>{finished ? `${Math.round((100 * succeeded) / finished)} %` : '—'}</strong>

@@ -1,5 +1,6 @@
-import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
+import { keysetAfter, pageWithTotal, type Page } from '../../platform/db/pages.ts';
 import { accreditationDocuments, accreditations } from '../identity.tables.ts';
 
 export type AccreditationRow = typeof accreditations.$inferSelect;
@@ -7,6 +8,26 @@ export type DocumentRow = typeof accreditationDocuments.$inferSelect;
 export type ReviewStatus = AccreditationRow['reviewStatus'];
 
 export function accreditationRepo(db: Executor) {
+  /**
+   * The documents of each of `accreditationIds` (each list newest first), in one query: a page's,
+   * to present it. An id with no documents has no entry.
+   */
+  async function documentsOf(accreditationIds: string[], tx: Executor = db): Promise<Map<string, DocumentRow[]>> {
+    if (accreditationIds.length === 0) return new Map();
+    const rows = await tx
+      .select()
+      .from(accreditationDocuments)
+      .where(inArray(accreditationDocuments.accreditationId, accreditationIds))
+      .orderBy(desc(accreditationDocuments.createdAt));
+    const byAccreditation = new Map<string, DocumentRow[]>();
+    for (const row of rows) {
+      const list = byAccreditation.get(row.accreditationId);
+      if (list) list.push(row);
+      else byAccreditation.set(row.accreditationId, [row]);
+    }
+    return byAccreditation;
+  }
+
   return {
     /** The user's record, created as the baseline `pending` one on first use. */
     async getOrCreate(owner: { orgId: string; userId: string }, tx: Executor = db): Promise<AccreditationRow> {
@@ -52,27 +73,33 @@ export function accreditationRepo(db: Executor) {
         .returning();
       return row!;
     },
-    /** Oldest submission first (ties by id); `paging.after`: the last id of the previous page (see `cursorPagingQuery`). */
+    /**
+     * One page of the review queue, oldest submission first (ties by id), with the total counted up
+     * to `TOTAL_CAP` (see `pageWithTotal`). `paging.after`: the last id of the previous page (see
+     * `cursorPagingQuery`); a cursor naming no accreditation of `filter.orgId` gives an empty page.
+     */
     async listForReview(
       filter: { orgId?: string; reviewStatus: ReviewStatus },
       paging: { limit: number; offset: number; after?: string },
       tx: Executor = db,
-    ) {
+    ): Promise<Page<AccreditationRow>> {
       const where = and(
         filter.orgId ? eq(accreditations.orgId, filter.orgId) : undefined,
         eq(accreditations.reviewStatus, filter.reviewStatus),
       );
-      const after = paging.after
-        ? sql`(${accreditations.submittedAt}, ${accreditations.id}) > (select submitted_at, id from ${accreditations} where id = ${paging.after})`
-        : undefined;
+      const after = keysetAfter(
+        { sort: accreditations.submittedAt, id: accreditations.id, direction: 'asc' },
+        paging.after,
+        filter.orgId ? eq(accreditations.orgId, filter.orgId) : undefined,
+      );
       const rows = await tx
         .select()
         .from(accreditations)
         .where(and(where, after))
         .orderBy(asc(accreditations.submittedAt), asc(accreditations.id))
-        .limit(paging.limit)
+        .limit(paging.limit + 1)
         .offset(after ? 0 : paging.offset);
-      return { rows, total: await tx.$count(accreditations, where) };
+      return pageWithTotal(tx, rows, paging, { from: accreditations, where });
     },
     async insertDocument(row: typeof accreditationDocuments.$inferInsert, tx: Executor = db): Promise<DocumentRow> {
       const [inserted] = await tx.insert(accreditationDocuments).values(row).returning();
@@ -94,13 +121,11 @@ export function accreditationRepo(db: Executor) {
       const [row] = await tx.update(accreditationDocuments).set(changes).where(eq(accreditationDocuments.id, id)).returning();
       return row!;
     },
+    /** An accreditation's documents, newest first. */
     async documents(accreditationId: string, tx: Executor = db): Promise<DocumentRow[]> {
-      return tx
-        .select()
-        .from(accreditationDocuments)
-        .where(eq(accreditationDocuments.accreditationId, accreditationId))
-        .orderBy(desc(accreditationDocuments.createdAt));
+      return (await documentsOf([accreditationId], tx)).get(accreditationId) ?? [];
     },
+    documentsOf,
   };
 }
 

@@ -5,7 +5,7 @@ import { requireUser } from '../../platform/auth/principal.ts';
 import { toSnake } from '../../platform/http/case.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses } from '../../platform/http/errors.ts';
-import { offsetPageMeta, offsetPagingQuery } from '../../platform/http/paging.ts';
+import { offsetPageMeta, offsetPageMetaFor, offsetPagingQuery } from '../../platform/http/paging.ts';
 import { MAX_UPLOAD_BYTES } from '../../platform/storage/storage.ts';
 import {
   accreditationResponse,
@@ -114,7 +114,7 @@ export async function accreditationRoutes(app: FastifyInstance, options: { accre
     async (request) => {
       const { limit, offset } = request.query;
       const record = toSnake(asSession(await accreditation.get(requireUser(request))));
-      return ok({ items: offset === 0 ? [record] : [], meta: { limit, offset, total: 1 } });
+      return ok({ items: offset === 0 ? [record] : [], meta: offsetPageMetaFor({ limit, offset }, { total: 1, totalCapped: false }) });
     },
   );
 

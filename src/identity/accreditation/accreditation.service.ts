@@ -123,6 +123,16 @@ export function accreditationService(deps: {
   }
 
   async function present(row: AccreditationRow): Promise<Accreditation> {
+    return presentWith(row, await repo.documents(row.id));
+  }
+
+  /** Presents a page of rows with their documents read in one query. */
+  async function presentPage(rows: AccreditationRow[]): Promise<Accreditation[]> {
+    const documents = await repo.documentsOf(rows.map((row) => row.id));
+    return rows.map((row) => presentWith(row, documents.get(row.id) ?? []));
+  }
+
+  function presentWith(row: AccreditationRow, documents: DocumentRow[]): Accreditation {
     return {
       id: row.id,
       userId: row.userId,
@@ -135,7 +145,7 @@ export function accreditationService(deps: {
       submittedAt: row.submittedAt,
       reviewedAt: row.reviewedAt,
       expiresAt: row.expiresAt,
-      documents: (await repo.documents(row.id)).map(presentDocument),
+      documents: documents.map(presentDocument),
       createdAt: row.createdAt,
       updatedAt: row.updatedAt,
     };
@@ -405,11 +415,11 @@ export function accreditationService(deps: {
     },
 
     async listForReview(reviewer: Reviewer, reviewStatus: ReviewStatus, paging: CursorPaging) {
-      const { rows, total } = await repo.listForReview(
+      const { rows, ...count } = await repo.listForReview(
         { orgId: reviewerOrg(reviewer), reviewStatus },
         { limit: paging.limit, offset: paging.offset, after: paging.cursor },
       );
-      return { items: await Promise.all(rows.map(present)), total };
+      return { items: await presentPage(rows), ...count };
     },
 
     async review(reviewer: Reviewer, id: string, action: ReviewAction, reason: string | undefined): Promise<Accreditation> {

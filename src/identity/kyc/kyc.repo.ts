@@ -1,5 +1,6 @@
 import { and, desc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
+import { keysetAfter, pageWithTotal, type Page } from '../../platform/db/pages.ts';
 import { kycVerifications } from '../identity.tables.ts';
 
 export type KycRow = typeof kycVerifications.$inferSelect;
@@ -39,28 +40,34 @@ export function kycRepo(db: Executor) {
     async listForUser(userId: string, tx: Executor = db): Promise<KycRow[]> {
       return tx.select().from(kycVerifications).where(eq(kycVerifications.userId, userId)).orderBy(desc(kycVerifications.createdAt));
     },
-    /** Newest first (ties by id); `paging.after`: the last id of the previous page (see `cursorPagingQuery`). */
+    /**
+     * One page of verifications, newest first (ties by id), with the total counted up to
+     * `TOTAL_CAP` (see `pageWithTotal`). `paging.after`: the last id of the previous page (see
+     * `cursorPagingQuery`); a cursor naming no verification of `filter.orgId` gives an empty page.
+     */
     async listForOrg(
       filter: { orgId?: string; userId?: string; status?: KycStatus },
       paging: { limit: number; offset: number; after?: string },
       tx: Executor = db,
-    ) {
+    ): Promise<Page<KycRow>> {
       const where = and(
         filter.orgId ? eq(kycVerifications.orgId, filter.orgId) : undefined,
         filter.userId ? eq(kycVerifications.userId, filter.userId) : undefined,
         filter.status ? eq(kycVerifications.status, filter.status) : undefined,
       );
-      const after = paging.after
-        ? sql`(${kycVerifications.createdAt}, ${kycVerifications.id}) < (select created_at, id from ${kycVerifications} where id = ${paging.after})`
-        : undefined;
+      const after = keysetAfter(
+        { sort: kycVerifications.createdAt, id: kycVerifications.id, direction: 'desc' },
+        paging.after,
+        filter.orgId ? eq(kycVerifications.orgId, filter.orgId) : undefined,
+      );
       const rows = await tx
         .select()
         .from(kycVerifications)
         .where(and(where, after))
         .orderBy(desc(kycVerifications.createdAt), desc(kycVerifications.id))
-        .limit(paging.limit)
+        .limit(paging.limit + 1)
         .offset(after ? 0 : paging.offset);
-      return { rows, total: await tx.$count(kycVerifications, where) };
+      return pageWithTotal(tx, rows, paging, { from: kycVerifications, where });
     },
     /** The user's verification still in progress (pending, action_required or needs_review), if any. */
     async openForUser(userId: string, tx: Executor = db): Promise<KycRow | undefined> {

@@ -6,7 +6,7 @@ import { toSnake } from '../../platform/http/case.ts';
 import { receiveRawJson } from '../../platform/http/raw-body.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses } from '../../platform/http/errors.ts';
-import { offsetPageMeta, offsetPagingQuery } from '../../platform/http/paging.ts';
+import { CAPPED_TOTAL_NOTE, offsetPageMeta, offsetPageMetaFor, offsetPagingQuery } from '../../platform/http/paging.ts';
 import {
   createKycBody,
   effectiveResponse,
@@ -90,6 +90,7 @@ export async function kycRoutes(app: FastifyInstance, options: { kyc: KycService
       schema: {
         ...common,
         summary: "org_admin: the org's verifications, sanitized",
+        description: `Newest first. ${CAPPED_TOTAL_NOTE}`,
         querystring: listQuery,
         response: {
           200: envelope(z.object({ items: z.array(sanitizedVerification), meta: offsetPageMeta })),
@@ -99,8 +100,11 @@ export async function kycRoutes(app: FastifyInstance, options: { kyc: KycService
     },
     async (request) => {
       const { status, limit, offset } = request.query;
-      const { items, total } = await kyc.listForOrg(requireUser(request), { status }, { limit, offset });
-      return ok({ items: items.map(({ requiredAction: _action, ...rest }) => toSnake(rest)), meta: { limit, offset, total } });
+      const { items, ...count } = await kyc.listForOrg(requireUser(request), { status }, { limit, offset });
+      return ok({
+        items: items.map(({ requiredAction: _action, ...rest }) => toSnake(rest)),
+        meta: offsetPageMetaFor({ limit, offset }, count),
+      });
     },
   );
 
@@ -125,14 +129,15 @@ export async function kycRoutes(app: FastifyInstance, options: { kyc: KycService
       schema: {
         ...common,
         summary: "The caller's KYC sessions (older API), newest first",
+        description: CAPPED_TOTAL_NOTE,
         querystring: offsetPagingQuery,
         response: { 200: envelope(z.object({ items: z.array(kycSessionResponse), meta: offsetPageMeta })), ...errorResponses(400, 401) },
       },
     },
     async (request) => {
       const { limit, offset } = request.query;
-      const { items, total } = await kyc.listOwn(requireUser(request), { limit, offset });
-      return ok({ items: items.map(asSession), meta: { limit, offset, total } });
+      const { items, ...count } = await kyc.listOwn(requireUser(request), { limit, offset });
+      return ok({ items: items.map(asSession), meta: offsetPageMetaFor({ limit, offset }, count) });
     },
   );
 

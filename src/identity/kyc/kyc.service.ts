@@ -4,7 +4,7 @@ import type { Db, Executor } from '../../platform/db/database.ts';
 import type { AuditWriter } from '../../platform/audit/audit.service.ts';
 import type { Actor } from '../../platform/audit/context.ts';
 import { publish } from '../../platform/events/outbox.ts';
-import type { CursorPaging, OffsetPaging } from '../../platform/http/paging.ts';
+import type { CursorPaging, OffsetPaging, PageCount } from '../../platform/http/paging.ts';
 import type { PiiRecord } from '../pii/pii.schemas.ts';
 import type { PiiService } from '../pii/pii.service.ts';
 import type { UsersService } from '../users/users.service.ts';
@@ -252,11 +252,11 @@ export function kycService(deps: {
       return present(await refresh(await visibleVerification(principal, id)));
     },
 
-    /** The caller's verifications, newest first, one page of them, with the total. */
-    async listOwn(principal: UserPrincipal, paging: OffsetPaging): Promise<{ items: KycVerification[]; total: number }> {
+    /** The caller's verifications, newest first, one page of them, with the capped total (see `Page`). */
+    async listOwn(principal: UserPrincipal, paging: OffsetPaging): Promise<{ items: KycVerification[] } & PageCount> {
       await sweep({ userId: principal.userId });
-      const { rows, total } = await repo.listForOrg({ orgId: principal.orgId, userId: principal.userId }, paging);
-      return { items: await Promise.all(rows.map(async (row) => present(await refresh(row)))), total };
+      const { rows, ...count } = await repo.listForOrg({ orgId: principal.orgId, userId: principal.userId }, paging);
+      return { items: await Promise.all(rows.map(async (row) => present(await refresh(row)))), ...count };
     },
 
     /** An approved check stays effective; otherwise the newest check speaks. */
@@ -284,8 +284,8 @@ export function kycService(deps: {
     async listForOrg(principal: UserPrincipal, filter: { status?: KycStatus }, paging: OffsetPaging) {
       if (principal.role !== 'org_admin') throw new AppError('FORBIDDEN', 'Only an org_admin can list verifications');
       await sweep({ orgId: principal.orgId });
-      const { rows, total } = await repo.listForOrg({ orgId: principal.orgId, ...filter }, paging);
-      return { items: rows.map(present), total };
+      const { rows, ...count } = await repo.listForOrg({ orgId: principal.orgId, ...filter }, paging);
+      return { items: rows.map(present), ...count };
     },
 
     /**
@@ -308,11 +308,11 @@ export function kycService(deps: {
     },
 
     async listForReview(reviewer: Reviewer, filter: { status?: KycStatus }, paging: CursorPaging) {
-      const { rows, total } = await repo.listForOrg(
+      const { rows, ...count } = await repo.listForOrg(
         { orgId: reviewerOrg(reviewer), status: filter.status ?? 'needs_review' },
         { limit: paging.limit, offset: paging.offset, after: paging.cursor },
       );
-      return { items: rows.map(present), total };
+      return { items: rows.map(present), ...count };
     },
 
     async review(reviewer: Reviewer, id: string, decision: 'approved' | 'rejected', reason: string | undefined): Promise<KycVerification> {

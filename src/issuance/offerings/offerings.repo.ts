@@ -1,5 +1,6 @@
-import { and, asc, count, desc, eq, inArray, max, ne, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, max, ne, sql, type SQL } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
+import { pageWithTotal, type Page } from '../../platform/db/pages.ts';
 import { issuers, offeringDocuments, offerings, securityClasses } from '../issuance.tables.ts';
 
 export type OfferingRow = typeof offerings.$inferSelect;
@@ -68,6 +69,12 @@ export function offeringsRepo(db: Executor) {
      * share that a foreign key check takes (a share issued, a subscription inserted) to pass, so an
      * approval holding its class's row never waits here behind a creation waiting for that class.
      */
+    /** The offerings of `ids` (any org) by id, in one query; ids of no offering are absent. */
+    async offeringsById(ids: string[], tx: Executor = db): Promise<Map<string, OfferingRow>> {
+      if (ids.length === 0) return new Map();
+      const rows = await tx.select().from(offerings).where(inArray(offerings.id, ids));
+      return new Map(rows.map((row) => [row.id, row]));
+    },
     async lock(id: string, tx: Executor): Promise<OfferingRow | undefined> {
       const [row] = await tx.select().from(offerings).where(eq(offerings.id, id)).for('no key update');
       return row;
@@ -80,13 +87,14 @@ export function offeringsRepo(db: Executor) {
         .returning();
       return row!;
     },
+    /** One page of offerings in `sort` order (ties by id), with the total counted up to `TOTAL_CAP` (see `pageWithTotal`). */
     async list(
       /** `orgId` undefined: every org (a platform admin's back office). */
       filter: { orgId: string | undefined; status?: OfferingStatus; exemptionType?: OfferingRow['exemptionType']; includeDrafts: boolean },
       sort: { by: OfferingSort; order: 'asc' | 'desc' },
       paging: { limit: number; offset: number },
       tx: Executor = db,
-    ) {
+    ): Promise<Page<OfferingRow>> {
       const where = and(
         filter.orgId ? eq(offerings.orgId, filter.orgId) : undefined,
         filter.status ? eq(offerings.status, filter.status) : undefined,
@@ -99,9 +107,9 @@ export function offeringsRepo(db: Executor) {
         .from(offerings)
         .where(where)
         .orderBy(sort.order === 'asc' ? asc(column) : desc(column), asc(offerings.id))
-        .limit(paging.limit)
+        .limit(paging.limit + 1)
         .offset(paging.offset);
-      return { rows, total: await tx.$count(offerings, where) };
+      return pageWithTotal(tx, rows, paging, { from: offerings, where });
     },
     async insertSecurity(row: typeof securityClasses.$inferInsert, tx: Executor = db): Promise<SecurityRow> {
       const [security] = await tx.insert(securityClasses).values(row).returning();
@@ -119,11 +127,15 @@ export function offeringsRepo(db: Executor) {
       const [row] = await tx.select().from(securityClasses).where(eq(securityClasses.id, id)).for('no key update');
       return row;
     },
+    /**
+     * One page of the org's security classes, oldest first (ties by id), with the total counted up
+     * to `TOTAL_CAP` (see `pageWithTotal`); `visibleOnly`: of offerings past draft.
+     */
     async listSecurities(
       filter: { orgId: string; offeringId?: string; category?: SecurityRow['category']; visibleOnly: boolean },
       paging: { limit: number; offset: number },
       tx: Executor = db,
-    ) {
+    ): Promise<Page<SecurityRow>> {
       const where: SQL | undefined = and(
         eq(securityClasses.orgId, filter.orgId),
         filter.offeringId ? eq(securityClasses.offeringId, filter.offeringId) : undefined,
@@ -135,15 +147,15 @@ export function offeringsRepo(db: Executor) {
         .from(securityClasses)
         .innerJoin(offerings, eq(offerings.id, securityClasses.offeringId))
         .where(where)
-        .orderBy(asc(securityClasses.createdAt))
-        .limit(paging.limit)
+        .orderBy(asc(securityClasses.createdAt), asc(securityClasses.id))
+        .limit(paging.limit + 1)
         .offset(paging.offset);
-      const [total] = await tx
-        .select({ n: count() })
-        .from(securityClasses)
-        .innerJoin(offerings, eq(offerings.id, securityClasses.offeringId))
-        .where(where);
-      return { rows: rows.map((row) => row.security), total: total!.n };
+      return pageWithTotal(
+        tx,
+        rows.map((row) => row.security),
+        paging,
+        { from: sql`${securityClasses} inner join ${offerings} on ${offerings.id} = ${securityClasses.offeringId}`, where },
+      );
     },
     async insertDocument(row: Omit<typeof offeringDocuments.$inferInsert, 'version'>, tx: Executor): Promise<DocumentRow> {
       const [latest] = await tx
@@ -156,20 +168,17 @@ export function offeringsRepo(db: Executor) {
         .returning();
       return document!;
     },
-    async documents(
-      offeringId: string,
-      paging: { limit: number; offset: number },
-      tx: Executor = db,
-    ): Promise<{ rows: DocumentRow[]; total: number }> {
+    /** One page of an offering's documents (by kind, newest version first), with the total counted up to `TOTAL_CAP` (see `pageWithTotal`). */
+    async documents(offeringId: string, paging: { limit: number; offset: number }, tx: Executor = db): Promise<Page<DocumentRow>> {
       const where = eq(offeringDocuments.offeringId, offeringId);
       const rows = await tx
         .select()
         .from(offeringDocuments)
         .where(where)
         .orderBy(asc(offeringDocuments.kind), desc(offeringDocuments.version), asc(offeringDocuments.id))
-        .limit(paging.limit)
+        .limit(paging.limit + 1)
         .offset(paging.offset);
-      return { rows, total: await tx.$count(offeringDocuments, where) };
+      return pageWithTotal(tx, rows, paging, { from: offeringDocuments, where });
     },
     async latestDocument(offeringId: string, kind: DocumentRow['kind'], tx: Executor = db): Promise<DocumentRow | undefined> {
       const [row] = await tx

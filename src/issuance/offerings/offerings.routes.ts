@@ -5,7 +5,7 @@ import { requirePrincipal, type Principal } from '../../platform/auth/principal.
 import { toSnake } from '../../platform/http/case.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses } from '../../platform/http/errors.ts';
-import { pageMetaFor, pagePagingQuery } from '../../platform/http/paging.ts';
+import { CAPPED_TOTAL_NOTE, pageMetaFor, pagePagingQuery } from '../../platform/http/paging.ts';
 import {
   documentResponse,
   listOfferingsQuery,
@@ -32,8 +32,8 @@ export async function offeringsRoutes(app: FastifyInstance, options: { offerings
     offeringId: string | undefined,
     query: { category?: SecurityCategory; page: number; limit: number },
   ) {
-    const { items, total } = await offerings.securities(principal, { offeringId, category: query.category }, query);
-    return ok({ items: toSnake(items), meta: pageMetaFor(query, total) });
+    const { items, ...count } = await offerings.securities(principal, { offeringId, category: query.category }, query);
+    return ok({ items: toSnake(items), meta: pageMetaFor(query, count) });
   }
 
   routes.get(
@@ -43,13 +43,14 @@ export async function offeringsRoutes(app: FastifyInstance, options: { offerings
       schema: {
         ...common,
         summary: 'List offerings (status active = open)',
+        description: CAPPED_TOTAL_NOTE,
         querystring: listOfferingsQuery,
         response: { 200: envelope(paged(offeringResponse)), ...errorResponses(400, 401) },
       },
     },
     async (request) => {
       const q = request.query;
-      const { items, total } = await offerings.list(requirePrincipal(request), {
+      const { items, ...count } = await offerings.list(requirePrincipal(request), {
         status: q.status,
         exemptionType: q.exemption_type,
         sortBy: q.sort_by,
@@ -57,7 +58,7 @@ export async function offeringsRoutes(app: FastifyInstance, options: { offerings
         page: q.page,
         limit: q.limit,
       });
-      return ok({ items: toSnake(items), meta: pageMetaFor(q, total) });
+      return ok({ items: toSnake(items), meta: pageMetaFor(q, count) });
     },
   );
 
@@ -83,14 +84,15 @@ export async function offeringsRoutes(app: FastifyInstance, options: { offerings
         ...common,
         security: [{ bearer: [] }],
         summary: 'Offering documents with short-lived download links',
+        description: CAPPED_TOTAL_NOTE,
         params: idParams,
         querystring: pagePagingQuery,
         response: { 200: envelope(paged(documentResponse)), ...errorResponses(400, 401, 404) },
       },
     },
     async (request) => {
-      const { items, total } = await offerings.documents(requirePrincipal(request), request.params.id, request.query);
-      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, total) });
+      const { items, ...count } = await offerings.documents(requirePrincipal(request), request.params.id, request.query);
+      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, count) });
     },
   );
 
@@ -101,6 +103,7 @@ export async function offeringsRoutes(app: FastifyInstance, options: { offerings
       schema: {
         ...common,
         summary: 'Security classes of an offering',
+        description: CAPPED_TOTAL_NOTE,
         params: idParams,
         querystring: listSecuritiesQuery.omit({ offering_id: true }),
         response: { 200: envelope(paged(securityResponse)), ...errorResponses(400, 401, 404) },
@@ -116,6 +119,7 @@ export async function offeringsRoutes(app: FastifyInstance, options: { offerings
       schema: {
         ...common,
         summary: 'List security classes',
+        description: CAPPED_TOTAL_NOTE,
         querystring: listSecuritiesQuery,
         response: { 200: envelope(paged(securityResponse)), ...errorResponses(400, 401, 404) },
       },

@@ -120,9 +120,7 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
   }
 
   async function securitiesOf(rows: SecurityRow[]) {
-    const offeringsById = new Map<string, OfferingRow>();
-    for (const row of rows)
-      if (!offeringsById.has(row.offeringId)) offeringsById.set(row.offeringId, (await repo.find(undefined, row.offeringId))!);
+    const offeringsById = await repo.offeringsById([...new Set(rows.map((row) => row.offeringId))]);
     return rows.map((row) => presentSecurity(row, offeringsById.get(row.offeringId)!.currency));
   }
 
@@ -138,33 +136,33 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
         sortOrder: 'asc' | 'desc';
       } & PagePaging,
     ) {
-      const { rows, total } = await repo.list(
+      const { rows, ...count } = await repo.list(
         { orgId: principal.orgId, status: query.status, exemptionType: query.exemptionType, includeDrafts: false },
         { by: query.sortBy, order: query.sortOrder },
         { limit: query.limit, offset: pageOffset(query) },
       );
-      return { items: await presentMany(rows), total };
+      return { items: await presentMany(rows), ...count };
     },
 
     /** The back office's list: drafts included, every org for a platform admin, newest first. */
     async listForReviewer(reviewer: Reviewer, query: { status?: OfferingStatus } & PagePaging) {
-      const { rows, total } = await repo.list(
+      const { rows, ...count } = await repo.list(
         { orgId: reviewerOrg(reviewer), status: query.status, includeDrafts: true },
         { by: 'created_at', order: 'desc' },
         { limit: query.limit, offset: pageOffset(query) },
       );
-      return { items: await presentMany(rows), total };
+      return { items: await presentMany(rows), ...count };
     },
 
     get: async (principal: Principal, id: string) => (await presentMany([await visibleOffering(principal, id)]))[0]!,
 
     async securities(principal: Principal, filter: { offeringId?: string; category?: SecurityRow['category'] }, paging: PagePaging) {
       if (filter.offeringId) await visibleOffering(principal, filter.offeringId);
-      const { rows, total } = await repo.listSecurities(
+      const { rows, ...count } = await repo.listSecurities(
         { orgId: principal.orgId, ...filter, visibleOnly: true },
         { limit: paging.limit, offset: pageOffset(paging) },
       );
-      return { items: await securitiesOf(rows), total };
+      return { items: await securitiesOf(rows), ...count };
     },
 
     async security(principal: Principal, id: string) {
@@ -174,14 +172,14 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
       return (await securitiesOf([row]))[0]!;
     },
 
-    /** One page of an offering's documents (by kind, newest version first) with download links, and the total. */
+    /** One page of an offering's documents (by kind, newest version first) with download links, and the capped total (see `Page`). */
     async documents(principal: Principal, offeringId: string, paging: PagePaging) {
       await visibleOffering(principal, offeringId);
-      const { rows, total } = await repo.documents(offeringId, { limit: paging.limit, offset: pageOffset(paging) });
+      const { rows, ...count } = await repo.documents(offeringId, { limit: paging.limit, offset: pageOffset(paging) });
       const items = await Promise.all(
         rows.map(async (row) => presentDocument(row, await storage.presignGet(row.storageKey, { expiresInSeconds: 900 }))),
       );
-      return { items, total };
+      return { items, ...count };
     },
 
     async createIssuer(
@@ -281,7 +279,8 @@ export function offeringsService(deps: { db: Db; repo: OfferingsRepo; storage: O
           throw new AppError('INVALID_STATE', `Cannot ${action} an offering that is ${row?.status}`);
         if (
           action === 'open' &&
-          (await repo.listSecurities({ orgId: row.orgId, offeringId: row.id, visibleOnly: false }, { limit: 1, offset: 0 }, tx)).total === 0
+          (await repo.listSecurities({ orgId: row.orgId, offeringId: row.id, visibleOnly: false }, { limit: 1, offset: 0 }, tx)).rows
+            .length === 0
         ) {
           throw new AppError('INVALID_STATE', 'Add a security class before opening the offering');
         }

@@ -1,5 +1,6 @@
 import { and, desc, eq } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
+import { pageWithTotal } from '../../platform/db/pages.ts';
 import { offerings, securityClasses, shares } from '../issuance.tables.ts';
 
 /** `orgId` undefined: every org (a platform admin's ledger); `userId` undefined: every holder. */
@@ -29,6 +30,7 @@ export function sharesRepo(db: Executor) {
       filter.restricted !== undefined ? eq(shares.restricted, filter.restricted) : undefined,
     );
   return {
+    /** One page of entries, newest first, with the total counted up to `TOTAL_CAP` (see `pageWithTotal`). */
     async list(filter: ShareFilter, paging: { limit: number; offset: number }) {
       const rows = await db
         .select(columns)
@@ -36,10 +38,10 @@ export function sharesRepo(db: Executor) {
         .innerJoin(securityClasses, eq(securityClasses.id, shares.securityClassId))
         .innerJoin(offerings, eq(offerings.id, shares.offeringId))
         .where(where(filter))
-        .orderBy(desc(shares.createdAt))
-        .limit(paging.limit)
+        .orderBy(desc(shares.createdAt), desc(shares.id))
+        .limit(paging.limit + 1)
         .offset(paging.offset);
-      return { rows, total: await db.$count(shares, where(filter)) };
+      return pageWithTotal(db, rows, paging, { from: shares, where: where(filter) });
     },
     async find(filter: { orgId: string; userId: string; id: string }) {
       const [row] = await db

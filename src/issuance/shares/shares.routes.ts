@@ -5,7 +5,7 @@ import { requireUser } from '../../platform/auth/principal.ts';
 import { toSnake } from '../../platform/http/case.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses, notFound } from '../../platform/http/errors.ts';
-import { pageMetaFor, pageOffset, pagePagingQuery } from '../../platform/http/paging.ts';
+import { CAPPED_TOTAL_NOTE, pageMetaFor, pageOffset, pagePagingQuery } from '../../platform/http/paging.ts';
 import { fromCents } from '../../platform/money.ts';
 import { paged, securityCategory } from '../offerings/offerings.schemas.ts';
 import type { SharesRepo, ShareWithRefs } from './shares.repo.ts';
@@ -63,6 +63,7 @@ export async function sharesRoutes(app: FastifyInstance, options: { shares: Shar
       schema: {
         ...common,
         summary: "The caller's shares",
+        description: `Newest first. ${CAPPED_TOTAL_NOTE}`,
         querystring: pagePagingQuery.extend({
           security_class_id: z.uuid().optional(),
           offering_id: z.uuid().optional(),
@@ -78,7 +79,7 @@ export async function sharesRoutes(app: FastifyInstance, options: { shares: Shar
     async (request) => {
       const user = requireUser(request);
       const q = request.query;
-      const { rows, total } = await options.shares.list(
+      const { rows, ...count } = await options.shares.list(
         {
           orgId: user.orgId,
           userId: user.userId,
@@ -89,7 +90,7 @@ export async function sharesRoutes(app: FastifyInstance, options: { shares: Shar
         },
         { limit: q.limit, offset: pageOffset(q) },
       );
-      return ok({ items: rows.map(present), meta: pageMetaFor(q, total) });
+      return ok({ items: rows.map(present), meta: pageMetaFor(q, count) });
     },
   );
 

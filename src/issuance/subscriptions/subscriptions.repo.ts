@@ -1,5 +1,6 @@
 import { and, desc, eq, gte, inArray, ne, sql } from 'drizzle-orm';
 import type { Executor } from '../../platform/db/database.ts';
+import { keysetAfter, pageWithTotal, type Page } from '../../platform/db/pages.ts';
 import { offerings, paymentEvents, shares, subscriptions, subscriptionTransitions } from '../issuance.tables.ts';
 import { HOLDING_STATUSES } from '../offerings/offerings.repo.ts';
 
@@ -49,25 +50,35 @@ export function subscriptionsRepo(db: Executor) {
         .where(eq(subscriptionTransitions.subscriptionId, subscriptionId))
         .orderBy(subscriptionTransitions.createdAt);
     },
+    /**
+     * One page of subscriptions, newest first (ties by id), with the total counted up to
+     * `TOTAL_CAP` (see `pageWithTotal`). `paging.after`: the last id of the previous page (see
+     * `cursorPagingQuery`); a cursor naming no subscription of `filter.orgId` gives an empty page.
+     */
     async list(
       filter: { orgId?: string; userId?: string; status?: SubscriptionStatus; offeringId?: string },
-      paging: { limit: number; offset: number },
+      paging: { limit: number; offset: number; after?: string },
       tx: Executor = db,
-    ) {
+    ): Promise<Page<SubscriptionRow>> {
       const where = and(
         filter.orgId ? eq(subscriptions.orgId, filter.orgId) : undefined,
         filter.userId ? eq(subscriptions.userId, filter.userId) : undefined,
         filter.status ? eq(subscriptions.status, filter.status) : undefined,
         filter.offeringId ? eq(subscriptions.offeringId, filter.offeringId) : undefined,
       );
+      const after = keysetAfter(
+        { sort: subscriptions.createdAt, id: subscriptions.id, direction: 'desc' },
+        paging.after,
+        filter.orgId ? eq(subscriptions.orgId, filter.orgId) : undefined,
+      );
       const rows = await tx
         .select()
         .from(subscriptions)
-        .where(where)
-        .orderBy(desc(subscriptions.createdAt))
-        .limit(paging.limit)
-        .offset(paging.offset);
-      return { rows, total: await tx.$count(subscriptions, where) };
+        .where(and(where, after))
+        .orderBy(desc(subscriptions.createdAt), desc(subscriptions.id))
+        .limit(paging.limit + 1)
+        .offset(after ? 0 : paging.offset);
+      return pageWithTotal(tx, rows, paging, { from: subscriptions, where });
     },
     /** What a user has committed (cents), in subscriptions that hold units; with `regCfSince`, in Reg CF offerings since that date. */
     async committedCents(filter: { orgId: string; userId: string; regCfSince?: Date }, tx: Executor = db): Promise<number> {

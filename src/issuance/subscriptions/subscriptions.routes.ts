@@ -6,7 +6,7 @@ import { toSnake } from '../../platform/http/case.ts';
 import { receiveRawJson } from '../../platform/http/raw-body.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { AppError, errorResponses } from '../../platform/http/errors.ts';
-import { pageMetaFor } from '../../platform/http/paging.ts';
+import { CAPPED_TOTAL_NOTE, pageMetaFor } from '../../platform/http/paging.ts';
 import { paged } from '../offerings/offerings.schemas.ts';
 import type { PaymentProvider } from '../payments/payment-provider.ts';
 import {
@@ -61,17 +61,18 @@ export async function subscriptionsRoutes(
       schema: {
         ...common,
         summary: "The caller's subscriptions",
+        description: `Newest first. ${CAPPED_TOTAL_NOTE}`,
         querystring: listSubscriptionsQuery,
         response: { 200: envelope(paged(subscriptionResponse)), ...errorResponses(400, 401) },
       },
     },
     async (request) => {
-      const { items, total } = await subscriptions.list(
+      const { items, ...count } = await subscriptions.list(
         requireUser(request),
         { status: request.query.status, offeringId: request.query.offering_id },
         request.query,
       );
-      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, total) });
+      return ok({ items: toSnake(items), meta: pageMetaFor(request.query, count) });
     },
   );
 

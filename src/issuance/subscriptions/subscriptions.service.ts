@@ -7,7 +7,7 @@ import { lockScope } from '../../platform/db/locks.ts';
 import type { AuditWriter } from '../../platform/audit/audit.service.ts';
 import { publish } from '../../platform/events/outbox.ts';
 import { AppError, notFound } from '../../platform/http/errors.ts';
-import { pageOffset, type PagePaging } from '../../platform/http/paging.ts';
+import { pageOffset, type PageCursorPaging, type PagePaging } from '../../platform/http/paging.ts';
 import { fromCents } from '../../platform/money.ts';
 import type { OfferingRow, OfferingsRepo, SecurityRow } from '../offerings/offerings.repo.ts';
 import type { TotalsRepo } from '../offerings/totals.repo.ts';
@@ -313,12 +313,13 @@ export function subscriptionsService(deps: {
       return openSignature(deps.keyring, row);
     },
 
+    /** One page of the caller's subscriptions, newest first, with the capped total (see `Page`). */
     async list(principal: UserPrincipal, filter: { status?: SubscriptionStatus; offeringId?: string }, paging: PagePaging) {
-      const { rows, total } = await repo.list(
+      const { rows, ...count } = await repo.list(
         { orgId: principal.orgId, userId: principal.userId, ...filter },
         { limit: paging.limit, offset: pageOffset(paging) },
       );
-      return { items: rows.map(present), total };
+      return { items: rows.map(present), ...count };
     },
 
     /** Click-to-sign with evidence: signer, time, IP, user agent, the agreement's version and hash, the consent text. */
@@ -466,12 +467,17 @@ export function subscriptionsService(deps: {
       return present((await repo.find(undefined, cancelled.id))!);
     },
 
-    async listForReview(reviewer: Reviewer, status: SubscriptionStatus, paging: PagePaging) {
-      const { rows, total } = await repo.list(
+    /**
+     * One page of the review queue (the reviewer's org, or every org for a platform admin) in
+     * `status`, newest first, with the capped total (see `Page`): by `paging.page`, or after
+     * `paging.cursor` (the last id of the previous page; `page` is then ignored).
+     */
+    async listForReview(reviewer: Reviewer, status: SubscriptionStatus, paging: PageCursorPaging) {
+      const { rows, ...count } = await repo.list(
         { orgId: reviewerOrg(reviewer), status },
-        { limit: paging.limit, offset: pageOffset(paging) },
+        { limit: paging.limit, offset: paging.cursor ? 0 : pageOffset(paging), after: paging.cursor },
       );
-      return { items: rows.map(present), total };
+      return { items: rows.map(present), ...count };
     },
 
     /** Approval issues the shares and completes the subscription, in one transaction. */

@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, gte, inArray, lte, sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Executor, type RunPrepared } from '../../platform/db/database.ts';
+import { keysetAfter, pageWithTotal, type Page } from '../../platform/db/pages.ts';
 import { outboxEvents } from '../../platform/platform.tables.ts';
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookMessages } from '../notifications.tables.ts';
 
@@ -54,9 +55,6 @@ export type AttemptResult = {
 };
 
 const asDate = (value: Date | string) => (value instanceof Date ? value : new Date(value));
-
-/** The most deliveries a list counts: past it, `total` is this and `total_capped` is true. */
-export const TOTAL_CAP = 1000;
 
 /**
  * The deliveries log and the dispatcher's statements. `runPrepared` (the database's, see
@@ -351,12 +349,19 @@ export function deliveriesRepo(db: Executor, runPrepared?: RunPrepared) {
      * last delivery of the previous page (cursor paging: the cost does not grow with depth, and
      * deliveries created meanwhile do not shift the page); without it, `offset` rows are skipped.
      * A cursor naming no delivery of the org gives an empty page. `total` counts the matches up to
-     * `TOTAL_CAP`, and stops there (`totalCapped`): an exact count would read every match.
+     * `TOTAL_CAP` (`platform/db/pages.ts`), and stops there (`totalCapped`): an exact count would
+     * read every match.
      */
-    async list(filter: DeliveryFilter, paging: { limit: number; offset: number; after?: string }, tx: Executor = db) {
-      const after = paging.after
-        ? sql`(${webhookDeliveries.createdAt}, ${webhookDeliveries.id}) < (select created_at, id from ${webhookDeliveries} where id = ${paging.after} and org_id = ${filter.orgId})`
-        : undefined;
+    async list(
+      filter: DeliveryFilter,
+      paging: { limit: number; offset: number; after?: string },
+      tx: Executor = db,
+    ): Promise<Page<DeliveryRow>> {
+      const after = keysetAfter(
+        { sort: webhookDeliveries.createdAt, id: webhookDeliveries.id, direction: 'desc' },
+        paging.after,
+        eq(webhookDeliveries.orgId, filter.orgId),
+      );
       const where = and(
         eq(webhookDeliveries.orgId, filter.orgId),
         filter.endpointId ? eq(webhookDeliveries.endpointId, filter.endpointId) : undefined,
@@ -370,14 +375,9 @@ export function deliveriesRepo(db: Executor, runPrepared?: RunPrepared) {
         .from(webhookDeliveries)
         .where(and(where, after))
         .orderBy(desc(webhookDeliveries.createdAt), desc(webhookDeliveries.id))
-        .limit(paging.limit)
+        .limit(paging.limit + 1)
         .offset(after ? 0 : paging.offset);
-      const [counted] = await queryRows<{ total: number }>(
-        tx,
-        sql`select count(*)::int as total from (select 1 from ${webhookDeliveries} where ${where} limit ${TOTAL_CAP + 1}) as matches`,
-      );
-      const total = Number(counted?.total ?? 0);
-      return { rows, total: Math.min(total, TOTAL_CAP), totalCapped: total > TOTAL_CAP };
+      return pageWithTotal(tx, rows, paging, { from: webhookDeliveries, where });
     },
     /**
      * Deletes up to `limit` finished deliveries (succeeded, exhausted, cancelled, skipped) created

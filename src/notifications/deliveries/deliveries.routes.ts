@@ -5,7 +5,7 @@ import { requirePrincipal } from '../../platform/auth/principal.ts';
 import { toSnake } from '../../platform/http/case.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses, notFound } from '../../platform/http/errors.ts';
-import { cursorPageMeta, cursorPageMetaFor, cursorPagingQuery } from '../../platform/http/paging.ts';
+import { CAPPED_TOTAL_NOTE, cursorPageMeta, cursorPageMetaFor, cursorPagingQuery } from '../../platform/http/paging.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { assertManager } from '../endpoints/endpoints.service.ts';
 import type { DeliveriesRepo, DeliveryRow } from './deliveries.repo.ts';
@@ -64,7 +64,8 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
         ...common,
         summary: 'List deliveries (filter by endpoint, event type, status, time range)',
         description:
-          'Newest first. Page with `cursor` (the `next_cursor` of the previous page: cost does not grow with depth, and new deliveries do not shift pages) or with `offset`. `total` is the number of matching deliveries, counted up to 1 000; past that it is 1 000 and `total_capped` is true.',
+          'Newest first. Page with `cursor` (the `next_cursor` of the previous page: cost does not grow with depth, and new deliveries do not shift pages) or with `offset`. ' +
+          CAPPED_TOTAL_NOTE,
         querystring: cursorPagingQuery.extend({
           endpoint_id: z.uuid().optional(),
           event_type: z.string().max(100).optional(),
@@ -76,9 +77,7 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
           200: envelope(
             z.object({
               items: z.array(deliveryResponse),
-              meta: cursorPageMeta.extend({
-                total_capped: z.boolean().describe('true when more than 1 000 deliveries match: `total` is then 1 000'),
-              }),
+              meta: cursorPageMeta,
             }),
           ),
           ...errorResponses(400, 401, 403),
@@ -89,7 +88,7 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
       const principal = requirePrincipal(request);
       assertManager(principal);
       const q = request.query;
-      const { rows, total, totalCapped } = await deliveries.list(
+      const page = await deliveries.list(
         {
           orgId: principal.orgId,
           endpointId: q.endpoint_id,
@@ -101,15 +100,12 @@ export async function deliveriesRoutes(app: FastifyInstance, options: { deliveri
         { limit: q.limit, offset: q.offset, after: q.cursor },
       );
       return ok({
-        items: rows.map(present),
-        meta: {
-          ...cursorPageMetaFor(
-            q,
-            rows.map((row) => row.id),
-            total,
-          ),
-          total_capped: totalCapped,
-        },
+        items: page.rows.map(present),
+        meta: cursorPageMetaFor(
+          q,
+          page.rows.map((row) => row.id),
+          page,
+        ),
       });
     },
   );

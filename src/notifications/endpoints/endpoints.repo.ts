@@ -1,6 +1,7 @@
 import { and, arrayOverlaps, desc, eq, gt, inArray, isNull, or, sql } from 'drizzle-orm';
 import type { Sealed } from '../../platform/crypto/envelope.ts';
 import type { Executor } from '../../platform/db/database.ts';
+import { pageWithTotal, type Page } from '../../platform/db/pages.ts';
 import { webhookDeliveries, webhookEndpoints, webhookSecrets } from '../notifications.tables.ts';
 
 export type EndpointRow = typeof webhookEndpoints.$inferSelect;
@@ -33,15 +34,17 @@ export function endpointsRepo(db: Executor) {
       const [row] = await tx.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, id)).for('update');
       return row;
     },
-    async list(orgId: string, paging: { limit: number; offset: number }, tx: Executor = db) {
+    /** One page of the org's endpoints, newest first, with the total counted up to `TOTAL_CAP` (see `pageWithTotal`). */
+    async list(orgId: string, paging: { limit: number; offset: number }, tx: Executor = db): Promise<Page<EndpointRow>> {
+      const where = eq(webhookEndpoints.orgId, orgId);
       const rows = await tx
         .select()
         .from(webhookEndpoints)
-        .where(eq(webhookEndpoints.orgId, orgId))
-        .orderBy(desc(webhookEndpoints.createdAt))
-        .limit(paging.limit)
+        .where(where)
+        .orderBy(desc(webhookEndpoints.createdAt), desc(webhookEndpoints.id))
+        .limit(paging.limit + 1)
         .offset(paging.offset);
-      return { rows, total: await tx.$count(webhookEndpoints, eq(webhookEndpoints.orgId, orgId)) };
+      return pageWithTotal(tx, rows, paging, { from: webhookEndpoints, where });
     },
     /** Any change bumps `version`, which the dispatcher's secret cache is keyed on. */
     async update(id: string, changes: Partial<typeof webhookEndpoints.$inferInsert>, tx: Executor = db): Promise<EndpointRow> {

@@ -5,7 +5,7 @@ import { requirePrincipal } from '../../platform/auth/principal.ts';
 import { toSnake } from '../../platform/http/case.ts';
 import { envelope, ok } from '../../platform/http/envelope.ts';
 import { errorResponses } from '../../platform/http/errors.ts';
-import { offsetPageMeta, offsetPagingQuery } from '../../platform/http/paging.ts';
+import { CAPPED_TOTAL_NOTE, offsetPageMeta, offsetPageMetaFor, offsetPagingQuery } from '../../platform/http/paging.ts';
 import { eventCatalog } from '../event-catalog.ts';
 import {
   createEndpointBody,
@@ -50,13 +50,14 @@ export async function endpointsRoutes(app: FastifyInstance, options: { endpoints
       schema: {
         ...common,
         summary: 'List webhook endpoints',
+        description: `Newest first. ${CAPPED_TOTAL_NOTE}`,
         querystring: offsetPagingQuery,
         response: { 200: envelope(z.object({ items: z.array(endpointResponse), meta: offsetPageMeta })), ...errorResponses(400, 401, 403) },
       },
     },
     async (request) => {
-      const { items, total } = await endpoints.list(requirePrincipal(request), request.query);
-      return ok({ items: toSnake(items), meta: { ...request.query, total } });
+      const { items, ...count } = await endpoints.list(requirePrincipal(request), request.query);
+      return ok({ items: toSnake(items), meta: offsetPageMetaFor(request.query, count) });
     },
   );
 

@@ -106,8 +106,8 @@ export function endpointsService(deps: {
 
     async list(principal: Principal, paging: { limit: number; offset: number }) {
       assertManager(principal);
-      const { rows, total } = await repo.list(principal.orgId, paging);
-      return { items: rows.map(present), total };
+      const { rows, ...count } = await repo.list(principal.orgId, paging);
+      return { items: rows.map(present), ...count };
     },
 
     get: async (principal: Principal, id: string) => present(await managed(principal, id)),

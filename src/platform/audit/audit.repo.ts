@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, gte, lte, or, sql, type Column, type SQL } from 'drizzle-orm';
 import { isNotNullViolation } from '../db/errors.ts';
 import { queryRows, type Executor } from '../db/database.ts';
+import { pageWithTotal, type Page } from '../db/pages.ts';
 import { auditAnchors, auditChains, auditEntries } from '../platform.tables.ts';
 
 export type AuditEntryRow = typeof auditEntries.$inferSelect;
@@ -104,15 +105,16 @@ export function auditRepo(db: Executor) {
     async createHead(chainId: string, orgId: string | null, tx: Executor): Promise<void> {
       await tx.insert(auditChains).values({ chainId, orgId, seq: 0, headHash: GENESIS_HASH }).onConflictDoNothing();
     },
-    async list(filter: AuditFilter, paging: { limit: number; offset: number }) {
+    /** One page of entries, newest first, with the total counted up to `TOTAL_CAP` (see `pageWithTotal`). */
+    async list(filter: AuditFilter, paging: { limit: number; offset: number }): Promise<Page<AuditEntryRow>> {
       const rows = await db
         .select()
         .from(auditEntries)
         .where(where(filter))
         .orderBy(desc(auditEntries.occurredAt), desc(auditEntries.seq))
-        .limit(paging.limit)
+        .limit(paging.limit + 1)
         .offset(paging.offset);
-      return { rows, total: await db.$count(auditEntries, where(filter)) };
+      return pageWithTotal(db, rows, paging, { from: auditEntries, where: where(filter) });
     },
     /** Entries about the subject itself or naming it as related, oldest first (at most `limit`). */
     timeline(subject: { type: string; id: string; orgId?: string }, limit: number) {

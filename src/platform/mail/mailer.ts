@@ -4,6 +4,7 @@ import nodemailer from 'nodemailer';
 import { keyedHash, seal, unseal } from '../crypto/envelope.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Db } from '../db/database.ts';
+import { pageWithTotal, type CappedTotal } from '../db/pages.ts';
 import { mailOutbox } from '../platform.tables.ts';
 
 export type Mail = { to: string; subject: string; text: string };
@@ -52,11 +53,25 @@ export function outboxMailer(db: Db, keyring: Keyring): Mailer {
   };
 }
 
-/** The outbox, newest first, optionally for one recipient (any case); with the total for paging. */
-export async function readOutbox(db: Db, keyring: Keyring, query: { to?: string; limit: number; offset: number }) {
+/**
+ * One page of the outbox, newest first, optionally for one recipient (any case), opened; with the
+ * total counted up to `TOTAL_CAP` (see `pageWithTotal`).
+ */
+export async function readOutbox(
+  db: Db,
+  keyring: Keyring,
+  query: { to?: string; limit: number; offset: number },
+): Promise<{ items: OutboxMail[] } & CappedTotal & { hasMore: boolean }> {
   const where = query.to ? eq(mailOutbox.recipientDigest, recipientDigest(keyring, query.to)) : undefined;
-  const rows = await db.select().from(mailOutbox).where(where).orderBy(desc(mailOutbox.createdAt)).limit(query.limit).offset(query.offset);
-  return { items: rows.map((row) => openMail(keyring, row)), total: await db.$count(mailOutbox, where) };
+  const rows = await db
+    .select()
+    .from(mailOutbox)
+    .where(where)
+    .orderBy(desc(mailOutbox.createdAt), desc(mailOutbox.id))
+    .limit(query.limit + 1)
+    .offset(query.offset);
+  const { rows: page, ...count } = await pageWithTotal(db, rows, query, { from: mailOutbox, where });
+  return { items: page.map((row) => openMail(keyring, row)), ...count };
 }
 
 /**
