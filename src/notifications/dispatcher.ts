@@ -8,7 +8,7 @@ import type { Clock } from '../platform/clock.ts';
 import { unseal } from '../platform/crypto/envelope.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../platform/db/database.ts';
-import { isDatabaseUnavailable } from '../platform/db/errors.ts';
+import { isDatabaseUnavailable, isTransactionConflict } from '../platform/db/errors.ts';
 import { publish } from '../platform/events/outbox.ts';
 import type { AttemptResult, ClaimedDelivery, ClaimedEndpoint, DeliveriesRepo, DeliveryRow } from './deliveries/deliveries.repo.ts';
 import type { EndpointRow, EndpointsRepo } from './endpoints/endpoints.repo.ts';
@@ -84,7 +84,10 @@ export const UNSEALABLE_SECRET = 'endpoint secret cannot be unsealed';
  * holds no secret.
  */
 export class UnsealableSecretError extends Error {
-  constructor(readonly endpointId: string, cause: unknown) {
+  constructor(
+    readonly endpointId: string,
+    cause: unknown,
+  ) {
     super(`${UNSEALABLE_SECRET}: endpoint ${endpointId}`, { cause });
     this.name = 'UnsealableSecretError';
   }
@@ -122,11 +125,19 @@ const RECHECK_AFTER_MS = 1000;
 type Outcome = { delivery: Sendable; endpoint: ClaimedEndpoint; result: SendResult; at: Date };
 
 /**
- * Runs `write` again while the database is unavailable (a dropped connection, a restart), up to
- * five tries over about 3 s: a result that could not be recorded would be sent again.
+ * Runs `write` again while the database is unavailable (a dropped connection, a restart) or rolled
+ * it back to break a deadlock or a serialization failure (recording failures locks endpoint rows,
+ * as does a concurrent endpoint update or disable), up to five tries over about 3 s: a result that
+ * could not be recorded would be sent again when its lease ends. `write` must be a whole
+ * transaction (or one statement), so that a try rolled back leaves nothing behind.
  */
 function persistently<T>(write: () => Promise<T>): Promise<T> {
-  return pRetry(write, { retries: 4, minTimeout: 200, factor: 2, shouldRetry: ({ error }) => isDatabaseUnavailable(error) });
+  return pRetry(write, {
+    retries: 4,
+    minTimeout: 200,
+    factor: 2,
+    shouldRetry: ({ error }) => isDatabaseUnavailable(error) || isTransactionConflict(error),
+  });
 }
 
 /** PostgreSQL text cannot hold U+0000 (nor can jsonb): it becomes U+FFFD. */
@@ -336,33 +347,37 @@ export function dispatcher(options: DispatcherOptions) {
     }
     if (interrupted.length > 0) {
       // Our shutdown, not the endpoint's failure: due again at once (another worker takes it),
-      // without using up a step of the schedule or counting against the endpoint's health.
+      // without using up a step of the schedule or counting against the endpoint's health. Only
+      // deliveries still under this worker's lease: one whose lease passed to another worker is
+      // that worker's to send and record (reported `superseded`, like a failure recorded too late).
       try {
-        await persistently(() =>
+        const requeued = await persistently(() =>
           db.transaction(async (tx) => {
-            // Not for deliveries deleted meanwhile (with their endpoint): the foreign key would fail them all.
-            const existing = await deliveries.existing(
-              interrupted.map(({ delivery }) => delivery.id),
+            // The update locks the rows it requeues, so none is deleted (with its endpoint) before
+            // its attempt row references it; one deleted already is simply not requeued.
+            const ids = await deliveries.requeueInterrupted(
+              interrupted.map(({ delivery }) => ({ id: delivery.id, leaseUntil: delivery.leaseUntil })),
+              interrupted[0]!.result.errorMessage!,
+              clock.now(),
               tx,
             );
             await deliveries.insertAttempts(
               interrupted
-                .filter(({ delivery }) => existing.has(delivery.id))
+                .filter(({ delivery }) => ids.has(delivery.id))
                 .map((entry) => {
                   const { deliveryId, at, ...fields } = attemptResult(entry);
                   return { ...fields, deliveryId, createdAt: at, trigger: 'scheduled' as const };
                 }),
               tx,
             );
-            await deliveries.requeueInterrupted(
-              interrupted.map(({ delivery }) => delivery.id),
-              interrupted[0]!.result.errorMessage!,
-              clock.now(),
-              tx,
-            );
+            return ids;
           }),
         );
-        for (const entry of interrupted) report(entry, 'interrupted');
+        for (const entry of interrupted) {
+          if (requeued.has(entry.delivery.id)) report(entry, 'interrupted');
+          else
+            options.onAttempt?.({ ...entry, attemptNumber: entry.delivery.attemptCount + 1, outcome: 'superseded', nextAttemptAt: null });
+        }
       } catch (error) {
         options.log?.error({ err: error, deliveries: interrupted.length }, 'recording interrupted attempts failed');
       }
@@ -383,10 +398,7 @@ export function dispatcher(options: DispatcherOptions) {
    * not open holds up no other delivery. Logged once per endpoint, without any secret.
    */
   function unsealable(error: UnsealableSecretError, failed: Sendable[]): Outcome[] {
-    options.log?.error(
-      { endpointId: error.endpointId, deliveries: failed.length, err: error.cause },
-      UNSEALABLE_SECRET,
-    );
+    options.log?.error({ endpointId: error.endpointId, deliveries: failed.length, err: error.cause }, UNSEALABLE_SECRET);
     const at = clock.now();
     return failed.map((delivery) => ({ delivery, endpoint: delivery.endpoint, result: unsealableResult(), at }));
   }
