@@ -4,6 +4,7 @@ import { dispatcher } from '../../src/notifications/dispatcher.ts';
 import { endpointsRepo } from '../../src/notifications/endpoints/endpoints.repo.ts';
 import type { HttpSender, SendResult } from '../../src/notifications/http-sender.ts';
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookSecrets } from '../../src/notifications/notifications.tables.ts';
+import { queryRows } from '../../src/platform/db/database.ts';
 import { publish } from '../../src/platform/events/outbox.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
@@ -120,9 +121,9 @@ describe('delivery error: a deadlock while recording failed attempts', () => {
       await t.db.execute(sql`drop trigger test_deadlock_once on webhook_endpoints`);
       await t.db.execute(sql`drop function test_deadlock_once()`);
     }
-    const tries = await t.db.execute<{ last_value: string | number }>(sql`select last_value from test_record_tries`);
+    const [tries] = await queryRows<{ last_value: string | number }>(t.db, sql`select last_value from test_record_tries`);
     await t.db.execute(sql`drop sequence test_record_tries`);
-    expect(Number((tries as unknown as { rows: { last_value: string | number }[] }).rows[0]!.last_value)).toBe(2);
+    expect(Number(tries!.last_value)).toBe(2);
 
     expect(failing.received).toHaveLength(1);
     const [row] = await deliveriesOf([id]);
