@@ -7,102 +7,113 @@ const booleanFlag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
-const envSchema = z.object({
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  HOST: z.string().min(1).optional(),
-  WORKER_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(3001),
-  METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
-  METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
-  PUBLIC_URL: z.url().optional(),
-  DATA_DIR: z.string().min(1).default('./data'),
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
-    .optional(),
-  DB_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(10),
-  DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
-  DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
-  DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
-  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
-  DB_QUERY_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(12_000),
-  HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).max(10_000).default(800),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  MASTER_KEYS: z
-    .string()
-    .regex(/^[\w-]+:[A-Za-z0-9+/=]{43,44}(,[\w-]+:[A-Za-z0-9+/=]{43,44})*$/, 'expected kid:base64key[,kid:base64key...]')
-    .optional(),
-  HASH_SECRET: z.string().min(32).optional(),
-  ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(3600).default(300),
-  REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(2_592_000).default(1800),
-  EXCHANGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
-  JWKS_REFETCH_COOLDOWN_SECONDS: z.coerce.number().min(0).max(3600).default(30),
-  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
-  S3_BUCKET: z.string().min(3).optional(),
-  S3_REGION: z.string().min(1).default('us-east-1'),
-  S3_ENDPOINT: z.url().optional(),
-  S3_FORCE_PATH_STYLE: booleanFlag.default(false),
-  S3_ACCESS_KEY_ID: z.string().min(1).optional(),
-  S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
-  KYC_VERIFICATION_TTL_HOURS: z.coerce.number().min(0.001).default(72),
-  KYC_SANDBOX_ASYNC_DELAY_MS: z.coerce.number().int().min(0).default(3000),
-  KYC_SANDBOX_SUBMIT_DELAY_MS: z.coerce.number().int().min(0).default(0),
-  IN_PROGRESS_LEASE_SECONDS: z.coerce.number().min(0.1).max(3600).default(60),
-  ACCREDITATION_VALIDITY_DAYS: z.coerce.number().int().min(1).default(90),
-  WEBHOOK_EGRESS_ALLOWLIST: z.string().optional(),
-  NODE_ENV: z.string().optional(),
-  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
-  WEBHOOK_RETRY_SCHEDULE_SECONDS: z
-    .string()
-    .regex(/^\d+(\.\d+)?(,\d+(\.\d+)?)*$/, 'expected comma-separated seconds')
-    .default('5,300,1800,7200,18000,36000,36000'),
-  WEBHOOK_SECRET_GRACE_SECONDS: z.coerce.number().int().min(0).max(604_800).default(86_400),
-  WEBHOOK_DISABLE_AFTER_HOURS: z.coerce.number().min(0.001).default(120),
-  WORKER_POLL_MS: z.coerce.number().int().min(10).default(1000),
-  WEBHOOK_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(60),
-  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(32),
-  WORKER_DRAIN_SECONDS: z.coerce.number().min(0).max(3600).default(10),
-  AUDIT_ANCHOR_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),
-  WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
-  STRIPE_SECRET_KEY: z
-    .string()
-    .regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a Stripe secret key')
-    .optional(),
-  STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').optional(),
-  STRIPE_API_BASE: z.url().optional(),
-  CHECKOUT_RETURN_ORIGINS: z
-    .string()
-    .regex(/^https?:\/\/[^\s,/]+(\s*,\s*https?:\/\/[^\s,/]+)*$/, 'expected comma-separated origins (https://app.example.com)')
-    .optional(),
-  ALLOW_INSECURE_HTTP: booleanFlag.optional(),
-  DEMO_IDP: booleanFlag.optional(),
-  SMTP_URL: z
-    .string()
-    .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
-    .optional(),
-  MAIL_FROM: z.string().min(3).default('Tranche <no-reply@localhost>'),
-  KEYSERVER_NETWORK_PASSPHRASE: z.string().min(8).default('Tranche Identity Storage'),
-  KEYSERVER_EMAIL_VERIFICATION: booleanFlag.default(true),
-  KEYSERVER_CLIENT_URL: z.url().optional(),
-  KEYSERVER_DEFAULT_SIGNER_ROLE: z.coerce.number().int().min(2).default(2),
-  KEYSERVER_KYC_RECOVERY_SIGNER_ROLE: z.coerce.number().int().min(2).default(3),
-  KEYSERVER_SESSION_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(600),
-  KEYSERVER_TOTP_ISSUER: z.string().min(1).max(64).default('Tranche'),
-  KEYSERVER_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
-  KEYSERVER_SIGNATURE_SKEW_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
-  KEYSERVER_STRICT_SIGNATURES: booleanFlag.default(false),
-  KEYSERVER_MAILS_PER_ADDRESS_PER_HOUR: z.coerce.number().int().min(1).default(5),
-  KEYSERVER_INVITES_PER_REQUEST: z.coerce.number().int().min(1).max(500).default(20),
-  KEYSERVER_INVITES_PER_ACCOUNT_PER_DAY: z.coerce.number().int().min(1).default(100),
-  AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(20),
-  TRUST_PROXY: z
-    .string()
-    .regex(/^[\w.:/]+(\s*,\s*[\w.:/]+)*$/, 'expected comma-separated IP addresses or CIDRs')
-    .optional(),
-  CORS_ORIGINS: z
-    .string()
-    .regex(/^https?:\/\/[^\s,]+(\s*,\s*https?:\/\/[^\s,]+)*$/, 'expected comma-separated origins (https://app.example.com)')
-    .optional(),
-});
+const envSchema = z
+  .object({
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    HOST: z.string().min(1).optional(),
+    WORKER_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(3001),
+    METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+    METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+    PUBLIC_URL: z.url().optional(),
+    DATA_DIR: z.string().min(1).default('./data'),
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+      .optional(),
+    DB_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(10),
+    DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
+    DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
+    DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+    DB_QUERY_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(12_000),
+    HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).max(10_000).default(800),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    MASTER_KEYS: z
+      .string()
+      .regex(/^[\w-]+:[A-Za-z0-9+/=]{43,44}(,[\w-]+:[A-Za-z0-9+/=]{43,44})*$/, 'expected kid:base64key[,kid:base64key...]')
+      .optional(),
+    HASH_SECRET: z.string().min(32).optional(),
+    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(3600).default(300),
+    REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(2_592_000).default(1800),
+    EXCHANGE_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
+    JWKS_REFETCH_COOLDOWN_SECONDS: z.coerce.number().min(0).max(3600).default(30),
+    BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+    S3_BUCKET: z.string().min(3).optional(),
+    S3_REGION: z.string().min(1).default('us-east-1'),
+    S3_ENDPOINT: z.url().optional(),
+    S3_FORCE_PATH_STYLE: booleanFlag.default(false),
+    S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+    S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+    KYC_VERIFICATION_TTL_HOURS: z.coerce.number().min(0.001).default(72),
+    KYC_SANDBOX_ASYNC_DELAY_MS: z.coerce.number().int().min(0).default(3000),
+    KYC_SANDBOX_SUBMIT_DELAY_MS: z.coerce.number().int().min(0).default(0),
+    IN_PROGRESS_LEASE_SECONDS: z.coerce.number().min(0.1).max(3600).default(60),
+    ACCREDITATION_VALIDITY_DAYS: z.coerce.number().int().min(1).default(90),
+    WEBHOOK_EGRESS_ALLOWLIST: z.string().optional(),
+    NODE_ENV: z.string().optional(),
+    WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
+    WEBHOOK_RETRY_SCHEDULE_SECONDS: z
+      .string()
+      .regex(/^\d+(\.\d+)?(,\d+(\.\d+)?)*$/, 'expected comma-separated seconds')
+      .default('5,300,1800,7200,18000,36000,36000'),
+    WEBHOOK_SECRET_GRACE_SECONDS: z.coerce.number().int().min(0).max(604_800).default(86_400),
+    WEBHOOK_DISABLE_AFTER_HOURS: z.coerce.number().min(0.001).default(120),
+    WORKER_POLL_MS: z.coerce.number().int().min(10).default(1000),
+    WEBHOOK_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(60),
+    WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(32),
+    WORKER_DRAIN_SECONDS: z.coerce.number().min(0).max(3600).default(10),
+    AUDIT_ANCHOR_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),
+    WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+    STRIPE_SECRET_KEY: z
+      .string()
+      .regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a Stripe secret key')
+      .optional(),
+    STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').optional(),
+    STRIPE_API_BASE: z.url().optional(),
+    CHECKOUT_RETURN_ORIGINS: z
+      .string()
+      .regex(/^https?:\/\/[^\s,/]+(\s*,\s*https?:\/\/[^\s,/]+)*$/, 'expected comma-separated origins (https://app.example.com)')
+      .optional(),
+    ALLOW_INSECURE_HTTP: booleanFlag.optional(),
+    DEMO_IDP: booleanFlag.optional(),
+    SMTP_URL: z
+      .string()
+      .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+      .optional(),
+    MAIL_FROM: z.string().min(3).default('Tranche <no-reply@localhost>'),
+    KEYSERVER_NETWORK_PASSPHRASE: z.string().min(8).default('Tranche Identity Storage'),
+    KEYSERVER_EMAIL_VERIFICATION: booleanFlag.default(true),
+    KEYSERVER_CLIENT_URL: z.url().optional(),
+    KEYSERVER_DEFAULT_SIGNER_ROLE: z.coerce.number().int().min(2).default(2),
+    KEYSERVER_KYC_RECOVERY_SIGNER_ROLE: z.coerce.number().int().min(2).default(3),
+    KEYSERVER_SESSION_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(600),
+    KEYSERVER_TOTP_ISSUER: z.string().min(1).max(64).default('Tranche'),
+    KEYSERVER_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
+    KEYSERVER_SIGNATURE_SKEW_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
+    KEYSERVER_STRICT_SIGNATURES: booleanFlag.default(false),
+    KEYSERVER_MAILS_PER_ADDRESS_PER_HOUR: z.coerce.number().int().min(1).default(5),
+    KEYSERVER_INVITES_PER_REQUEST: z.coerce.number().int().min(1).max(500).default(20),
+    KEYSERVER_INVITES_PER_ACCOUNT_PER_DAY: z.coerce.number().int().min(1).default(100),
+    AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(1).default(20),
+    TRUST_PROXY: z
+      .string()
+      .regex(/^[\w.:/]+(\s*,\s*[\w.:/]+)*$/, 'expected comma-separated IP addresses or CIDRs')
+      .optional(),
+    CORS_ORIGINS: z
+      .string()
+      .regex(/^https?:\/\/[^\s,]+(\s*,\s*https?:\/\/[^\s,]+)*$/, 'expected comma-separated origins (https://app.example.com)')
+      .optional(),
+  })
+  // A send must end (or time out) well within the lease of its delivery: past the lease another
+  // worker may claim the delivery and send it a second time while the first send still runs.
+  .superRefine((env, ctx) => {
+    if (env.WEBHOOK_TIMEOUT_MS * 2 >= env.WEBHOOK_LEASE_SECONDS * 1000)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WEBHOOK_TIMEOUT_MS'],
+        message: `must be less than half of WEBHOOK_LEASE_SECONDS (${env.WEBHOOK_TIMEOUT_MS} ms is not less than half of ${env.WEBHOOK_LEASE_SECONDS} s), else a send can outlast its lease and another worker send the delivery again`,
+      });
+  });
 
 /** What one environment variable does, for the README's configuration table (`npm run openapi` writes it). */
 export type SettingDoc = {
@@ -215,7 +226,10 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
     default: 'loopback in development, else unset',
     meaning: 'CIDRs webhooks may reach although not public; development: embedded database, `NODE_ENV` not `production`',
   },
-  WEBHOOK_TIMEOUT_MS: { meaning: 'a webhook send that has not answered within this long fails (and is retried)' },
+  WEBHOOK_TIMEOUT_MS: {
+    meaning:
+      'a webhook send that has not answered within this long fails (and is retried); must be less than half of `WEBHOOK_LEASE_SECONDS`',
+  },
   WEBHOOK_RETRY_SCHEDULE_SECONDS: {
     meaning: 'waits before each retry of a failed delivery, comma-separated; after the last, the delivery fails',
   },
@@ -224,7 +238,10 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
   },
   WEBHOOK_DISABLE_AFTER_HOURS: { meaning: 'an endpoint whose every delivery failed for this long is disabled' },
   WORKER_POLL_MS: { meaning: 'how often an idle webhook worker looks for work when no `NOTIFY` woke it' },
-  WEBHOOK_LEASE_SECONDS: { meaning: 'how long a worker owns a delivery it claimed; after it another worker may send it' },
+  WEBHOOK_LEASE_SECONDS: {
+    meaning:
+      'how long a worker owns a delivery it claimed; after it another worker may send it. More than twice `WEBHOOK_TIMEOUT_MS`, so a send ends within its lease',
+  },
   WEBHOOK_CONCURRENCY: {
     meaning:
       'webhook sends a worker has in flight at once; it holds at most four times as many deliveries claimed and not yet recorded, which bounds what a killed worker sends twice',

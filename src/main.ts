@@ -25,6 +25,7 @@ import { rewrapIdempotencyResponses } from './platform/http/idempotency.ts';
 import { rewrapKeyserverRows } from './keyserver/at-rest.ts';
 import { rewrapSignatures } from './issuance/subscriptions/signature-evidence.ts';
 import { rewrapRows } from './platform/crypto/rewrap-rows.ts';
+import { describeDrift } from './issuance/offerings/totals.service.ts';
 import { startAnchoring } from './platform/audit/anchoring.ts';
 
 const usage = `tranche ${version}
@@ -45,6 +46,10 @@ Usage: tranche <command> [options]        (tranche --version, tranche --help)
                                           anchors kept in FILE; exit 1 at a broken link
   audit anchor [--out FILE]               sign the head of every audit chain that moved (the worker does it
                                           hourly); --out appends the signed anchors to FILE, to keep elsewhere
+  totals check                            list every offering, class and investor row whose running totals
+                                          differ from the subscriptions; exit 1 if any
+  totals repair                           recompute those from the subscriptions (safe while serving),
+                                          audited; prints what it changed
   ocf export --issuer ISSUER_ID [--out F] the issuer's cap table as Open Cap Format files in a zip (default ./ocf-<id>.zip)
              [--formation-date D --country C]   the issuer's formation date and country, when not stored with it
   keyserver admin-signer create           print a new key server admin seed (a signer of the master account)
@@ -414,6 +419,29 @@ async function main(argv: string[]) {
           fs.appendFileSync(values.out, made.map((anchor) => `${anchor.signature}\n`).join(''));
           console.log(`Appended ${made.length} signed anchor(s) to ${values.out}: pass it to audit verify --anchors.`);
         }
+      });
+      return;
+    case 'totals check':
+      await withDatabase(config, async ({ issuance }) => {
+        const drift = await issuance!.totals.check();
+        for (const row of drift) console.log(`differs  ${describeDrift(row)}`);
+        if (drift.length === 0) {
+          console.log('Every running total matches the subscriptions.');
+          return;
+        }
+        console.log(`${drift.length} row(s) differ from the subscriptions: tranche totals repair recomputes them.`);
+        process.exitCode = 1;
+      });
+      return;
+    case 'totals repair':
+      await withDatabase(config, async ({ issuance }) => {
+        const repaired = await issuance!.totals.repair();
+        for (const row of repaired) console.log(`repaired  ${describeDrift(row)}`);
+        console.log(
+          repaired.length === 0
+            ? 'Nothing to repair: every running total matches the subscriptions.'
+            : `Repaired ${repaired.length} row(s) of ${new Set(repaired.map((row) => row.offeringId)).size} offering(s) (recorded in the audit log).`,
+        );
       });
       return;
     case 'ocf export':

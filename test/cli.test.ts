@@ -130,7 +130,18 @@ describe('tranche CLI', { timeout: 900_000 }, () => {
       (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version,
     );
     const help = await tranche('--help');
-    for (const command of ['serve', 'migrate', 'org create', 'org update', 'org list', 'api-key list', 'keys generate', 'keys rotate'])
+    for (const command of [
+      'serve',
+      'migrate',
+      'org create',
+      'org update',
+      'org list',
+      'api-key list',
+      'keys generate',
+      'keys rotate',
+      'totals check',
+      'totals repair',
+    ])
       expect(help.stdout).toContain(command);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LOOPBACK_RANGES, loadConfig } from '../src/config.ts';
+import { ConfigError, LOOPBACK_RANGES, loadConfig } from '../src/config.ts';
 
 describe('config: webhook egress in development mode', () => {
   it('the embedded database in development lets webhooks reach loopback receivers, and says so', () => {
@@ -38,5 +38,22 @@ describe('config: observability settings', () => {
     expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(/METRICS_TOKEN: at least 16 characters/);
     expect(() => loadConfig({ METRICS_PORT: '0' })).toThrow(/METRICS_PORT/);
     expect(() => loadConfig({ WORKER_HTTP_PORT: '70000' })).toThrow(/WORKER_HTTP_PORT/);
+  });
+});
+
+describe('config: webhook timeout and lease', () => {
+  it('accepts a timeout under half the lease (the defaults: 15 s and 60 s)', () => {
+    expect(loadConfig({})).toMatchObject({ webhookTimeoutMs: 15_000, webhookLeaseSeconds: 60 });
+    expect(loadConfig({ WEBHOOK_TIMEOUT_MS: '900', WEBHOOK_LEASE_SECONDS: '2' })).toMatchObject({
+      webhookTimeoutMs: 900,
+      webhookLeaseSeconds: 2,
+    });
+  });
+
+  it('refuses a timeout of half the lease or more, naming both settings', () => {
+    const message = /WEBHOOK_TIMEOUT_MS: must be less than half of WEBHOOK_LEASE_SECONDS .*another worker send the delivery again/;
+    expect(() => loadConfig({ WEBHOOK_TIMEOUT_MS: '30000' })).toThrow(message);
+    expect(() => loadConfig({ WEBHOOK_LEASE_SECONDS: '20' })).toThrow(message);
+    expect(() => loadConfig({ WEBHOOK_TIMEOUT_MS: '1000', WEBHOOK_LEASE_SECONDS: '2' })).toThrow(ConfigError);
   });
 });

@@ -10,6 +10,7 @@ import { offeringsRepo } from './offerings/offerings.repo.ts';
 import { offeringsRoutes } from './offerings/offerings.routes.ts';
 import { offeringsService } from './offerings/offerings.service.ts';
 import { totalsRepo } from './offerings/totals.repo.ts';
+import { totalsService } from './offerings/totals.service.ts';
 import { checkoutReturnRoutes } from './payments/checkout-return.ts';
 import { createPayments } from './payments/create-payments.ts';
 import { correctionsRepo } from './shares/corrections.repo.ts';
@@ -47,12 +48,13 @@ export function createIssuance(deps: IssuanceDeps) {
   const payments = createPayments(deps.config, db);
   const audit = deps.audit ?? auditWriter(db, deps.keyring);
   const offeringsSvc = offeringsService({ db, repo: offerings, storage: deps.storage, audit });
+  const totals = totalsRepo();
   const subscriptions = subscriptionsService({
     db,
     keyring: deps.keyring,
     repo: subscriptionsRepo(db),
     offerings,
-    totals: totalsRepo(),
+    totals,
     eligibility: deps.eligibility,
     redirectOrigins: deps.redirectOrigins,
     payments: payments.provider,
@@ -75,6 +77,8 @@ export function createIssuance(deps: IssuanceDeps) {
   return {
     offerings: offeringsSvc,
     subscriptions,
+    /** The check and repair of the running totals against the subscriptions (`tranche totals check|repair`). */
+    totals: totalsService({ db, totals, audit }),
     /** Ledger corrections: cancellation and re-issuance of share entries. */
     corrections,
     /** The issuer's cap table in the Open Cap Format. */

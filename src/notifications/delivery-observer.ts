@@ -55,7 +55,7 @@ const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800,
 /**
  * Webhook delivery metrics and the failed-attempt log line. Per attempt:
  * `tranche_webhook_attempts_total{result,error_kind}` (result: succeeded, retrying, exhausted,
- * superseded; error_kind: none, http, timeout, connect, dns, tls, blocked),
+ * superseded; error_kind: none, http, timeout, connect, dns, tls, blocked, secret),
  * `tranche_webhook_attempt_duration_seconds` (the HTTP exchange), and on success
  * `tranche_webhook_delivery_latency_seconds` (the event's commit to the receiver's 2xx, retries
  * included). At scrape time, from the database: `tranche_webhook_backlog_deliveries{state}` (due,

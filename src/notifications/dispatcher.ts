@@ -8,7 +8,7 @@ import type { Clock } from '../platform/clock.ts';
 import { unseal } from '../platform/crypto/envelope.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../platform/db/database.ts';
-import { isDatabaseUnavailable } from '../platform/db/errors.ts';
+import { isDatabaseUnavailable, isTransactionConflict } from '../platform/db/errors.ts';
 import { publish } from '../platform/events/outbox.ts';
 import type { AttemptResult, ClaimedDelivery, ClaimedEndpoint, DeliveriesRepo, DeliveryRow } from './deliveries/deliveries.repo.ts';
 import type { EndpointRow, EndpointsRepo } from './endpoints/endpoints.repo.ts';
@@ -75,6 +75,34 @@ type CachedSecrets = { version: number; secrets: { secret: string; expiresAt: Da
 
 export const secretAad = (secretId: string) => `webhook_secrets:${secretId}`;
 
+/** The error recorded on an attempt that could not be signed: a signing secret of its endpoint does not open. */
+export const UNSEALABLE_SECRET = 'endpoint secret cannot be unsealed';
+
+/**
+ * A signing secret of an endpoint did not open (its master key is no longer in the keyring, or the
+ * row is corrupted). The message names the endpoint only; `cause` is the envelope's error, which
+ * holds no secret.
+ */
+export class UnsealableSecretError extends Error {
+  constructor(
+    readonly endpointId: string,
+    cause: unknown,
+  ) {
+    super(`${UNSEALABLE_SECRET}: endpoint ${endpointId}`, { cause });
+    this.name = 'UnsealableSecretError';
+  }
+}
+
+/** The result of an attempt that never reached the endpoint because it could not be signed. */
+const unsealableResult = (): SendResult => ({
+  statusCode: null,
+  durationMs: 0,
+  responseExcerpt: null,
+  errorKind: 'secret',
+  errorMessage: UNSEALABLE_SECRET,
+  retryAfterSeconds: null,
+});
+
 /** How a worker that is shutting down tells a delivery pass to wind up (see `deliverDue`). */
 export type DrainSignals = {
   /** Fires when shutdown starts: nothing more is claimed or sent; claims not yet sent are released. */
@@ -97,11 +125,19 @@ const RECHECK_AFTER_MS = 1000;
 type Outcome = { delivery: Sendable; endpoint: ClaimedEndpoint; result: SendResult; at: Date };
 
 /**
- * Runs `write` again while the database is unavailable (a dropped connection, a restart), up to
- * five tries over about 3 s: a result that could not be recorded would be sent again.
+ * Runs `write` again while the database is unavailable (a dropped connection, a restart) or rolled
+ * it back to break a deadlock or a serialization failure (recording failures locks endpoint rows,
+ * as does a concurrent endpoint update or disable), up to five tries over about 3 s: a result that
+ * could not be recorded would be sent again when its lease ends. `write` must be a whole
+ * transaction (or one statement), so that a try rolled back leaves nothing behind.
  */
 function persistently<T>(write: () => Promise<T>): Promise<T> {
-  return pRetry(write, { retries: 4, minTimeout: 200, factor: 2, shouldRetry: ({ error }) => isDatabaseUnavailable(error) });
+  return pRetry(write, {
+    retries: 4,
+    minTimeout: 200,
+    factor: 2,
+    shouldRetry: ({ error }) => isDatabaseUnavailable(error) || isTransactionConflict(error),
+  });
 }
 
 /** PostgreSQL text cannot hold U+0000 (nor can jsonb): it becomes U+FFFD. */
@@ -185,17 +221,23 @@ export function dispatcher(options: DispatcherOptions) {
   /**
    * The secrets that sign for `endpoint` now, newest first: from the cache when it holds them at the
    * endpoint's current `version`, else loaded and unsealed. The endpoint row is read before its
-   * secrets, so an entry is never older than the version it is stored under.
+   * secrets, so an entry is never older than the version it is stored under. Throws
+   * `UnsealableSecretError` when one of them does not open (nothing is cached then: signing with
+   * the others only would fail receivers that verify with the one missing), or the database's error.
    */
   async function signingSecrets(endpoint: { id: string; version: number }): Promise<string[]> {
     const now = clock.now();
     let cached = secretCache.get(endpoint.id);
     if (cached?.version !== endpoint.version) {
       const rows = await endpoints.activeSecrets(endpoint.id, now);
-      cached = {
-        version: endpoint.version,
-        secrets: rows.map((row) => ({ secret: unseal(keyring, row, secretAad(row.id)), expiresAt: row.expiresAt })),
+      const open = (row: (typeof rows)[number]) => {
+        try {
+          return unseal(keyring, row, secretAad(row.id));
+        } catch (error) {
+          throw new UnsealableSecretError(endpoint.id, error);
+        }
       };
+      cached = { version: endpoint.version, secrets: rows.map((row) => ({ secret: open(row), expiresAt: row.expiresAt })) };
       secretCache.set(endpoint.id, cached);
     }
     return cached.secrets.filter(({ expiresAt }) => expiresAt === null || expiresAt > now).map(({ secret }) => secret);
@@ -305,33 +347,37 @@ export function dispatcher(options: DispatcherOptions) {
     }
     if (interrupted.length > 0) {
       // Our shutdown, not the endpoint's failure: due again at once (another worker takes it),
-      // without using up a step of the schedule or counting against the endpoint's health.
+      // without using up a step of the schedule or counting against the endpoint's health. Only
+      // deliveries still under this worker's lease: one whose lease passed to another worker is
+      // that worker's to send and record (reported `superseded`, like a failure recorded too late).
       try {
-        await persistently(() =>
+        const requeued = await persistently(() =>
           db.transaction(async (tx) => {
-            // Not for deliveries deleted meanwhile (with their endpoint): the foreign key would fail them all.
-            const existing = await deliveries.existing(
-              interrupted.map(({ delivery }) => delivery.id),
+            // The update locks the rows it requeues, so none is deleted (with its endpoint) before
+            // its attempt row references it; one deleted already is simply not requeued.
+            const ids = await deliveries.requeueInterrupted(
+              interrupted.map(({ delivery }) => ({ id: delivery.id, leaseUntil: delivery.leaseUntil })),
+              interrupted[0]!.result.errorMessage!,
+              clock.now(),
               tx,
             );
             await deliveries.insertAttempts(
               interrupted
-                .filter(({ delivery }) => existing.has(delivery.id))
+                .filter(({ delivery }) => ids.has(delivery.id))
                 .map((entry) => {
                   const { deliveryId, at, ...fields } = attemptResult(entry);
                   return { ...fields, deliveryId, createdAt: at, trigger: 'scheduled' as const };
                 }),
               tx,
             );
-            await deliveries.requeueInterrupted(
-              interrupted.map(({ delivery }) => delivery.id),
-              interrupted[0]!.result.errorMessage!,
-              clock.now(),
-              tx,
-            );
+            return ids;
           }),
         );
-        for (const entry of interrupted) report(entry, 'interrupted');
+        for (const entry of interrupted) {
+          if (requeued.has(entry.delivery.id)) report(entry, 'interrupted');
+          else
+            options.onAttempt?.({ ...entry, attemptNumber: entry.delivery.attemptCount + 1, outcome: 'superseded', nextAttemptAt: null });
+        }
       } catch (error) {
         options.log?.error({ err: error, deliveries: interrupted.length }, 'recording interrupted attempts failed');
       }
@@ -347,26 +393,54 @@ export function dispatcher(options: DispatcherOptions) {
   }
 
   /**
+   * The outcomes of deliveries that cannot be signed (see `UnsealableSecretError`): failed attempts
+   * (error kind `secret`), recorded and retried like any failure, so one endpoint whose secret does
+   * not open holds up no other delivery. Logged once per endpoint, without any secret.
+   */
+  function unsealable(error: UnsealableSecretError, failed: Sendable[]): Outcome[] {
+    options.log?.error({ endpointId: error.endpointId, deliveries: failed.length, err: error.cause }, UNSEALABLE_SECRET);
+    const at = clock.now();
+    return failed.map((delivery) => ({ delivery, endpoint: delivery.endpoint, result: unsealableResult(), at }));
+  }
+
+  /**
    * Claims up to `limit` deliveries and readies them: loads the signing secrets of each endpoint
    * (from the cache when current) and cancels deliveries whose endpoint is gone or disabled.
-   * Returns what to send and how many were claimed.
+   * Returns what to send, the failed outcomes of deliveries whose endpoint's secret does not open
+   * (to record), and how many were claimed.
    */
-  async function claim(limit: number): Promise<{ claimed: number; ready: Ready[] }> {
+  async function claim(limit: number): Promise<{ claimed: number; ready: Ready[]; failed: Outcome[] }> {
     const claimedAt = clock.now();
     const leaseUntil = new Date(claimedAt.getTime() + leaseMs);
     const claimed = await deliveries.claim(claimedAt, leaseUntil, limit);
-    if (claimed.length === 0) return { claimed: 0, ready: [] };
-    const secrets = new Map<string, string[]>();
-    for (const { endpoint } of claimed) {
-      if (endpoint?.status !== 'active') continue;
-      if (!secrets.has(endpoint.id)) secrets.set(endpoint.id, await signingSecrets(endpoint));
-    }
+    if (claimed.length === 0) return { claimed: 0, ready: [], failed: [] };
     const sendable = claimed.filter((delivery): delivery is Sendable => delivery.endpoint?.status === 'active');
+    const secrets = new Map<string, string[]>();
+    const unopened = new Map<string, UnsealableSecretError>();
+    for (const { endpoint } of sendable) {
+      if (secrets.has(endpoint.id) || unopened.has(endpoint.id)) continue;
+      try {
+        secrets.set(endpoint.id, await signingSecrets(endpoint));
+      } catch (error) {
+        // One endpoint's secret fails only its own deliveries; a database error fails the claim.
+        if (!(error instanceof UnsealableSecretError)) throw error;
+        unopened.set(endpoint.id, error);
+      }
+    }
     await cancelOrphaned(claimed.filter((delivery) => delivery.endpoint?.status !== 'active'));
+    const failed = [...unopened.values()].flatMap((error) =>
+      unsealable(
+        error,
+        sendable.filter((delivery) => delivery.endpointId === error.endpointId),
+      ),
+    );
     const checkedAt = clock.now().getTime();
     return {
       claimed: claimed.length,
-      ready: sendable.map((delivery) => ({ delivery, secrets: secrets.get(delivery.endpoint.id)!, checkedAt })),
+      ready: sendable
+        .filter((delivery) => secrets.has(delivery.endpoint.id))
+        .map((delivery) => ({ delivery, secrets: secrets.get(delivery.endpoint.id)!, checkedAt })),
+      failed,
     };
   }
 
@@ -392,19 +466,27 @@ export function dispatcher(options: DispatcherOptions) {
    * Reads the endpoints of queued deliveries again (see `RECHECK_AFTER_MS`), in one query: a
    * delivery whose endpoint is disabled is cancelled, one whose endpoint is gone (deleted with it)
    * dropped; the others get the endpoint as it is now, and its current secrets. Returns the
-   * entries that must not be sent. Never throws: when the endpoints cannot be read, the entries
-   * are sent as they were claimed.
+   * entries that must not be sent, and the failed outcomes of those whose endpoint's new secrets do
+   * not open (`unsealable`; not in `dropped`: they stay held until recorded). Never throws: when the
+   * endpoints cannot be read, the entries are sent as they were claimed.
    */
-  async function recheck(entries: Ready[]): Promise<Set<Ready>> {
+  async function recheck(entries: Ready[]): Promise<{ dropped: Set<Ready>; failed: Map<Ready, Outcome> }> {
     const dropped = new Set<Ready>();
+    const failed = new Map<Ready, Outcome>();
     const now = clock.now().getTime();
     try {
       const rows = new Map(
         (await endpoints.findMany([...new Set(entries.map(({ delivery }) => delivery.endpointId))])).map((row) => [row.id, row]),
       );
       const orphaned: Sendable[] = [];
+      const unopened = new Map<string, { error: UnsealableSecretError; entries: Ready[] }>();
       for (const entry of entries) {
         const row = rows.get(entry.delivery.endpointId);
+        const seen = unopened.get(entry.delivery.endpointId);
+        if (seen) {
+          seen.entries.push(entry);
+          continue;
+        }
         if (row?.status !== 'active') {
           dropped.add(entry);
           if (row) orphaned.push(entry.delivery);
@@ -420,15 +502,27 @@ export function dispatcher(options: DispatcherOptions) {
             version: row.version,
             failingSince: row.failingSince,
           };
-          entry.secrets = await signingSecrets(row);
+          try {
+            entry.secrets = await signingSecrets(row);
+          } catch (error) {
+            if (!(error instanceof UnsealableSecretError)) throw error;
+            unopened.set(row.id, { error, entries: [entry] });
+          }
         }
+      }
+      for (const { error, entries: unsigned } of unopened.values()) {
+        const outcomes = unsealable(
+          error,
+          unsigned.map(({ delivery }) => delivery),
+        );
+        unsigned.forEach((entry, index) => failed.set(entry, outcomes[index]!));
       }
       await cancelOrphaned(orphaned);
     } catch (error) {
       options.log?.error({ err: error, deliveries: entries.length }, 'reading the endpoints of queued deliveries again failed');
     }
     for (const entry of entries) entry.checkedAt = now;
-    return dropped;
+    return { dropped, failed };
   }
 
   /**
@@ -505,12 +599,16 @@ export function dispatcher(options: DispatcherOptions) {
         claiming = true;
         held += room;
         claim(room)
-          .then(({ claimed, ready }) => {
+          .then(({ claimed, ready, failed }) => {
             claimedTotal += claimed;
-            held -= room - ready.length;
+            held -= room - ready.length - failed.length;
             if (claimed < room) drained = true;
             if (stopped()) unsent.push(...ready.map(({ delivery }) => delivery));
             else queue.push(...ready);
+            if (failed.length > 0) {
+              results.push(...failed);
+              scheduleRecord();
+            }
           })
           .catch((error: unknown) => {
             held -= room;
@@ -526,12 +624,18 @@ export function dispatcher(options: DispatcherOptions) {
       const startRecheck = () => {
         rechecking = true;
         const now = clock.now().getTime();
-        void recheck(queue.filter((entry) => now - entry.checkedAt > RECHECK_AFTER_MS)).then((dropped) => {
+        void recheck(queue.filter((entry) => now - entry.checkedAt > RECHECK_AFTER_MS)).then(({ dropped, failed }) => {
           rechecking = false;
           // Entries the stop gave back meanwhile are no longer in the queue: their release counts them.
-          const kept = queue.filter((entry) => !dropped.has(entry));
-          held -= queue.length - kept.length;
+          const kept = queue.filter((entry) => !dropped.has(entry) && !failed.has(entry));
+          const unsigned = queue.filter((entry) => failed.has(entry));
+          // Those that cannot be signed stay held until their failure is recorded.
+          held -= queue.length - kept.length - unsigned.length;
           queue.splice(0, queue.length, ...kept);
+          if (unsigned.length > 0) {
+            results.push(...unsigned.map((entry) => failed.get(entry)!));
+            scheduleRecord();
+          }
           pump();
           settle();
         });

@@ -3,8 +3,11 @@ import { LRUCache } from 'lru-cache';
 import { Agent, request, type Dispatcher } from 'undici';
 import { assertAddressAllowed, EgressBlockedError, guardedLookup, type EgressPolicy } from './egress-guard.ts';
 
-/** `interrupted`: this worker shut down (its drain deadline passed) before the endpoint answered. */
-export type ErrorKind = 'timeout' | 'dns' | 'connect' | 'tls' | 'http' | 'blocked' | 'interrupted';
+/**
+ * `interrupted`: this worker shut down (its drain deadline passed) before the endpoint answered.
+ * `secret`: never sent, a signing secret of the endpoint cannot be unsealed (set by the dispatcher).
+ */
+export type ErrorKind = 'timeout' | 'dns' | 'connect' | 'tls' | 'http' | 'blocked' | 'interrupted' | 'secret';
 export type SendResult = {
   statusCode: number | null;
   durationMs: number;

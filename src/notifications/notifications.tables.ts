@@ -119,7 +119,7 @@ export const webhookAttempts = pgTable(
     statusCode: integer('status_code'),
     durationMs: integer('duration_ms').notNull(),
     responseExcerpt: text('response_excerpt'),
-    errorKind: text('error_kind', { enum: ['timeout', 'dns', 'connect', 'tls', 'http', 'blocked', 'interrupted'] }),
+    errorKind: text('error_kind', { enum: ['timeout', 'dns', 'connect', 'tls', 'http', 'blocked', 'interrupted', 'secret'] }),
     errorMessage: text('error_message'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
   },

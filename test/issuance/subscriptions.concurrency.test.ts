@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offerings, subscriptions } from '../../src/issuance/issuance.tables.ts';
 import { stripeClient } from '../../src/issuance/payments/stripe.provider.ts';
 import { fromCents } from '../../src/platform/money.ts';
-import { startTestApp, type ApiResponse, type TestApp } from '../support/harness.ts';
+import pg from 'pg';
+import { startTestApp, usingPostgres, type ApiResponse, type TestApp } from '../support/harness.ts';
 import { payCheckout, seedInvestor, seedOffering, storedTotals, subscriptionBody, summedTotals } from '../support/issuance.ts';
 
 let t: TestApp;
@@ -77,6 +78,49 @@ describe('subscription limits under concurrency', () => {
     expect(tally(byAmount)).toEqual({ accepted: 10, refusedCodes: ['OFFERING_FULL'] });
     expect(await committed([units.offeringId])).toHaveLength(7);
     expect(await committed([amount.offeringId])).toHaveLength(10);
+  });
+});
+
+// PostgreSQL only: another connection holds the class's row while a create runs (the embedded
+// database is one connection, where nothing runs between the create's statements).
+describe.runIf(usingPostgres())('a class changed while a subscription is created', () => {
+  it("the create prices and checks the units on the class's locked row, not on the row it read before locking it", async () => {
+    const investor = await seedInvestor(t, 'class-change@example.com', { accreditation: 'none' });
+    const { offeringId, securityId } = await seedOffering(t, admin, {
+      exemptionType: 'reg_d_506b',
+      pricePerUnit: '10.00',
+      minimumInvestment: '100.00',
+      unitsAuthorized: 100,
+    });
+    const other = new pg.Client({ connectionString: t.database.url });
+    await other.connect();
+    try {
+      // The class changes (a higher price, fewer units authorized) in a transaction not yet committed.
+      await other.query('begin');
+      await other.query('update security_classes set price_per_unit_cents = 2000, units_authorized = 15 where id = $1', [securityId]);
+      const created = subscribe(offeringId, subscriptionBody(securityId, 10), investor.auth);
+      // The create read the class as it was (the change is not committed) and now waits for its row.
+      const pid = (await other.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+      for (;;) {
+        const waiting = await other.query(
+          'select 1 from pg_stat_activity where datname = current_database() and $1 = any(pg_blocking_pids(pid))',
+          [pid],
+        );
+        if (waiting.rowCount) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await other.query('commit');
+      const response = await created;
+      expect(response.status, response.text).toBe(201);
+      expect(response.body.data).toMatchObject({ units_subscribed: 10, price_per_unit: '20.00', amount: '200.00' });
+      // The units authorized it checked are the new ones: 5 of 15 remain.
+      const more = await subscribe(offeringId, subscriptionBody(securityId, 6), investor.auth);
+      expect(more.body.error).toMatchObject({ code: 'OFFERING_FULL', message: expect.stringContaining('Only 5 units') });
+      await expectTotalsHold(offeringId);
+    } finally {
+      await other.query('rollback').catch(() => undefined);
+      await other.end();
+    }
   });
 });
 

@@ -14,6 +14,8 @@ beforeAll(async () => {
     ALLOW_INSECURE_HTTP: 'true',
     WEBHOOK_EGRESS_ALLOWLIST: '127.0.0.0/8',
     WEBHOOK_LEASE_SECONDS: '2',
+    // Under half the lease (a send must end within it); the receiver answers in 15 ms.
+    WEBHOOK_TIMEOUT_MS: '900',
     WORKER_POLL_MS: '100',
     // 8 sends in flight: the worker holds at most 32 deliveries claimed and not yet recorded.
     WEBHOOK_CONCURRENCY: '8',

@@ -6746,8 +6746,8 @@ export interface operations {
                                 status_code: number | null;
                                 duration_ms: number;
                                 response_excerpt: string | null;
-                                /** @description interrupted: the worker shut down before the endpoint answered; the delivery is due again at once */
-                                error_kind: ("timeout" | "dns" | "connect" | "tls" | "http" | "blocked" | "interrupted") | null;
+                                /** @description interrupted: the worker shut down before the endpoint answered; the delivery is due again at once. secret: not sent, a signing secret of the endpoint cannot be unsealed (its master key left the keyring); retried on the schedule */
+                                error_kind: ("timeout" | "dns" | "connect" | "tls" | "http" | "blocked" | "interrupted" | "secret") | null;
                                 error_message: string | null;
                                 /** Format: date-time */
                                 created_at: string;
@@ -6848,8 +6848,8 @@ export interface operations {
                             status_code: number | null;
                             duration_ms: number;
                             response_excerpt: string | null;
-                            /** @description interrupted: the worker shut down before the endpoint answered; the delivery is due again at once */
-                            error_kind: ("timeout" | "dns" | "connect" | "tls" | "http" | "blocked" | "interrupted") | null;
+                            /** @description interrupted: the worker shut down before the endpoint answered; the delivery is due again at once. secret: not sent, a signing secret of the endpoint cannot be unsealed (its master key left the keyring); retried on the schedule */
+                            error_kind: ("timeout" | "dns" | "connect" | "tls" | "http" | "blocked" | "interrupted" | "secret") | null;
                             error_message: string | null;
                             /** Format: date-time */
                             created_at: string;

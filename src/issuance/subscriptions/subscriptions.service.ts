@@ -185,24 +185,26 @@ export function subscriptionsService(deps: {
       const offering = await deps.offerings.find(principal.orgId, offeringId);
       if (!offering || offering.status === 'draft') throw notFound('offering');
       assertOpen(offering);
-      const security = await deps.offerings.findSecurity(principal.orgId, input.securityClassId);
-      if (!security || security.offeringId !== offering.id) {
-        throw new AppError('VALIDATION_ERROR', 'securityClassId is not a class of this offering', [
+      const notAClass = () =>
+        new AppError('VALIDATION_ERROR', 'securityClassId is not a class of this offering', [
           { field: 'securityClassId', message: 'is not a class of this offering' },
         ]);
-      }
+      const security = await deps.offerings.findSecurity(principal.orgId, input.securityClassId);
+      if (!security || security.offeringId !== offering.id) throw notAClass();
       if (!input.suitabilityConfirmed || !input.riskAcknowledgmentSigned) {
         const field = input.suitabilityConfirmed ? 'riskAcknowledgmentSigned' : 'suitabilityConfirmed';
         throw new AppError('VALIDATION_ERROR', `${field} must be true`, [{ field, message: 'must be true' }]);
       }
-      const amountCents = input.unitsSubscribed * security.pricePerUnitCents;
-      if (amountCents < offering.minimumInvestmentCents) {
-        throw new AppError(
-          'VALIDATION_ERROR',
-          `The minimum investment is ${fromCents(offering.minimumInvestmentCents)} ${offering.currency}`,
-          [{ field: 'unitsSubscribed', message: `is below the minimum investment of ${fromCents(offering.minimumInvestmentCents)}` }],
-        );
-      }
+      // Checked first on the class as read now, to refuse early without a transaction; checked
+      // again below on the class's locked row, whose values every later step uses.
+      const assertMinimum = (amountCents: number, minimumCents: number) => {
+        if (amountCents < minimumCents) {
+          throw new AppError('VALIDATION_ERROR', `The minimum investment is ${fromCents(minimumCents)} ${offering.currency}`, [
+            { field: 'unitsSubscribed', message: `is below the minimum investment of ${fromCents(minimumCents)}` },
+          ]);
+        }
+      };
+      assertMinimum(input.unitsSubscribed * security.pricePerUnitCents, offering.minimumInvestmentCents);
       const eligibility = await assertEligible(principal.orgId, principal.userId, offering);
       let regCfLimit: number | undefined;
       // 17 CFR 227.100(a)(2): the 12-month limit does not bind accredited investors, and an
@@ -219,38 +221,45 @@ export function subscriptionsService(deps: {
       }
 
       // The investor's limits span offerings, so one lock per investor serialises their subscriptions
-      // (taken first, then the offering's rows, always in the order of totals.repo.ts); the Reg CF
-      // total is summed under it, the offering's and class's are running totals.
+      // (taken first, then the offering's row, then the class's, always in the order of
+      // totals.repo.ts); the Reg CF total is summed under it, the offering's and class's are running totals.
       const row = await db.transaction(async (tx) => {
         await lockScope(tx, 'investor', principal.orgId, principal.userId);
-        if (regCfLimit !== undefined) {
-          const since = new Date(clock.now().getTime() - 365 * 86_400_000);
-          const prior =
-            (await repo.committedCents({ orgId: principal.orgId, userId: principal.userId, regCfSince: since }, tx)) +
-            (input.otherRegCfInvestmentsCents ?? 0);
-          if (prior + amountCents > regCfLimit) {
-            throw new AppError(
-              'INVESTMENT_LIMIT_EXCEEDED',
-              `Reg CF allows ${fromCents(regCfLimit)} USD in 12 months for this income and net worth; ${fromCents(Math.max(0, regCfLimit - prior))} remains`,
-            );
-          }
-        }
+        const regCfPrior =
+          regCfLimit === undefined
+            ? 0
+            : (await repo.committedCents(
+                { orgId: principal.orgId, userId: principal.userId, regCfSince: new Date(clock.now().getTime() - 365 * 86_400_000) },
+                tx,
+              )) + (input.otherRegCfInvestmentsCents ?? 0);
         const current = (await deps.offerings.lock(offering.id, tx))!;
         assertOpen(current);
+        // The class as it is under its lock (held to the commit): its price and units authorized
+        // may have changed since it was read above, and a change waits for this transaction now.
+        const locked = await deps.offerings.lockSecurity(security.id, tx);
+        if (!locked || locked.offeringId !== current.id) throw notAClass();
+        const amountCents = input.unitsSubscribed * locked.pricePerUnitCents;
+        assertMinimum(amountCents, current.minimumInvestmentCents);
+        if (regCfLimit !== undefined && regCfPrior + amountCents > regCfLimit) {
+          throw new AppError(
+            'INVESTMENT_LIMIT_EXCEEDED',
+            `Reg CF allows ${fromCents(regCfLimit)} USD in 12 months for this income and net worth; ${fromCents(Math.max(0, regCfLimit - regCfPrior))} remains`,
+          );
+        }
         // The class's units and the offering's totals are running totals (see totals.repo.ts), moved
         // here before the insert: a refusal throws, and the rollback takes the move back.
-        const units = await deps.totals.holdUnits(security.id, input.unitsSubscribed, tx);
+        const units = await deps.totals.holdUnits(locked.id, input.unitsSubscribed, tx);
         if (!units.taken) {
           throw new AppError(
             'OFFERING_FULL',
-            `Only ${Math.max(0, security.unitsAuthorized - units.heldBefore)} units of ${security.name} remain`,
+            `Only ${Math.max(0, locked.unitsAuthorized - units.heldBefore)} units of ${locked.name} remain`,
           );
         }
         // Alone past the maximum (however many cents: a sum would overflow the database's bigint).
         if (amountCents > current.maximumAmountCents) throw new AppError('OFFERING_FULL', 'The offering has reached its maximum amount');
         const counted = {
-          offeringId: offering.id,
-          securityClassId: security.id,
+          offeringId: current.id,
+          securityClassId: locked.id,
           userId: principal.userId,
           status: 'pending_signature' as const,
           units: input.unitsSubscribed,
@@ -263,15 +272,15 @@ export function subscriptionsService(deps: {
         if (current.maximumInvestmentCents !== null && totals.investorCommittedCents > current.maximumInvestmentCents) {
           throw new AppError(
             'INVESTMENT_LIMIT_EXCEEDED',
-            `The maximum investment per investor is ${fromCents(current.maximumInvestmentCents)} ${offering.currency}`,
+            `The maximum investment per investor is ${fromCents(current.maximumInvestmentCents)} ${current.currency}`,
           );
         }
         const inserted = await repo.insert(
           {
             ...counted,
             orgId: principal.orgId,
-            pricePerUnitCents: security.pricePerUnitCents,
-            currency: offering.currency,
+            pricePerUnitCents: locked.pricePerUnitCents,
+            currency: current.currency,
             trancheId: input.trancheId ?? null,
             paymentMethod: input.paymentMethod,
             suitabilityConfirmed: input.suitabilityConfirmed,

@@ -289,14 +289,29 @@ export function deliveriesRepo(db: Executor, runPrepared?: RunPrepared) {
     },
     /**
      * Sends cut short by a worker's shutdown: due again at once, with `lastError`, no schedule step
-     * used. Only deliveries still `sending` are touched.
+     * used. Only deliveries still `sending` under the lease they were claimed with (`leaseUntil`)
+     * are touched: one whose lease ended and was claimed again belongs to the other worker, which
+     * may be sending it right now. Returns the ids requeued; their rows stay locked until `tx` ends.
      */
-    async requeueInterrupted(ids: string[], lastError: string, now: Date, tx: Executor): Promise<void> {
-      if (ids.length === 0) return;
-      await tx
-        .update(webhookDeliveries)
-        .set({ status: 'pending', nextAttemptAt: now, leaseUntil: null, lastStatusCode: null, lastError, updatedAt: now })
-        .where(and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, 'sending')));
+    async requeueInterrupted(
+      interrupted: { id: string; leaseUntil: Date }[],
+      lastError: string,
+      now: Date,
+      tx: Executor,
+    ): Promise<Set<string>> {
+      if (interrupted.length === 0) return new Set();
+      const rows = await queryRows<{ id: string }>(
+        tx,
+        sql`with held as (
+              select * from jsonb_to_recordset(${JSON.stringify(interrupted)}::jsonb) as h(id uuid, "leaseUntil" timestamptz)
+            )
+            update ${webhookDeliveries} d
+            set status = 'pending', next_attempt_at = ${now.toISOString()}::timestamptz, lease_until = null,
+              last_status_code = null, last_error = ${lastError}, updated_at = ${now.toISOString()}::timestamptz
+            from held where d.id = held.id and d.status = 'sending' and d.lease_until = held."leaseUntil"
+            returning d.id`,
+      );
+      return new Set(rows.map((row) => row.id));
     },
     async find(orgId: string, id: string, tx: Executor = db): Promise<DeliveryRow | undefined> {
       const [row] = await tx
@@ -311,19 +326,6 @@ export function deliveriesRepo(db: Executor, runPrepared?: RunPrepared) {
     },
     async update(id: string, changes: Partial<typeof webhookDeliveries.$inferInsert>, tx: Executor): Promise<void> {
       await tx.update(webhookDeliveries).set(changes).where(eq(webhookDeliveries.id, id));
-    },
-    /**
-     * The ids of `ids` whose delivery still exists, locked (`for key share`) until the transaction
-     * ends so that none is deleted before an attempt row referencing it is inserted.
-     */
-    async existing(ids: string[], tx: Executor): Promise<Set<string>> {
-      if (ids.length === 0) return new Set();
-      const rows = await tx
-        .select({ id: webhookDeliveries.id })
-        .from(webhookDeliveries)
-        .where(inArray(webhookDeliveries.id, ids))
-        .for('key share');
-      return new Set(rows.map((row) => row.id));
     },
     async insertAttempts(attempts: (typeof webhookAttempts.$inferInsert)[], tx: Executor): Promise<AttemptRow[]> {
       return attempts.length === 0 ? [] : tx.insert(webhookAttempts).values(attempts).returning();

@@ -25,9 +25,12 @@ const attemptResponse = z.object({
   duration_ms: z.number(),
   response_excerpt: z.string().nullable(),
   error_kind: z
-    .enum(['timeout', 'dns', 'connect', 'tls', 'http', 'blocked', 'interrupted'])
+    .enum(['timeout', 'dns', 'connect', 'tls', 'http', 'blocked', 'interrupted', 'secret'])
     .nullable()
-    .describe('interrupted: the worker shut down before the endpoint answered; the delivery is due again at once'),
+    .describe(
+      'interrupted: the worker shut down before the endpoint answered; the delivery is due again at once. ' +
+        'secret: not sent, a signing secret of the endpoint cannot be unsealed (its master key left the keyring); retried on the schedule',
+    ),
   error_message: z.string().nullable(),
   created_at: z.date(),
 });

@@ -62,3 +62,18 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   }
   return false;
 }
+
+/** SQLSTATEs of a transaction the database aborted to resolve a conflict: 40P01 deadlock_detected, 40001 serialization_failure. */
+const CONFLICT_SQLSTATES = new Set(['40P01', '40001']);
+
+/**
+ * Whether `error` (or one of its causes: drizzle wraps the driver's error) is a deadlock or a
+ * serialization failure: the transaction was rolled back whole and running it again may succeed.
+ */
+export function isTransactionConflict(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const { code } = current as { code?: unknown };
+    if (typeof code === 'string' && CONFLICT_SQLSTATES.has(code)) return true;
+  }
+  return false;
+}
