@@ -149,6 +149,7 @@ export function createNotifications(deps: NotificationsDeps) {
     let changedSinceVacuum = false;
     let lastVacuum = Date.now();
     let needed: Promise<boolean> | undefined;
+    let current: Promise<void> | undefined;
     const isNeeded = (log?: FastifyBaseLogger) =>
       (needed ??=
         database.kind === 'embedded'
@@ -169,23 +170,30 @@ export function createNotifications(deps: NotificationsDeps) {
         changed += rows;
         if (rows > 0) changedSinceVacuum = true;
       },
-      async run(log?: FastifyBaseLogger) {
-        if (!(changed > 0 || changedSinceVacuum) || !(await isNeeded(log))) return;
-        try {
-          if (changedSinceVacuum && Date.now() - lastVacuum >= QUEUE_VACUUM_EVERY_MS) {
-            lastVacuum = Date.now();
-            changedSinceVacuum = false;
-            changed = 0;
-            await db.execute(sql`vacuum (analyze) ${QUEUE_TABLES}`);
-          } else if (changed >= QUEUE_ANALYZE_AFTER) {
-            changed = 0;
-            await db.execute(sql`analyze ${QUEUE_TABLES}`);
-          }
-        } catch (error) {
-          log?.warn({ err: error }, 'webhook queue upkeep failed');
-        }
+      /** Starts what is due in the background (never two at once): a VACUUM may take seconds, and fan-out goes on meanwhile. */
+      run(log?: FastifyBaseLogger) {
+        if (current || !(changed > 0 || changedSinceVacuum)) return;
+        current = work(log).finally(() => (current = undefined));
       },
+      /** Resolves once the upkeep running now (if any) has ended (a worker stopping waits for it). */
+      settled: () => current ?? Promise.resolve(),
     };
+    async function work(log?: FastifyBaseLogger) {
+      if (!(await isNeeded(log))) return;
+      try {
+        if (changedSinceVacuum && Date.now() - lastVacuum >= QUEUE_VACUUM_EVERY_MS) {
+          lastVacuum = Date.now();
+          changedSinceVacuum = false;
+          changed = 0;
+          await db.execute(sql`vacuum (analyze) ${QUEUE_TABLES}`);
+        } else if (changed >= QUEUE_ANALYZE_AFTER) {
+          changed = 0;
+          await db.execute(sql`analyze ${QUEUE_TABLES}`);
+        }
+      } catch (error) {
+        log?.warn({ err: error }, 'webhook queue upkeep failed');
+      }
+    }
   })();
 
   return {
@@ -260,7 +268,7 @@ export function createNotifications(deps: NotificationsDeps) {
           }
           if (events > 0) deliveryAlarm.ring();
           upkeep.note(events);
-          await upkeep.run(log);
+          upkeep.run(log);
           pruneInBackground();
           if (events === 0) await outboxAlarm.wait(config.workerPollMs);
         }
@@ -289,6 +297,7 @@ export function createNotifications(deps: NotificationsDeps) {
           const hung = new Promise<'hung'>((resolve) => (giveUp = setTimeout(() => resolve('hung'), drainMs + 5000)));
           try {
             if ((await Promise.race([loops, hung])) === 'hung') log?.warn('the worker did not finish draining; its leases will expire');
+            await upkeep.settled();
           } finally {
             clearTimeout(deadline);
             clearTimeout(giveUp);
