@@ -60,7 +60,7 @@ const envSchema = z
     WEBHOOK_DISABLE_AFTER_HOURS: z.coerce.number().min(0.001).default(120),
     WORKER_POLL_MS: z.coerce.number().int().min(10).default(1000),
     WEBHOOK_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(60),
-    WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(32),
+    WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(64),
     WORKER_DRAIN_SECONDS: z.coerce.number().min(0).max(3600).default(10),
     AUDIT_ANCHOR_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),
     WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),

@@ -163,7 +163,7 @@ export function dispatcher(options: DispatcherOptions) {
   const random = options.random ?? Math.random;
   const leaseMs = (options.leaseSeconds ?? 60) * 1000;
   const batchSize = options.batchSize ?? 250;
-  const concurrency = Math.max(1, options.concurrency ?? 32);
+  const concurrency = Math.max(1, options.concurrency ?? 64);
   const maxHeld = Math.max(concurrency, options.maxHeld ?? concurrency * 4);
   // While deliveries are held, claim again only once this many more can be: fewer, larger claims.
   // An idle pipeline claims whatever it can.
