@@ -717,7 +717,12 @@ export function dispatcher(options: DispatcherOptions) {
       if (!endpoint) throw new Error('endpoint is gone');
       const body = await deliveries.messageBody(delivery.eventId);
       if (body === undefined) throw new Error('the message is gone');
-      const result = await send(delivery.eventId, body, endpoint.url, await signingSecrets(endpoint));
+      // A secret that does not open is recorded as this attempt's failure, as a scheduled attempt's is.
+      const secrets = await signingSecrets(endpoint).catch((error: unknown) => {
+        if (error instanceof UnsealableSecretError) return undefined;
+        throw error;
+      });
+      const result = secrets ? await send(delivery.eventId, body, endpoint.url, secrets) : unsealableResult();
       const now = clock.now();
       return db.transaction(async (tx) => {
         const [attempt] = await deliveries.insertAttempts(

@@ -93,6 +93,17 @@ describe('delivery error: an endpoint whose signing secret cannot be unsealed', 
     expect(lines[0]).toMatchObject({ endpointId: broken.id, deliveries: 3 });
     expect(logged).not.toContain(kept.secret.replace(/^whsec_/, ''));
     expect(logged).not.toContain(broken.secret.replace(/^whsec_/, ''));
+
+    // A manual retry records the same failed attempt (it answered 500 before), and sends nothing.
+    const retried = await t.post(`/notifications/deliveries/${failed[0]!.id}/retry`, {}, { 'x-api-key': t.apiKey });
+    expect(retried.status).toBe(200);
+    expect(retried.body.data).toMatchObject({
+      trigger: 'manual',
+      error_kind: 'secret',
+      error_message: 'endpoint secret cannot be unsealed',
+    });
+    expect(bad.received).toHaveLength(0);
+    expect((await attemptsOf([failed[0]!.id])).map((attempt) => attempt.trigger).sort()).toEqual(['manual', 'scheduled']);
   });
 });
 
