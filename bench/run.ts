@@ -117,7 +117,7 @@ if (runs('webhooks')) {
   const pickRounds = (key: 'raw' | 'dispatcher', figure: 'deliveriesPerSecond' | 'cpuMsPerThousand' | 'postgresCpuMsPerThousand') =>
     result.rounds.map((round) => round[key][figure]);
   console.log(
-    `\nwebhooks on the ${result.database} database: a backlog of ${result.events} events x 10 endpoints = ${result.deliveries} deliveries, sends 32 at once; ${result.rounds.length} rounds (min / median / max)\n`,
+    `\nwebhooks on the ${result.database} database: a backlog of ${result.events} events x 10 endpoints = ${result.deliveries} deliveries, sends ${result.concurrency} at once; ${result.rounds.length} rounds (min / median / max)\n`,
   );
   console.log('| target | deliveries/s | node CPU ms per 1 000 deliveries | PostgreSQL CPU ms per 1 000 deliveries |');
   console.log('|---|---|---|---|');

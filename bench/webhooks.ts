@@ -13,7 +13,6 @@ import { webhookOrg } from '../test/support/webhook-deployment.ts';
 import { benchDatabase, processCpuMs } from './support.ts';
 
 const ENDPOINTS = 10;
-const CONCURRENCY = 32;
 /** Sent to all ten endpoints (one subscribes to `*`, nine to this type). */
 const TO_TEN = 'kyc.verification.approved';
 /** Sent to one endpoint only (the one subscribed to `*`). */
@@ -107,6 +106,8 @@ export type WebhookBenchResult = {
   database: string;
   events: number;
   deliveries: number;
+  /** Sends at once, of the dispatcher (`WEBHOOK_CONCURRENCY`) and of the raw loop alike. */
+  concurrency: number;
   /** Each of `runs` rounds: the raw POST loop and the in-process dispatcher on a backlog. */
   rounds: { raw: WebhookThroughput; dispatcher: WebhookThroughput }[];
   /** Commit-to-receipt at a fixed rate of events, to one endpoint and to ten. */
@@ -179,7 +180,7 @@ export async function benchWebhooks(options: {
     let next = 0;
     const { cpuMs, wallMs, postgresCpuMs } = await measured(database, async () => {
       await Promise.all(
-        Array.from({ length: CONCURRENCY }, async () => {
+        Array.from({ length: config.webhookConcurrency }, async () => {
           while (next < expected) {
             const n = next++;
             const response = await request(`${receiver.url}/e${n % ENDPOINTS}`, {
@@ -314,6 +315,7 @@ export async function benchWebhooks(options: {
     database: database.kind,
     events: options.events,
     deliveries: expected,
+    concurrency: config.webhookConcurrency,
     rounds,
     steady,
     workerProcesses,
