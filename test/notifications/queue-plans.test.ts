@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
+import { parse } from 'pg-connection-string';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows, withServerOptions } from '../../src/platform/db/database.ts';
 import { OUTBOX_CHANNEL } from '../../src/platform/events/outbox.ts';
@@ -15,6 +16,28 @@ describe('withServerOptions', () => {
     expect(new URL(withServerOptions('postgres://127.0.0.1/test')).searchParams.get('options')).toBe(
       '-c plan_cache_mode=force_custom_plan',
     );
+  });
+
+  // pg parses the URL withServerOptions writes: what it reads must be what it read from the
+  // operator's URL, plus the option. Found: a password with a raw `%` (`pa%ss`, which pg reads as
+  // is) made pg read `-c plan_cache_mode%3Dforce_custom_plan`, and PostgreSQL refused every
+  // connection ("requires a value"); a socket URL with a user and no host went without the option.
+  it.each([
+    'postgres://app:pa%ss@db.example:6543/tranche',
+    'postgres://app:pa ss@db.example/tranche?sslmode=disable',
+    'postgres://app:100%@db.example/tranche?options=-c%20work_mem%3D8MB',
+    'postgres://app@/tranche?host=/var/run/postgresql',
+    'postgres://app:s3cret@/tranche?host=/var/run/postgresql&application_name=a+b',
+    'postgres:///tranche?host=/tmp',
+    'postgresql://app:p%40ss@[::1]:5432/tranche',
+    'postgres://app:p@%2Fvar%2Frun%2Fpostgresql/tranche',
+  ])('%s: pg reads the same connection, with the option', (given) => {
+    const before = parse(given);
+    const after = parse(withServerOptions(given));
+    const { options: optionsBefore, ...restBefore } = before;
+    const { options: optionsAfter, ...restAfter } = after;
+    expect(optionsAfter).toBe([optionsBefore, '-c plan_cache_mode=force_custom_plan'].filter(Boolean).join(' '));
+    expect({ ...restAfter, port: restAfter.port || undefined }).toEqual({ ...restBefore, port: restBefore.port || undefined });
   });
 });
 

@@ -226,16 +226,32 @@ const isReadTimeout = (error: unknown) => error instanceof Error && error.messag
  * and always planned for their parameters, so this changes nothing else.
  */
 export function withServerOptions(connectionString: string): string {
+  // Read as pg (pg-connection-string) reads it, since pg parses the result again: a URL with a
+  // raw space or a `%` that starts no escape (a password `pa%ss`) is encoded first, else the
+  // options written back (`%3D`) would reach the server still encoded and every connection fail;
+  // and an empty host after credentials (`postgres://app@/db?host=/run/postgresql`, a socket)
+  // parses with a placeholder host, else such a URL would silently go without the options.
+  let source = connectionString;
+  if (/ |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(source)) source = encodeURI(source).replace(/%25(\d\d)/g, '%$1');
   let url: URL;
+  let emptyHost = false;
   try {
-    url = new URL(connectionString);
+    url = new URL(source);
   } catch {
-    return connectionString; // not a URL (a socket path): pg takes it as is
+    try {
+      url = new URL(source.replace('@/', `@${EMPTY_HOST}/`));
+      emptyHost = true;
+    } catch {
+      return connectionString; // not a URL: pg takes it as is
+    }
   }
   const given = url.searchParams.get('options');
   url.searchParams.set('options', [given, '-c plan_cache_mode=force_custom_plan'].filter(Boolean).join(' '));
-  return url.toString();
+  return emptyHost ? url.toString().replace(`@${EMPTY_HOST}/`, '@/') : url.toString();
 }
+
+/** The host `withServerOptions` parses a URL with no host after its credentials with (put back after). */
+const EMPTY_HOST = 'tranche-empty-host';
 
 function clientConfig(connectionString: string, options: PostgresOptions, applicationName = 'tranche'): pg.ClientConfig {
   return {
