@@ -88,7 +88,7 @@ export function accreditationRepo(db: Executor) {
         eq(accreditations.reviewStatus, filter.reviewStatus),
       );
       const after = keysetAfter(
-        { sort: accreditations.submittedAt, id: accreditations.id, direction: 'asc' },
+        { sort: accreditations.submittedAt, id: accreditations.id, direction: 'asc', nullable: true },
         paging.after,
         filter.orgId ? eq(accreditations.orgId, filter.orgId) : undefined,
       );

@@ -62,14 +62,31 @@ export async function pageWithTotal<T>(
  * order `(sort, id)` (`direction` as the list sorts; `id` the table's primary key). `scope` limits
  * which row may be the cursor (the caller's org): a cursor naming no such row matches nothing, so
  * its page is empty. Undefined without `after` (a first or offset page).
+ *
+ * `nullable`: `sort` may be null, and the list orders by PostgreSQL's default, nulls last when
+ * ascending and first when descending. A row comparison with a null is never true, so without
+ * this the rows whose sort is null would be on no cursor page, and a cursor naming one would give
+ * an empty page: the walk would end early.
  */
 export function keysetAfter(
-  order: { sort: PgColumn; id: PgColumn; direction: 'asc' | 'desc' },
+  order: { sort: PgColumn; id: PgColumn; direction: 'asc' | 'desc'; nullable?: boolean },
   after: string | undefined,
   scope?: SQL,
 ): SQL | undefined {
   if (!after) return undefined;
   const { sort, id } = order;
   const comparison = order.direction === 'desc' ? sql`<` : sql`>`;
-  return sql`(${sort}, ${id}) ${comparison} (select ${sql.identifier(sort.name)}, ${sql.identifier(id.name)} from ${id.table} where ${and(eq(id, after), scope)})`;
+  const cursorRow = and(eq(id, after), scope);
+  if (!order.nullable)
+    return sql`(${sort}, ${id}) ${comparison} (select ${sql.identifier(sort.name)}, ${sql.identifier(id.name)} from ${id.table} where ${cursorRow})`;
+  // The cursor's values, each null when no row is the cursor (then its id is null, and nothing matches).
+  const cursorSort = sql`(select ${sql.identifier(sort.name)} from ${id.table} where ${cursorRow})`;
+  const cursorId = sql`(select ${sql.identifier(id.name)} from ${id.table} where ${cursorRow})`;
+  const pastNulls =
+    order.direction === 'asc'
+      ? // Nulls last: after a dated cursor every null; after a null cursor the nulls of a greater id.
+        sql`(${sort} is null and (${cursorSort} is not null or ${id} > ${cursorId}))`
+      : // Nulls first: after a null cursor the nulls of a smaller id, and every dated row.
+        sql`(${cursorId} is not null and ${cursorSort} is null and (${sort} is not null or ${id} < ${cursorId}))`;
+  return sql`((${sort}, ${id}) ${comparison} (${cursorSort}, ${cursorId}) or ${pastNulls})`;
 }
