@@ -37,7 +37,10 @@ describe('accreditation queue cursor', () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     for (let pages = 0; pages < 20; pages++) {
-      const response = await t.get<Body>(`/admin/accreditations?review_status=not_required&limit=2${cursor ? `&cursor=${cursor}` : ''}`, admin);
+      const response: { status: number; text: string; body: Body } = await t.get<Body>(
+        `/admin/accreditations?review_status=not_required&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        admin,
+      );
       expect(response.status, response.text).toBe(200);
       seen.push(...response.body.data.items.map((item) => item.id));
       expect(response.body.data.meta.total).toBe(expected.length);
@@ -59,7 +62,10 @@ describe('accreditation queue cursor', () => {
       expect(page.status, page.text).toBe(200);
       expect(page.body.data.items).toEqual([]);
     }
-    const unknown = await t.get<Body>('/admin/accreditations?review_status=not_required&cursor=00000000-0000-4000-8000-000000000000', admin);
+    const unknown = await t.get<Body>(
+      '/admin/accreditations?review_status=not_required&cursor=00000000-0000-4000-8000-000000000000',
+      admin,
+    );
     expect(unknown.body.data.items).toEqual([]);
   });
 });
