@@ -9,6 +9,7 @@ import { PgDialect, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/p
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
+import { parse as parseConnectionString } from 'pg-connection-string';
 import { lockDataDir } from './data-dir-lock.ts';
 import { embeddedStartParams, seedFromTemplate } from './embedded-template.ts';
 import { markDatabaseError } from './errors.ts';
@@ -37,7 +38,7 @@ export type Database = {
  * Runs a hot statement outside any transaction and answers its rows: on PostgreSQL as a named
  * prepared statement (`name`, unique per statement text), so each connection parses it once
  * instead of on every run, and plans it on each run for the tables as they are then (see
- * `withServerOptions`); the embedded database runs it as is. For the webhook dispatcher's claim
+ * `connectionConfig`); the embedded database runs it as is. For the webhook dispatcher's claim
  * and result statements, run many times a second.
  */
 export type RunPrepared = <T>(name: string, query: SQL) => Promise<T[]>;
@@ -214,9 +215,13 @@ class GuardedClient extends pg.Client {
 
 const isReadTimeout = (error: unknown) => error instanceof Error && error.message === 'Query read timeout';
 
+/** What every connection adds to the `options` of `DATABASE_URL` (see `connectionConfig`). */
+export const SERVER_OPTIONS = '-c plan_cache_mode=force_custom_plan';
+
 /**
- * The connection URL with the server options every connection starts with, after any its own
- * `options` parameter sets (the URL's other parameters are kept).
+ * The connection settings of `connectionString` read by pg's own parser (`pg-connection-string`, as
+ * pg reads a `connectionString`: user, password, host or socket, database, `sslmode`, any other
+ * parameter), with `SERVER_OPTIONS` after the URL's own `options`.
  * `plan_cache_mode=force_custom_plan`: the named prepared statements (`runPrepared`) are planned
  * on each run with the tables as they are then. PostgreSQL's default switches a statement to a
  * generic plan after five runs and keeps it until the table's statistics change, which without a
@@ -225,38 +230,13 @@ const isReadTimeout = (error: unknown) => error instanceof Error && error.messag
  * table at every batch (four times the database CPU per delivery). Other statements are unnamed
  * and always planned for their parameters, so this changes nothing else.
  */
-export function withServerOptions(connectionString: string): string {
-  // Read as pg (pg-connection-string) reads it, since pg parses the result again: a URL with a
-  // raw space or a `%` that starts no escape (a password `pa%ss`) is encoded first, else the
-  // options written back (`%3D`) would reach the server still encoded and every connection fail;
-  // and an empty host after credentials (`postgres://app@/db?host=/run/postgresql`, a socket)
-  // parses with a placeholder host, else such a URL would silently go without the options.
-  let source = connectionString;
-  if (/ |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(source)) source = encodeURI(source).replace(/%25(\d\d)/g, '%$1');
-  let url: URL;
-  let emptyHost = false;
-  try {
-    url = new URL(source);
-  } catch {
-    try {
-      url = new URL(source.replace('@/', `@${EMPTY_HOST}/`));
-      emptyHost = true;
-    } catch {
-      return connectionString; // not a URL: pg takes it as is
-    }
-  }
-  const given = url.searchParams.get('options');
-  url.searchParams.set('options', [given, '-c plan_cache_mode=force_custom_plan'].filter(Boolean).join(' '));
-  return emptyHost ? url.toString().replace(`@${EMPTY_HOST}/`, '@/') : url.toString();
+export function connectionConfig(connectionString: string): pg.ClientConfig {
+  const parsed = parseConnectionString(connectionString);
+  return { ...(parsed as pg.ClientConfig), options: [parsed.options, SERVER_OPTIONS].filter(Boolean).join(' ') };
 }
-
-/** The host `withServerOptions` parses a URL with no host after its credentials with (put back after). */
-const EMPTY_HOST = 'tranche-empty-host';
 
 function clientConfig(connectionString: string, options: PostgresOptions, applicationName = 'tranche'): pg.ClientConfig {
   return {
-    // pg lets the URL's parameters override these fields, so `options` goes in the URL.
-    connectionString: withServerOptions(connectionString),
     application_name: applicationName,
     connectionTimeoutMillis: options.connectTimeoutMs,
     statement_timeout: options.statementTimeoutMs,
@@ -264,6 +244,8 @@ function clientConfig(connectionString: string, options: PostgresOptions, applic
     idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs,
     query_timeout: options.queryTimeoutMs || undefined,
     keepAlive: true,
+    // After the fields above: the URL's parameters win over them, as in pg's own `connectionString`.
+    ...connectionConfig(connectionString),
   };
 }
 
