@@ -63,18 +63,18 @@ export function offeringsRepo(db: Executor) {
         .where(and(eq(offerings.id, id), orgId ? eq(offerings.orgId, orgId) : undefined));
       return row;
     },
-    /**
-     * Locks the offering's row until `tx` ends. `for no key update`, like an update of the row: it
-     * serialises with every change of the offering and of its running totals, yet leaves the key
-     * share that a foreign key check takes (a share issued, a subscription inserted) to pass, so an
-     * approval holding its class's row never waits here behind a creation waiting for that class.
-     */
     /** The offerings of `ids` (any org) by id, in one query; ids of no offering are absent. */
     async offeringsById(ids: string[], tx: Executor = db): Promise<Map<string, OfferingRow>> {
       if (ids.length === 0) return new Map();
       const rows = await tx.select().from(offerings).where(inArray(offerings.id, ids));
       return new Map(rows.map((row) => [row.id, row]));
     },
+    /**
+     * Locks the offering's row until `tx` ends. `for no key update`, like an update of the row: it
+     * serialises with every change of the offering and of its running totals, yet leaves the key
+     * share that a foreign key check takes (a share issued, a subscription inserted) to pass, so an
+     * approval holding its class's row never waits here behind a creation waiting for that class.
+     */
     async lock(id: string, tx: Executor): Promise<OfferingRow | undefined> {
       const [row] = await tx.select().from(offerings).where(eq(offerings.id, id)).for('no key update');
       return row;
