@@ -1,47 +1,22 @@
 import { eq, inArray, sql } from 'drizzle-orm';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { dispatcher } from '../../src/notifications/dispatcher.ts';
 import { endpointsRepo } from '../../src/notifications/endpoints/endpoints.repo.ts';
 import type { HttpSender, SendResult } from '../../src/notifications/http-sender.ts';
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookSecrets } from '../../src/notifications/notifications.tables.ts';
 import { queryRows } from '../../src/platform/db/database.ts';
-import { publish } from '../../src/platform/events/outbox.ts';
-import { startTestApp, type TestApp } from '../support/harness.ts';
-import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
+import type { TestApp } from '../support/harness.ts';
+import { webhookSuite } from '../support/webhook-suite.ts';
 
 // Faults around a delivery that is not the endpoint's answer: a signing secret that cannot be
 // opened, a deadlock while the results are recorded, a worker interrupted after its lease passed
 // to another worker. Each must leave the other deliveries of the claim delivered and recorded.
 
+const { app, receiver, endpoint, emit, deliveriesOf } = webhookSuite({ webhookTimeoutMs: 10_000 });
 let t: TestApp;
-const closers: (() => Promise<void>)[] = [];
-beforeAll(async () => {
-  t = await startTestApp({ webhookTimeoutMs: 10_000 });
+beforeAll(() => {
+  t = app();
 });
-afterAll(() => t.close());
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((close) => close()));
-});
-
-async function receiver(): Promise<Receiver> {
-  const started = await startReceiver();
-  closers.push(() => started.close());
-  return started;
-}
-
-async function endpoint(url: string) {
-  const created = await t.post('/notifications/webhooks', { url, eventTypes: ['*'] }, { 'x-api-key': t.apiKey });
-  expect(created.status).toBe(201);
-  const id = created.body.data.id as string;
-  // Each test sees only its own endpoints' deliveries.
-  closers.push(async () => void (await t.delete(`/notifications/webhooks/${id}`, { 'x-api-key': t.apiKey })));
-  return { id, secret: created.body.data.signing_secret as string };
-}
-
-const emit = (data: Record<string, unknown> = { verification_id: 'v-1' }) =>
-  t.db.transaction((tx) => publish(tx, { orgId: t.org.id, type: 'kyc.verification.approved', data }));
-const deliveriesOf = (endpointIds: string[]) =>
-  t.db.select().from(webhookDeliveries).where(inArray(webhookDeliveries.endpointId, endpointIds));
 const attemptsOf = (deliveryIds: string[]) => t.db.select().from(webhookAttempts).where(inArray(webhookAttempts.deliveryId, deliveryIds));
 
 describe('delivery error: an endpoint whose signing secret cannot be unsealed', () => {

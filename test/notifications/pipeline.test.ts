@@ -1,49 +1,24 @@
 import { eq, inArray } from 'drizzle-orm';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { dispatcher, type Dispatcher } from '../../src/notifications/dispatcher.ts';
 import { egressPolicy } from '../../src/notifications/egress-guard.ts';
 import { endpointsRepo } from '../../src/notifications/endpoints/endpoints.repo.ts';
 import { httpSender, type HttpSender, type SendResult } from '../../src/notifications/http-sender.ts';
-import { webhookAttempts, webhookDeliveries } from '../../src/notifications/notifications.tables.ts';
-import { publish } from '../../src/platform/events/outbox.ts';
-import { startTestApp, type TestApp } from '../support/harness.ts';
-import { startReceiver, type Receiver } from '../support/webhook-receiver.ts';
+import { webhookAttempts } from '../../src/notifications/notifications.tables.ts';
+import type { TestApp } from '../support/harness.ts';
+import { webhookSuite } from '../support/webhook-suite.ts';
 
 // The pipelined dispatcher over real HTTP and the real database. The sender is the real one; some
 // tests hold its answers back (a gate) to decide what is in flight, what waits in the queue, and
 // which answers are recorded together.
 
+const { app, closers, receiver, endpoint, emit, deliveriesOf } = webhookSuite({ webhookTimeoutMs: 500 });
 let t: TestApp;
-const closers: (() => Promise<void>)[] = [];
-beforeAll(async () => {
-  t = await startTestApp({ webhookTimeoutMs: 500 });
+beforeAll(() => {
+  t = app();
 });
-afterAll(() => t.close());
-afterEach(async () => {
-  await Promise.all(closers.splice(0).map((close) => close()));
-});
-
-async function receiver(): Promise<Receiver> {
-  const started = await startReceiver();
-  closers.push(() => started.close());
-  return started;
-}
-
-async function endpoint(url: string) {
-  const created = await t.post('/notifications/webhooks', { url, eventTypes: ['*'] }, { 'x-api-key': t.apiKey });
-  expect(created.status).toBe(201);
-  const id = created.body.data.id as string;
-  // Each test sees only its own endpoints' deliveries.
-  closers.push(async () => void (await t.delete(`/notifications/webhooks/${id}`, { 'x-api-key': t.apiKey })));
-  return id;
-}
-
-const emit = (data: Record<string, unknown> = { verification_id: 'v-1' }) =>
-  t.db.transaction((tx) => publish(tx, { orgId: t.org.id, type: 'kyc.verification.approved', data }));
-const deliveriesOf = (endpointIds: string[]) =>
-  t.db.select().from(webhookDeliveries).where(inArray(webhookDeliveries.endpointId, endpointIds));
 
 /** A real sender whose answers wait until `open()`; `sent` counts the sends that reached it. */
 function gatedSender(timeoutMs = 5000) {
@@ -92,8 +67,8 @@ const until = async (check: () => boolean, timeoutMs = 10_000) => {
 describe('dispatcher pipeline error', () => {
   it('records the successes of other endpoints answered together with one of an endpoint deleted meanwhile', async () => {
     const target = await receiver();
-    const kept = await endpoint(`${target.url}/kept`);
-    const deleted = await endpoint(`${target.url}/deleted`);
+    const kept = (await endpoint(`${target.url}/kept`)).id;
+    const deleted = (await endpoint(`${target.url}/deleted`)).id;
     for (let i = 0; i < 4; i++) await emit({ verification_id: `v-${i}` });
     const gate = gatedSender();
     const d = pipeline(gate.sender);
@@ -127,7 +102,7 @@ describe('dispatcher pipeline error', () => {
    */
   async function changeWhileQueued(change: (id: string) => Promise<{ status: number }>) {
     const target = await receiver();
-    const id = await endpoint(`${target.url}/hook`);
+    const id = (await endpoint(`${target.url}/hook`)).id;
     for (let i = 0; i < 4; i++) await emit({ verification_id: `v-${i}` });
     const gate = gatedSender();
     const d = pipeline(gate.sender, { concurrency: 1, maxHeld: 4 });
@@ -229,7 +204,7 @@ describe('dispatcher pipeline security', () => {
   ];
   for (const [name, answer, expected] of hostile) {
     it(`records ${name} and is never wedged`, async () => {
-      const id = await endpoint(await rawEndpoint(answer));
+      const id = (await endpoint(await rawEndpoint(answer))).id;
       await emit();
       const d = pipeline(httpSender({ policy: egressPolicy('127.0.0.0/8'), timeoutMs: 500 }));
       await d.fanOut();
