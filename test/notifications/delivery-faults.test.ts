@@ -1,7 +1,5 @@
 import { eq, inArray, sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { dispatcher } from '../../src/notifications/dispatcher.ts';
-import { endpointsRepo } from '../../src/notifications/endpoints/endpoints.repo.ts';
 import type { HttpSender, SendResult } from '../../src/notifications/http-sender.ts';
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookSecrets } from '../../src/notifications/notifications.tables.ts';
 import { queryRows } from '../../src/platform/db/database.ts';
@@ -12,7 +10,7 @@ import { webhookSuite } from '../support/webhook-suite.ts';
 // opened, a deadlock while the results are recorded, a worker interrupted after its lease passed
 // to another worker. Each must leave the other deliveries of the claim delivered and recorded.
 
-const { app, receiver, endpoint, emit, deliveriesOf } = webhookSuite({ webhookTimeoutMs: 10_000 });
+const { app, receiver, endpoint, emit, deliveriesOf, dispatcherWith } = webhookSuite({ webhookTimeoutMs: 10_000 });
 let t: TestApp;
 beforeAll(() => {
   t = app();
@@ -144,16 +142,7 @@ describe('delivery security: an interrupted send whose lease passed to another w
       close: async () => undefined,
     };
     const outcomes: string[] = [];
-    const d = dispatcher({
-      db: t.db,
-      endpoints: endpointsRepo(t.db),
-      deliveries: t.modules.notifications.deliveries,
-      sender,
-      keyring: t.keyring,
-      clock: t.clock,
-      retryScheduleSeconds: [5, 300],
-      disableAfterMs: 120 * 3_600_000,
-      sendTimeoutMs: 5000,
+    const d = dispatcherWith(sender, {
       onAttempt: (report) => outcomes.push(report.outcome),
     });
     await d.runOnce();

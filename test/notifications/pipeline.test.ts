@@ -2,9 +2,7 @@ import { eq, inArray } from 'drizzle-orm';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { dispatcher, type Dispatcher } from '../../src/notifications/dispatcher.ts';
 import { egressPolicy } from '../../src/notifications/egress-guard.ts';
-import { endpointsRepo } from '../../src/notifications/endpoints/endpoints.repo.ts';
 import { httpSender, type HttpSender, type SendResult } from '../../src/notifications/http-sender.ts';
 import { webhookAttempts } from '../../src/notifications/notifications.tables.ts';
 import type { TestApp } from '../support/harness.ts';
@@ -14,7 +12,7 @@ import { webhookSuite } from '../support/webhook-suite.ts';
 // tests hold its answers back (a gate) to decide what is in flight, what waits in the queue, and
 // which answers are recorded together.
 
-const { app, closers, receiver, endpoint, emit, deliveriesOf } = webhookSuite({ webhookTimeoutMs: 500 });
+const { app, closers, receiver, endpoint, emit, deliveriesOf, dispatcherWith } = webhookSuite({ webhookTimeoutMs: 500 });
 let t: TestApp;
 beforeAll(() => {
   t = app();
@@ -41,20 +39,7 @@ function gatedSender(timeoutMs = 5000) {
   return { sender, open, answered, sent: () => answered.length };
 }
 
-function pipeline(sender: HttpSender, options: { concurrency?: number; maxHeld?: number } = {}): Dispatcher {
-  return dispatcher({
-    db: t.db,
-    endpoints: endpointsRepo(t.db),
-    deliveries: t.modules.notifications.deliveries,
-    sender,
-    keyring: t.keyring,
-    clock: t.clock,
-    retryScheduleSeconds: [5, 300],
-    disableAfterMs: 120 * 3_600_000,
-    sendTimeoutMs: 5000,
-    ...options,
-  });
-}
+const pipeline = (sender: HttpSender, options: { concurrency?: number; maxHeld?: number } = {}) => dispatcherWith(sender, options);
 
 const until = async (check: () => boolean, timeoutMs = 10_000) => {
   const deadline = Date.now() + timeoutMs;

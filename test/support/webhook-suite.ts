@@ -1,6 +1,9 @@
 import { inArray } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { Config } from '../../src/config.ts';
+import { dispatcher, type Dispatcher, type DispatcherOptions } from '../../src/notifications/dispatcher.ts';
+import { endpointsRepo } from '../../src/notifications/endpoints/endpoints.repo.ts';
+import type { HttpSender } from '../../src/notifications/http-sender.ts';
 import { webhookDeliveries } from '../../src/notifications/notifications.tables.ts';
 import { publish } from '../../src/platform/events/outbox.ts';
 import { startTestApp, type TestApp } from './harness.ts';
@@ -43,6 +46,20 @@ export function webhookSuite(overrides: Partial<Config>) {
     /** Commits one `kyc.verification.approved` event of the app's org with `data`. */
     emit: (data: Record<string, unknown> = { verification_id: 'v-1' }) =>
       app().db.transaction((tx) => publish(tx, { orgId: app().org.id, type: 'kyc.verification.approved', data })),
+    /** A dispatcher of its own on the app's database sending with `sender` (retries after 5 s then 300 s), and `options`. */
+    dispatcherWith: (sender: HttpSender, options: Partial<DispatcherOptions> = {}): Dispatcher =>
+      dispatcher({
+        db: app().db,
+        endpoints: endpointsRepo(app().db),
+        deliveries: app().modules.notifications.deliveries,
+        sender,
+        keyring: app().keyring,
+        clock: app().clock,
+        retryScheduleSeconds: [5, 300],
+        disableAfterMs: 120 * 3_600_000,
+        sendTimeoutMs: 5000,
+        ...options,
+      }),
     /** The deliveries of these endpoints. */
     deliveriesOf: (endpointIds: string[]) =>
       app().db.select().from(webhookDeliveries).where(inArray(webhookDeliveries.endpointId, endpointIds)),
