@@ -111,7 +111,7 @@ const envSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['WEBHOOK_TIMEOUT_MS'],
-        message: `must be less than half of WEBHOOK_LEASE_SECONDS (${env.WEBHOOK_TIMEOUT_MS} ms is not less than half of ${env.WEBHOOK_LEASE_SECONDS} s), else a send can outlast its lease and another worker send the delivery again`,
+        message: `must be less than half of WEBHOOK_LEASE_SECONDS (${env.WEBHOOK_TIMEOUT_MS} ms is not less than half of ${env.WEBHOOK_LEASE_SECONDS} s), else a send can outlast its lease and another worker send the delivery again: set WEBHOOK_LEASE_SECONDS above ${Math.floor((env.WEBHOOK_TIMEOUT_MS * 2) / 1000)} or WEBHOOK_TIMEOUT_MS below ${env.WEBHOOK_LEASE_SECONDS * 500}`,
       });
   });
 
@@ -228,7 +228,7 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
   },
   WEBHOOK_TIMEOUT_MS: {
     meaning:
-      'a webhook send that has not answered within this long fails (and is retried); must be less than half of `WEBHOOK_LEASE_SECONDS`',
+      'a webhook send that has not answered within this long fails (and is retried); 100 to 60 000, and less than half of `WEBHOOK_LEASE_SECONDS`',
   },
   WEBHOOK_RETRY_SCHEDULE_SECONDS: {
     meaning: 'waits before each retry of a failed delivery, comma-separated; after the last, the delivery fails',
@@ -240,11 +240,11 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
   WORKER_POLL_MS: { meaning: 'how often an idle webhook worker looks for work when no `NOTIFY` woke it' },
   WEBHOOK_LEASE_SECONDS: {
     meaning:
-      'how long a worker owns a delivery it claimed; after it another worker may send it. More than twice `WEBHOOK_TIMEOUT_MS`, so a send ends within its lease',
+      'how long a worker owns a delivery it claimed; after it another worker may send it; 1 to 3 600, and more than twice `WEBHOOK_TIMEOUT_MS`, so a send ends within its lease',
   },
   WEBHOOK_CONCURRENCY: {
     meaning:
-      'webhook sends a worker has in flight at once; it holds at most four times as many deliveries claimed and not yet recorded, which bounds what a killed worker sends twice',
+      'webhook sends a worker has in flight at once (1 to 1 024); it holds at most four times as many deliveries claimed and not yet recorded, which bounds what a killed worker sends twice',
   },
   WORKER_DRAIN_SECONDS: {
     meaning:

@@ -48,7 +48,7 @@ Usage: tranche <command> [options]        (tranche --version, tranche --help)
                                           hourly); --out appends the signed anchors to FILE, to keep elsewhere
   totals check                            list every offering, class and investor row whose running totals
                                           differ from the subscriptions; exit 1 if any
-  totals repair                           recompute those from the subscriptions (safe while serving),
+  totals repair                           recompute those from the subscriptions (PostgreSQL: safe while serving),
                                           audited; prints what it changed
   ocf export --issuer ISSUER_ID [--out F] the issuer's cap table as Open Cap Format files in a zip (default ./ocf-<id>.zip)
              [--formation-date D --country C]   the issuer's formation date and country, when not stored with it
@@ -505,8 +505,15 @@ async function main(argv: string[]) {
       });
       return;
     }
-    default:
-      throw new UsageError(`Unknown command "${command}".`);
+    default: {
+      // A command group without its subcommand (`tranche totals`): name its subcommands.
+      const subcommands = [...usage.matchAll(/^ {2}([a-z-]+(?: [a-z-]+)+?)(?= --| \[| {2}|$)/gm)]
+        .map((match) => match[1]!)
+        .filter((known) => known.startsWith(`${command} `));
+      throw new UsageError(
+        subcommands.length > 0 ? `"${command}" needs a subcommand: ${subcommands.join(', ')}.` : `Unknown command "${command}".`,
+      );
+    }
   }
 }
 

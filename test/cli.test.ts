@@ -95,6 +95,9 @@ describe('tranche CLI', { timeout: 900_000 }, () => {
     const unknown = await tranche('frobnicate');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('Unknown command');
+    const group = await tranche('totals');
+    expect(group.code).toBe(1);
+    expect(group.stderr.split('\n')[0]).toBe('"totals" needs a subcommand: totals check, totals repair.');
 
     const orgs = await tranche('org', 'list');
     expect(orgs.stdout).toMatch(new RegExp(`^${orgId}  Acme  https://idp.acme.example  audience=client  created `, 'm'));

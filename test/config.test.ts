@@ -54,6 +54,10 @@ describe('config: webhook timeout and lease', () => {
     const message = /WEBHOOK_TIMEOUT_MS: must be less than half of WEBHOOK_LEASE_SECONDS .*another worker send the delivery again/;
     expect(() => loadConfig({ WEBHOOK_TIMEOUT_MS: '30000' })).toThrow(message);
     expect(() => loadConfig({ WEBHOOK_LEASE_SECONDS: '20' })).toThrow(message);
+    // And says what to change, either way.
+    expect(() => loadConfig({ WEBHOOK_LEASE_SECONDS: '20' })).toThrow(
+      /set WEBHOOK_LEASE_SECONDS above 30 or WEBHOOK_TIMEOUT_MS below 10000$/,
+    );
     expect(() => loadConfig({ WEBHOOK_TIMEOUT_MS: '1000', WEBHOOK_LEASE_SECONDS: '2' })).toThrow(ConfigError);
   });
 });
