@@ -28,9 +28,18 @@ const walletsFor = (email: string) =>
 const asOwner = (wallet: SdkWallet, method: string, target: string, body?: unknown) =>
   t.request(method, target, { body, headers: { ...signedHeaders(wallet.keypair, method, target), 'account-id': wallet.accountId } });
 
-/** Settles every promise and counts the fulfilled ones. */
+/** Settles every promise and counts the fulfilled ones; with none, fails naming why the first few were refused. */
 async function fulfilled(promises: Promise<unknown>[]) {
-  return (await Promise.allSettled(promises)).filter((result) => result.status === 'fulfilled').length;
+  const settled = await Promise.allSettled(promises);
+  const count = settled.filter((result) => result.status === 'fulfilled').length;
+  if (count === 0) {
+    const reasons = settled.slice(0, 3).map((result) => {
+      const reason = (result as PromiseRejectedResult).reason as { message?: string; httpStatus?: number; status?: number };
+      return `${reason?.httpStatus ?? reason?.status ?? '?'} ${reason?.message ?? JSON.stringify(reason)}`;
+    });
+    expect.fail(`none of ${settled.length} succeeded: ${reasons.join('; ')}`);
+  }
+  return count;
 }
 
 describe('key server limits under concurrency', () => {
