@@ -133,10 +133,10 @@ describe('capped totals happy', () => {
   it('the KYC lists (offset and cursor style) cap the total and walk past it', async () => {
     const list = await get('/identity/kyc-verifications?status=approved&limit=100');
     expect(list.items).toHaveLength(100);
-    expect(list.meta).toEqual({ limit: 100, offset: 0, total: 1000, total_capped: true });
+    expect(list.meta).toEqual({ limit: 100, offset: 0, total: 1000, total_capped: true, has_next_page: true });
     const deep = await get('/identity/kyc-verifications?status=approved&limit=100&offset=1000');
     expect(deep.items).toHaveLength(KYC_APPROVED - 1000);
-    expect(deep.meta).toEqual({ limit: 100, offset: 1000, total: 1000, total_capped: true });
+    expect(deep.meta).toEqual({ limit: 100, offset: 1000, total: 1000, total_capped: true, has_next_page: false });
 
     const seen: string[] = [];
     let cursor: string | null = null;
@@ -148,15 +148,15 @@ describe('capped totals happy', () => {
     } while (cursor);
     expect(new Set(seen).size).toBe(KYC_APPROVED);
     const offsetPage = await get('/admin/kyc-verifications?status=approved&limit=100&offset=1000');
-    expect(offsetPage.meta).toEqual({ limit: 100, offset: 1000, total: 1000, total_capped: true, next_cursor: null });
+    expect(offsetPage.meta).toEqual({ limit: 100, offset: 1000, total: 1000, total_capped: true, has_next_page: false, next_cursor: null });
   });
 
   it('the audit list caps the total, and counts a narrow filter exactly', async () => {
     const capped = await get('/identity/audit?action=test.capped&limit=10');
-    expect(capped.meta).toEqual({ limit: 10, offset: 0, total: 1000, total_capped: true });
+    expect(capped.meta).toEqual({ limit: 10, offset: 0, total: 1000, total_capped: true, has_next_page: true });
     const narrow = await get('/identity/audit?action=test.capped&subject_type=test&subject_id=7');
     expect(narrow.items).toHaveLength(1);
-    expect(narrow.meta).toEqual({ limit: 20, offset: 0, total: 1, total_capped: false });
+    expect(narrow.meta).toEqual({ limit: 20, offset: 0, total: 1, total_capped: false, has_next_page: false });
     const other = await get('/identity/audit?action=offering.created');
     expect(other.meta).toMatchObject({ total: other.items.length, total_capped: false });
   });

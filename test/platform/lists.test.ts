@@ -19,23 +19,25 @@ describe('lists follow the contract', () => {
 
     const kyc = await t.get('/identity/kyc-sessions/user?limit=1&offset=1', user.auth);
     expect(kyc.status, kyc.text).toBe(200);
-    expect(kyc.body.data.meta).toEqual({ limit: 1, offset: 1, total: 2, total_capped: false });
+    expect(kyc.body.data.meta).toEqual({ limit: 1, offset: 1, total: 2, total_capped: false, has_next_page: false });
     expect(kyc.body.data.items).toHaveLength(1);
+    expect((await t.get('/identity/kyc-sessions/user?limit=1', user.auth)).body.data.meta).toMatchObject({ total: 2, has_next_page: true });
     expect((await t.get('/identity/kyc-sessions/user', user.auth)).body.data.meta).toEqual({
       limit: 20,
       offset: 0,
       total: 2,
       total_capped: false,
+      has_next_page: false,
     });
     expect((await t.get('/identity/kyc-sessions/user?limit=101', user.auth)).status).toBe(400);
 
     const accreditation = await t.get('/identity/accreditation-sessions/user?limit=5', user.auth);
     expect(accreditation.status, accreditation.text).toBe(200);
-    expect(accreditation.body.data.meta).toEqual({ limit: 5, offset: 0, total: 1, total_capped: false });
+    expect(accreditation.body.data.meta).toEqual({ limit: 5, offset: 0, total: 1, total_capped: false, has_next_page: false });
     expect(accreditation.body.data.items).toHaveLength(1);
     expect((await t.get('/identity/accreditation-sessions/user?offset=1', user.auth)).body.data).toEqual({
       items: [],
-      meta: { limit: 20, offset: 1, total: 1, total_capped: false },
+      meta: { limit: 20, offset: 1, total: 1, total_capped: false, has_next_page: false },
     });
   });
 

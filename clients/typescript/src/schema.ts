@@ -4181,7 +4181,8 @@ export interface operations {
                      *           "limit": 1,
                      *           "offset": 1,
                      *           "total": 1,
-                     *           "total_capped": true
+                     *           "total_capped": true,
+                     *           "has_next_page": true
                      *         }
                      *       }
                      *     }
@@ -4198,6 +4199,8 @@ export interface operations {
                                 total: number;
                                 /** @description true when more than 1 000 items match: `total` is then 1 000 */
                                 total_capped: boolean;
+                                /** @description whether items follow this page (page on with `offset` + `limit`), past the capped `total` too */
+                                has_next_page: boolean;
                             };
                         };
                     };
@@ -4621,7 +4624,8 @@ export interface operations {
                      *           "limit": 1,
                      *           "offset": 1,
                      *           "total": 1,
-                     *           "total_capped": true
+                     *           "total_capped": true,
+                     *           "has_next_page": true
                      *         }
                      *       }
                      *     }
@@ -4638,6 +4642,8 @@ export interface operations {
                                 total: number;
                                 /** @description true when more than 1 000 items match: `total` is then 1 000 */
                                 total_capped: boolean;
+                                /** @description whether items follow this page (page on with `offset` + `limit`), past the capped `total` too */
+                                has_next_page: boolean;
                             };
                         };
                     };
@@ -5264,7 +5270,8 @@ export interface operations {
                      *           "limit": 1,
                      *           "offset": 1,
                      *           "total": 1,
-                     *           "total_capped": true
+                     *           "total_capped": true,
+                     *           "has_next_page": true
                      *         }
                      *       }
                      *     }
@@ -5281,6 +5288,8 @@ export interface operations {
                                 total: number;
                                 /** @description true when more than 1 000 items match: `total` is then 1 000 */
                                 total_capped: boolean;
+                                /** @description whether items follow this page (page on with `offset` + `limit`), past the capped `total` too */
+                                has_next_page: boolean;
                             };
                         };
                     };
@@ -5610,7 +5619,8 @@ export interface operations {
                      *           "limit": 1,
                      *           "offset": 1,
                      *           "total": 1,
-                     *           "total_capped": true
+                     *           "total_capped": true,
+                     *           "has_next_page": true
                      *         }
                      *       }
                      *     }
@@ -5627,6 +5637,8 @@ export interface operations {
                                 total: number;
                                 /** @description true when more than 1 000 items match: `total` is then 1 000 */
                                 total_capped: boolean;
+                                /** @description whether items follow this page (page on with `offset` + `limit`), past the capped `total` too */
+                                has_next_page: boolean;
                             };
                         };
                     };
@@ -6585,6 +6597,7 @@ export interface operations {
                      *           "offset": 1,
                      *           "total": 1,
                      *           "total_capped": true,
+                     *           "has_next_page": true,
                      *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
                      *         }
                      *       }
@@ -6624,6 +6637,8 @@ export interface operations {
                                 total: number;
                                 /** @description true when more than 1 000 items match: `total` is then 1 000 */
                                 total_capped: boolean;
+                                /** @description whether items follow this page (page on with `offset` + `limit`), past the capped `total` too */
+                                has_next_page: boolean;
                                 /** @description pass as `cursor` for the next page; null on the last page */
                                 next_cursor: string | null;
                             };
@@ -8511,6 +8526,7 @@ export interface operations {
                      *           "offset": 1,
                      *           "total": 1,
                      *           "total_capped": true,
+                     *           "has_next_page": true,
                      *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
                      *         }
                      *       }
@@ -8528,6 +8544,8 @@ export interface operations {
                                 total: number;
                                 /** @description true when more than 1 000 items match: `total` is then 1 000 */
                                 total_capped: boolean;
+                                /** @description whether items follow this page (page on with `offset` + `limit`), past the capped `total` too */
+                                has_next_page: boolean;
                                 /** @description pass as `cursor` for the next page; null on the last page */
                                 next_cursor: string | null;
                             };
@@ -8852,6 +8870,7 @@ export interface operations {
                      *           "offset": 1,
                      *           "total": 1,
                      *           "total_capped": true,
+                     *           "has_next_page": true,
                      *           "next_cursor": "3f0f2b8e-5d7a-4c1e-9a6b-2f4d8c9e1a70"
                      *         }
                      *       }
@@ -8869,6 +8888,8 @@ export interface operations {
                                 total: number;
                                 /** @description true when more than 1 000 items match: `total` is then 1 000 */
                                 total_capped: boolean;
+                                /** @description whether items follow this page (page on with `offset` + `limit`), past the capped `total` too */
+                                has_next_page: boolean;
                                 /** @description pass as `cursor` for the next page; null on the last page */
                                 next_cursor: string | null;
                             };
@@ -11011,7 +11032,8 @@ export interface operations {
                      *           "limit": 1,
                      *           "offset": 1,
                      *           "total": 1,
-                     *           "total_capped": true
+                     *           "total_capped": true,
+                     *           "has_next_page": true
                      *         }
                      *       }
                      *     }
@@ -11056,6 +11078,8 @@ export interface operations {
                                 total: number;
                                 /** @description true when more than 1 000 items match: `total` is then 1 000 */
                                 total_capped: boolean;
+                                /** @description whether items follow this page (page on with `offset` + `limit`), past the capped `total` too */
+                                has_next_page: boolean;
                             };
                         };
                     };
@@ -11349,7 +11373,8 @@ export interface operations {
                      *           "limit": 1,
                      *           "offset": 1,
                      *           "total": 1,
-                     *           "total_capped": true
+                     *           "total_capped": true,
+                     *           "has_next_page": true
                      *         }
                      *       }
                      *     }
@@ -11394,6 +11419,8 @@ export interface operations {
                                 total: number;
                                 /** @description true when more than 1 000 items match: `total` is then 1 000 */
                                 total_capped: boolean;
+                                /** @description whether items follow this page (page on with `offset` + `limit`), past the capped `total` too */
+                                has_next_page: boolean;
                             };
                         };
                     };
@@ -11900,7 +11927,8 @@ export interface operations {
                      *           "limit": 1,
                      *           "offset": 1,
                      *           "total": 1,
-                     *           "total_capped": true
+                     *           "total_capped": true,
+                     *           "has_next_page": true
                      *         }
                      *       }
                      *     }
@@ -11925,6 +11953,8 @@ export interface operations {
                                 total: number;
                                 /** @description true when more than 1 000 items match: `total` is then 1 000 */
                                 total_capped: boolean;
+                                /** @description whether items follow this page (page on with `offset` + `limit`), past the capped `total` too */
+                                has_next_page: boolean;
                             };
                         };
                     };

@@ -114,7 +114,10 @@ export async function accreditationRoutes(app: FastifyInstance, options: { accre
     async (request) => {
       const { limit, offset } = request.query;
       const record = toSnake(asSession(await accreditation.get(requireUser(request))));
-      return ok({ items: offset === 0 ? [record] : [], meta: offsetPageMetaFor({ limit, offset }, { total: 1, totalCapped: false }) });
+      return ok({
+        items: offset === 0 ? [record] : [],
+        meta: offsetPageMetaFor({ limit, offset }, { total: 1, totalCapped: false, hasMore: false }),
+      });
     },
   );
 

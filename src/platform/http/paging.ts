@@ -24,11 +24,12 @@ export const offsetPageMeta = z.object({
   offset: z.number(),
   total: z.number().describe(TOTAL_DESCRIPTION),
   total_capped: z.boolean().describe(TOTAL_CAPPED_DESCRIPTION),
+  has_next_page: z.boolean().describe('whether items follow this page (page on with `offset` + `limit`), past the capped `total` too'),
 });
 
-/** The meta of one `?limit&offset` page: `{ limit, offset, total, total_capped }`. */
-export function offsetPageMetaFor(paging: OffsetPaging, count: CappedTotal): z.infer<typeof offsetPageMeta> {
-  return { limit: paging.limit, offset: paging.offset, total: count.total, total_capped: count.totalCapped };
+/** The meta of one `?limit&offset` page: `{ limit, offset, total, total_capped, has_next_page }`. */
+export function offsetPageMetaFor(paging: OffsetPaging, count: PageCount): z.infer<typeof offsetPageMeta> {
+  return { limit: paging.limit, offset: paging.offset, total: count.total, total_capped: count.totalCapped, has_next_page: count.hasMore };
 }
 
 const cursorParam = z.uuid().optional();
