@@ -1,3 +1,4 @@
+import { startIdp } from '../support/idp.ts';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/harness.ts';
@@ -77,6 +78,21 @@ describe('POST /identity/auth/exchange happy', () => {
 });
 
 describe('POST /identity/auth/exchange error', () => {
+  it("names the discovery URL and the network cause when the org's identity provider cannot be reached", async () => {
+    // An IdP that answered once and is gone (e.g. the demo IdP of a server since moved to another port).
+    const gone = await startIdp();
+    const token = await gone.idToken('gone@example.com');
+    await gone.close();
+    const org = await t.modules.identity.orgs.createOrg({ name: 'Gone IdP', idpIssuer: gone.issuer, idpAudience: gone.audience });
+    const key = await t.modules.identity.orgs.createApiKey(org.id);
+    const response = await exchange(token, key.key);
+    expect(response.status).toBe(400);
+    expect(response.body.error).toBe('invalid_grant');
+    expect(response.body.error_description).toContain(
+      `could not be read from ${gone.issuer}/.well-known/openid-configuration (fetch failed: ECONNREFUSED)`,
+    );
+  });
+
   it('rejects a missing API key with invalid_client', async () => {
     const response = await exchange(await t.idp.idToken('a@example.com'), null);
     expect(response.status).toBe(401);

@@ -39,7 +39,11 @@ export function idpVerifier(options: { ownIssuer: string; jwksRefetchCooldownSec
       if (!response.ok) throw new Error(`status ${response.status}`);
       document = discoverySchema.parse(await response.json());
     } catch (error) {
-      throw new IdTokenRejected(`the identity provider's discovery document could not be read (${(error as Error).message})`);
+      // Name the URL and the network cause (fetch says only "fetch failed"): the org's issuer is the
+      // integrator's own, and a wrong one (a demo IdP whose port changed) is then plain to see.
+      const cause = (error as Error).cause as { code?: string; message?: string } | undefined;
+      const reason = [(error as Error).message, cause?.code ?? cause?.message].filter(Boolean).join(': ');
+      throw new IdTokenRejected(`the identity provider's discovery document could not be read from ${discoveryUrl} (${reason})`);
     }
     if (document.issuer !== issuer) throw new IdTokenRejected("the identity provider's discovery document names another issuer");
     discovered.set(issuer, { jwksUri: document.jwks_uri, fetchedAt: Date.now() });
