@@ -1,3 +1,4 @@
+import { useInfiniteQuery, type QueryKey } from '@tanstack/react-query';
 import { useState, type ReactNode } from 'react';
 
 /** Shared bits: status badges, dates, money, errors, a labelled reason form. */
@@ -91,5 +92,75 @@ export function StatusFilter<T extends string>(props: {
         ))}
       </select>
     </div>
+  );
+}
+
+/** What every list answers: its items, and a meta with the capped total and where the next page starts. */
+type ListPage<T> = {
+  items: T[];
+  meta: {
+    total: number;
+    total_capped: boolean;
+    has_next_page?: boolean;
+    next_cursor?: string | null;
+    offset?: number;
+    page?: number | null;
+    limit: number;
+  };
+};
+
+/** Where the page after `page` starts: its `next_cursor` where the list has cursors, else the next offset or page number. */
+function nextPageOf(page: ListPage<unknown>): string | number | undefined {
+  const { meta } = page;
+  if (meta.next_cursor !== undefined) return meta.next_cursor ?? undefined;
+  if (!meta.has_next_page) return undefined;
+  if (typeof meta.page === 'number') return meta.page + 1;
+  return (meta.offset ?? 0) + meta.limit;
+}
+
+/**
+ * A list read a page at a time, the next on `loadMore` (react-query's infinite query):
+ * `fetchPage(next)` reads the first page when `next` is undefined, else the page at `next`
+ * (a cursor string, an offset or a page number, as the list's meta says: see `nextPageOf`).
+ * `data` is the items of every page read so far, with the first page's meta (its total).
+ */
+export function usePagedList<T>(options: {
+  queryKey: QueryKey;
+  fetchPage: (next: string | number | undefined) => Promise<ListPage<T>>;
+  enabled?: boolean;
+}) {
+  const query = useInfiniteQuery({
+    queryKey: options.queryKey,
+    queryFn: ({ pageParam }) => options.fetchPage(pageParam),
+    initialPageParam: undefined as string | number | undefined,
+    getNextPageParam: (last) => nextPageOf(last),
+    enabled: options.enabled,
+  });
+  const pages = query.data?.pages;
+  return {
+    data: pages ? { items: pages.flatMap((page) => page.items), meta: pages[0]!.meta } : undefined,
+    error: query.error,
+    hasMore: query.hasNextPage,
+    loadingMore: query.isFetchingNextPage,
+    loadMore: () => void query.fetchNextPage(),
+  };
+}
+
+/** Under a list: how many of its items are shown, and a button that reads the next page while there is one. */
+export function MoreRows({ list, label = 'items' }: { list: ReturnType<typeof usePagedList<unknown>>; label?: string }) {
+  if (!list.data) return null;
+  const shown = list.data.items.length;
+  return (
+    <p className="more-rows">
+      Showing {shown.toLocaleString('en-US')} of {formatTotal(list.data.meta)} {label}
+      {list.hasMore ? (
+        <>
+          {' '}
+          <button type="button" onClick={list.loadMore} disabled={list.loadingMore}>
+            {list.loadingMore ? 'Loading…' : 'Load more'}
+          </button>
+        </>
+      ) : null}
+    </p>
   );
 }

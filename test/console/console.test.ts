@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import axe from 'axe-core';
+import { sql } from 'drizzle-orm';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_DIST } from '../../src/admin/console-static.ts';
@@ -224,5 +225,28 @@ describe('console happy', () => {
       .toBe(2);
     await shot('webhooks');
     await expectAccessible('webhooks');
+  });
+
+  it('shows how many of a long list it has read, and reads the next page on Load more', async () => {
+    const endpoint = await t.post('/notifications/webhooks', { url: `${receiver.url}/many`, eventTypes: ['*'] }, { 'x-api-key': t.apiKey });
+    expect(endpoint.status, endpoint.text).toBe(201);
+    const eventId = crypto.randomUUID();
+    await t.modules.notifications.deliveries.insertMessage({ id: eventId, orgId: t.org.id, eventType: 'test.ping', body: '{}' });
+    await t.db.execute(
+      sql`insert into webhook_deliveries (org_id, endpoint_id, event_id, event_type, status, attempt_count)
+          select ${t.org.id}::uuid, ${endpoint.body.data.id}::uuid, ${eventId}::uuid, 'test.ping', 'succeeded', 1 from generate_series(1, 130)`,
+    );
+    const total = (await t.get('/notifications/deliveries', { 'x-api-key': t.apiKey })).body.data.meta.total as number;
+    expect(total).toBeGreaterThan(130);
+    await page.goto(`${t.url}/console/webhooks`);
+    await page.getByText(`Showing 100 of ${total} deliveries`).waitFor();
+    expect(await page.locator('#deliveries-title ~ table tbody tr').count()).toBe(100);
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await page.getByText(`Showing ${total} of ${total} deliveries`).waitFor();
+    expect(await page.locator('#deliveries-title ~ table tbody tr').count()).toBe(total);
+    expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0);
+    await shot('webhooks-load-more');
+    // Its deliveries go with it.
+    await t.delete(`/notifications/webhooks/${endpoint.body.data.id}`, { 'x-api-key': t.apiKey });
   });
 });

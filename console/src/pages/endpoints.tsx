@@ -1,15 +1,16 @@
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api.ts';
-import { Badge, ErrorNote, formatTotal } from '../ui.tsx';
+import { Badge, ErrorNote, formatTotal, MoreRows, usePagedList } from '../ui.tsx';
 
 type Endpoint = Awaited<ReturnType<typeof listEndpoints>>['items'][number];
-const listEndpoints = () => unwrap(api.GET('/notifications/webhooks', { params: { query: { limit: 100 } } }));
+/** One page of 100 endpoints, from `offset`. */
+const listEndpoints = (offset = 0) => unwrap(api.GET('/notifications/webhooks', { params: { query: { limit: 100, offset } } }));
 
 /** The working org's webhook endpoints: create, send a test, rotate the secret, recover, disable or enable. */
 export function Endpoints({ orgId }: { orgId: string }) {
   const client = useQueryClient();
-  const list = useQuery({ queryKey: ['endpoints', orgId], queryFn: listEndpoints });
+  const list = usePagedList({ queryKey: ['endpoints', orgId], fetchPage: (next) => listEndpoints(Number(next ?? 0)) });
   const [url, setUrl] = useState('');
   const [events, setEvents] = useState('*');
   const [secret, setSecret] = useState<string | undefined>();
@@ -62,6 +63,7 @@ export function Endpoints({ orgId }: { orgId: string }) {
           ))}
         </tbody>
       </table>
+      <MoreRows list={list} label="endpoints" />
       <form
         className="toolbar"
         onSubmit={(event) => {

@@ -1,15 +1,15 @@
-import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api.ts';
-import { ErrorNote, formatDate, formatTotal } from '../ui.tsx';
+import { ErrorNote, formatDate, formatTotal, MoreRows, usePagedList } from '../ui.tsx';
 
 /** The development mail outbox (SMTP_URL unset): platform staff only. */
 export function Mail() {
   const [to, setTo] = useState('');
   const valid = to === '' || /^[^@\s]+@[^@\s]+$/.test(to);
-  const list = useQuery({
+  const list = usePagedList({
     queryKey: ['mail', to],
-    queryFn: () => unwrap(api.GET('/admin/mail', { params: { query: { limit: 50, ...(to ? { to } : {}) } } })),
+    fetchPage: (next) =>
+      unwrap(api.GET('/admin/mail', { params: { query: { limit: 50, offset: Number(next ?? 0), ...(to ? { to } : {}) } } })),
     enabled: valid,
   });
   return (
@@ -32,6 +32,7 @@ export function Mail() {
           </li>
         ))}
       </ul>
+      <MoreRows list={list} label="messages" />
     </section>
   );
 }

@@ -1,10 +1,11 @@
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import type { FormEvent } from 'react';
 import { api, unwrap } from '../api.ts';
-import { Badge, ErrorNote, formatTotal } from '../ui.tsx';
+import { Badge, ErrorNote, formatTotal, MoreRows, usePagedList } from '../ui.tsx';
 
 type Offering = Awaited<ReturnType<typeof listOfferings>>['items'][number];
-const listOfferings = () => unwrap(api.GET('/admin/offerings', { params: { query: { limit: 100 } } }));
+/** One page of 100 offerings (`page` from 1). */
+const listOfferings = (page = 1) => unwrap(api.GET('/admin/offerings', { params: { query: { limit: 100, page } } }));
 const EXEMPTIONS = ['reg_d_506b', 'reg_d_506c', 'reg_cf', 'reg_a_tier_1', 'reg_a_tier_2', 'reg_s'] as const;
 
 /** Committed against the maximum, as a labelled bar. */
@@ -25,7 +26,7 @@ function Funding({ offering }: { offering: Offering }) {
 /** Offerings of the reviewer's orgs (drafts too): create a draft, add a class, open, pause, close. */
 export function Offerings({ orgId }: { orgId: string | undefined }) {
   const client = useQueryClient();
-  const list = useQuery({ queryKey: ['offerings'], queryFn: listOfferings });
+  const list = usePagedList({ queryKey: ['offerings'], fetchPage: (next) => listOfferings(Number(next ?? 1)) });
   const transition = useMutation({
     mutationFn: ({ id, action }: { id: string; action: 'open' | 'pause' | 'close' }) => {
       const options = { params: { path: { id } } };
@@ -91,6 +92,7 @@ export function Offerings({ orgId }: { orgId: string | undefined }) {
             ))}
           </tbody>
         </table>
+        <MoreRows list={list} label="offerings" />
       </section>
       <NewOffering orgId={orgId} />
       <NewSecurity offerings={list.data?.items ?? []} />

@@ -2,7 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link, useLocation, useParams } from 'wouter';
 import { api, unwrap } from '../api.ts';
-import { Badge, ErrorNote, Field, formatDate, formatTotal, ReasonAction, StatusFilter } from '../ui.tsx';
+import { Badge, ErrorNote, Field, formatDate, formatTotal, MoreRows, ReasonAction, StatusFilter, usePagedList } from '../ui.tsx';
 
 type Verification = Awaited<ReturnType<typeof listKyc>>['items'][number];
 type Accreditation = Awaited<ReturnType<typeof listAccreditations>>['items'][number];
@@ -21,16 +21,23 @@ const SUBSCRIPTION_STATUSES = [
   'cancelled',
 ] as const;
 
-const listKyc = (status: string) =>
-  unwrap(api.GET('/admin/kyc-verifications', { params: { query: { status: status as (typeof KYC_STATUSES)[number], limit: 100 } } }));
-const listAccreditations = (status: string) =>
+// Each reads one page of 100 of its queue: the first, or the one after `cursor` (the last page's `next_cursor`).
+const listKyc = (status: string, cursor?: string) =>
   unwrap(
-    api.GET('/admin/accreditations', { params: { query: { review_status: status as (typeof REVIEW_STATUSES)[number], limit: 100 } } }),
+    api.GET('/admin/kyc-verifications', {
+      params: { query: { status: status as (typeof KYC_STATUSES)[number], limit: 100, ...(cursor ? { cursor } : {}) } },
+    }),
   );
-const listSubscriptions = (status: string) =>
+const listAccreditations = (status: string, cursor?: string) =>
+  unwrap(
+    api.GET('/admin/accreditations', {
+      params: { query: { review_status: status as (typeof REVIEW_STATUSES)[number], limit: 100, ...(cursor ? { cursor } : {}) } },
+    }),
+  );
+const listSubscriptions = (status: string, cursor?: string) =>
   unwrap(
     api.GET('/admin/subscriptions', {
-      params: { query: { status: status as (typeof SUBSCRIPTION_STATUSES)[number], limit: 100 } },
+      params: { query: { status: status as (typeof SUBSCRIPTION_STATUSES)[number], limit: 100, ...(cursor ? { cursor } : {}) } },
     }),
   );
 
@@ -41,13 +48,16 @@ const listSubscriptions = (status: string) =>
 function useQueue<T>(
   key: string,
   initialStatus: string,
-  list: (status: string) => Promise<{ items: T[]; meta: { total: number; total_capped: boolean } }>,
+  list: (
+    status: string,
+    cursor?: string,
+  ) => Promise<{ items: T[]; meta: { total: number; total_capped: boolean; limit: number; next_cursor: string | null } }>,
   idOf: (item: T) => string,
 ) {
   const params = useParams<{ id?: string }>();
   const [status, setStatus] = useState(initialStatus);
   const [search, setSearch] = useState('');
-  const query = useQuery({ queryKey: [key, status], queryFn: () => list(status) });
+  const query = usePagedList({ queryKey: [key, status], fetchPage: (next) => list(status, next === undefined ? undefined : String(next)) });
   return {
     id: params.id,
     selected: query.data?.items.find((item) => idOf(item) === params.id),
@@ -56,6 +66,7 @@ function useQueue<T>(
       onStatus: setStatus,
       items: query.data?.items,
       meta: query.data?.meta,
+      list: query,
       error: query.error as unknown,
       idOf,
       search,
@@ -73,6 +84,7 @@ function Queue<T>(props: {
   onStatus: (status: string) => void;
   items: T[] | undefined;
   meta: { total: number; total_capped: boolean } | undefined;
+  list: ReturnType<typeof usePagedList<T>>;
   error: unknown;
   idOf: (item: T) => string;
   hrefOf: (item: T) => string;
@@ -130,6 +142,7 @@ function Queue<T>(props: {
           ) : null}
         </tbody>
       </table>
+      <MoreRows list={props.list} label={props.search ? 'items (the search looks in these)' : 'items'} />
     </section>
   );
 }

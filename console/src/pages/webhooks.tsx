@@ -2,7 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link, useParams } from 'wouter';
 import { api, unwrap } from '../api.ts';
-import { Badge, ErrorNote, formatDate, formatTotal, StatusFilter } from '../ui.tsx';
+import { Badge, ErrorNote, formatDate, formatTotal, MoreRows, StatusFilter, usePagedList } from '../ui.tsx';
 import { Endpoints } from './endpoints.tsx';
 
 const DELIVERY_STATUSES = ['pending', 'sending', 'succeeded', 'exhausted', 'cancelled', 'skipped'] as const;
@@ -12,9 +12,14 @@ type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 export function Webhooks({ orgId }: { orgId: string | undefined }) {
   const params = useParams<{ id?: string }>();
   const [status, setStatus] = useState<DeliveryStatus | ''>('');
-  const list = useQuery({
+  const list = usePagedList({
     queryKey: ['deliveries', orgId, status],
-    queryFn: () => unwrap(api.GET('/notifications/deliveries', { params: { query: { limit: 100, ...(status ? { status } : {}) } } })),
+    fetchPage: (next) =>
+      unwrap(
+        api.GET('/notifications/deliveries', {
+          params: { query: { limit: 100, ...(status ? { status } : {}), ...(next ? { cursor: String(next) } : {}) } },
+        }),
+      ),
     enabled: orgId !== undefined,
   });
   if (!orgId) return <p className="hint">Choose an org above to see its webhooks.</p>;
@@ -75,6 +80,7 @@ export function Webhooks({ orgId }: { orgId: string | undefined }) {
               ) : null}
             </tbody>
           </table>
+          <MoreRows list={list} label="deliveries" />
         </section>
         {params.id ? <Delivery id={params.id} orgId={orgId} /> : <p className="hint">Open a delivery to see its attempts.</p>}
       </div>
