@@ -28,26 +28,45 @@ const walletsFor = (email: string) =>
 const asOwner = (wallet: SdkWallet, method: string, target: string, body?: unknown) =>
   t.request(method, target, { body, headers: { ...signedHeaders(wallet.keypair, method, target), 'account-id': wallet.accountId } });
 
-/** Settles every promise and counts the fulfilled ones; with none, fails naming why the first few were refused. */
-async function fulfilled(promises: Promise<unknown>[]) {
-  const settled = await Promise.allSettled(promises);
-  const count = settled.filter((result) => result.status === 'fulfilled').length;
-  if (count === 0) {
-    const reasons = settled.slice(0, 3).map((result) => {
-      const reason = (result as PromiseRejectedResult).reason as { message?: string; httpStatus?: number; status?: number };
-      return `${reason?.httpStatus ?? reason?.status ?? '?'} ${reason?.message ?? JSON.stringify(reason)}`;
-    });
-    expect.fail(`none of ${settled.length} succeeded: ${reasons.join('; ')}`);
+type Refusal = { httpStatus?: number; status?: number; message?: string };
+const statusOf = (reason: unknown) => (reason as Refusal)?.httpStatus ?? (reason as Refusal)?.status;
+
+/**
+ * Runs `attempt` as a client would: a 503 (the server overloaded, e.g. a pool wait past its
+ * timeout while twenty requests queue on one row's lock) is tried again, up to three times.
+ */
+async function likeAClient<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (statusOf(error) !== 503 || tries === 3) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   }
-  return count;
+}
+
+/**
+ * Settles every competitor (each `likeAClient`) and counts the fulfilled ones. Every other must
+ * have been refused with 409 (the email or the code is taken): fails naming the first other
+ * refusals. A competitor whose sign-up went through but whose answer was lost to an overload
+ * retries into that 409, so the count may be 0 where the wallets say 1.
+ */
+async function fulfilled(competitors: (() => Promise<unknown>)[]) {
+  const settled = await Promise.allSettled(competitors.map((competitor) => likeAClient(competitor)));
+  const others = settled
+    .filter((result): result is PromiseRejectedResult => result.status === 'rejected' && statusOf(result.reason) !== 409)
+    .map((result) => `${statusOf(result.reason) ?? '?'} ${(result.reason as Refusal)?.message ?? JSON.stringify(result.reason)}`);
+  if (others.length > 0) expect.fail(`refused other than with 409: ${others.slice(0, 3).join('; ')}`);
+  return settled.filter((result) => result.status === 'fulfilled').length;
 }
 
 describe('key server limits under concurrency', () => {
   it('twenty sign-ups with one email at once: one wallet', async () => {
     const created = await fulfilled(
-      Array.from({ length: COMPETITORS }, () => new WalletsManager(client.api).create('race@example.com', 'pw')),
+      Array.from({ length: COMPETITORS }, () => () => new WalletsManager(client.api).create('race@example.com', 'pw')),
     );
-    expect(created).toBe(1);
+    expect(created).toBeLessThanOrEqual(1);
     expect(await walletsFor('race@example.com')).toHaveLength(1);
   }, 300_000);
 
@@ -59,21 +78,23 @@ describe('key server limits under concurrency', () => {
     expect(invited.status, invited.text).toBe(201);
     const code = /code ([A-Z0-9]{12})/.exec((await client.latestMail('race-invitee@example.com')).body)![1]!;
     const created = await fulfilled(
-      Array.from({ length: COMPETITORS }, () =>
-        new WalletsManager(client.api).create(
-          'race-invitee@example.com',
-          'pw',
-          base.Keypair.random(),
-          undefined,
-          [],
-          undefined,
-          undefined,
-          undefined,
-          code,
-        ),
+      Array.from(
+        { length: COMPETITORS },
+        () => () =>
+          new WalletsManager(client.api).create(
+            'race-invitee@example.com',
+            'pw',
+            base.Keypair.random(),
+            undefined,
+            [],
+            undefined,
+            undefined,
+            undefined,
+            code,
+          ),
       ),
     );
-    expect(created).toBe(1);
+    expect(created).toBeLessThanOrEqual(1);
     const wallets = await walletsFor('race-invitee@example.com');
     expect(wallets).toHaveLength(1);
     expect(wallets[0]!.verified).toBe(true);
