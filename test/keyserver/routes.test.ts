@@ -3,8 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 import { expectRejected, signedHeaders, tokendClient } from '../support/tokend.ts';
+import { signUpWithCode as signUpWithCodeVia } from '../support/tokend.ts';
 
-const { ApiCaller, WalletsManager, FactorsManager, base, errors } = sdk;
+const { ApiCaller, WalletsManager, FactorsManager, errors } = sdk;
 type SdkWallet = InstanceType<typeof sdk.Wallet>;
 
 let t: TestApp;
@@ -20,7 +21,7 @@ afterAll(async () => {
 
 /** A raw request signed by `keypair` (the admin's, or a wallet's), for checking exact bodies and statuses. */
 function signed(
-  keypair: InstanceType<typeof base.Keypair>,
+  keypair: InstanceType<typeof sdk.base.Keypair>,
   method: string,
   target: string,
   body?: unknown,
@@ -37,19 +38,7 @@ async function login(email: string, password: string): Promise<SdkWallet> {
 }
 
 /** Sign-up with an invitation's code: `WalletsManager.create`'s ninth argument. */
-function signUpWithCode(email: string, password: string, code: string) {
-  return new WalletsManager(client.api).create(
-    email,
-    password,
-    base.Keypair.random(),
-    undefined,
-    [],
-    undefined,
-    undefined,
-    undefined,
-    code,
-  );
-}
+const signUpWithCode = (email: string, password: string, code: string) => signUpWithCodeVia(client.api, email, password, code);
 
 describe('invites', () => {
   it("mail a code that confirms the invitee's email at sign-up, and show the inviter who joined", async () => {

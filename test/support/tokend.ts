@@ -93,3 +93,18 @@ export function signedHeaders(keypair: InstanceType<typeof base.Keypair>, method
   const signature = (keypair.sign(digest) as Buffer).toString('base64');
   return { signature: `keyId="${keypair.accountId()}",algorithm="ed25519-sha256",headers="(request-target)",signature="${signature}"` };
 }
+
+/** A TokenD SDK sign-up (a new random keypair) redeeming an invitation's `code`, through `api` (`tokendClient(t).api`). */
+export function signUpWithCode(api: ConstructorParameters<typeof sdk.WalletsManager>[0], email: string, password: string, code: string) {
+  return new sdk.WalletsManager(api).create(
+    email,
+    password,
+    sdk.base.Keypair.random(),
+    undefined,
+    [],
+    undefined,
+    undefined,
+    undefined,
+    code,
+  );
+}
