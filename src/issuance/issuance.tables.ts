@@ -222,8 +222,13 @@ export const subscriptionTransitions = pgTable(
     actor: text('actor').notNull(),
     reason: text('reason'),
     createdAt: createdAt(),
+    /**
+     * Insertion order. One transaction may change the status twice (approval issues the shares and
+     * completes), and both rows then carry the same `created_at`: this orders them.
+     */
+    seq: bigint('seq', { mode: 'number' }).generatedAlwaysAsIdentity().notNull(),
   },
-  (table) => [index('subscription_transitions_subscription_idx').on(table.subscriptionId, table.createdAt)],
+  (table) => [index('subscription_transitions_subscription_idx').on(table.subscriptionId, table.seq)],
 );
 
 /** Payment-provider events already processed: a redelivered event is recognised and ignored. */

@@ -152,7 +152,8 @@ describe('ocf happy', () => {
     const entries = await t.db
       .select()
       .from(auditEntries)
-      .where(and(eq(auditEntries.subjectType, 'share')));
+      .where(and(eq(auditEntries.subjectType, 'share')))
+      .orderBy(auditEntries.occurredAt, auditEntries.seq);
     expect(entries.filter((row) => row.subjectId === second.shareId).map((row) => row.action)).toEqual(['share.issued', 'share.cancelled']);
     expect(entries.filter((row) => row.subjectId === reissuedId).map((row) => row.action)).toEqual(['share.reissued']);
     expect(JSON.stringify(entries)).not.toContain('entered wrongly');

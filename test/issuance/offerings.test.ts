@@ -54,7 +54,7 @@ describe('offerings happy', () => {
 
     expect((await t.post(`/admin/offerings/${offeringId}/pause`, {}, admin)).body.data.status).toBe('paused');
     expect((await t.post(`/admin/offerings/${offeringId}/close`, {}, admin)).body.data.status).toBe('closed');
-    const events = (await t.db.select().from(outboxEvents)).filter(
+    const events = (await t.db.select().from(outboxEvents).orderBy(outboxEvents.createdAt)).filter(
       (event) => (event.data as { offering_id?: string }).offering_id === offeringId,
     );
     expect(events.map((event) => event.type)).toEqual(['offering.opened', 'offering.paused', 'offering.closed']);

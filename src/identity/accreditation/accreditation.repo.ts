@@ -18,7 +18,7 @@ export function accreditationRepo(db: Executor) {
       .select()
       .from(accreditationDocuments)
       .where(inArray(accreditationDocuments.accreditationId, accreditationIds))
-      .orderBy(desc(accreditationDocuments.createdAt));
+      .orderBy(desc(accreditationDocuments.createdAt), desc(accreditationDocuments.id));
     const byAccreditation = new Map<string, DocumentRow[]>();
     for (const row of rows) {
       const list = byAccreditation.get(row.accreditationId);

@@ -38,7 +38,11 @@ export function kycRepo(db: Executor) {
       return row!;
     },
     async listForUser(userId: string, tx: Executor = db): Promise<KycRow[]> {
-      return tx.select().from(kycVerifications).where(eq(kycVerifications.userId, userId)).orderBy(desc(kycVerifications.createdAt));
+      return tx
+        .select()
+        .from(kycVerifications)
+        .where(eq(kycVerifications.userId, userId))
+        .orderBy(desc(kycVerifications.createdAt), desc(kycVerifications.id));
     },
     /**
      * One page of verifications, newest first (ties by id), with the total counted up to

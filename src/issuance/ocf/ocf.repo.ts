@@ -10,15 +10,23 @@ export function ocfRepo(db: Executor) {
       return row;
     },
     async ledger(issuerId: string) {
-      const offeringRows = await db.select().from(offerings).where(eq(offerings.issuerId, issuerId)).orderBy(asc(offerings.createdAt));
+      const offeringRows = await db
+        .select()
+        .from(offerings)
+        .where(eq(offerings.issuerId, issuerId))
+        .orderBy(asc(offerings.createdAt), asc(offerings.id));
       const offeringIds = offeringRows.map((row) => row.id);
       if (offeringIds.length === 0) return { offerings: offeringRows, classes: [], shares: [], cancellations: [] };
       const classes = await db
         .select()
         .from(securityClasses)
         .where(inArray(securityClasses.offeringId, offeringIds))
-        .orderBy(asc(securityClasses.createdAt));
-      const shareRows = await db.select().from(shares).where(inArray(shares.offeringId, offeringIds)).orderBy(asc(shares.createdAt));
+        .orderBy(asc(securityClasses.createdAt), asc(securityClasses.id));
+      const shareRows = await db
+        .select()
+        .from(shares)
+        .where(inArray(shares.offeringId, offeringIds))
+        .orderBy(asc(shares.createdAt), asc(shares.id));
       const cancellations =
         shareRows.length === 0
           ? []
@@ -31,7 +39,7 @@ export function ocfRepo(db: Executor) {
                   shareRows.map((row) => row.id),
                 ),
               )
-              .orderBy(asc(shareCancellations.createdAt));
+              .orderBy(asc(shareCancellations.createdAt), asc(shareCancellations.id));
       return { offerings: offeringRows, classes, shares: shareRows, cancellations };
     },
   };

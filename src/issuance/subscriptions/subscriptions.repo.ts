@@ -48,7 +48,7 @@ export function subscriptionsRepo(db: Executor) {
         .select()
         .from(subscriptionTransitions)
         .where(eq(subscriptionTransitions.subscriptionId, subscriptionId))
-        .orderBy(subscriptionTransitions.createdAt);
+        .orderBy(subscriptionTransitions.seq);
     },
     /**
      * One page of subscriptions, newest first (ties by id), with the total counted up to

@@ -167,7 +167,7 @@ export async function blobsRoutes(app: FastifyInstance, options: { db: Db; accou
             privateAllowed ? undefined : sql`${ksBlobs.type} <= ${BLOB_TYPES.token_metrics}`,
           ),
         )
-        .orderBy(asc(ksBlobs.createdAt))
+        .orderBy(asc(ksBlobs.createdAt), asc(ksBlobs.id))
         .limit(500);
       return { data: rows.map((row) => blobResource(open(row))) };
     },
