@@ -154,6 +154,48 @@ describe('Idempotency-Key', () => {
     expect(await count()).toBe(1);
   });
 
+  it('a retry that takes over the key of a KYC submission whose process died runs it again, whatever the gap between the two leases', async () => {
+    // The vendor hangs for 3 s: the first request has committed its submission and waits on it.
+    const app = await startTestApp({ inProgressLeaseSeconds: 30, kycSandboxSubmitDelayMs: 3_000 });
+    try {
+      const me = await app.signIn('idem-takeover@example.com');
+      const headers = { ...me.auth, 'idempotency-key': 'takeover-kyc' };
+      const first = app.post('/identity/kyc-verifications', johnSmith, headers);
+      const leases = async () =>
+        (
+          await queryRows<{ key_lease: Date; kyc_lease: Date | null; gap_ms: number }>(
+            app.db,
+            sql`select k.lease_until as key_lease, v.submit_lease_until as kyc_lease,
+                       extract(epoch from (v.submit_lease_until - k.lease_until)) * 1000 as gap_ms
+                from idempotency_keys k, kyc_verifications v
+                where k.key = 'takeover-kyc' and k.state = 'committed' and v.user_id = ${me.userId} and v.status = 'pending'`,
+          )
+        )[0];
+      for (let i = 0; i < 600 && !(await leases()); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      // The submission's lease ends no later than the key's, which the commit renewed.
+      expect(Number((await leases())!.gap_ms)).toBeLessThanOrEqual(0);
+
+      // The process dies now: the key's lease ends a moment ago and the submission's keeps its distance from it.
+      await app.db.execute(sql`
+        with shift as (select lease_until - now() + interval '1 millisecond' as by from idempotency_keys where key = 'takeover-kyc')
+        update kyc_verifications set submit_lease_until = submit_lease_until - (select by from shift)
+        where user_id = ${me.userId} and status = 'pending'`);
+      await app.db.execute(sql`update idempotency_keys set lease_until = now() - interval '1 millisecond' where key = 'takeover-kyc'`);
+      const retry = await app.post('/identity/kyc-verifications', johnSmith, headers);
+      expect(retry.status, retry.text).toBe(201);
+      expect(retry.headers.get('idempotent-replayed')).toBeNull();
+      // The first request, had it lived, could store nothing: its key is the retry's now.
+      const late = await first;
+      expect(late.status).toBe(409);
+      expect(late.body.error.message).toMatch(/lost its Idempotency-Key/);
+      const replay = await app.post('/identity/kyc-verifications', johnSmith, headers);
+      expect(replay.headers.get('idempotent-replayed')).toBe('true');
+      expect(replay.body.data.verification_id).toBe(retry.body.data.verification_id);
+    } finally {
+      await app.close();
+    }
+  }, 60_000);
+
   it('a long request keeps its key: the lease is renewed while it runs, so a retry waits instead of running it twice', async () => {
     const slow = await startTestApp({ inProgressLeaseSeconds: 3, kycSandboxSubmitDelayMs: 8_000 });
     try {

@@ -1,4 +1,5 @@
 import { and, desc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
+import type { PgInsertValue } from 'drizzle-orm/pg-core';
 import type { Executor } from '../../platform/db/database.ts';
 import { keysetAfter, pageWithTotal, type Page } from '../../platform/db/pages.ts';
 import { kycVerifications } from '../identity.tables.ts';
@@ -10,7 +11,7 @@ const EXPIRABLE: KycStatus[] = ['pending', 'action_required'];
 
 export function kycRepo(db: Executor) {
   return {
-    async insert(row: typeof kycVerifications.$inferInsert, tx: Executor = db): Promise<KycRow> {
+    async insert(row: PgInsertValue<typeof kycVerifications>, tx: Executor = db): Promise<KycRow> {
       const [inserted] = await tx.insert(kycVerifications).values(row).returning();
       return inserted!;
     },

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { AppError, notFound } from '../../platform/http/errors.ts';
 import { assertNotOwnReview, reviewerLabel, reviewerOrg, type Reviewer, type UserPrincipal } from '../../platform/auth/principal.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
@@ -202,7 +203,9 @@ export function kycService(deps: {
               identityCheck: 'pending',
               documentCheck: 'not_attempted',
               provider: provider.name,
-              submitLeaseUntil: new Date(Date.now() + deps.submitLeaseSeconds * 1000),
+              // The database's clock, as the Idempotency-Key lease marked in this same transaction: a retry
+              // that takes over the key of a request that died finds this submission's lease over too.
+              submitLeaseUntil: sql`now() + make_interval(secs => ${deps.submitLeaseSeconds})`,
               expiresAt: new Date(Date.now() + deps.ttlHours * 3600_000),
             },
             tx,
