@@ -33,7 +33,7 @@ import './openapi-components.ts';
 import type { FastifyBaseLogger } from 'fastify';
 import { createLogger } from './platform/observability/logging.ts';
 import { createMetricsRegistry, databaseMetrics, jobMetrics, type JobMetrics, type Registry } from './platform/observability/metrics.ts';
-import { outboxMailer, sealPlaintextOutbox, smtpMailer, type Mailer } from './platform/mail/mailer.ts';
+import { createMailSender, mailQueue, sealPlaintextOutbox, smtpTransport, type MailSender, type Mailer } from './platform/mail/mailer.ts';
 
 export const version: string = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
@@ -57,7 +57,10 @@ export type Modules = {
   issuance: Issuance;
   keyserver: Keyserver;
   storage: StorageSetup;
+  /** Queues mail in the caller's transaction (see `Mailer`). */
   mailer: Mailer;
+  /** With SMTP_URL: sends the queued mail; run where the webhook worker runs (`serve --role all|worker`). */
+  mailSender: MailSender | undefined;
   /** The audit log: every module writes through it; the back office and the CLI read and verify it. */
   audit: AuditService;
   /** One logger for the process: its HTTP servers and the webhook worker. */
@@ -84,7 +87,7 @@ export async function sealPlaintextRows(db: Database['db'], keyring: Keyring): P
 export function createModules(deps: AppDeps): Modules {
   const storage = createStorage(deps.config, deps.keyring);
   const clock = deps.clock ?? systemClock;
-  const mailer = deps.config.smtpUrl ? smtpMailer(deps.config.smtpUrl, deps.config.mailFrom) : outboxMailer(deps.database.db, deps.keyring);
+  const mailer = mailQueue(deps.keyring, clock, deps.config.smtpUrl !== undefined);
   // Anchors are signed with identity's key store; the signer is looked up on use, as identity itself writes to the log.
   const audit =
     deps.audit ??
@@ -108,6 +111,16 @@ export function createModules(deps: AppDeps): Modules {
   return {
     storage,
     mailer,
+    mailSender: deps.config.smtpUrl
+      ? createMailSender({
+          db: deps.database.db,
+          keyring: deps.keyring,
+          clock,
+          log,
+          transport: smtpTransport(deps.config.smtpUrl),
+          from: deps.config.mailFrom,
+        })
+      : undefined,
     audit,
     identity,
     log,

@@ -271,7 +271,8 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
       "comma-separated origins the `successUrl` / `cancelUrl` of a checkout may be on (`https://app.example.com`), for every org besides each org's own (`tranche org update --redirect-origin`); when neither names any, any origin (https only, outside development mode: on PostgreSQL or with `NODE_ENV=production`)",
   },
   SMTP_URL: {
-    meaning: '`smtp://user:pass@host:587`; unset, mail is kept, sealed, in the `mail_outbox` table (read with `GET /admin/mail`)',
+    meaning:
+      '`smtp://user:pass@host:587`: mail is queued, sealed, in the `mail_outbox` table with the change it tells of and sent by the worker (`serve --role all|worker`), retried for about 31 h; unset, it is kept there (read with `GET /admin/mail`)',
   },
   MAIL_FROM: { meaning: 'the sender of every mail' },
   KEYSERVER_NETWORK_PASSPHRASE: { meaning: 'network passphrase TokenD clients sign transaction envelopes with (served at `GET /`)' },

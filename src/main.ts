@@ -32,7 +32,7 @@ const usage = `tranche ${version}
 
 Usage: tranche <command> [options]        (tranche --version, tranche --help)
 
-  serve [--role all|api|worker]           run the HTTP server and/or the webhook worker (migrates first)
+  serve [--role all|api|worker]           run the HTTP server and/or the worker: webhooks, mail (migrates first)
   migrate                                 apply database migrations and exit (reads no keys)
   org create --name N --audience A --issuer URL [--jwks-url URL] [--admin-email E ...] [--redirect-origin O ...]
   org update --org ORG_ID --redirect-origin O ...   replace the origins checkout may return to
@@ -187,13 +187,14 @@ async function serve(config: Config, role: Role) {
     await http?.listen({ port: config.workerHttpPort, host: config.host });
     const metricsApp = await listenForMetrics(config, modules);
     const worker = await modules.notifications.startWorker();
+    const stopMail = modules.mailSender?.start();
     const stopMaintenance = startMaintenance(modules, config);
     const stopAnchoring = startAnchoring(modules.audit, config.auditAnchorIntervalSeconds, modules.log);
     // Drains (WORKER_DRAIN_SECONDS) and exits 0; a second signal kills the process at once.
     const stop = async (signal: NodeJS.Signals) => {
       modules.log.info({ signal, drainSeconds: config.workerDrainSeconds }, 'shutting down: draining webhook sends in flight');
       await stopAnchoring();
-      await Promise.all([worker.stop(), stopMaintenance()]);
+      await Promise.all([worker.stop(), stopMaintenance(), stopMail?.()]);
       await http?.close();
       await metricsApp?.close();
       await modules.notifications.close();
@@ -210,12 +211,13 @@ async function serve(config: Config, role: Role) {
       config.metricsPort === undefined ? undefined : `metrics on http://${config.host}:${config.metricsPort}/metrics`,
     ].filter(Boolean);
     console.log(
-      `Tranche ${version} webhook worker started (${database.kind === 'embedded' ? 'embedded database' : 'PostgreSQL'})${served.length > 0 ? `; ${served.join(', ')}` : ''}`,
+      `Tranche ${version} webhook worker${modules.mailSender ? ' and mail sender' : ''} started (${database.kind === 'embedded' ? 'embedded database' : 'PostgreSQL'})${served.length > 0 ? `; ${served.join(', ')}` : ''}`,
     );
     return;
   }
   const app = await buildApp({ config, database, keyring }, modules);
   const worker = role === 'all' ? await modules.notifications.startWorker() : undefined;
+  const stopMail = role === 'all' ? modules.mailSender?.start() : undefined;
   const stopMaintenance = role === 'all' ? startMaintenance(modules, config) : undefined;
   const stopAnchoring = role === 'all' ? startAnchoring(modules.audit, config.auditAnchorIntervalSeconds, modules.log) : undefined;
   const metricsApp = await listenForMetrics(config, modules);
@@ -224,7 +226,7 @@ async function serve(config: Config, role: Role) {
   const close = async (signal: NodeJS.Signals) => {
     modules.log.info({ signal }, 'shutting down: finishing requests in flight and draining webhook sends');
     await stopAnchoring?.();
-    await Promise.all([worker?.stop(), stopMaintenance?.(), app.close()]);
+    await Promise.all([worker?.stop(), stopMaintenance?.(), stopMail?.(), app.close()]);
     await metricsApp?.close();
     await database.close();
     modules.log.info({ signal }, 'stopped');

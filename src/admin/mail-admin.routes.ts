@@ -8,15 +8,25 @@ import { AppError, errorResponses } from '../platform/http/errors.ts';
 import { CAPPED_TOTAL_NOTE, offsetPageMeta, offsetPageMetaFor, offsetPagingQuery } from '../platform/http/paging.ts';
 import type { Keyring } from '../platform/crypto/keyring.ts';
 import type { Db } from '../platform/db/database.ts';
-import { readOutbox } from '../platform/mail/mailer.ts';
+import { MAIL_STATUSES, readOutbox } from '../platform/mail/mailer.ts';
 import { requireReviewer, reviewerAuth } from './reviewer.ts';
 
-const mailResponse = z.object({ id: z.uuid(), recipient: z.string(), subject: z.string(), body: z.string(), created_at: z.date() });
+const mailResponse = z.object({
+  id: z.uuid(),
+  recipient: z.string(),
+  subject: z.string(),
+  body: z.string(),
+  created_at: z.date(),
+  status: z.enum(MAIL_STATUSES).describe('kept (no SMTP server), pending (to be sent), sent, or failed (refused, or retries used up)'),
+  attempts: z.int().describe('SMTP attempts made'),
+  sent_at: z.date().nullable(),
+  last_error: z.string().nullable().describe('why the last attempt failed: the SMTP or socket error code, e.g. EENVELOPE 550'),
+});
 
 /**
- * The mail kept instead of sent when no SMTP server is configured (verification links, codes,
- * invites). It spans every tenant, so only a platform admin key reads it; it is sealed at rest and
- * opened here.
+ * The mail outbox: every mail the key server queued (verification links, codes, invites), kept
+ * when no SMTP server is configured, else pending, sent or failed with its attempts. It spans
+ * every tenant, so only a platform admin key reads it; it is sealed at rest and opened here.
  */
 export async function mailAdminRoutes(app: FastifyInstance, options: { identity: Identity; db: Db; keyring: Keyring }) {
   const routes = app.withTypeProvider<ZodTypeProvider>();
@@ -29,9 +39,12 @@ export async function mailAdminRoutes(app: FastifyInstance, options: { identity:
       schema: {
         tags: ['admin: mail'],
         security: [{ adminKey: [] }],
-        summary: 'Mail kept in the outbox (SMTP_URL unset), newest first',
+        summary: 'The mail outbox, newest first: mail kept (SMTP_URL unset), pending, sent or failed',
         description: CAPPED_TOTAL_NOTE,
-        querystring: offsetPagingQuery.extend({ to: z.email().max(254).toLowerCase().optional() }),
+        querystring: offsetPagingQuery.extend({
+          to: z.email().max(254).toLowerCase().optional(),
+          status: z.enum(MAIL_STATUSES).optional(),
+        }),
         response: {
           200: envelope(z.object({ items: z.array(mailResponse), meta: offsetPageMeta })),
           ...errorResponses(400, 401, 403),
@@ -40,8 +53,8 @@ export async function mailAdminRoutes(app: FastifyInstance, options: { identity:
     },
     async (request) => {
       if (requireReviewer(request).kind !== 'platform_admin') throw new AppError('FORBIDDEN', 'The mail outbox needs a platform admin key');
-      const { to, limit, offset } = request.query;
-      const { items, ...count } = await readOutbox(options.db, options.keyring, { to, limit, offset });
+      const { to, status, limit, offset } = request.query;
+      const { items, ...count } = await readOutbox(options.db, options.keyring, { to, status, limit, offset });
       return ok({ items: toSnake(items), meta: offsetPageMetaFor({ limit, offset }, count) });
     },
   );

@@ -52,14 +52,14 @@ export function createKeyserver(deps: KeyserverDeps) {
    * address through KYC recovery, second-factor challenges or resent verifications.
    */
   const limitedMailer: Mailer = {
-    async send(mail) {
-      const { count, retryAfterSeconds } = await counters.add(`mail:${mail.to.toLowerCase()}`, 1, 3600_000);
+    async queue(mail, tx) {
+      const { count, retryAfterSeconds } = await counters.add(`mail:${mail.to.toLowerCase()}`, 1, 3600_000, tx);
       if (count > settings.mailsPerAddressPerHour) throw tooManyRequests(`Too many mails to this address; retry in ${retryAfterSeconds} s`);
-      await mailer.send(mail);
+      await mailer.queue(mail, tx);
     },
   };
   const identities = createIdentitiesService({ db, accounts, keyring });
-  const invites = createInvitesService({ db, keyring, mailer });
+  const invites = createInvitesService({ db, keyring, mailer, counters, perAccountPerDay: settings.invitesPerAccountPerDay });
   const tfa = createTfa({ db, keyring, clock, mailer: limitedMailer, totpIssuer: settings.totpIssuer });
   const wallets = createWalletsService({
     db,
@@ -108,8 +108,7 @@ export function createKeyserver(deps: KeyserverDeps) {
     await invitesRoutes(app, {
       invites,
       accounts,
-      limits: { perRequest: settings.invitesPerRequest, perAccountPerDay: settings.invitesPerAccountPerDay },
-      counters,
+      limits: { perRequest: settings.invitesPerRequest },
     });
   }
 

@@ -65,8 +65,30 @@ export const mailOutbox = pgTable(
     legacySubject: text('subject'),
     legacyBody: text('body'),
     createdAt: createdAt(),
+    /**
+     * `kept`: no SMTP server was configured when it was queued, so it stays here to be read;
+     * `pending`: the mail sender is to send it (at `next_attempt_at`); `sent`; `failed`: refused
+     * for good by the SMTP server, or still not accepted after the last retry.
+     */
+    status: text('status', { enum: ['kept', 'pending', 'sent', 'failed'] })
+      .notNull()
+      .default('kept'),
+    /** SMTP attempts made, successful or not. */
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
+    /** A sender claimed it until then; another sender takes it over only after. */
+    leaseUntil: timestamp('lease_until', { withTimezone: true }),
+    sentAt: timestamp('sent_at', { withTimezone: true }),
+    /** Why the last attempt failed: the SMTP reply code or the socket error code, never an address. */
+    lastError: text('last_error'),
   },
-  (table) => [index('mail_outbox_recipient_digest_idx').on(table.recipientDigest, table.createdAt)],
+  (table) => [
+    index('mail_outbox_recipient_digest_idx').on(table.recipientDigest, table.createdAt),
+    index('mail_outbox_status_created_idx').on(table.status, table.createdAt),
+    index('mail_outbox_due_idx')
+      .on(table.nextAttemptAt)
+      .where(sql`status = 'pending'`),
+  ],
 );
 
 /**

@@ -192,8 +192,16 @@ describe('console happy', () => {
     page.once('dialog', (dialog) => void dialog.accept());
     await page.getByRole('button', { name: 'Revoke console-made' }).click();
     await expect.poll(async () => (await t.get('/notifications/webhooks', { 'x-api-key': shown! })).status).toBe(401);
+    // The mail outbox, filtered by status: this app has no SMTP server, so mail is kept.
+    await t.modules.mailer.queue({ to: 'console-mail@example.com', subject: 'Console mail check', text: 'hello' }, t.db);
     await page.goto(`${t.url}/console/mail`);
-    await page.getByRole('heading', { name: /Dev mail outbox/ }).waitFor();
+    await page.getByRole('heading', { name: /Mail outbox/ }).waitFor();
+    await page.getByText('Console mail check').waitFor();
+    await page.getByLabel('Status').selectOption('sent');
+    await expect.poll(() => page.getByText('Console mail check').count()).toBe(0);
+    await page.getByLabel('Status').selectOption('kept');
+    await page.getByText('Console mail check').waitFor();
+    await shot('mail');
     await expectAccessible('mail');
   });
 

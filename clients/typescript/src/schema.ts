@@ -1435,7 +1435,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Mail kept in the outbox (SMTP_URL unset), newest first
+         * The mail outbox, newest first: mail kept (SMTP_URL unset), pending, sent or failed
          * @description `total` is the number of matching items, counted up to 1 000: past that it is 1 000 and `total_capped` is true, so a count costs the same however many match.
          */
         get: operations["getAdminMail"];
@@ -11897,6 +11897,7 @@ export interface operations {
                 limit?: number;
                 offset?: number;
                 to?: string;
+                status?: "kept" | "pending" | "sent" | "failed";
             };
             header?: never;
             path?: never;
@@ -11920,7 +11921,11 @@ export interface operations {
                      *             "recipient": "recipient",
                      *             "subject": "subject",
                      *             "body": "body",
-                     *             "created_at": "2026-01-15T09:30:00.000Z"
+                     *             "created_at": "2026-01-15T09:30:00.000Z",
+                     *             "status": "kept",
+                     *             "attempts": -9007199254740991,
+                     *             "sent_at": "2026-01-15T09:30:00.000Z",
+                     *             "last_error": "last_error"
                      *           }
                      *         ],
                      *         "meta": {
@@ -11945,6 +11950,16 @@ export interface operations {
                                 body: string;
                                 /** Format: date-time */
                                 created_at: string;
+                                /**
+                                 * @description kept (no SMTP server), pending (to be sent), sent, or failed (refused, or retries used up)
+                                 * @enum {string}
+                                 */
+                                status: "kept" | "pending" | "sent" | "failed";
+                                /** @description SMTP attempts made */
+                                attempts: number;
+                                sent_at: string | null;
+                                /** @description why the last attempt failed: the SMTP or socket error code, e.g. EENVELOPE 550 */
+                                last_error: string | null;
                             }[];
                             meta: {
                                 limit: number;

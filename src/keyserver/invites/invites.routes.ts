@@ -2,8 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AccountsService } from '../accounts/accounts.service.ts';
-import type { WindowCounters } from '../../platform/http/limits.ts';
-import { badRequest, tooManyRequests } from '../jsonapi.ts';
+import { badRequest } from '../jsonapi.ts';
 import { queryInt4 } from '../../platform/http/integers.ts';
 import { accountIdSchema, emailSchema, pageLinks, pageQuery } from '../schemas.ts';
 import type { InviteRow, InvitesService } from './invites.service.ts';
@@ -25,14 +24,13 @@ const inviteResource = (invite: InviteRow, inviteeAccountId?: string | null) => 
 });
 
 /** Invites: the inviter is the signing account (`Account-Id`); only it or an admin sees or removes them. */
-/** `limits`: invites (each one a mail) per request and per inviting account per day. */
+/** `limits.perRequest`: invites per request (the service holds the daily limit per inviting account). */
 export async function invitesRoutes(
   app: FastifyInstance,
   options: {
     invites: InvitesService;
     accounts: AccountsService;
-    limits: { perRequest: number; perAccountPerDay: number };
-    counters: WindowCounters;
+    limits: { perRequest: number };
   },
 ) {
   const { invites, accounts } = options;
@@ -57,9 +55,6 @@ export async function invitesRoutes(
       const { accountId } = await inviter(request);
       const items = Array.isArray(request.body.data) ? request.body.data : [request.body.data];
       if (items.length > options.limits.perRequest) throw badRequest('/data', `at most ${options.limits.perRequest} invites per request`);
-      const { count, retryAfterSeconds } = await options.counters.add(`invites:${accountId}`, items.length, 86_400_000);
-      if (count > options.limits.perAccountPerDay)
-        throw tooManyRequests(`This account may send ${options.limits.perAccountPerDay} invites a day; retry in ${retryAfterSeconds} s`);
       const created = await invites.create(
         accountId,
         items.map((item, index) => {

@@ -3,9 +3,10 @@ import { and, asc, eq, inArray } from 'drizzle-orm';
 import { keyedHash } from '../../platform/crypto/envelope.ts';
 import type { Keyring } from '../../platform/crypto/keyring.ts';
 import type { Db, Executor } from '../../platform/db/database.ts';
+import type { WindowCounters } from '../../platform/http/limits.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
 import { aad, keyserverSealer } from '../at-rest.ts';
-import { conflict } from '../jsonapi.ts';
+import { conflict, tooManyRequests } from '../jsonapi.ts';
 import { ksInvites, ksWallets } from '../keyserver.tables.ts';
 
 type StoredInvite = typeof ksInvites.$inferSelect;
@@ -17,8 +18,18 @@ export type NewInvite = { type: InviteRow['type']; email: string; saleId: string
 const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
 const CODE_LENGTH = 12;
 
-/** Invites: an inviter's list of emails (per sale for whitelist invites), each mailed a code. */
-export function createInvitesService(options: { db: Db; keyring: Keyring; mailer: Mailer }) {
+/**
+ * Invites: an inviter's list of emails (per sale for whitelist invites), each mailed a code.
+ * `perAccountPerDay`: invites (each one a mail) an inviting account may send a day, counted in
+ * `counters` in the transaction that stores them.
+ */
+export function createInvitesService(options: {
+  db: Db;
+  keyring: Keyring;
+  mailer: Mailer;
+  counters: WindowCounters;
+  perAccountPerDay: number;
+}) {
   const { db, keyring } = options;
   const sealer = keyserverSealer(keyring);
   const open = (row: StoredInvite): InviteRow => ({
@@ -34,7 +45,10 @@ export function createInvitesService(options: { db: Db; keyring: Keyring; mailer
   const codeDigest = (email: string, code: string) => keyedHash(keyring, 'invite-code', `${email}:${code.toUpperCase()}`);
 
   return {
-    /** Creates all or none (409 when one exists) and mails each invitee its code. */
+    /**
+     * Creates all or none and queues each invitee's mail with its code, in one transaction: 409 when
+     * one exists, 429 past the inviter's daily limit (nothing stored, nothing counted).
+     */
     async create(creatorId: string, invites: NewInvite[]): Promise<InviteRow[]> {
       const key = (invite: NewInvite) => `${invite.type}:${invite.saleId}:${invite.email}`;
       const codes = new Map(invites.map((invite) => [key(invite), newCode()]));
@@ -49,20 +63,26 @@ export function createInvitesService(options: { db: Db; keyring: Keyring; mailer
           ...sealer.seal(email, aad.invite(type, saleId, emailDigest)),
         };
       });
-      const created = await db.transaction(async (tx) => {
+      return db.transaction(async (tx) => {
+        const { count, retryAfterSeconds } = await options.counters.add(`invites:${creatorId}`, rows.length, 86_400_000, tx);
+        if (count > options.perAccountPerDay)
+          throw tooManyRequests(`This account may send ${options.perAccountPerDay} invites a day; retry in ${retryAfterSeconds} s`);
         const inserted = await tx.insert(ksInvites).values(rows).onConflictDoNothing().returning();
         if (inserted.length < rows.length) throw conflict('invite already exists');
-        return inserted.map(open);
+        const created = inserted.map(open);
+        for (const invite of created) {
+          const what = invite.saleId ? `to take part in offering ${invite.saleId}` : 'to join';
+          await options.mailer.queue(
+            {
+              to: invite.email,
+              subject: 'You are invited',
+              text: `You have been invited ${what}.\n\nSign up with this email address and the code ${codes.get(key(invite))} to skip email confirmation.\n`,
+            },
+            tx,
+          );
+        }
+        return created;
       });
-      for (const invite of created) {
-        const what = invite.saleId ? `to take part in offering ${invite.saleId}` : 'to join';
-        await options.mailer.send({
-          to: invite.email,
-          subject: 'You are invited',
-          text: `You have been invited ${what}.\n\nSign up with this email address and the code ${codes.get(key(invite))} to skip email confirmation.\n`,
-        });
-      }
-      return created;
     },
 
     /** Invites of one inviter (all of them for an admin), with the account of an invitee who signed up. */

@@ -73,22 +73,25 @@ export function createTfa(options: TfaOptions) {
     const token = requestToken(request, wallet, requirement.mixin);
     const now = clock.now();
     if (await repo.consumeChallenge(token, now)) return;
-    let codeDigest: string | null = null;
-    if (factor.type === 'email') {
-      const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-      codeDigest = keyedHash(keyring, 'wallet-token', `${token}:${code}`);
-      await options.mailer.send({
-        to: wallet.email,
-        subject: 'Your confirmation code',
-        text: `Your confirmation code is ${code}. It expires in 10 minutes. If you did not ask for it, ignore this message.`,
-      });
-    }
-    await repo.upsertChallenge({
-      token,
-      walletPk: wallet.id,
-      factorId: factor.id,
-      codeDigest,
-      expiresAt: new Date(now.getTime() + CHALLENGE_TTL_MS),
+    // The challenge and its mailed code are stored together or not at all.
+    await db.transaction(async (tx) => {
+      let codeDigest: string | null = null;
+      if (factor.type === 'email') {
+        const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+        codeDigest = keyedHash(keyring, 'wallet-token', `${token}:${code}`);
+        await options.mailer.queue(
+          {
+            to: wallet.email,
+            subject: 'Your confirmation code',
+            text: `Your confirmation code is ${code}. It expires in 10 minutes. If you did not ask for it, ignore this message.`,
+          },
+          tx,
+        );
+      }
+      await repo.upsertChallenge(
+        { token, walletPk: wallet.id, factorId: factor.id, codeDigest, expiresAt: new Date(now.getTime() + CHALLENGE_TTL_MS) },
+        tx,
+      );
     });
     throw forbidden({
       code: 'tfa_required',

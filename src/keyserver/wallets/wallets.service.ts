@@ -65,12 +65,16 @@ export function createWalletsService(options: WalletsOptions) {
   const emailToken = () => Array.from({ length: 20 }, () => LETTERS[randomInt(LETTERS.length)]).join('');
   const tokenDigest = (email: string, token: string) => keyedHash(keyring, 'wallet-token', `${email}:${token}`);
 
-  async function sendVerification(wallet: WalletRow, token: string) {
-    await options.mailer.send({
-      to: wallet.email,
-      subject: 'Confirm your email',
-      text: `Confirm your email address by opening this link:\n\n${verificationLink(options.clientUrl, wallet.walletId, token)}\n`,
-    });
+  /** Queues the verification link in `tx`, the transaction that stored the token's digest. */
+  async function sendVerification(wallet: WalletRow, token: string, tx: Executor) {
+    await options.mailer.queue(
+      {
+        to: wallet.email,
+        subject: 'Confirm your email',
+        text: `Confirm your email address by opening this link:\n\n${verificationLink(options.clientUrl, wallet.walletId, token)}\n`,
+      },
+      tx,
+    );
   }
 
   /**
@@ -130,9 +134,9 @@ export function createWalletsService(options: WalletsOptions) {
       if (unregistered && verified) await accounts.addSigners(accountId, signers, tx);
       if (!unregistered || verified) await options.identities.activate(accountId, input.email, tx);
       const factor = await repo.insertFactor({ walletPk: wallet.id, type: 'password', priority: 100, ...passwordFactor }, tx);
+      if (!verified) await sendVerification(wallet, token, tx);
       return { wallet, factorId: factor!.id, session: await startSession(wallet, tx) };
     });
-    if (!result.wallet.verified) await sendVerification(result.wallet, token);
     return result;
   }
 
@@ -248,12 +252,15 @@ export function createWalletsService(options: WalletsOptions) {
     const wallet = await mustFind(walletId);
     if (wallet.verified) throw badRequest('', 'email already confirmed');
     const token = emailToken();
-    const updated = await repo.update(
-      wallet.id,
-      { verificationDigest: tokenDigest(wallet.email, token), verificationSentAt: clock.now() },
-      db,
-    );
-    await sendVerification(updated, token);
+    // The new link replaces the old one only if it is queued: a refused mail (429) leaves the old link valid.
+    await db.transaction(async (tx) => {
+      const updated = await repo.update(
+        wallet.id,
+        { verificationDigest: tokenDigest(wallet.email, token), verificationSentAt: clock.now() },
+        tx,
+      );
+      await sendVerification(updated, token, tx);
+    });
   }
 
   /** Confirms the email; a wallet that took over an unregistered identity now gets its signers on that account. */

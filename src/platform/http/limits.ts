@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { keyedHash } from '../crypto/envelope.ts';
 import type { Keyring } from '../crypto/keyring.ts';
-import { queryRows, type Db } from '../db/database.ts';
+import { queryRows, type Db, type Executor } from '../db/database.ts';
 import { AppError } from './errors.ts';
 
 /**
@@ -12,10 +12,14 @@ import { AppError } from './errors.ts';
 export function windowCounters(db: Db, keyring: Keyring, namespace: string) {
   const fullKey = (key: string) => `${namespace}:${keyedHash(keyring, 'rate-limit', key)}`;
   return {
-    /** Adds `amount` to the key's window (opened for `windowMs` if none is running); the new count. */
-    async add(key: string, amount: number, windowMs: number): Promise<{ count: number; retryAfterSeconds: number }> {
+    /**
+     * Adds `amount` to the key's window (opened for `windowMs` if none is running); the new count.
+     * In `tx`, the addition stands only if `tx` commits: a limit on what a change sends (mail,
+     * invites) counts only what was sent.
+     */
+    async add(key: string, amount: number, windowMs: number, tx: Executor = db): Promise<{ count: number; retryAfterSeconds: number }> {
       const rows = await queryRows<{ count: number; ttl: number }>(
-        db,
+        tx,
         sql`
         insert into rate_limit_counters (key, count, reset_at)
         values (${fullKey(key)}, ${amount}, now() + make_interval(secs => ${windowMs / 1000}))
