@@ -108,6 +108,7 @@ export function createModules(deps: AppDeps): Modules {
   const log = deps.log ?? createLogger(deps.config.logLevel, deps.logStream);
   const metrics = createMetricsRegistry();
   databaseMetrics(metrics, deps.database, deps.config.healthTimeoutMs);
+  const jobs = jobMetrics(metrics);
   return {
     storage,
     mailer,
@@ -119,13 +120,14 @@ export function createModules(deps: AppDeps): Modules {
           log,
           transport: smtpTransport(deps.config.smtpUrl),
           from: deps.config.mailFrom,
+          jobs,
         })
       : undefined,
     audit,
     identity,
     log,
     metrics,
-    jobs: jobMetrics(metrics),
+    jobs,
     keyserver: createKeyserver({
       db: deps.database.db,
       audit,

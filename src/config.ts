@@ -248,7 +248,7 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
   },
   WORKER_DRAIN_SECONDS: {
     meaning:
-      'on SIGTERM the webhook worker (`--role worker`, or inside `serve`) stops claiming, gives back what it claimed but did not send, and waits this long for sends in flight; then it cuts them short (recorded as `interrupted` attempts, due again at once) and exits 0',
+      'on SIGTERM the webhook worker (`--role worker`, or inside `serve`) stops claiming, gives back what it claimed but did not send, and waits this long for sends in flight; then it cuts them short (recorded as `interrupted` attempts, due again at once) and exits 0. The mail sender finishes the mail it is sending and gives back the rest of its claim',
   },
   AUDIT_ANCHOR_INTERVAL_SECONDS: {
     meaning:
@@ -272,7 +272,7 @@ export const settingDocs: Record<SettingName | 'HEALTH_PORT', SettingDoc> = {
   },
   SMTP_URL: {
     meaning:
-      '`smtp://user:pass@host:587`: mail is queued, sealed, in the `mail_outbox` table with the change it tells of and sent by the worker (`serve --role all|worker`), retried for about 31 h; unset, it is kept there (read with `GET /admin/mail`)',
+      '`smtp://user:pass@host:587`: mail is queued, sealed, in the `mail_outbox` table with the change it tells of and sent by the worker (`serve --role all|worker`), retried for about 29 h; unset, it is kept there (read with `GET /admin/mail`)',
   },
   MAIL_FROM: { meaning: 'the sender of every mail' },
   KEYSERVER_NETWORK_PASSPHRASE: { meaning: 'network passphrase TokenD clients sign transaction envelopes with (served at `GET /`)' },

@@ -15,7 +15,7 @@ const mailResponse = z.object({
   id: z.uuid(),
   recipient: z.string(),
   subject: z.string(),
-  body: z.string(),
+  body: z.string().nullable().describe('the text; null once the mail was sent or failed (it held links and codes)'),
   created_at: z.date(),
   status: z.enum(MAIL_STATUSES).describe('kept (no SMTP server), pending (to be sent), sent, or failed (refused, or retries used up)'),
   attempts: z.int().describe('SMTP attempts made'),

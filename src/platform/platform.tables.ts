@@ -78,6 +78,8 @@ export const mailOutbox = pgTable(
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }),
     /** A sender claimed it until then; another sender takes it over only after. */
     leaseUntil: timestamp('lease_until', { withTimezone: true }),
+    /** The claim of the sender that holds the lease: only it records the outcome. */
+    claimToken: uuid('claim_token'),
     sentAt: timestamp('sent_at', { withTimezone: true }),
     /** Why the last attempt failed: the SMTP reply code or the socket error code, never an address. */
     lastError: text('last_error'),

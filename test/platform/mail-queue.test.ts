@@ -1,7 +1,7 @@
 import { eq, sql } from 'drizzle-orm';
 import sdk from '@tokend/js-sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createMailSender, MAIL_RETRY_SCHEDULE_SECONDS, readOutbox } from '../../src/platform/mail/mailer.ts';
+import { createMailSender, MAIL_RETRY_SCHEDULE_SECONDS, readOutbox, smtpTransport } from '../../src/platform/mail/mailer.ts';
 import { mailOutbox } from '../../src/platform/platform.tables.ts';
 import { startTestApp, type TestApp } from '../support/harness.ts';
 import { smtpServer } from '../support/smtp.ts';
@@ -43,7 +43,8 @@ describe('mail through SMTP', () => {
     expect(raw).toContain('Subject: Confirm your email');
     expect(raw).toContain('From: Tranche <no-reply@tranche.test>');
     const [sent] = await rowsTo('smtp-happy@example.com');
-    expect(sent).toMatchObject({ status: 'sent', attempts: 1, lastError: null });
+    // The link and codes go with the send: only recipient and subject stay.
+    expect(sent).toMatchObject({ status: 'sent', attempts: 1, lastError: null, body: null });
     expect(sent!.sentAt).toBeInstanceOf(Date);
     expect(await sender().runOnce()).toBe(0);
     expect(smtp.to('smtp-happy@example.com')).toHaveLength(1);
@@ -80,7 +81,7 @@ describe('mail through SMTP', () => {
     smtp.setRefusal((address) => (address === 'smtp-later@example.com' ? { code: 451, message: 'try again later' } : undefined));
     await sender().runOnce();
     let [row] = await rowsTo('smtp-later@example.com');
-    expect(row).toMatchObject({ status: 'pending', attempts: 1, lastError: 'EENVELOPE 451' });
+    expect(row).toMatchObject({ status: 'pending', attempts: 1, lastError: 'EENVELOPE RCPT TO 451' });
     expect(await sender().runOnce()).toBe(0); // not due before the first delay
 
     // Then the server is down: a socket error, retried again.
@@ -111,7 +112,7 @@ describe('mail through SMTP', () => {
     await signUp('smtp-never@example.com');
     await sender().runOnce();
     expect(await rowsTo('smtp-never@example.com')).toEqual([
-      expect.objectContaining({ status: 'failed', attempts: 1, lastError: 'EENVELOPE 550' }),
+      expect.objectContaining({ status: 'failed', attempts: 1, lastError: 'EENVELOPE RCPT TO 550' }),
     ]);
 
     smtp.setRefusal((address) => (address.startsWith('smtp-busy') ? { code: 452, message: 'mailbox full' } : undefined));
@@ -121,13 +122,82 @@ describe('mail through SMTP', () => {
       t.clock.advance(delay * 1000);
     }
     expect(await rowsTo('smtp-busy@example.com')).toEqual([
-      expect.objectContaining({ status: 'failed', attempts: MAIL_RETRY_SCHEDULE_SECONDS.length + 1, lastError: 'EENVELOPE 452' }),
+      expect.objectContaining({ status: 'failed', attempts: MAIL_RETRY_SCHEDULE_SECONDS.length + 1, lastError: 'EENVELOPE RCPT TO 452' }),
     ]);
     const failed = await t.get('/admin/mail?status=failed', { 'x-admin-key': adminKey });
     expect(failed.body.data.items.map((item: { recipient: string }) => item.recipient).sort()).toEqual([
       'smtp-busy@example.com',
       'smtp-never@example.com',
     ]);
+  });
+
+  it('a refused sender (MAIL FROM 550: the deployment, not the mail) is retried, and sends once the server takes it', async () => {
+    smtp.setRefusal((_address, command) => (command === 'MAIL FROM' ? { code: 550, message: 'relay not permitted' } : undefined));
+    await signUp('smtp-from@example.com');
+    await sender().runOnce();
+    expect(await rowsTo('smtp-from@example.com')).toEqual([
+      expect.objectContaining({ status: 'pending', attempts: 1, lastError: 'EENVELOPE MAIL FROM 550' }),
+    ]);
+    smtp.setRefusal(() => undefined);
+    t.clock.advance(MAIL_RETRY_SCHEDULE_SECONDS[0]! * 1000);
+    await sender().runOnce();
+    expect(await rowsTo('smtp-from@example.com')).toEqual([expect.objectContaining({ status: 'sent', attempts: 2 })]);
+  });
+
+  it('two senders at once send each mail once', async () => {
+    const emails = Array.from({ length: 6 }, (_, i) => `smtp-pair-${i}@example.com`);
+    for (const email of emails) await signUp(email);
+    const other = createMailSender({
+      db: t.db,
+      keyring: t.keyring,
+      clock: t.clock,
+      log: t.modules.log,
+      from: 'b@tranche.test',
+      transport: smtpTransport(smtp.url),
+      batchSize: 2,
+    });
+    const claimed = await Promise.all([sender().runOnce(), other.runOnce(), other.runOnce()]);
+    expect(claimed.reduce((sum, n) => sum + n, 0)).toBe(6);
+    for (const email of emails) {
+      expect(smtp.to(email)).toHaveLength(1);
+      expect(await rowsTo(email)).toEqual([expect.objectContaining({ status: 'sent', attempts: 1 })]);
+    }
+  });
+
+  it('stopping mid-round finishes the mail being sent and hands the rest of the claim back untried', async () => {
+    const emails = ['smtp-stop-0@example.com', 'smtp-stop-1@example.com', 'smtp-stop-2@example.com'];
+    for (const email of emails) await signUp(email);
+    let release!: () => void;
+    const sent: string[] = [];
+    const slow = createMailSender({
+      db: t.db,
+      keyring: t.keyring,
+      clock: t.clock,
+      log: t.modules.log,
+      from: 'a@tranche.test',
+      transport: {
+        sendMail: async (message) => {
+          await new Promise<void>((resolve) => (release = resolve));
+          sent.push(message.to);
+        },
+      },
+    });
+    const stop = slow.start(10);
+    await expect.poll(() => release !== undefined).toBe(true);
+    const stopped = stop();
+    release();
+    await stopped;
+    expect(sent).toEqual([emails[0]]);
+    expect((await rowsTo(emails[0]!))[0]).toMatchObject({ status: 'sent', attempts: 1 });
+    for (const email of emails.slice(1)) {
+      const [row] = await t.db
+        .select()
+        .from(mailOutbox)
+        .where(eq(mailOutbox.id, (await rowsTo(email))[0]!.id));
+      expect(row).toMatchObject({ status: 'pending', attempts: 0, leaseUntil: null, claimToken: null });
+    }
+    // The next sender takes them at once.
+    expect(await sender().runOnce()).toBe(2);
   });
 
   it('a sender that dies mid-send leaves the mail to another once its lease ends, and its late answer changes nothing', async () => {

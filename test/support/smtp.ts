@@ -6,13 +6,13 @@ export type ReceivedMail = { to: string[]; raw: string };
 
 /**
  * A real SMTP server on 127.0.0.1 (nodemailer's smtp-server), without TLS or login, keeping what it
- * accepts. `refuse(address)` decides the reply to a recipient: undefined accepts it, `{ code,
- * message }` answers that SMTP reply (451: try later, 550: never). `stop()` closes the port and
+ * accepts. `refuse(address, command)` decides the reply to MAIL FROM and each RCPT TO: undefined
+ * accepts, `{ code, message }` answers that SMTP reply (451: try later, 550: never). `stop()` closes the port and
  * `start()` opens it again on the same port (a server that went down and came back).
  */
 export async function smtpServer() {
   const received: ReceivedMail[] = [];
-  let refuse: (address: string) => { code: number; message: string } | undefined = () => undefined;
+  let refuse: (address: string, command: 'MAIL FROM' | 'RCPT TO') => { code: number; message: string } | undefined = () => undefined;
   let server: SMTPServer;
   let port = 0;
 
@@ -20,8 +20,13 @@ export async function smtpServer() {
     server = new SMTPServer({
       disabledCommands: ['STARTTLS', 'AUTH'],
       logger: false,
+      onMailFrom(address, _session, callback) {
+        const refusal = refuse(address.address, 'MAIL FROM');
+        if (!refusal) return callback();
+        callback(Object.assign(new Error(refusal.message), { responseCode: refusal.code }));
+      },
       onRcptTo(address, _session, callback) {
-        const refusal = refuse(address.address);
+        const refusal = refuse(address.address, 'RCPT TO');
         if (!refusal) return callback();
         callback(Object.assign(new Error(refusal.message), { responseCode: refusal.code }));
       },

@@ -26,9 +26,12 @@ export async function tokendClient(t: TestApp) {
   const admin = base.Keypair.random();
   await t.modules.keyserver.accounts.addAdminSigner(admin.accountId());
 
+  /** The newest mail to `to`, with its text (mail that is kept or pending still has it). */
   async function latestMail(to: string) {
     const { items } = await readOutbox(t.db, t.keyring, { to, limit: 1, offset: 0 });
-    return items[0]!;
+    const mail = items[0]!;
+    if (mail.body === null) throw new Error(`the newest mail to ${to} is ${mail.status} and has no text left`);
+    return { ...mail, body: mail.body };
   }
 
   /** The base64url payload of the verification link last mailed to `email`. */

@@ -11947,7 +11947,8 @@ export interface operations {
                                 id: string;
                                 recipient: string;
                                 subject: string;
-                                body: string;
+                                /** @description the text; null once the mail was sent or failed (it held links and codes) */
+                                body: string | null;
                                 /** Format: date-time */
                                 created_at: string;
                                 /**

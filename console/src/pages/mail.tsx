@@ -58,7 +58,7 @@ export function Mail() {
                 {mail.last_error ? `, last error ${mail.last_error}` : ''}
               </span>
             )}
-            <pre>{mail.body}</pre>
+            {mail.body !== null && <pre>{mail.body}</pre>}
           </li>
         ))}
       </ul>

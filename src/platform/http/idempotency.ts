@@ -216,14 +216,18 @@ export const idempotencyPlugin = fp(async (app: FastifyInstance, options: Idempo
 
   /** In the request's own transaction: its writes happened. Throws (rolls back) if the key was taken over. */
   /**
-   * Marks the record committed in `tx` and renews its lease from that transaction's `now()`: a
-   * lease the same transaction gives a row of its own (a KYC submission's) ends no later than the
-   * key's, so a retry that takes the key over finds that lease over too.
+   * Marks the record committed in `tx` and makes its lease run at least `leaseSeconds` past that
+   * transaction's `now()` (a heartbeat may already have moved it further): a lease the same
+   * transaction gives a row of its own (a KYC submission's) ends no later than the key's, so a
+   * retry that takes the key over finds that lease over too.
    */
   async function markCommitted(tx: Tx, record: { scope: string; key: string; owner: string }): Promise<void> {
     const marked = await tx
       .update(idempotencyKeys)
-      .set({ state: 'committed', leaseUntil: sql`now() + make_interval(secs => ${options.leaseSeconds})` })
+      .set({
+        state: 'committed',
+        leaseUntil: sql`greatest(${idempotencyKeys.leaseUntil}, now() + make_interval(secs => ${options.leaseSeconds}))`,
+      })
       .where(and(eq(idempotencyKeys.scope, record.scope), eq(idempotencyKeys.key, record.key), eq(idempotencyKeys.owner, record.owner)))
       .returning({ key: idempotencyKeys.key });
     if (marked.length === 0) {

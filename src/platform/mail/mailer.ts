@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { and, asc, desc, eq, inArray, isNull, lte, or, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import nodemailer from 'nodemailer';
@@ -7,6 +8,7 @@ import { keyedHash, seal, unseal } from '../crypto/envelope.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Db, Executor } from '../db/database.ts';
 import { pageWithTotal, type CappedTotal } from '../db/pages.ts';
+import type { JobMetrics } from '../observability/metrics.ts';
 import { mailOutbox } from '../platform.tables.ts';
 
 export type Mail = { to: string; subject: string; text: string };
@@ -19,13 +21,15 @@ export type Mail = { to: string; subject: string; text: string };
  */
 export type Mailer = { queue(mail: Mail, tx: Executor): Promise<void> };
 
-/** SMTP reply codes from 500 to 599 on the envelope or the message: the server refuses this mail for good. */
-const PERMANENT_SMTP_CODES = { min: 500, max: 599 };
-/** Nodemailer's error codes for a refusal of this mail (as opposed to the connection, the login or a timeout). */
-const REFUSAL_CODES = new Set(['EENVELOPE', 'EMESSAGE']);
+/**
+ * The SMTP commands whose refusal is a refusal of this mail: the recipient (RCPT TO) or the message
+ * (DATA). A refusal of MAIL FROM, the login or TLS is the deployment's (a wrong MAIL_FROM, missing
+ * credentials) and is retried, so that fixing the configuration sends the mail waiting.
+ */
+const MAIL_REFUSING_COMMANDS = new Set(['RCPT TO', 'DATA']);
 
 /**
- * Seconds to wait after the 1st, 2nd, ... failed attempt before the next one: about 31 hours in all,
+ * Seconds to wait after the 1st, 2nd, ... failed attempt before the next one: about 29 hours in all,
  * then the mail is `failed`. SMTP servers themselves retry for days (RFC 5321 §4.5.4.1 suggests
  * giving up after 4-5 days); a verification link or a 2FA code is worthless long before that.
  */
@@ -54,27 +58,34 @@ export function mailQueue(keyring: Keyring, clock: Clock, deliver: boolean): Mai
 export type MailTransport = { sendMail(message: { from: string; to: string; subject: string; text: string }): Promise<unknown> };
 
 /**
- * SMTP through nodemailer (smtp://user:pass@host:587, smtps://...), with timeouts that stay well
- * inside the sender's lease: 10 s to connect and for the greeting, 30 s of socket silence.
+ * SMTP through nodemailer (smtp://user:pass@host:587, smtps://...): 10 s to connect and for the
+ * greeting, 30 s of socket silence (the sender also abandons a send at half its lease).
  */
 export function smtpTransport(url: string): MailTransport & { close(): void } {
   return nodemailer.createTransport({ url, connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000 } as never);
 }
 
 /**
- * Why an attempt failed, fit to store and log: nodemailer's code and the SMTP reply code (e.g.
- * `EENVELOPE 550`), or the socket error code; never the message, which may quote the address.
+ * Why an attempt failed, fit to store and log: nodemailer's code, the SMTP command refused and
+ * the reply code (e.g. `EENVELOPE RCPT TO 550`), or the socket error code; never the message,
+ * which may quote the address. `permanent`: the server refused this mail for good.
  */
 export function mailErrorSummary(error: unknown): { summary: string; permanent: boolean } {
-  const { code, responseCode } = (error ?? {}) as { code?: unknown; responseCode?: unknown };
-  const parts = [typeof code === 'string' ? code : undefined, typeof responseCode === 'number' ? String(responseCode) : undefined];
+  const { code, responseCode, command } = (error ?? {}) as { code?: unknown; responseCode?: unknown; command?: unknown };
+  const parts = [
+    typeof code === 'string' ? code : undefined,
+    typeof command === 'string' ? command : undefined,
+    typeof responseCode === 'number' ? String(responseCode) : undefined,
+  ];
   const summary = parts.filter(Boolean).join(' ') || (error instanceof Error ? error.name : 'error');
+  // RFC 5321 §4.2.1: 5yz is a permanent negative reply; 503 (bad sequence) says the session, not the mail, was wrong.
   const permanent =
-    typeof code === 'string' &&
-    REFUSAL_CODES.has(code) &&
+    typeof command === 'string' &&
+    MAIL_REFUSING_COMMANDS.has(command) &&
     typeof responseCode === 'number' &&
-    responseCode >= PERMANENT_SMTP_CODES.min &&
-    responseCode <= PERMANENT_SMTP_CODES.max;
+    responseCode >= 500 &&
+    responseCode < 600 &&
+    responseCode !== 503;
   return { summary, permanent };
 }
 
@@ -94,21 +105,33 @@ export type MailSenderOptions = {
   batchSize?: number;
   /** Sent mail older than this is deleted, in batches of 500, at most once a minute (default 30 days; seconds). */
   retentionSeconds?: number;
+  /** Counts each round of `start` as the job `mail_send`. */
+  jobs?: JobMetrics;
 };
 
 export type MailSender = {
-  /** Claims the due mail (up to `batchSize`), sends each, records the outcome; how many it claimed. */
-  runOnce(): Promise<number>;
-  /** Sends due mail every `intervalMs` (and at once again after a full batch); returns the function that stops it. */
+  /**
+   * Claims the due mail (up to `batchSize`), sends each, records the outcome; how many it claimed.
+   * `shouldStop`, checked before each mail, hands the rest of the claim back unsent.
+   */
+  runOnce(shouldStop?: () => boolean): Promise<number>;
+  /**
+   * Sends due mail every `intervalMs` (and at once again after a full batch); returns the function
+   * that stops it: it waits for the mail being sent, if any, and hands back the rest of the claim.
+   */
   start(intervalMs?: number): () => Promise<void>;
 };
 
 /**
- * Sends the `pending` mail of the outbox over SMTP, at least once: a claim sets a lease, the
- * outcome is recorded only under that lease, and a sender that died mid-send leaves the mail to be
- * claimed again when its lease ends. A refusal of the mail (5xx on the envelope or the message)
- * fails it at once; anything else (connection, login, timeout, 4xx) is retried on
- * `retryScheduleSeconds`. Any number of senders may run against one database.
+ * Sends the `pending` mail of the outbox over SMTP, at least once. A round claims due mail under a
+ * claim token; each mail's lease (`leaseSeconds`) is taken again just before it is sent, and its
+ * outcome is recorded only under that token, so a mail is never sent by two live senders, and a
+ * sender that died mid-send leaves it to be claimed again when its lease ends. A send that runs
+ * past half the lease is abandoned as timed out. A refusal of this mail (a permanent 5xx reply to
+ * RCPT TO or DATA, RFC 5321 §4.2.1) fails it at once; anything else (connection, login, MAIL FROM,
+ * timeout, 4xx) is retried on `retryScheduleSeconds`. Once a mail is sent or failed its text
+ * (links, codes) is dropped; recipient and subject stay, sealed. Any number of senders may run
+ * against one database; their clocks (`clock`) should agree within a fraction of the lease.
  */
 export function createMailSender(options: MailSenderOptions): MailSender {
   const { db, keyring, clock, log, transport, from } = options;
@@ -117,8 +140,10 @@ export function createMailSender(options: MailSenderOptions): MailSender {
   const batchSize = options.batchSize ?? 10;
   const retentionMs = (options.retentionSeconds ?? 30 * 86_400) * 1000;
   let prunedAt = 0;
+  const leaseFrom = (now: Date) => new Date(now.getTime() + leaseMs);
 
-  async function claim(now: Date): Promise<StoredMail[]> {
+  /** Marks up to `batchSize` due mails with `token`; their ids, oldest due first. */
+  async function claim(token: string, now: Date): Promise<string[]> {
     const due = db
       .select({ id: mailOutbox.id })
       .from(mailOutbox)
@@ -132,39 +157,80 @@ export function createMailSender(options: MailSenderOptions): MailSender {
       .orderBy(asc(mailOutbox.nextAttemptAt))
       .limit(batchSize)
       .for('update', { skipLocked: true });
-    return db
+    const rows = await db
       .update(mailOutbox)
-      .set({ leaseUntil: new Date(now.getTime() + leaseMs), attempts: sql`${mailOutbox.attempts} + 1` })
+      .set({ claimToken: token, leaseUntil: leaseFrom(now) })
       .where(inArray(mailOutbox.id, due))
+      .returning({ id: mailOutbox.id, nextAttemptAt: mailOutbox.nextAttemptAt });
+    return rows.sort((a, b) => a.nextAttemptAt!.getTime() - b.nextAttemptAt!.getTime()).map((row) => row.id);
+  }
+
+  /** Renews the lease of one claimed mail and counts the attempt; undefined when the claim was lost. */
+  async function take(id: string, token: string): Promise<StoredMail | undefined> {
+    const [row] = await db
+      .update(mailOutbox)
+      .set({ leaseUntil: leaseFrom(clock.now()), attempts: sql`${mailOutbox.attempts} + 1` })
+      .where(and(eq(mailOutbox.id, id), eq(mailOutbox.claimToken, token), eq(mailOutbox.status, 'pending')))
       .returning();
+    return row;
   }
 
   async function record(row: StoredMail, changes: Partial<StoredMail>) {
     await db
       .update(mailOutbox)
-      .set({ ...changes, leaseUntil: null })
-      .where(and(eq(mailOutbox.id, row.id), eq(mailOutbox.leaseUntil, row.leaseUntil!)));
+      .set({ ...changes, leaseUntil: null, claimToken: null })
+      .where(and(eq(mailOutbox.id, row.id), eq(mailOutbox.claimToken, row.claimToken!)));
+  }
+
+  /** Hands back the mail of a claim not yet taken, for the next round or another sender. */
+  async function release(token: string) {
+    await db
+      .update(mailOutbox)
+      .set({ leaseUntil: null, claimToken: null })
+      .where(and(eq(mailOutbox.claimToken, token), eq(mailOutbox.status, 'pending')));
+  }
+
+  /** Settles with the send, or rejects with ETIMEDOUT after half the lease (the send may still complete). */
+  async function sendWithin(mail: OutboxMail) {
+    const timeout = new AbortController();
+    const deadline = delay(leaseMs / 2, undefined, { signal: timeout.signal }).then(() => {
+      throw Object.assign(new Error('the SMTP send took longer than half the lease'), { code: 'ETIMEDOUT' });
+    });
+    try {
+      await Promise.race([transport.sendMail({ from, to: mail.recipient, subject: mail.subject, text: mail.body ?? '' }), deadline]);
+    } finally {
+      timeout.abort();
+      deadline.catch(() => undefined);
+    }
   }
 
   async function sendOne(row: StoredMail) {
+    const mail = openMail(keyring, row);
+    let failure: unknown;
     try {
-      const mail = openMail(keyring, row);
-      await transport.sendMail({ from, to: mail.recipient, subject: mail.subject, text: mail.body });
-      await record(row, { status: 'sent', sentAt: clock.now(), nextAttemptAt: null, lastError: null });
+      await sendWithin(mail);
     } catch (error) {
-      const { summary, permanent } = mailErrorSummary(error);
-      const delay = schedule[row.attempts - 1];
-      const failed = permanent || delay === undefined;
-      log.warn(
-        { mailId: row.id, attempt: row.attempts, error: summary, failed },
-        failed ? 'mail not sent; giving up' : 'mail not sent; will retry',
-      );
-      await record(row, {
-        status: failed ? 'failed' : 'pending',
-        nextAttemptAt: failed ? null : new Date(clock.now().getTime() + delay * 1000),
-        lastError: summary,
-      });
+      failure = error ?? new Error('send failed');
     }
+    // Only the address and subject outlive the attempt that settles the mail.
+    const scrubbed = sealMail(keyring, row.id, { to: mail.recipient, subject: mail.subject });
+    if (failure === undefined) {
+      await record(row, { status: 'sent', sentAt: clock.now(), nextAttemptAt: null, lastError: null, ...scrubbed });
+      return;
+    }
+    const { summary, permanent } = mailErrorSummary(failure);
+    const wait = schedule[row.attempts - 1];
+    const failed = permanent || wait === undefined;
+    log.warn(
+      { mailId: row.id, attempt: row.attempts, error: summary, failed },
+      failed ? 'mail not sent; giving up' : 'mail not sent; will retry',
+    );
+    await record(row, {
+      status: failed ? 'failed' : 'pending',
+      nextAttemptAt: failed ? null : new Date(clock.now().getTime() + wait * 1000),
+      lastError: summary,
+      ...(failed ? scrubbed : {}),
+    });
   }
 
   async function prune(now: Date) {
@@ -178,12 +244,20 @@ export function createMailSender(options: MailSenderOptions): MailSender {
     await db.delete(mailOutbox).where(inArray(mailOutbox.id, old));
   }
 
-  async function runOnce(): Promise<number> {
-    const now = clock.now();
-    const rows = await claim(now);
-    for (const row of rows) await sendOne(row);
-    await prune(now);
-    return rows.length;
+  async function runOnce(shouldStop: () => boolean = () => false): Promise<number> {
+    const token = randomUUID();
+    const ids = await claim(token, clock.now());
+    try {
+      for (const id of ids) {
+        if (shouldStop()) break;
+        const row = await take(id, token);
+        if (row) await sendOne(row);
+      }
+    } finally {
+      if (ids.length > 0) await release(token);
+    }
+    await prune(clock.now());
+    return ids.length;
   }
 
   function start(intervalMs = 1000) {
@@ -194,7 +268,8 @@ export function createMailSender(options: MailSenderOptions): MailSender {
       running = (async () => {
         let claimed: number;
         try {
-          do claimed = await runOnce();
+          const round = () => runOnce(() => stopped);
+          do claimed = await (options.jobs ? options.jobs.track('mail_send', round) : round());
           while (!stopped && claimed === batchSize);
         } catch (error) {
           log.warn({ err: error }, 'mail sender round failed; retrying at the next tick');
@@ -220,7 +295,8 @@ export type OutboxMail = {
   id: string;
   recipient: string;
   subject: string;
-  body: string;
+  /** The text; null once the mail was sent or failed (it held links and codes). */
+  body: string | null;
   createdAt: Date;
   /** `kept` (no SMTP server), `pending`, `sent` or `failed`; see `mailOutbox.status`. */
   status: MailStatus;
@@ -239,7 +315,7 @@ const mailAad = (id: string) => `mail_outbox:${id}`;
 const recipientDigest = (keyring: Keyring, to: string) => keyedHash(keyring, 'mail-recipient', to.toLowerCase());
 
 /** The stored form of a mail: sealed (it carries addresses, links and codes), found by the keyed hash of its recipient. */
-export function sealMail(keyring: Keyring, id: string, mail: Mail) {
+export function sealMail(keyring: Keyring, id: string, mail: Omit<Mail, 'text'> & { text?: string }) {
   return { recipientDigest: recipientDigest(keyring, mail.to), ...seal(keyring, JSON.stringify(mail), mailAad(id)) };
 }
 
@@ -249,12 +325,12 @@ function openMail(keyring: Keyring, row: StoredMail): OutboxMail {
   }
   const mail = JSON.parse(
     unseal(keyring, { keyId: row.keyId, wrappedKey: row.wrappedKey, ciphertext: row.ciphertext }, mailAad(row.id)),
-  ) as Mail;
+  ) as Omit<Mail, 'text'> & { text?: string };
   return {
     id: row.id,
     recipient: mail.to,
     subject: mail.subject,
-    body: mail.text,
+    body: mail.text ?? null,
     createdAt: row.createdAt,
     status: row.status,
     attempts: row.attempts,
