@@ -135,7 +135,11 @@ describe('key server security: every mail and every guess is limited', () => {
       send(strict, 'POST', '/invites', body, await strictSignedHeaders(strictClient.admin, 'POST', '/invites', body));
     expect((await post(invite(['a1@example.com', 'a2@example.com', 'a3@example.com', 'a4@example.com']))).status).toBe(400);
     expect((await post(invite(['b1@example.com', 'b2@example.com', 'b3@example.com']))).status).toBe(201);
+    // A refused batch (one invite exists: 409) stores, mails and counts nothing.
+    expect((await post(invite(['c1@example.com', 'b1@example.com']))).status).toBe(409);
     expect((await post(invite(['c1@example.com', 'c2@example.com']))).status).toBe(201);
+    const adminKey = (await strict.modules.identity.orgs.createAdminKey()).key;
+    expect((await strict.get('/admin/mail?to=c1@example.com', { 'x-admin-key': adminKey })).body.data.meta.total).toBe(1);
     const over = await post(invite(['d1@example.com']));
     expect(over.status).toBe(429);
   });
