@@ -247,10 +247,15 @@ async function serve(config: Config, role: Role) {
       'Never in production: on PostgreSQL or with NODE_ENV=production only public addresses (and WEBHOOK_EGRESS_ALLOWLIST) are reached.',
     );
   }
-  if (config.demoIdp && (await modules.identity.orgs.countOrgs()) === 0) {
+  if (config.smtpUrl && role === 'all') {
+    const smtp = new URL(config.smtpUrl);
+    lines.push(`Mail: sent through ${smtp.protocol}//${smtp.host} (queued with each change, retried; GET /admin/mail shows each one)`);
+  }
+  const orgs = await modules.identity.orgs.countOrgs();
+  if (config.demoIdp && orgs === 0) {
     const demo = await createDemo({ config, database, identity: modules.identity, keyserver: modules.keyserver, keyring });
     lines.push('', 'First start: created a demo org.', showSecretsOnce(config, demo.text));
-  } else {
+  } else if (orgs === 0) {
     lines.push('Create an org and its first API key (with the server stopped when on the embedded database):');
     lines.push('  npm run tranche -- org create --name "Acme" --issuer https://idp.example.com --audience my-client-id');
     lines.push('  npm run tranche -- api-key create --org <org id>');

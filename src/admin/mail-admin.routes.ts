@@ -13,14 +13,20 @@ import { requireReviewer, reviewerAuth } from './reviewer.ts';
 
 const mailResponse = z.object({
   id: z.uuid(),
-  recipient: z.string(),
-  subject: z.string(),
+  recipient: z.string().nullable().describe('null (with subject and body) when the mail was sealed under a key this server does not have'),
+  subject: z.string().nullable(),
   body: z.string().nullable().describe('the text; null once the mail was sent or failed (it held links and codes)'),
   created_at: z.date(),
   status: z.enum(MAIL_STATUSES).describe('kept (no SMTP server), pending (to be sent), sent, or failed (refused, or retries used up)'),
   attempts: z.int().describe('SMTP attempts made'),
+  next_attempt_at: z.date().nullable().describe('when a pending mail is tried next'),
   sent_at: z.date().nullable(),
-  last_error: z.string().nullable().describe('why the last attempt failed: the SMTP or socket error code, e.g. EENVELOPE 550'),
+  last_error: z
+    .string()
+    .nullable()
+    .describe(
+      'why the last attempt failed: the SMTP command and reply code or the socket error, e.g. EENVELOPE RCPT TO 550, ESOCKET CONN ECONNREFUSED',
+    ),
 });
 
 /**

@@ -37,6 +37,9 @@ export const toNewSigner = (signer: SignerResource) => ({
 });
 
 /** Offset paging as TokenD's clients send it: `page[number]` (zero-based), `page[limit]`. */
+/** The response of a key-server route that answers 204 with no body (as TokenD's does). */
+export const noContentResponse = { 204: z.null().describe('No content') };
+
 export const pageQuery = {
   'page[number]': queryInt4(0, Math.floor(INT4_MAX / 100)).default(0),
   'page[limit]': queryInt4(1, 100).default(15),

@@ -94,7 +94,10 @@ describe('mail through SMTP', () => {
     }
     [row] = await rowsTo('smtp-later@example.com');
     expect(row).toMatchObject({ status: 'pending', attempts: 2 });
-    expect(row!.lastError).toMatch(/^E[A-Z]+/);
+    expect(row!.lastError).toMatch(/^E[A-Z]+ .*ECONNREFUSED$/);
+    const untilNext = row!.nextAttemptAt!.getTime() - t.clock.now().getTime();
+    expect(untilNext).toBeGreaterThan(MAIL_RETRY_SCHEDULE_SECONDS[1]! * 1000 - 5_000);
+    expect(untilNext).toBeLessThanOrEqual(MAIL_RETRY_SCHEDULE_SECONDS[1]! * 1000);
 
     smtp.setRefusal(() => undefined);
     t.clock.advance(MAIL_RETRY_SCHEDULE_SECONDS[1]! * 1000);

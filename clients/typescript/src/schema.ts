@@ -11924,6 +11924,7 @@ export interface operations {
                      *             "created_at": "2026-01-15T09:30:00.000Z",
                      *             "status": "kept",
                      *             "attempts": -9007199254740991,
+                     *             "next_attempt_at": "2026-01-15T09:30:00.000Z",
                      *             "sent_at": "2026-01-15T09:30:00.000Z",
                      *             "last_error": "last_error"
                      *           }
@@ -11945,8 +11946,9 @@ export interface operations {
                             items: {
                                 /** Format: uuid */
                                 id: string;
-                                recipient: string;
-                                subject: string;
+                                /** @description null (with subject and body) when the mail was sealed under a key this server does not have */
+                                recipient: string | null;
+                                subject: string | null;
                                 /** @description the text; null once the mail was sent or failed (it held links and codes) */
                                 body: string | null;
                                 /** Format: date-time */
@@ -11958,8 +11960,10 @@ export interface operations {
                                 status: "kept" | "pending" | "sent" | "failed";
                                 /** @description SMTP attempts made */
                                 attempts: number;
+                                /** @description when a pending mail is tried next */
+                                next_attempt_at: string | null;
                                 sent_at: string | null;
-                                /** @description why the last attempt failed: the SMTP or socket error code, e.g. EENVELOPE 550 */
+                                /** @description why the last attempt failed: the SMTP command and reply code or the socket error, e.g. EENVELOPE RCPT TO 550, ESOCKET CONN ECONNREFUSED */
                                 last_error: string | null;
                             }[];
                             meta: {
@@ -13037,23 +13041,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "account",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];
@@ -13708,23 +13701,12 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "wallet",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];
@@ -13784,23 +13766,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "verification",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];
@@ -13821,23 +13792,12 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "verification",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];
@@ -13997,23 +13957,12 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "factor",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];
@@ -14074,23 +14023,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "factor",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];
@@ -14155,23 +14093,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "verification",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];
@@ -14475,23 +14402,12 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "blob",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];
@@ -15104,23 +15020,12 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "identity",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];
@@ -15180,23 +15085,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "phone",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];
@@ -15256,23 +15150,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "telegram",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];
@@ -15376,23 +15259,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "setting",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];
@@ -15655,23 +15527,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
-            200: {
+            /** @description No content */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    /**
-                     * @example {
-                     *       "data": {
-                     *         "type": "invite",
-                     *         "id": "1",
-                     *         "attributes": {}
-                     *       }
-                     *     }
-                     */
-                    "application/vnd.api+json": components["schemas"]["JsonApiDocument"];
-                };
+                content?: never;
             };
             400: components["responses"]["BadRequestJsonApi"];
             401: components["responses"]["UnauthorizedJsonApi"];

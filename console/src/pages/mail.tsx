@@ -49,12 +49,14 @@ export function Mail() {
       <ul className="mail">
         {(list.data?.items ?? []).map((mail) => (
           <li key={mail.id}>
-            <strong>{mail.subject}</strong> to {mail.recipient}, {formatDate(mail.created_at)} <Badge value={mail.status} />
+            <strong>{mail.subject ?? '(unreadable: sealed under a key this server does not have)'}</strong> to {mail.recipient ?? '—'},{' '}
+            {formatDate(mail.created_at)} <Badge value={mail.status} />
             {mail.status !== 'kept' && (
               <span className="muted">
                 {' '}
                 {mail.attempts} attempt{mail.attempts === 1 ? '' : 's'}
                 {mail.sent_at ? `, sent ${formatDate(mail.sent_at)}` : ''}
+                {mail.next_attempt_at ? `, next attempt ${formatDate(mail.next_attempt_at)}` : ''}
                 {mail.last_error ? `, last error ${mail.last_error}` : ''}
               </span>
             )}

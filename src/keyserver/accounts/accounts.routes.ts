@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Clock } from '../../platform/clock.ts';
 import type { Db } from '../../platform/db/database.ts';
 import { badRequest, notFound } from '../jsonapi.ts';
-import { accountIdSchema, signerResourceSchema, toNewSigner } from '../schemas.ts';
+import { accountIdSchema, signerResourceSchema, toNewSigner, noContentResponse } from '../schemas.ts';
 import { RECOVERY_SIGNER_ROLE, type AccountsService } from './accounts.service.ts';
 import type { SignerRow } from './accounts.repo.ts';
 
@@ -75,6 +75,7 @@ export async function accountsRoutes(app: FastifyInstance, options: AccountsRout
     '/accounts',
     {
       schema: {
+        response: noContentResponse,
         tags: ['key server'],
         summary: 'Create an account with signers',
         body: z.object({
@@ -102,7 +103,7 @@ export async function accountsRoutes(app: FastifyInstance, options: AccountsRout
         return toNewSigner(signer);
       });
       await options.db.transaction((tx) => accounts.createAccount(data.id, signers, tx));
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 

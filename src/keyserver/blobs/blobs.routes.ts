@@ -11,7 +11,7 @@ import { aad, keyserverSealer } from '../at-rest.ts';
 import { badRequest, notFound } from '../jsonapi.ts';
 import { ksBlobs } from '../keyserver.tables.ts';
 import { queryInt4 } from '../../platform/http/integers.ts';
-import { accountIdSchema } from '../schemas.ts';
+import { accountIdSchema, noContentResponse } from '../schemas.ts';
 
 /** Blob types are bit flags; up to token_metrics they are public (research/tokend.md §1.4). */
 export const BLOB_TYPES: Record<string, number> = {
@@ -175,19 +175,26 @@ export async function blobsRoutes(app: FastifyInstance, options: { db: Db; accou
 
   routes.delete(
     '/blobs/:blobId',
-    { schema: { tags: ['key server'], summary: 'Delete a blob (owner or admin)', params: z.object({ blobId: blobParam }) } },
+    {
+      schema: {
+        response: noContentResponse,
+        tags: ['key server'],
+        summary: 'Delete a blob (owner or admin)',
+        params: z.object({ blobId: blobParam }),
+      },
+    },
     async (request, reply) => {
       const blob = await findBlob(request.params.blobId);
       if (!blob) {
         await accounts.authorize(request, { admin: true });
-        return reply.code(204).send();
+        return reply.code(204).send(null);
       }
       await accounts.authorize(request, { owner: blob.ownerId, admin: true });
       await db
         .update(ksBlobs)
         .set({ deletedAt: new Date() })
         .where(and(eq(ksBlobs.id, blob.id), isNull(ksBlobs.deletedAt)));
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 }

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AccountsService } from '../accounts/accounts.service.ts';
 import { badRequest } from '../jsonapi.ts';
-import { accountIdSchema, emailSchema, jsonValueSchema, pageLinks, pageQuery, phoneSchema } from '../schemas.ts';
+import { accountIdSchema, emailSchema, jsonValueSchema, pageLinks, pageQuery, phoneSchema, noContentResponse } from '../schemas.ts';
 import type { WalletsService } from '../wallets/wallets.service.ts';
 import type { IdentitiesService, IdentityRow } from './identities.service.ts';
 
@@ -159,6 +159,7 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
     '/identities/:identifier',
     {
       schema: {
+        response: noContentResponse,
         tags: ['key server'],
         summary: 'Delete an unregistered identity by address or email (owner or admin)',
         params: z.object({ identifier: z.string().max(254) }),
@@ -171,7 +172,7 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
         : await identities.byEmail(identifier);
       await accounts.authorize(request, { owner: identity.address, admin: true });
       await identities.delete(identity);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
@@ -186,6 +187,7 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
     '/identities/:address/settings/phone',
     {
       schema: {
+        response: noContentResponse,
         tags: ['key server'],
         summary: 'Change the phone number (owner; second factor when enabled)',
         params: addressParams,
@@ -196,13 +198,14 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
       await owned(request, request.params.address, false);
       await wallets.requireSecondFactor(request, request.params.address, 'phone-change');
       await identities.setPhone(request.params.address, request.body.data.attributes.phone);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
   routes.put(
     '/identities/:address/settings/telegram',
     {
       schema: {
+        response: noContentResponse,
         tags: ['key server'],
         summary: 'Change the telegram username (owner; second factor when enabled)',
         params: addressParams,
@@ -218,7 +221,7 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
       await owned(request, request.params.address, false);
       await wallets.requireSecondFactor(request, request.params.address, 'telegram-change');
       await identities.setTelegram(request.params.address, request.body.data.attributes.username.replace(/^@/, ''));
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
@@ -261,6 +264,7 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
     '/identities/:address/settings',
     {
       schema: {
+        response: noContentResponse,
         tags: ['key server'],
         summary: 'Set a setting (owner)',
         params: addressParams,
@@ -280,7 +284,7 @@ export async function identitiesRoutes(app: FastifyInstance, options: Options) {
       }
       if (JSON.stringify(value).length > 10_000) throw badRequest('/data/attributes/value', 'is too large');
       await identities.setSetting(identity, key, value);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 }

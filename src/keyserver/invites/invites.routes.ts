@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { AccountsService } from '../accounts/accounts.service.ts';
 import { badRequest } from '../jsonapi.ts';
 import { queryInt4 } from '../../platform/http/integers.ts';
-import { accountIdSchema, emailSchema, pageLinks, pageQuery } from '../schemas.ts';
+import { accountIdSchema, emailSchema, pageLinks, pageQuery, noContentResponse } from '../schemas.ts';
 import type { InviteRow, InvitesService } from './invites.service.ts';
 
 const inviteInput = z.object({
@@ -102,6 +102,7 @@ export async function invitesRoutes(
     '/invites',
     {
       schema: {
+        response: noContentResponse,
         tags: ['key server'],
         summary: 'Delete invites',
         body: z.object({
@@ -118,7 +119,7 @@ export async function invitesRoutes(
         request.body.data.map((item) => item.id),
         admin ? undefined : accountId,
       );
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 }

@@ -52,24 +52,32 @@ export function createInvitesService(options: {
     async create(creatorId: string, invites: NewInvite[]): Promise<InviteRow[]> {
       const key = (invite: NewInvite) => `${invite.type}:${invite.saleId}:${invite.email}`;
       const codes = new Map(invites.map((invite) => [key(invite), newCode()]));
-      const rows = invites.map(({ email, type, saleId }) => {
-        const emailDigest = sealer.digest('email', email);
-        return {
-          type,
-          saleId,
-          creatorId,
-          codeDigest: codeDigest(email, codes.get(key({ email, type, saleId }))!),
-          emailDigest,
-          ...sealer.seal(email, aad.invite(type, saleId, emailDigest)),
-        };
-      });
+      // In one order whatever the request's, so two batches over the same addresses do not deadlock on the unique index.
+      const rows = invites
+        .map(({ email, type, saleId }) => {
+          const emailDigest = sealer.digest('email', email);
+          return {
+            type,
+            saleId,
+            creatorId,
+            codeDigest: codeDigest(email, codes.get(key({ email, type, saleId }))!),
+            emailDigest,
+            ...sealer.seal(email, aad.invite(type, saleId, emailDigest)),
+          };
+        })
+        .sort((a, b) => {
+          const left = `${a.emailDigest}:${a.type}:${a.saleId}`;
+          const right = `${b.emailDigest}:${b.type}:${b.saleId}`;
+          return left < right ? -1 : left > right ? 1 : 0;
+        });
+      const requested = new Map(invites.map((invite, index) => [key(invite), index]));
       return db.transaction(async (tx) => {
         const { count, retryAfterSeconds } = await options.counters.add(`invites:${creatorId}`, rows.length, 86_400_000, tx);
         if (count > options.perAccountPerDay)
           throw tooManyRequests(`This account may send ${options.perAccountPerDay} invites a day; retry in ${retryAfterSeconds} s`);
         const inserted = await tx.insert(ksInvites).values(rows).onConflictDoNothing().returning();
         if (inserted.length < rows.length) throw conflict('invite already exists');
-        const created = inserted.map(open);
+        const created = inserted.map(open).sort((a, b) => requested.get(key(a))! - requested.get(key(b))!);
         for (const invite of created) {
           const what = invite.saleId ? `to take part in offering ${invite.saleId}` : 'to join';
           await options.mailer.queue(

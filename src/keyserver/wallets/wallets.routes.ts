@@ -3,7 +3,16 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AccountsService } from '../accounts/accounts.service.ts';
 import { badRequest, conflict, notFound, tooManyRequests } from '../jsonapi.ts';
-import { accountIdSchema, emailSchema, pageLinks, pageQuery, signerResourceSchema, toNewSigner, walletIdSchema } from '../schemas.ts';
+import {
+  accountIdSchema,
+  emailSchema,
+  pageLinks,
+  pageQuery,
+  signerResourceSchema,
+  toNewSigner,
+  walletIdSchema,
+  noContentResponse,
+} from '../schemas.ts';
 import type { Tfa } from './tfa.ts';
 import type { WalletRow } from './wallets.repo.ts';
 import { int4, queryInt4 } from '../../platform/http/integers.ts';
@@ -252,11 +261,18 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
 
   routes.delete(
     '/wallets/:walletId',
-    { schema: { tags: ['key server'], summary: 'Delete a wallet (admin)', params: walletParams } },
+    {
+      schema: {
+        response: noContentResponse,
+        tags: ['key server'],
+        summary: 'Delete a wallet (admin)',
+        params: walletParams,
+      },
+    },
     async (request, reply) => {
       await accounts.authorize(request, { admin: true });
       await wallets.remove(request.params.walletId);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
@@ -291,11 +307,16 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
     '/wallets/:walletId/verification',
     {
       config: limited('wallet-verification'),
-      schema: { tags: ['key server'], summary: 'Send the verification email again', params: walletParams },
+      schema: {
+        response: noContentResponse,
+        tags: ['key server'],
+        summary: 'Send the verification email again',
+        params: walletParams,
+      },
     },
     async (request, reply) => {
       await wallets.resendVerification(request.params.walletId);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
@@ -304,6 +325,7 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
     {
       config: limited('wallet-verification'),
       schema: {
+        response: noContentResponse,
         tags: ['key server'],
         summary: 'Confirm the email with the token from the link',
         params: walletParams,
@@ -312,7 +334,7 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
     },
     async (request, reply) => {
       await wallets.verifyEmail(request.params.walletId, request.body.data.attributes.token);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
@@ -372,6 +394,7 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
     '/wallets/:walletId/factors/:factorId',
     {
       schema: {
+        response: noContentResponse,
         tags: ['key server'],
         summary: 'Set a factor priority (enabling needs that factor verified)',
         params: factorParams,
@@ -388,21 +411,28 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
       const priority = request.body.data.attributes.priority;
       if (priority > 0 && factor.priority === 0) await tfa.require(request, wallet, { mixin: 'factor-enable', factorId: factor.id });
       await wallets.updateFactor(factor.id, priority);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
   routes.delete(
     '/wallets/:walletId/factors/:factorId',
-    { schema: { tags: ['key server'], summary: 'Delete a factor', params: factorParams } },
+    {
+      schema: {
+        response: noContentResponse,
+        tags: ['key server'],
+        summary: 'Delete a factor',
+        params: factorParams,
+      },
+    },
     async (request, reply) => {
       const wallet = await ownedWallet(request, request.params.walletId);
       const factor = await wallets.factor(wallet, request.params.factorId);
-      if (!factor || factor.type === 'email') return reply.code(204).send();
+      if (!factor || factor.type === 'email') return reply.code(204).send(null);
       if (factor.type === 'password') throw badRequest('/data/id', 'the password factor cannot be deleted');
       if (factor.priority > 0) await tfa.require(request, wallet, { mixin: 'factor-delete', types: ['password'] });
       await wallets.deleteFactor(factor.id);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
@@ -411,6 +441,7 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
     {
       config: limited('factor-verify'),
       schema: {
+        response: noContentResponse,
         tags: ['key server'],
         summary: 'Verify a second-factor challenge',
         params: factorParams,
@@ -426,7 +457,7 @@ export async function walletsRoutes(app: FastifyInstance, options: Options) {
       const wallet = await wallets.mustFind(request.params.walletId);
       const { token, otp } = request.body.data.attributes;
       await tfa.verifyChallenge(wallet.id, request.params.factorId, token, otp);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 }

@@ -17,7 +17,7 @@ import {
 import { z } from 'zod';
 import { loggerOptions } from '../observability/logging.ts';
 import { createMetricsRegistry, metricsPlugin, type MetricsPluginOptions } from '../observability/metrics.ts';
-import { isDatabaseUnavailable } from '../db/errors.ts';
+import { isDatabaseUnavailable, isTransactionConflict } from '../db/errors.ts';
 import { AppError, DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE_MESSAGE, errorBody, type FieldError } from './errors.ts';
 import { findUnstorableText } from './input-guard.ts';
 
@@ -225,7 +225,8 @@ export function logFailure(request: FastifyRequest, error: unknown, code: string
 /**
  * The status, code and message any thrown error answers with, for every error renderer (envelope,
  * JSON:API, OAuth): `AppError`s as declared, validation and body errors as 4xx, a database that
- * cannot serve as 503 DATABASE_UNAVAILABLE, anything else as 500.
+ * cannot serve, or a transaction it rolled back on a deadlock or serialization failure, as 503
+ * DATABASE_UNAVAILABLE (with Retry-After), anything else as 500.
  */
 export function classifyError(error: FastifyError | AppError): {
   status: number;
@@ -233,7 +234,9 @@ export function classifyError(error: FastifyError | AppError): {
   message: string;
   details?: FieldError[];
 } {
-  if (isDatabaseUnavailable(error)) return { status: 503, code: 'DATABASE_UNAVAILABLE', message: DATABASE_UNAVAILABLE_MESSAGE };
+  // A deadlock or serialization failure rolled the whole transaction back: nothing changed, and a retry may succeed.
+  if (isDatabaseUnavailable(error) || isTransactionConflict(error))
+    return { status: 503, code: 'DATABASE_UNAVAILABLE', message: DATABASE_UNAVAILABLE_MESSAGE };
   if (error instanceof AppError) return { status: error.statusCode, code: error.code, message: error.message, details: error.details };
   if (hasZodFastifySchemaValidationErrors(error)) {
     const details = validationDetails(error);

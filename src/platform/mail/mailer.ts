@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
 import { and, asc, desc, eq, inArray, isNull, lte, or, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import nodemailer from 'nodemailer';
@@ -59,7 +58,7 @@ export type MailTransport = { sendMail(message: { from: string; to: string; subj
 
 /**
  * SMTP through nodemailer (smtp://user:pass@host:587, smtps://...): 10 s to connect and for the
- * greeting, 30 s of socket silence (the sender also abandons a send at half its lease).
+ * greeting, 30 s of socket silence.
  */
 export function smtpTransport(url: string): MailTransport & { close(): void } {
   return nodemailer.createTransport({ url, connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000 } as never);
@@ -72,10 +71,16 @@ export function smtpTransport(url: string): MailTransport & { close(): void } {
  */
 export function mailErrorSummary(error: unknown): { summary: string; permanent: boolean } {
   const { code, responseCode, command } = (error ?? {}) as { code?: unknown; responseCode?: unknown; command?: unknown };
+  // A socket error's cause (ECONNREFUSED...) is only in nodemailer's message; the rest of the message may quote addresses.
+  const cause =
+    error instanceof Error
+      ? /\b(E(?:CONNREFUSED|CONNRESET|HOSTUNREACH|NETUNREACH|NOTFOUND|AI_AGAIN|PIPE|TIMEDOUT))\b/.exec(error.message)?.[1]
+      : undefined;
   const parts = [
     typeof code === 'string' ? code : undefined,
     typeof command === 'string' ? command : undefined,
     typeof responseCode === 'number' ? String(responseCode) : undefined,
+    cause !== code ? cause : undefined,
   ];
   const summary = parts.filter(Boolean).join(' ') || (error instanceof Error ? error.name : 'error');
   // RFC 5321 §4.2.1: 5yz is a permanent negative reply; 503 (bad sequence) says the session, not the mail, was wrong.
@@ -125,9 +130,10 @@ export type MailSender = {
 /**
  * Sends the `pending` mail of the outbox over SMTP, at least once. A round claims due mail under a
  * claim token; each mail's lease (`leaseSeconds`) is taken again just before it is sent, and its
- * outcome is recorded only under that token, so a mail is never sent by two live senders, and a
- * sender that died mid-send leaves it to be claimed again when its lease ends. A send that runs
- * past half the lease is abandoned as timed out. A refusal of this mail (a permanent 5xx reply to
+ * outcome is recorded only under that token; the lease is renewed while the send runs, so a mail
+ * is never sent by two live senders, and a sender that died mid-send leaves it to be claimed again
+ * when its lease ends. A mail that cannot be opened (sealed under a key this process lacks) or
+ * whose attempts never recorded an outcome is failed (`EUNSEALABLE`, `EATTEMPTS`). A refusal of this mail (a permanent 5xx reply to
  * RCPT TO or DATA, RFC 5321 §4.2.1) fails it at once; anything else (connection, login, MAIL FROM,
  * timeout, 4xx) is retried on `retryScheduleSeconds`. Once a mail is sent or failed its text
  * (links, codes) is dropped; recipient and subject stay, sealed. Any number of senders may run
@@ -190,25 +196,45 @@ export function createMailSender(options: MailSenderOptions): MailSender {
       .where(and(eq(mailOutbox.claimToken, token), eq(mailOutbox.status, 'pending')));
   }
 
-  /** Settles with the send, or rejects with ETIMEDOUT after half the lease (the send may still complete). */
-  async function sendWithin(mail: OutboxMail) {
-    const timeout = new AbortController();
-    const deadline = delay(leaseMs / 2, undefined, { signal: timeout.signal }).then(() => {
-      throw Object.assign(new Error('the SMTP send took longer than half the lease'), { code: 'ETIMEDOUT' });
-    });
+  /**
+   * Sends `mail`, renewing its lease every third of `leaseSeconds` while the send runs, so no other
+   * sender takes it over from a live one however slow the SMTP server is (the transport's own
+   * timeouts end a stalled send).
+   */
+  async function sendHeld(row: StoredMail, mail: OpenedMail) {
+    const heartbeat = setInterval(() => {
+      void db
+        .update(mailOutbox)
+        .set({ leaseUntil: leaseFrom(clock.now()) })
+        .where(and(eq(mailOutbox.id, row.id), eq(mailOutbox.claimToken, row.claimToken!)))
+        .catch(() => undefined);
+    }, leaseMs / 3).unref();
     try {
-      await Promise.race([transport.sendMail({ from, to: mail.recipient, subject: mail.subject, text: mail.body ?? '' }), deadline]);
+      await transport.sendMail({ from, to: mail.recipient, subject: mail.subject, text: mail.body ?? '' });
     } finally {
-      timeout.abort();
-      deadline.catch(() => undefined);
+      clearInterval(heartbeat);
     }
   }
 
+  async function giveUp(row: StoredMail, lastError: string) {
+    log.warn({ mailId: row.id, attempt: row.attempts, error: lastError, failed: true }, 'mail not sent; giving up');
+    await record(row, { status: 'failed', nextAttemptAt: null, lastError });
+  }
+
   async function sendOne(row: StoredMail) {
-    const mail = openMail(keyring, row);
+    // More attempts than the schedule has room for: earlier ones never recorded an outcome (a
+    // process that died mid-send each time). Stop rather than loop.
+    if (row.attempts > schedule.length + 1) return giveUp(row, 'EATTEMPTS');
+    let mail: OpenedMail;
+    try {
+      mail = openMail(keyring, row);
+    } catch {
+      // Sealed under a key this process does not have: no attempt can send it.
+      return giveUp(row, 'EUNSEALABLE');
+    }
     let failure: unknown;
     try {
-      await sendWithin(mail);
+      await sendHeld(row, mail);
     } catch (error) {
       failure = error ?? new Error('send failed');
     }
@@ -251,7 +277,8 @@ export function createMailSender(options: MailSenderOptions): MailSender {
       for (const id of ids) {
         if (shouldStop()) break;
         const row = await take(id, token);
-        if (row) await sendOne(row);
+        // One mail's trouble (a database error recording it) does not hold up the others; its lease lapses and it is retried.
+        if (row) await sendOne(row).catch((error: unknown) => log.warn({ err: error, mailId: id }, 'mail sender failed on one mail'));
       }
     } finally {
       if (ids.length > 0) await release(token);
@@ -293,8 +320,9 @@ export function createMailSender(options: MailSenderOptions): MailSender {
 /** A kept mail as the platform admin reads it. */
 export type OutboxMail = {
   id: string;
-  recipient: string;
-  subject: string;
+  /** Null, with `subject` and `body`, when the mail was sealed under a key this process does not have. */
+  recipient: string | null;
+  subject: string | null;
   /** The text; null once the mail was sent or failed (it held links and codes). */
   body: string | null;
   createdAt: Date;
@@ -302,6 +330,8 @@ export type OutboxMail = {
   status: MailStatus;
   /** SMTP attempts made. */
   attempts: number;
+  /** When a pending mail is tried next (null unless pending). */
+  nextAttemptAt: Date | null;
   sentAt: Date | null;
   /** Why the last attempt failed (`EENVELOPE 550`, `ECONNECTION`), never an address. */
   lastError: string | null;
@@ -319,7 +349,10 @@ export function sealMail(keyring: Keyring, id: string, mail: Omit<Mail, 'text'> 
   return { recipientDigest: recipientDigest(keyring, mail.to), ...seal(keyring, JSON.stringify(mail), mailAad(id)) };
 }
 
-function openMail(keyring: Keyring, row: StoredMail): OutboxMail {
+/** A mail whose sealed part is open. */
+type OpenedMail = OutboxMail & { recipient: string; subject: string };
+
+function openMail(keyring: Keyring, row: StoredMail): OpenedMail {
   if (row.keyId === null || row.wrappedKey === null || row.ciphertext === null) {
     throw new Error('mail_outbox row is not sealed yet; restart the server so that it seals plaintext rows');
   }
@@ -334,9 +367,30 @@ function openMail(keyring: Keyring, row: StoredMail): OutboxMail {
     createdAt: row.createdAt,
     status: row.status,
     attempts: row.attempts,
+    nextAttemptAt: row.status === 'pending' ? row.nextAttemptAt : null,
     sentAt: row.sentAt,
     lastError: row.lastError,
   };
+}
+
+/** `openMail`, or the row's metadata alone when its sealed part cannot be opened: one such row does not hide the page. */
+function openReadable(keyring: Keyring, row: StoredMail): OutboxMail {
+  try {
+    return openMail(keyring, row);
+  } catch {
+    return {
+      id: row.id,
+      recipient: null,
+      subject: null,
+      body: null,
+      createdAt: row.createdAt,
+      status: row.status,
+      attempts: row.attempts,
+      nextAttemptAt: row.status === 'pending' ? row.nextAttemptAt : null,
+      sentAt: row.sentAt,
+      lastError: row.lastError,
+    };
+  }
 }
 
 /**
@@ -360,7 +414,7 @@ export async function readOutbox(
     .limit(query.limit + 1)
     .offset(query.offset);
   const { rows: page, ...count } = await pageWithTotal(db, rows, query, { from: mailOutbox, where });
-  return { items: page.map((row) => openMail(keyring, row)), ...count };
+  return { items: page.map((row) => openReadable(keyring, row)), ...count };
 }
 
 /**
